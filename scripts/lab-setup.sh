@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Prepares this machine as a lab Docker host: packages, a running engine, a local
+# busybox:latest image and the safety routes. Idempotent; says what it did.
+# Usage: sudo scripts/lab-setup.sh [--no-browser]
+set -euo pipefail
+
+want_browser=1
+[ "${1:-}" = "--no-browser" ] && want_browser=0
+
+say() { printf '[lab-setup] %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "lab-setup: must run as root (it installs packages, starts dockerd and adds routes)" >&2
+  exit 1
+fi
+
+packages=(docker.io iptables tcpdump iproute2 busybox-static ca-certificates procps)
+[ "$want_browser" -eq 1 ] && packages+=(chromium fonts-dejavu-core)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "packages already installed: ${packages[*]}"
+fi
+
+# Safety routes before any lab traffic: a lab address that no longer exists is dropped
+# here instead of leaving the machine. Bridge routes are more specific and still win.
+ip route replace blackhole 172.16.0.0/12
+ip route replace blackhole 192.168.0.0/16
+say "safety routes: blackhole 172.16.0.0/12 and 192.168.0.0/16 in place"
+
+if docker info >/dev/null 2>&1; then
+  say "docker engine answers: $(docker version --format '{{.Server.Version}}' 2>/dev/null)"
+else
+  say "starting dockerd (log: /var/log/dockerd-lab.log)"
+  # containerd is started by dockerd itself when not already running.
+  nohup dockerd >/var/log/dockerd-lab.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "lab-setup: dockerd did not answer within 60 s; see /var/log/dockerd-lab.log" >&2; tail -20 /var/log/dockerd-lab.log >&2; exit 1; }
+  say "docker engine started: $(docker version --format '{{.Server.Version}}')"
+fi
+
+if docker image inspect busybox:latest >/dev/null 2>&1; then
+  say "image busybox:latest present"
+else
+  say "building busybox:latest from the host's static busybox (no registry here)"
+  root=$(mktemp -d)
+  trap 'rm -rf "$root"' EXIT
+  mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/proc" "$root/sys" "$root/dev"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in $("$root/bin/busybox" --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+  printf 'root:x:0:\n' >"$root/etc/group"
+  tar -C "$root" -c . | docker import --change 'CMD ["sh"]' --change 'ENV PATH=/bin' - busybox:latest >/dev/null
+  say "image busybox:latest imported ($(docker image inspect busybox:latest --format '{{.Size}}') bytes)"
+fi
+
+if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+  say "br_netfilter: bridge-nf-call-iptables=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables)"
+fi
+say "ready: $(iptables -V), $(tcpdump --version 2>&1 | head -1)"

@@ -1,0 +1,28 @@
+namespace Dashboard.Host;
+
+/// <summary>Configuration section "Host": where the engine is and which programs read the firewall.</summary>
+public sealed class HostOptions
+{
+    public const string Section = "Host";
+
+    /// <summary>A name for this Docker host (SignalR groups, run records). Defaults to the machine name.</summary>
+    public string Name { get; set; } = Environment.MachineName;
+
+    public string DockerEndpoint { get; set; } = "unix:///var/run/docker.sock";
+
+    /// <summary>Engine API version to pin; 1.41 is what Debian's Docker 20.10 speaks, and newer engines still accept it.</summary>
+    public string DockerApiVersion { get; set; } = "1.41";
+
+    public string IptablesSave { get; set; } = "iptables-save";
+    public string Ip6tablesSave { get; set; } = "ip6tables-save";
+    public string Iptables { get; set; } = "iptables";
+    public string Ip6tables { get; set; } = "ip6tables";
+    public string Nft { get; set; } = "nft";
+    public string Ip { get; set; } = "ip";
+    public string Nsenter { get; set; } = "nsenter";
+
+    /// <summary>Seconds iptables waits for the xtables lock when writing (<c>-w</c>).</summary>
+    public int XtablesLockWaitSeconds { get; set; } = 5;
+
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromSeconds(20);
+}

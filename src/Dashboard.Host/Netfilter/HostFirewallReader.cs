@@ -1,0 +1,89 @@
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+using Dashboard.Host.Processes;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.Host.Netfilter;
+
+/// <summary>A ruleset read from the host, with how long the read took and what could not be read.</summary>
+public sealed record FirewallSnapshot(Ruleset Ruleset, DateTimeOffset ReadAt, TimeSpan Duration, IReadOnlyList<string> Commands, IReadOnlyList<string> Warnings);
+
+/// <summary>The host's firewall could not be read at all (program missing, not permitted, unreadable output).</summary>
+public sealed class FirewallUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// Reads the whole ruleset with counters: <c>iptables-save -c</c> and <c>ip6tables-save -c</c> on iptables hosts (nft or legacy),
+/// <c>nft -j list ruleset</c> on Docker's nftables backend.
+/// </summary>
+public sealed class HostFirewallReader(IProcessRunner runner, IOptions<HostOptions> options)
+{
+    private readonly HostOptions _options = options.Value;
+
+    public async Task<FirewallSnapshot> ReadAsync(FirewallBackend backend, CancellationToken ct = default)
+    {
+        var started = DateTimeOffset.UtcNow;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var warnings = new List<string>();
+        if (backend == FirewallBackend.Nftables)
+        {
+            var nft = await RunAsync(_options.Nft, ["-j", "list", "ruleset"], ct).ConfigureAwait(false);
+            return new FirewallSnapshot(Parse(() => NftJsonReader.Read(nft), "nft -j list ruleset"), started, sw.Elapsed, ["nft -j list ruleset"], warnings);
+        }
+
+        var v4 = await RunAsync(_options.IptablesSave, ["-c"], ct).ConfigureAwait(false);
+        var ruleset = Parse(() => IptablesSaveReader.Read(v4, TableFamily.Ipv4), "iptables-save -c");
+        var commands = new List<string> { $"{_options.IptablesSave} -c" };
+        try
+        {
+            var v6 = await RunAsync(_options.Ip6tablesSave, ["-c"], ct).ConfigureAwait(false);
+            if (!string.IsNullOrWhiteSpace(v6))
+            {
+                var six = Parse(() => IptablesSaveReader.Read(v6, TableFamily.Ipv6), "ip6tables-save -c");
+                ruleset = new Ruleset { Format = ruleset.Format, Generator = ruleset.Generator, Tables = [.. ruleset.Tables, .. six.Tables] };
+                commands.Add($"{_options.Ip6tablesSave} -c");
+            }
+        }
+        catch (FirewallUnavailableException ex)
+        {
+            warnings.Add($"IPv6 rules not read: {ex.Message}");
+        }
+
+        return new FirewallSnapshot(ruleset, started, sw.Elapsed, commands, warnings);
+    }
+
+    private async Task<string> RunAsync(string program, IReadOnlyList<string> args, CancellationToken ct)
+    {
+        ProcessResult result;
+        try
+        {
+            result = await runner.RunAsync(program, args, _options.CommandTimeout, ct).ConfigureAwait(false);
+        }
+        catch (ProcessFailedException ex)
+        {
+            throw new FirewallUnavailableException(ex.Message, ex);
+        }
+
+        if (!result.Succeeded)
+        {
+            var why = result.Message;
+            var hint = why.Contains("Permission denied", StringComparison.OrdinalIgnoreCase) || why.Contains("you must be root", StringComparison.OrdinalIgnoreCase)
+                ? " (the dashboard needs root or CAP_NET_ADMIN to read the firewall)"
+                : "";
+            throw new FirewallUnavailableException($"{program} {string.Join(' ', args)} failed with exit code {result.ExitCode}: {why}{hint}");
+        }
+
+        return result.StdOut;
+    }
+
+    private static Ruleset Parse(Func<Ruleset> read, string what)
+    {
+        try
+        {
+            return read();
+        }
+        catch (RulesetFormatException ex)
+        {
+            throw new FirewallUnavailableException($"{what} printed something this dashboard cannot read ({ex.Message})", ex);
+        }
+    }
+}

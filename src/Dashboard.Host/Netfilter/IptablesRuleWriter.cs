@@ -1,0 +1,69 @@
+using Dashboard.Core.Changes;
+using Dashboard.Core.Firewall;
+using Dashboard.Host.Processes;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.Host.Netfilter;
+
+/// <summary>The outcome of one iptables command, with the exact command line for the audit.</summary>
+public sealed record RuleCommandResult(bool Succeeded, string CommandLine, string Message);
+
+/// <summary>
+/// Adds and removes the dashboard's own iptables rules. Every rule carries the dashboard's comment tag; removal finds
+/// rules by that exact tag in a fresh read and deletes each by its full specification. It never flushes a chain, never
+/// changes a policy and never touches a rule without the tag.
+/// </summary>
+public sealed class IptablesRuleWriter(IProcessRunner runner, IOptions<HostOptions> options)
+{
+    private readonly HostOptions _options = options.Value;
+
+    public async Task<RuleCommandResult> InsertAsync(RuleSpec spec, CancellationToken ct = default)
+    {
+        var program = spec.IsIpv6 ? _options.Ip6tables : _options.Iptables;
+        var args = spec.InsertArguments(_options.XtablesLockWaitSeconds);
+        return await RunAsync(program, args, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Deletes every rule, in every table of both families, whose comment is exactly <paramref name="tag"/>.</summary>
+    public async Task<IReadOnlyList<RuleCommandResult>> DeleteTaggedAsync(string tag, CancellationToken ct = default)
+    {
+        if (!RuleTag.IsDashboardComment(tag))
+        {
+            throw new ArgumentException("only the dashboard's own tagged rules can be removed", nameof(tag));
+        }
+
+        var results = new List<RuleCommandResult>();
+        foreach (var (save, program, family) in new[] { (_options.IptablesSave, _options.Iptables, TableFamily.Ipv4), (_options.Ip6tablesSave, _options.Ip6tables, TableFamily.Ipv6) })
+        {
+            var dump = await runner.RunAsync(save, ["-c"], _options.CommandTimeout, ct).ConfigureAwait(false);
+            if (!dump.Succeeded || string.IsNullOrWhiteSpace(dump.StdOut))
+            {
+                continue;
+            }
+
+            var ruleset = IptablesSaveReader.Read(dump.StdOut, family);
+            foreach (var rule in ruleset.Rules.Where(r => r.Comment == tag).ToList())
+            {
+                var args = new List<string> { "-w", _options.XtablesLockWaitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "-t", rule.Table, "-D", rule.Chain };
+                args.AddRange(IptablesSaveReader.SpecArguments(rule.Text));
+                results.Add(await RunAsync(program, args, ct).ConfigureAwait(false));
+            }
+        }
+
+        return results;
+    }
+
+    private async Task<RuleCommandResult> RunAsync(string program, IReadOnlyList<string> args, CancellationToken ct)
+    {
+        var line = CommandLine.Format(program, args);
+        try
+        {
+            var r = await runner.RunAsync(program, args, _options.CommandTimeout, ct).ConfigureAwait(false);
+            return new RuleCommandResult(r.Succeeded, line, r.Succeeded ? "ok" : $"exit code {r.ExitCode}: {r.Message}");
+        }
+        catch (ProcessFailedException ex)
+        {
+            return new RuleCommandResult(false, line, ex.Message);
+        }
+    }
+}

@@ -1,0 +1,32 @@
+using Dashboard.Host.Docker;
+using Dashboard.Host.Netfilter;
+using Dashboard.Host.Processes;
+using Docker.DotNet;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.Host;
+
+public static class ServiceCollectionExtensions
+{
+    /// <summary>Registers the host collector's adapters: the Docker client, the process runner, the firewall and topology readers.</summary>
+    public static IServiceCollection AddDashboardHost(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<HostOptions>().Bind(configuration.GetSection(HostOptions.Section));
+        services.AddSingleton<IProcessRunner, ProcessRunner>();
+        services.AddSingleton<IDockerClient>(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<HostOptions>>().Value;
+            return new DockerClientBuilder()
+                .WithEndpoint(new Uri(o.DockerEndpoint))
+                .WithApiVersion(Version.Parse(o.DockerApiVersion))
+                .WithTimeout(TimeSpan.FromSeconds(30))
+                .Build();
+        });
+        services.AddSingleton<DockerTopologyReader>();
+        services.AddSingleton<HostFirewallReader>();
+        services.AddSingleton<IptablesRuleWriter>();
+        return services;
+    }
+}
