@@ -27,6 +27,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<DockerTopologyReader>();
         services.AddSingleton<HostFirewallReader>();
         services.AddSingleton<IptablesRuleWriter>();
+        services.AddSingleton<HostInspector>();
         return services;
     }
 }

@@ -1,27 +1,48 @@
+using System.Text.Json.Serialization;
+using Dashboard.Data;
+using Dashboard.Host;
+using Dashboard.Host.Docker;
+using Dashboard.Host.Netfilter;
+using Dashboard.Web.Api;
 using Dashboard.Web.Components;
+using Microsoft.AspNetCore.Diagnostics;
+using MudBlazor.Services;
 
 var builder = WebApplication.CreateBuilder(args);
 
-// Add services to the container.
-builder.Services.AddRazorComponents()
-    .AddInteractiveServerComponents();
+builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+builder.Services.AddMudServices();
+builder.Services.AddProblemDetails();
+builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new JsonStringEnumConverter()));
+builder.Services.AddSingleton(builder.Configuration.GetSection(ApiOptions.Section).Get<ApiOptions>() ?? new ApiOptions());
+builder.Services.AddDashboardHost(builder.Configuration);
+builder.Services.AddDashboardData(builder.Configuration);
 
 var app = builder.Build();
 
-// Configure the HTTP request pipeline.
-if (!app.Environment.IsDevelopment())
+app.UseExceptionHandler(errors => errors.Run(async context =>
 {
-    app.UseExceptionHandler("/Error", createScopeForErrors: true);
-    // The default HSTS value is 30 days. You may want to change this for production scenarios, see https://aka.ms/aspnetcore-hsts.
-    app.UseHsts();
-}
-app.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages: true);
-app.UseHttpsRedirection();
-
+    // Host outages are states, not crashes: say which part of the host did not answer.
+    var error = context.Features.Get<IExceptionHandlerFeature>()?.Error;
+    var (status, title) = error switch
+    {
+        EngineUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Docker engine unavailable"),
+        FirewallUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Firewall unreadable"),
+        _ => (StatusCodes.Status500InternalServerError, "Unexpected error"),
+    };
+    context.Response.StatusCode = status;
+    await Results.Problem(statusCode: status, title: title, detail: status == 500 ? null : error?.Message).ExecuteAsync(context);
+}));
+app.UseStatusCodePages();
 app.UseAntiforgery();
 
+await app.Services.MigrateDashboardDatabaseAsync();
+
 app.MapStaticAssets();
-app.MapRazorComponents<App>()
-    .AddInteractiveServerRenderMode();
+app.MapReadApi();
+app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 
 app.Run();
+
+/// <summary>Entry point, visible to WebApplicationFactory in tests.</summary>
+public partial class Program;

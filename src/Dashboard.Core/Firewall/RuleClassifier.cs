@@ -38,7 +38,7 @@ public static partial class RuleClassifier
 
             foreach (var s in n.Subnets)
             {
-                if (s.Parsed is { } p)
+                if (s.ToNetwork() is { } p)
                 {
                     subnets.Add((p, n));
                 }
@@ -50,7 +50,7 @@ public static partial class RuleClassifier
         {
             foreach (var ep in c.Endpoints)
             {
-                if (ep.IPv4Address is { } a && IPAddress.TryParse(a, out var ip))
+                if (ep.Ipv4Address is { } a && IPAddress.TryParse(a, out var ip))
                 {
                     containerAddresses.Add(ip);
                 }

@@ -32,7 +32,7 @@ public sealed record EngineInfo(
 
 public sealed record NetworkSubnet(string Subnet, string? Gateway)
 {
-    public IPNetwork? Parsed => IPNetwork.TryParse(Subnet, out var n) ? n : null;
+    public IPNetwork? ToNetwork() => IPNetwork.TryParse(Subnet, out var n) ? n : null;
 }
 
 /// <summary>A Docker network as the engine describes it, with the Linux bridge that carries it.</summary>
@@ -80,9 +80,9 @@ public sealed record ContainerEndpoint(
     string NetworkId,
     string NetworkName,
     string? EndpointId,
-    string? IPv4Address,
-    int? IPv4PrefixLength,
-    string? IPv6Address,
+    string? Ipv4Address,
+    int? Ipv4PrefixLength,
+    string? Ipv6Address,
     string? MacAddress,
     string? Gateway,
     VethPair? Veth);

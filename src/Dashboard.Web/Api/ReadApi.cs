@@ -1,0 +1,121 @@
+using System.Text;
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+using Dashboard.Host;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Dashboard.Web.Api;
+
+/// <summary>Read-only JSON views of the host: <c>/api/host</c>, <c>/api/networks</c>, <c>/api/containers</c>, <c>/api/bridges</c>, <c>/api/firewall</c>, and <c>POST /api/firewall/parse</c>.</summary>
+public static class ReadApi
+{
+    public static IEndpointRouteBuilder MapReadApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api").WithTags("Host");
+        api.MapGet("/host", async (HostInspector host, CancellationToken ct) =>
+        {
+            var t = await host.ReadTopologyAsync(ct);
+            return TypedResults.Ok(new HostSummary(t.Engine, t.Networks.Count, t.Containers.Count, t.Containers.Count(c => c.State == "running"), t.Bridges.Count, t.ReadAt, t.Warnings));
+        });
+        api.MapGet("/networks", async (HostInspector host, CancellationToken ct) => TypedResults.Ok((await host.ReadTopologyAsync(ct)).Networks));
+        api.MapGet("/containers", async (HostInspector host, CancellationToken ct) => TypedResults.Ok((await host.ReadTopologyAsync(ct)).Containers));
+        api.MapGet("/bridges", async (HostInspector host, CancellationToken ct) => TypedResults.Ok((await host.ReadTopologyAsync(ct)).Bridges));
+        api.MapGet("/firewall", async (HostInspector host, CancellationToken ct) =>
+        {
+            var v = await host.ReadFirewallAsync(ct);
+            return TypedResults.Ok(new FirewallResponse(
+                v.Snapshot.ReadAt,
+                v.Snapshot.Duration.TotalMilliseconds,
+                v.Backend,
+                DockerLayoutDetector.Detect(v.Snapshot.Ruleset),
+                v.Snapshot.Commands,
+                v.Snapshot.Warnings,
+                RulesetDto.From(v.Snapshot.Ruleset)));
+        });
+        api.MapPost("/firewall/parse", ParseAsync).DisableAntiforgery();
+        return app;
+    }
+
+    /// <summary>Parses an uploaded dump (raw body, or the first file of a multipart form) into the same model as <c>/api/firewall</c>.</summary>
+    private static async Task<Results<Ok<ParseResponse>, ProblemHttpResult>> ParseAsync(HttpRequest request, ApiOptions options, CancellationToken ct)
+    {
+        Stream body = request.Body;
+        if (request.HasFormContentType)
+        {
+            var form = await request.ReadFormAsync(ct);
+            var file = form.Files.FirstOrDefault();
+            if (file is null)
+            {
+                return Problem(StatusCodes.Status400BadRequest, "No dump uploaded", "Send the dump as the request body, or as a file field of a multipart form.");
+            }
+
+            body = file.OpenReadStream();
+        }
+
+        var (text, tooLarge) = await ReadBoundedAsync(body, options.MaxDumpBytes, ct);
+        if (tooLarge)
+        {
+            return Problem(StatusCodes.Status413PayloadTooLarge, "Dump too large",
+                $"Dumps up to {options.MaxDumpBytes / (1024 * 1024)} MiB are accepted (a 10,000-rule iptables-save is about 1 MiB).");
+        }
+
+        try
+        {
+            var ruleset = RulesetReader.Read(text);
+            RuleClassifier.Classify(ruleset);
+            return TypedResults.Ok(new ParseResponse(DockerLayoutDetector.Detect(ruleset), RulesetDto.From(ruleset)));
+        }
+        catch (RulesetFormatException ex)
+        {
+            var problem = TypedResults.Problem(
+                statusCode: StatusCodes.Status400BadRequest,
+                title: "The dump could not be read",
+                detail: ex.Message,
+                extensions: new Dictionary<string, object?> { ["line"] = ex.Line });
+            return problem;
+        }
+    }
+
+    private static async Task<(string Text, bool TooLarge)> ReadBoundedAsync(Stream body, long max, CancellationToken ct)
+    {
+        using var ms = new MemoryStream();
+        var buffer = new byte[81920];
+        int n;
+        while ((n = await body.ReadAsync(buffer, ct)) > 0)
+        {
+            if (ms.Length + n > max)
+            {
+                return ("", true);
+            }
+
+            ms.Write(buffer, 0, n);
+        }
+
+        return (Encoding.UTF8.GetString(ms.GetBuffer(), 0, (int)ms.Length), false);
+    }
+
+    private static ProblemHttpResult Problem(int status, string title, string detail) =>
+        TypedResults.Problem(statusCode: status, title: title, detail: detail);
+}
+
+public sealed record HostSummary(EngineInfo Engine, int Networks, int Containers, int RunningContainers, int Bridges, DateTimeOffset ReadAt, IReadOnlyList<string> Warnings);
+
+public sealed record FirewallResponse(
+    DateTimeOffset ReadAt,
+    double ReadMilliseconds,
+    FirewallBackend Backend,
+    DockerLayout Layout,
+    IReadOnlyList<string> Commands,
+    IReadOnlyList<string> Warnings,
+    RulesetDto Ruleset);
+
+public sealed record ParseResponse(DockerLayout Layout, RulesetDto Ruleset);
+
+/// <summary>Configuration section "Api".</summary>
+public sealed class ApiOptions
+{
+    public const string Section = "Api";
+
+    /// <summary>Largest dump <c>POST /api/firewall/parse</c> accepts.</summary>
+    public long MaxDumpBytes { get; set; } = 16 * 1024 * 1024;
+}

@@ -1,0 +1,210 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Dashboard.Core.Changes;
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+using Dashboard.Host;
+using Dashboard.Host.Netfilter;
+using Dashboard.Host.Processes;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.TestSupport;
+
+/// <summary>
+/// Uniquely named lab networks and busybox containers for one test, and the iptables rules it tagged. Disposing removes
+/// all of them, also when the test failed. Networks come from Docker's default pools (inside 172.16.0.0/12).
+/// </summary>
+public sealed partial class LabScope : IAsyncDisposable
+{
+    private readonly ProcessRunner _runner = new();
+    private readonly List<string> _containers = [];
+    private readonly List<string> _networks = [];
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    public LabScope()
+    {
+        Id = Guid.NewGuid().ToString("N")[..8];
+        Tag = RuleTag.For("test-" + Id);
+        Writer = new IptablesRuleWriter(_runner, Options.Create(new HostOptions()));
+    }
+
+    /// <summary>Short random id in every name this scope creates.</summary>
+    public string Id { get; }
+
+    /// <summary>The comment on every rule this scope adds.</summary>
+    public string Tag { get; }
+
+    public IptablesRuleWriter Writer { get; }
+
+    public string Name(string suffix) => $"nltest-{Id}-{suffix}";
+
+    /// <summary>Creates a bridge network with an explicit /24 inside 172.16.0.0/12 (never Docker's rolling default pools).</summary>
+    public async Task<string> CreateNetworkAsync(string suffix, params string[] extra)
+    {
+        var name = Name(suffix);
+        for (var attempt = 0; ; attempt++)
+        {
+            var subnet = LabSubnetAllocator.Pick(await TakenSubnetsAsync())
+                ?? throw new InvalidOperationException("no free /24 left inside 172.16.0.0/12");
+            var args = new List<string> { "network", "create", "--driver", "bridge", "--label", "netlab.test=" + Id,
+                "--subnet", subnet.ToString(), "--gateway", LabSubnetAllocator.Gateway(subnet).ToString() };
+            args.AddRange(extra);
+            args.Add(name);
+            var r = await _runner.RunAsync("docker", args, Timeout);
+            if (r.Succeeded)
+            {
+                _networks.Add(name);
+                return r.StdOut.Trim();
+            }
+
+            // Another test may have taken the same /24 a moment ago.
+            if (attempt >= 5 || !r.StdErr.Contains("overlap", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new InvalidOperationException($"docker {string.Join(' ', args)}: {r.Message}");
+            }
+        }
+    }
+
+    private async Task<List<IPNetwork>> TakenSubnetsAsync()
+    {
+        var taken = new List<IPNetwork>();
+        var ids = (await DockerAsync(["network", "ls", "-q"])).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (ids.Length > 0)
+        {
+            using var doc = JsonDocument.Parse(await DockerAsync(["network", "inspect", .. ids]));
+            foreach (var n in doc.RootElement.EnumerateArray())
+            {
+                if (n.GetProperty("IPAM").GetProperty("Config") is { ValueKind: JsonValueKind.Array } configs)
+                {
+                    foreach (var c in configs.EnumerateArray())
+                    {
+                        if (c.TryGetProperty("Subnet", out var s) && IPNetwork.TryParse(s.GetString(), out var net))
+                        {
+                            taken.Add(net);
+                        }
+                    }
+                }
+            }
+        }
+
+        using var routes = JsonDocument.Parse(await RunAsync("ip", "-j", "route", "show"));
+        foreach (var r in routes.RootElement.EnumerateArray())
+        {
+            var dst = r.GetProperty("dst").GetString();
+            var isBlackhole = r.TryGetProperty("type", out var t) && t.GetString() == "blackhole";
+            if (!isBlackhole && dst is not null && dst != "default" && IPNetwork.TryParse(dst.Contains('/', StringComparison.Ordinal) ? dst : dst + "/32", out var net))
+            {
+                taken.Add(net);
+            }
+        }
+
+        return taken;
+    }
+
+    public async Task<string> RunBusyboxAsync(string suffix, string network)
+    {
+        var name = Name(suffix);
+        _containers.Add(name);
+        await DockerAsync(["run", "-d", "--name", name, "--label", "netlab.test=" + Id, "--network", network, "busybox:latest", "sleep", "3600"]);
+        return name;
+    }
+
+    public async Task<string> IpOfAsync(string container, string network) =>
+        (await DockerAsync(["inspect", "-f", $"{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}", container])).Trim();
+
+    /// <summary>Bounded ping from inside a lab container: <c>ping -c N -W 1</c> to a lab address. Returns (transmitted, received).</summary>
+    public async Task<(int Sent, int Received)> PingAsync(string fromContainer, string toAddress, int count = 3)
+    {
+        if (!toAddress.StartsWith("172.", StringComparison.Ordinal) || !System.Net.IPAddress.TryParse(toAddress, out _))
+        {
+            throw new ArgumentException($"lab pings go only to lab addresses in 172.16.0.0/12, not '{toAddress}'");
+        }
+
+        var r = await _runner.RunAsync("docker", ["exec", fromContainer, "ping", "-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "-W", "1", toAddress], Timeout);
+        var m = PingSummary().Match(r.StdOut);
+        return m.Success
+            ? (int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture))
+            : throw new InvalidOperationException($"ping printed no summary: {r.StdOut} {r.StdErr}");
+    }
+
+    /// <summary>Inserts a rule carrying this scope's tag.</summary>
+    public async Task InsertAsync(RuleSpec spec)
+    {
+        var r = await Writer.InsertAsync(spec with { Tag = Tag });
+        if (!r.Succeeded)
+        {
+            throw new InvalidOperationException($"{r.CommandLine}: {r.Message}");
+        }
+    }
+
+    public async Task<JsonElement> InspectAsync(string kind, string name)
+    {
+        using var doc = JsonDocument.Parse(await DockerAsync([kind, "inspect", name]));
+        return doc.RootElement[0].Clone();
+    }
+
+    public async Task<string> DockerAsync(IReadOnlyList<string> args)
+    {
+        var r = await _runner.RunAsync("docker", args, Timeout);
+        return r.Succeeded ? r.StdOut : throw new InvalidOperationException($"docker {string.Join(' ', args)}: {r.Message}");
+    }
+
+    public async Task<string> RunAsync(string program, params string[] args)
+    {
+        var r = await _runner.RunAsync(program, args, Timeout);
+        return r.Succeeded ? r.StdOut : throw new InvalidOperationException($"{program} {string.Join(' ', args)}: {r.Message}");
+    }
+
+    /// <summary>Rules on the host that still carry this scope's tag (read with iptables-save directly).</summary>
+    public async Task<int> CountTaggedRulesAsync()
+    {
+        var text = await RunAsync("iptables-save");
+        return text.Split('\n').Count(l => l.Contains(Tag, StringComparison.Ordinal));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        var problems = new List<string>();
+        try
+        {
+            foreach (var r in await Writer.DeleteTaggedAsync(Tag))
+            {
+                if (!r.Succeeded)
+                {
+                    problems.Add($"{r.CommandLine}: {r.Message}");
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            problems.Add("removing tagged rules: " + ex.Message);
+        }
+
+        if (_containers.Count > 0)
+        {
+            var r = await _runner.RunAsync("docker", ["rm", "-f", .. _containers], Timeout);
+            if (!r.Succeeded)
+            {
+                problems.Add(r.Message);
+            }
+        }
+
+        foreach (var n in _networks)
+        {
+            var r = await _runner.RunAsync("docker", ["network", "rm", n], Timeout);
+            if (!r.Succeeded && !r.StdErr.Contains("not found", StringComparison.Ordinal))
+            {
+                problems.Add(r.Message);
+            }
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new InvalidOperationException("lab cleanup left something behind: " + string.Join("; ", problems));
+        }
+    }
+
+    [GeneratedRegex(@"(\d+) packets transmitted, (\d+) (?:packets )?received")]
+    private static partial Regex PingSummary();
+}
