@@ -136,22 +136,26 @@ public static class IptablesSaveReader
             line = close < 0 ? line : line[(close + 1)..].TrimStart();
         }
 
-        var tokens = Tokenize(line.ToString(), 0);
-        if (tokens.Count < 2 || tokens[0].Text is not ("-A" or "--append"))
+        var text = line.ToString();
+        var tokens = new List<Token>();
+        Tokenize(text, 0, tokens);
+        if (tokens.Count < 2 || !(tokens[0].Is("-A") || tokens[0].Is("--append")))
         {
             throw new RulesetFormatException(0, "not a rule line ('-A CHAIN ...')");
         }
 
-        return tokens.Skip(2).Select(t => t.Text).ToList();
+        return tokens.Skip(2).Select(t => t.Value()).ToList();
     }
 
-    /// <summary>Splits an iptables-save rule into tokens, honouring the double quotes and backslash escapes iptables-save writes.</summary>
-    internal static List<Token> Tokenize(string s, int lineNo)
+    /// <summary>
+    /// Splits a rule into tokens without copying: each token is a span of the line. iptables-save writes a value with
+    /// spaces or quotes as one double-quoted token with backslash escapes.
+    /// </summary>
+    internal static void Tokenize(string s, int lineNo, List<Token> tokens)
     {
-        var tokens = new List<Token>();
-        var sb = new StringBuilder();
+        tokens.Clear();
         var i = 0;
-        while (i < s.Length)
+        while (true)
         {
             while (i < s.Length && s[i] is ' ' or '\t')
             {
@@ -160,11 +164,12 @@ public static class IptablesSaveReader
 
             if (i >= s.Length)
             {
-                break;
+                return;
             }
 
-            sb.Clear();
+            var start = i;
             var quoted = false;
+            var escaped = false;
             while (i < s.Length && s[i] is not (' ' or '\t'))
             {
                 if (s[i] == '"')
@@ -174,22 +179,20 @@ public static class IptablesSaveReader
                     var closed = false;
                     while (i < s.Length)
                     {
-                        var c = s[i];
-                        if (c == '\\' && i + 1 < s.Length && s[i + 1] is '"' or '\\')
+                        if (s[i] == '\\' && i + 1 < s.Length && s[i + 1] is '"' or '\\')
                         {
-                            sb.Append(s[i + 1]);
+                            escaped = true;
                             i += 2;
                             continue;
                         }
 
-                        if (c == '"')
+                        if (s[i] == '"')
                         {
                             closed = true;
                             i++;
                             break;
                         }
 
-                        sb.Append(c);
                         i++;
                     }
 
@@ -200,23 +203,78 @@ public static class IptablesSaveReader
                 }
                 else
                 {
-                    sb.Append(s[i]);
                     i++;
                 }
             }
 
-            tokens.Add(new Token(sb.ToString(), quoted));
+            tokens.Add(new Token(s, start, i - start, quoted, escaped));
+        }
+    }
+
+    /// <summary>A token as a span of its line; strings are made only for what the model keeps.</summary>
+    internal readonly record struct Token(string Source, int Start, int Length, bool Quoted, bool Escaped)
+    {
+        public ReadOnlySpan<char> Span => Source.AsSpan(Start, Length);
+
+        public bool IsOption => !Quoted && Length > 1 && Source[Start] == '-' && !char.IsAsciiDigit(Source[Start + 1]);
+
+        public bool IsBang => !Quoted && Length == 1 && Source[Start] == '!';
+
+        public bool Is(string text) => Span.SequenceEqual(text);
+
+        /// <summary>The token's text with quotes removed and escapes resolved.</summary>
+        public string Value()
+        {
+            if (!Quoted)
+            {
+                return new string(Span);
+            }
+
+            var span = Span;
+            if (!Escaped && span.Length >= 2 && span[0] == '"' && span[^1] == '"' && span[1..^1].IndexOf('"') < 0)
+            {
+                return new string(span[1..^1]);
+            }
+
+            var sb = new StringBuilder(span.Length);
+            for (var i = 0; i < span.Length; i++)
+            {
+                var c = span[i];
+                if (c == '"')
+                {
+                    continue;
+                }
+
+                if (c == '\\' && i + 1 < span.Length && span[i + 1] is '"' or '\\')
+                {
+                    sb.Append(span[++i]);
+                    continue;
+                }
+
+                sb.Append(c);
+            }
+
+            return sb.ToString();
         }
 
-        return tokens;
+        /// <summary>Option and module names recur on every line: known ones come from a table, not a new string each time.</summary>
+        public string Name() => !Quoted && Names.TryGetValue(Span, out var known) ? known : Value();
     }
 
-    internal readonly record struct Token(string Text, bool Quoted)
-    {
-        public bool IsOption => !Quoted && Text.Length > 1 && Text[0] == '-' && !char.IsAsciiDigit(Text[1]);
+    private static readonly string[] KnownNames =
+    [
+        "-i", "-o", "-s", "-d", "-p", "-f", "-m", "-j", "-g", "-c", "!", "all", "tcp", "udp", "icmp", "icmpv6", "sctp",
+        "comment", "--comment", "conntrack", "--ctstate", "--ctstatus", "state", "--state", "set", "--match-set", "addrtype",
+        "--dst-type", "--src-type", "--dport", "--sport", "--dports", "--sports", "multiport", "--icmp-type", "--icmpv6-type",
+        "--tcp-flags", "--syn", "physdev", "--physdev-in", "--physdev-out", "--physdev-is-bridged", "mark", "--mark",
+        "ACCEPT", "DROP", "RETURN", "REJECT", "MASQUERADE", "DNAT", "SNAT", "LOG", "TRACE", "--to-destination",
+        "--to-source", "--reject-with", "--log-prefix", "DOCKER", "DOCKER-USER", "DOCKER-ISOLATION", "DOCKER-ISOLATION-STAGE-1",
+        "DOCKER-ISOLATION-STAGE-2", "DOCKER-FORWARD", "DOCKER-CT", "DOCKER-BRIDGE", "DOCKER-INTERNAL", "LOCAL",
+        "RELATED,ESTABLISHED", "ESTABLISHED,RELATED", "NEW", "ESTABLISHED",
+    ];
 
-        public bool IsBang => !Quoted && Text == "!";
-    }
+    private static readonly Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> Names =
+        KnownNames.ToDictionary(n => n, n => n, StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
 
     private static bool TryParseCounters(ReadOnlySpan<char> s, out ulong packets, out ulong bytes)
     {
@@ -227,13 +285,26 @@ public static class IptablesSaveReader
             && ulong.TryParse(s[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out bytes);
     }
 
-    private sealed class TableBuilder(string name, TableFamily family, int startLine)
+    private sealed class TableBuilder
     {
-        private readonly List<ChainBuilder> _chains = [];
-        private readonly Dictionary<string, ChainBuilder> _byName = new(StringComparer.Ordinal);
+        public TableBuilder(string name, TableFamily family, int startLine)
+        {
+            Name = name;
+            _family = family;
+            StartLine = startLine;
+            _byName = _byNameMap.GetAlternateLookup<ReadOnlySpan<char>>();
+        }
 
-        public string Name { get; } = name;
-        public int StartLine { get; } = startLine;
+        private readonly TableFamily _family;
+        private readonly List<ChainBuilder> _chains = [];
+        private readonly Dictionary<string, ChainBuilder> _byNameMap = new(StringComparer.Ordinal);
+        private readonly List<Token> _tokens = new(32);
+        private readonly List<RuleMatch> _scratch = new(16);
+        private Dictionary<string, ChainBuilder>.AlternateLookup<ReadOnlySpan<char>> _byName;
+
+        public string Name { get; }
+
+        public int StartLine { get; }
 
         public void DeclareChain(string decl, int lineNo)
         {
@@ -254,14 +325,15 @@ public static class IptablesSaveReader
                 }
             }
 
-            if (_byName.ContainsKey(parts[0]))
+            if (_byNameMap.ContainsKey(parts[0]))
             {
                 throw new RulesetFormatException(lineNo, $"chain '{parts[0]}' declared twice in table '{Name}'");
             }
 
             var chain = new ChainBuilder(parts[0], parts[1] == "-" ? null : parts[1], p, b);
             _chains.Add(chain);
-            _byName.Add(chain.Name, chain);
+            _byNameMap.Add(chain.Name, chain);
+            _byName = _byNameMap.GetAlternateLookup<ReadOnlySpan<char>>();
         }
 
         public void AddRule(string line, int lineNo)
@@ -286,76 +358,63 @@ public static class IptablesSaveReader
                 throw new RulesetFormatException(lineNo, "rule line must append to a chain ('-A CHAIN ...')");
             }
 
-            var tokens = Tokenize(rest.ToString(), lineNo);
-            if (tokens.Count < 2)
+            // The rule as `iptables -S` prints it: what the UI shows and, counters aside, its identity within the chain.
+            var text = rest.Length == line.Length ? line : rest.ToString();
+            Tokenize(text, lineNo, _tokens);
+            if (_tokens.Count < 2)
             {
                 throw new RulesetFormatException(lineNo, "rule without a chain name");
             }
 
-            var chainName = tokens[1].Text;
-            if (!_byName.TryGetValue(chainName, out var chain))
+            if (!_byName.TryGetValue(_tokens[1].Span, out var chain))
             {
-                throw new RulesetFormatException(lineNo, $"rule for chain '{chainName}', which table '{Name}' does not declare");
+                throw new RulesetFormatException(lineNo, $"rule for chain '{_tokens[1].Value()}', which table '{Name}' does not declare");
             }
 
-            var parsed = ParseRuleTokens(tokens, 2, lineNo);
+            var parsed = ParseRuleTokens(_tokens, 2, lineNo, _scratch);
             if (parsed.Counters is { } c)
             {
                 (packets, bytes, hasCounters) = (c.Packets, c.Bytes, true);
             }
 
-            var afterVerb = rest[(rest[1] == 'A' ? 3 : 9)..].TrimStart();
-            var content = NormalizeSpaces(afterVerb[chainName.Length..].Trim());
-            chain.Rules.Add(new PendingRule(parsed, packets, bytes, hasCounters, line, content, lineNo));
-        }
-
-        public FirewallTable Build()
-        {
-            var chains = new List<FirewallChain>(_chains.Count);
-            foreach (var cb in _chains)
+            ref var count = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(chain.Seen, text, out _);
+            var occurrence = ++count;
+            var target = parsed.Target;
+            var isJump = target is not null && _byNameMap.ContainsKey(target) && !BuiltinTargets.Contains(target);
+            chain.Rules.Add(new FirewallRule
             {
-                var rules = new List<FirewallRule>(cb.Rules.Count);
-                var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-                for (var i = 0; i < cb.Rules.Count; i++)
-                {
-                    var r = cb.Rules[i];
-                    var occurrence = seen.TryGetValue(r.Content, out var n) ? n + 1 : 1;
-                    seen[r.Content] = occurrence;
-                    var target = r.Parsed.Target;
-                    var isJump = target is not null && _byName.ContainsKey(target) && !BuiltinTargets.Contains(target);
-                    rules.Add(new FirewallRule
-                    {
-                        Family = family,
-                        Table = Name,
-                        Chain = cb.Name,
-                        Position = i + 1,
-                        Packets = r.Packets,
-                        Bytes = r.Bytes,
-                        HasCounters = r.HasCounters,
-                        Matches = r.Parsed.Matches,
-                        Target = target,
-                        JumpChains = isJump ? [target!] : [],
-                        TargetOptions = r.Parsed.TargetOptions,
-                        Comment = r.Parsed.Comment,
-                        Text = r.Line,
-                        Key = occurrence == 1 ? r.Content : $"{r.Content} #{occurrence}",
-                        Line = r.LineNo,
-                    });
-                }
-
-                chains.Add(new FirewallChain
-                {
-                    Name = cb.Name,
-                    Policy = cb.Policy,
-                    PolicyPackets = cb.PolicyPackets,
-                    PolicyBytes = cb.PolicyBytes,
-                    Hook = cb.Policy is null ? null : cb.Name.ToLowerInvariant(),
-                    Rules = rules,
-                });
-            }
-
-            return new FirewallTable { Family = family, Name = Name, Chains = chains };
+                Family = _family,
+                Table = Name,
+                Chain = chain.Name,
+                Position = chain.Rules.Count + 1,
+                Packets = packets,
+                Bytes = bytes,
+                HasCounters = hasCounters,
+                Matches = parsed.Matches,
+                Target = target,
+                JumpChains = isJump ? [target!] : [],
+                TargetOptions = parsed.TargetOptions,
+                Comment = parsed.Comment,
+                Text = text,
+                Key = occurrence == 1 ? text : $"{text} #{occurrence}",
+                Line = lineNo,
+            });
         }
+
+        public FirewallTable Build() => new()
+        {
+            Family = _family,
+            Name = Name,
+            Chains = _chains.Select(cb => new FirewallChain
+            {
+                Name = cb.Name,
+                Policy = cb.Policy,
+                PolicyPackets = cb.PolicyPackets,
+                PolicyBytes = cb.PolicyBytes,
+                Hook = cb.Policy is null ? null : cb.Name.ToLowerInvariant(),
+                Rules = cb.Rules,
+            }).ToList(),
+        };
     }
 
     private sealed class ChainBuilder(string name, string? policy, ulong packets, ulong bytes)
@@ -364,40 +423,32 @@ public static class IptablesSaveReader
         public string? Policy { get; } = policy;
         public ulong PolicyPackets { get; } = packets;
         public ulong PolicyBytes { get; } = bytes;
-        public List<PendingRule> Rules { get; } = [];
+        public List<FirewallRule> Rules { get; } = [];
+
+        /// <summary>How many times each rule text occurred so far: duplicates get "#2", "#3" in their key.</summary>
+        public Dictionary<string, int> Seen { get; } = new(StringComparer.Ordinal);
     }
 
-    private sealed record PendingRule(ParsedRule Parsed, ulong Packets, ulong Bytes, bool HasCounters, string Line, string Content, int LineNo);
-
-    internal sealed record ParsedRule(
-        List<RuleMatch> Matches,
+    internal readonly record struct ParsedRule(
+        RuleMatch[] Matches,
         string? Target,
         bool IsGoto,
-        List<RuleMatch> TargetOptions,
+        RuleMatch[] TargetOptions,
         string? Comment,
         (ulong Packets, ulong Bytes)? Counters);
 
-    /// <summary>Parses the tokens after <c>-A CHAIN</c>. Also used to parse a rule specification given as arguments.</summary>
-    internal static ParsedRule ParseRuleTokens(IReadOnlyList<Token> tokens, int start, int lineNo)
+    /// <summary>Parses the tokens after <c>-A CHAIN</c>.</summary>
+    internal static ParsedRule ParseRuleTokens(List<Token> tokens, int start, int lineNo, List<RuleMatch> matches)
     {
-        var matches = new List<RuleMatch>();
-        var targetOptions = new List<RuleMatch>();
-        string? module = "";
+        matches.Clear();
+        List<RuleMatch>? targetOptions = null;
+        var module = "";
         var moduleHadOption = true;
         string? target = null;
         var isGoto = false;
         string? comment = null;
         (ulong, ulong)? counters = null;
         var negate = false;
-        var values = new StringBuilder();
-
-        void CloseModule()
-        {
-            if (!moduleHadOption && module is { Length: > 0 } && target is null)
-            {
-                matches.Add(new RuleMatch(module, "-m", false, module));
-            }
-        }
 
         for (var i = start; i < tokens.Count; i++)
         {
@@ -411,31 +462,32 @@ public static class IptablesSaveReader
             if (!tok.IsOption)
             {
                 // A value with no option in front of it: keep it, never drop what the host printed.
-                (target is null ? matches : targetOptions).Add(new RuleMatch(module ?? "", "", negate, tok.Text));
+                (target is null ? matches : targetOptions ??= []).Add(new RuleMatch(module, "", negate, tok.Value()));
                 negate = false;
                 continue;
             }
 
-            var opt = LongBaseOptions.TryGetValue(tok.Text, out var shortOpt) ? shortOpt : tok.Text;
+            var name = tok.Name();
+            var opt = LongBaseOptions.TryGetValue(name, out var shortOpt) ? shortOpt : name;
             switch (opt)
             {
                 case "-m":
-                    CloseModule();
+                    CloseModule(matches, module, moduleHadOption, target);
                     if (i + 1 >= tokens.Count)
                     {
                         throw new RulesetFormatException(lineNo, "'-m' without a module name");
                     }
 
-                    module = tokens[++i].Text;
+                    module = tokens[++i].Name();
                     moduleHadOption = false;
                     negate = false;
                     continue;
                 case "-j":
                 case "-g":
-                    CloseModule();
+                    CloseModule(matches, module, moduleHadOption, target);
                     if (i + 1 >= tokens.Count)
                     {
-                        throw new RulesetFormatException(lineNo, $"'{tok.Text}' without a target");
+                        throw new RulesetFormatException(lineNo, $"'{name}' without a target");
                     }
 
                     if (target is not null)
@@ -443,7 +495,7 @@ public static class IptablesSaveReader
                         throw new RulesetFormatException(lineNo, "a rule has at most one target");
                     }
 
-                    target = tokens[++i].Text;
+                    target = tokens[++i].Name();
                     isGoto = opt == "-g";
                     module = target;
                     moduleHadOption = true;
@@ -451,8 +503,8 @@ public static class IptablesSaveReader
                     continue;
                 case "-c":
                     if (i + 2 >= tokens.Count
-                        || !ulong.TryParse(tokens[i + 1].Text, NumberStyles.None, CultureInfo.InvariantCulture, out var cp)
-                        || !ulong.TryParse(tokens[i + 2].Text, NumberStyles.None, CultureInfo.InvariantCulture, out var cb))
+                        || !ulong.TryParse(tokens[i + 1].Span, NumberStyles.None, CultureInfo.InvariantCulture, out var cp)
+                        || !ulong.TryParse(tokens[i + 2].Span, NumberStyles.None, CultureInfo.InvariantCulture, out var cb))
                     {
                         throw new RulesetFormatException(lineNo, "'-c' needs packet and byte counts");
                     }
@@ -469,24 +521,19 @@ public static class IptablesSaveReader
                 i++;
             }
 
-            values.Clear();
+            var first = i + 1;
             while (i + 1 < tokens.Count && !tokens[i + 1].IsOption && !tokens[i + 1].IsBang)
             {
-                if (values.Length > 0)
-                {
-                    values.Append(' ');
-                }
-
-                values.Append(tokens[++i].Text);
+                i++;
             }
 
-            var value = values.Length == 0 ? null : values.ToString();
+            var value = ValueOf(tokens, first, i);
             var isBase = opt is "-i" or "-o" or "-s" or "-d" or "-p" or "-f";
-            var match = new RuleMatch(isBase ? "" : module ?? "", opt, negate, value);
+            var match = new RuleMatch(isBase ? "" : module, opt, negate, value);
             negate = false;
             if (target is not null && !isBase)
             {
-                targetOptions.Add(match);
+                (targetOptions ??= []).Add(match);
                 continue;
             }
 
@@ -495,7 +542,7 @@ public static class IptablesSaveReader
                 moduleHadOption = true;
             }
 
-            if (module == "comment" && opt == "--comment")
+            if (opt == "--comment" && module == "comment")
             {
                 comment = value;
             }
@@ -503,31 +550,39 @@ public static class IptablesSaveReader
             matches.Add(match);
         }
 
-        CloseModule();
-        return new ParsedRule(matches, target, isGoto, targetOptions, comment, counters);
+        CloseModule(matches, module, moduleHadOption, target);
+        return new ParsedRule(matches.ToArray(), target, isGoto, targetOptions?.ToArray() ?? [], comment, counters);
     }
 
-    private static string NormalizeSpaces(ReadOnlySpan<char> s)
+    private static void CloseModule(List<RuleMatch> matches, string module, bool moduleHadOption, string? target)
     {
-        var sb = new StringBuilder(s.Length);
-        var space = false;
-        foreach (var c in s)
+        // A module loaded without options (e.g. "-m physdev") is still part of the rule.
+        if (!moduleHadOption && module.Length > 0 && target is null)
         {
-            if (c is ' ' or '\t')
-            {
-                space = true;
-                continue;
-            }
+            matches.Add(new RuleMatch(module, "-m", false, module));
+        }
+    }
 
-            if (space && sb.Length > 0)
-            {
-                sb.Append(' ');
-            }
-
-            space = false;
-            sb.Append(c);
+    /// <summary>The value made of tokens first..last: one token is used as it is; several keep the line's own spacing.</summary>
+    private static string? ValueOf(List<Token> tokens, int first, int last)
+    {
+        if (first > last)
+        {
+            return null;
         }
 
-        return sb.ToString();
+        if (first == last)
+        {
+            return tokens[first].Name();
+        }
+
+        if (tokens.Skip(first).Take(last - first + 1).Any(t => t.Quoted))
+        {
+            return string.Join(' ', Enumerable.Range(first, last - first + 1).Select(k => tokens[k].Value()));
+        }
+
+        var a = tokens[first];
+        var b = tokens[last];
+        return a.Source.Substring(a.Start, b.Start + b.Length - a.Start);
     }
 }

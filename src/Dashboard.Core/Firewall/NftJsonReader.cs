@@ -108,7 +108,7 @@ public static class NftJsonReader
                                 throw new RulesetFormatException(0, $"item {index}: rule for chain '{chainName}', which table '{tb.Name}' does not list");
                             }
 
-                            chain.Rules.Add(v.Clone());
+                            chain.Rules.Add(v);
                             break;
                         }
 

@@ -236,14 +236,14 @@ public static partial class RuleClassifier
         }
 
         // Docker never accepts from one bridge into a different one by name (that is what isolation forbids).
-        if (target == "ACCEPT" && rule.Matches.FirstOrDefault(m => m.Option == "-i" && !m.Negated) is { } inIf
-            && rule.Matches.FirstOrDefault(m => m.Option == "-o" && !m.Negated) is { } outIf && inIf.Value != outIf.Value)
+        if (target == "ACCEPT" && rule.Find("-i") is { Negated: false } inIf
+            && rule.Find("-o") is { Negated: false } outIf && inIf.Value != outIf.Value)
         {
             return false;
         }
 
         // Hairpin MASQUERADE for a published port: -s c/32 -d c/32 -p tcp --dport N -j MASQUERADE.
-        if (target == "MASQUERADE" && rule.Find("-s")?.Value is { } src && src == rule.Find("-d")?.Value)
+        if (target == "MASQUERADE" && rule.FindValue("-s") is { } src && src == rule.FindValue("-d"))
         {
             return !knowsTopology || (TryParsePrefix(src, out var hp) && containerAddresses.Contains(hp.BaseAddress));
         }

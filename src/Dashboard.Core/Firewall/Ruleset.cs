@@ -36,7 +36,7 @@ public enum RuleOwner
 /// is ("conntrack", "--ctstate", false, "RELATED,ESTABLISHED"); <c>! -o br-1</c> is ("", "-o", true, "br-1").
 /// For nftables the option is the left-hand expression (<c>meta iifname</c>, <c>ip daddr</c>) and the module is empty.
 /// </summary>
-public sealed record RuleMatch(string Module, string Option, bool Negated, string? Value)
+public readonly record struct RuleMatch(string Module, string Option, bool Negated, string? Value)
 {
     public override string ToString()
     {
@@ -96,7 +96,22 @@ public sealed class FirewallRule
 
     public bool IsJump => JumpChains.Count > 0;
 
-    public RuleMatch? Find(string option) => Matches.FirstOrDefault(m => m.Option == option);
+    /// <summary>The first match with this option (e.g. "-o"), or null.</summary>
+    public RuleMatch? Find(string option)
+    {
+        foreach (var m in Matches)
+        {
+            if (m.Option == option)
+            {
+                return m;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The value of the first match with this option, or null.</summary>
+    public string? FindValue(string option) => Find(option)?.Value;
 
     public override string ToString() => $"{Table} {Chain} #{Position}: {Text}";
 }

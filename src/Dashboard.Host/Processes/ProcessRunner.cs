@@ -19,6 +19,9 @@ public sealed class ProcessFailedException(string message, Exception? inner = nu
 public interface IProcessRunner
 {
     Task<ProcessResult> RunAsync(string fileName, IReadOnlyList<string> arguments, TimeSpan timeout, CancellationToken cancellationToken = default);
+
+    /// <summary>Runs with <paramref name="standardInput"/> written to the process's stdin (e.g. <c>iptables-restore --noflush</c>).</summary>
+    Task<ProcessResult> RunAsync(string fileName, IReadOnlyList<string> arguments, string standardInput, TimeSpan timeout, CancellationToken cancellationToken = default);
 }
 
 /// <summary>
@@ -30,13 +33,19 @@ public sealed class ProcessRunner : IProcessRunner
     /// <summary>Output beyond this is cut (and said so): a 10,000-rule iptables-save is about 1 MB.</summary>
     public const int MaxOutputChars = 64 * 1024 * 1024;
 
-    public async Task<ProcessResult> RunAsync(string fileName, IReadOnlyList<string> arguments, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public Task<ProcessResult> RunAsync(string fileName, IReadOnlyList<string> arguments, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        RunCoreAsync(fileName, arguments, null, timeout, cancellationToken);
+
+    public Task<ProcessResult> RunAsync(string fileName, IReadOnlyList<string> arguments, string standardInput, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        RunCoreAsync(fileName, arguments, standardInput, timeout, cancellationToken);
+
+    private static async Task<ProcessResult> RunCoreAsync(string fileName, IReadOnlyList<string> arguments, string? standardInput, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var psi = new ProcessStartInfo(fileName)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            RedirectStandardInput = false,
+            RedirectStandardInput = standardInput is not null,
             UseShellExecute = false,
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
@@ -60,6 +69,12 @@ public sealed class ProcessRunner : IProcessRunner
 
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
+        if (standardInput is not null)
+        {
+            var writer = process.StandardInput;
+            _ = WriteInputAsync(writer, standardInput, timeoutCts.Token);
+        }
+
         var stdout = ReadBoundedAsync(process.StandardOutput, timeoutCts.Token);
         var stderr = ReadBoundedAsync(process.StandardError, timeoutCts.Token);
         try
@@ -74,6 +89,25 @@ public sealed class ProcessRunner : IProcessRunner
             Kill(process);
             cancellationToken.ThrowIfCancellationRequested();
             throw new ProcessFailedException($"'{fileName}' did not finish within {timeout.TotalSeconds:0.#} s and was stopped");
+        }
+    }
+
+    private static async Task WriteInputAsync(StreamWriter writer, string input, CancellationToken ct)
+    {
+        try
+        {
+            await writer.WriteAsync(input.AsMemory(), ct).ConfigureAwait(false);
+        }
+        catch (IOException)
+        {
+            // The process exited before reading all of it; its exit code says why.
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            writer.Close();
         }
     }
 

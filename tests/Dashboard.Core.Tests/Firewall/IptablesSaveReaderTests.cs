@@ -32,7 +32,7 @@ public class IptablesSaveReaderTests
 
         var drops = isolation.Rules.Where(r => r.Target == "DROP").ToList();
         Assert.Equal(6, drops.Count);
-        var c2ToC1 = Assert.Single(drops, r => r.Find("-i")!.Value == "br-576fd0522c4e" && r.Find("-o")!.Value == "br-340fda49f12b");
+        var c2ToC1 = Assert.Single(drops, r => r.FindValue("-i") == "br-576fd0522c4e" && r.FindValue("-o") == "br-340fda49f12b");
         Assert.Equal(6UL, c2ToC1.Packets);
         Assert.Equal(504UL, c2ToC1.Bytes);
         Assert.Equal(2, c2ToC1.Position);
@@ -46,7 +46,7 @@ public class IptablesSaveReaderTests
         var rs = ReadShared("docker-20.10-two-networks-isolated.save");
         var stage2 = rs.FindTable("filter")!.FindChain("DOCKER-ISOLATION-STAGE-2")!;
 
-        var drop = Assert.Single(stage2.Rules, r => r.Find("-o")?.Value == "br-5bb1f7c6955f");
+        var drop = Assert.Single(stage2.Rules, r => r.FindValue("-o") == "br-5bb1f7c6955f");
         Assert.Equal("DROP", drop.Target);
         Assert.Equal(3UL, drop.Packets);
         Assert.Equal(252UL, drop.Bytes);
@@ -134,7 +134,7 @@ public class IptablesSaveReaderTests
 
         Assert.Equal(["DOCKER-USER"], forward.Rules[0].JumpChains);
         Assert.Equal(["DOCKER-ISOLATION-STAGE-1"], forward.Rules[1].JumpChains);
-        Assert.Empty(forward.Rules.Single(r => r.Target == "ACCEPT" && r.Find("--ctstate") is null && r.Find("-i")?.Value == "docker0" && r.Find("-o")!.Negated).JumpChains);
+        Assert.Empty(forward.Rules.Single(r => r.Target == "ACCEPT" && r.Find("--ctstate") is null && r.FindValue("-i") == "docker0" && r.Find("-o")!.Value.Negated).JumpChains);
     }
 
     [Fact]
@@ -158,7 +158,7 @@ public class IptablesSaveReaderTests
     {
         var rs = IptablesSaveReader.Read("*filter\n:X - [0:0]\n[0:0] -A X -j RETURN\n[0:0] -A X -j RETURN\nCOMMIT\n");
 
-        Assert.Equal(["-j RETURN", "-j RETURN #2"], rs.Rules.Select(r => r.Key));
+        Assert.Equal(["-A X -j RETURN", "-A X -j RETURN #2"], rs.Rules.Select(r => r.Key));
     }
 
     [Fact]

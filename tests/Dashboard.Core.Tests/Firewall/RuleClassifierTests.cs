@@ -17,7 +17,7 @@ public class RuleClassifierTests
     {
         var rs = Classified("docker-17-seed-isolated.save", FixtureNetworks.Seed17);
         var drop = rs.FindTable("filter")!.FindChain("DOCKER-ISOLATION")!.Rules
-            .Single(r => r.Find("-i")?.Value == "br-576fd0522c4e" && r.Find("-o")?.Value == "br-340fda49f12b");
+            .Single(r => r.FindValue("-i") == "br-576fd0522c4e" && r.FindValue("-o") == "br-340fda49f12b");
 
         Assert.Equal(["net2", "net1"], drop.Networks);
         Assert.Equal(["br-576fd0522c4e", "br-340fda49f12b"], drop.Bridges);
@@ -40,7 +40,7 @@ public class RuleClassifierTests
 
         Assert.Equal(2, user.Count);
         Assert.All(user, r => Assert.Equal(("DOCKER-ISOLATION", "ACCEPT"), (r.Chain, r.Target)));
-        Assert.Equal(["net2"], user.Single(r => r.Find("-s")!.Value == "172.19.0.0/16").Networks);
+        Assert.Equal(["net2"], user.Single(r => r.FindValue("-s") == "172.19.0.0/16").Networks);
     }
 
     [Fact]

@@ -62,8 +62,8 @@ public class SeedExperimentTests
         (sent, received) = await lab.PingAsync(c2, c1Ip, 3);
         Assert.Equal((3, 3), (sent, received));
         var after = (await inspector.ReadFirewallAsync()).Snapshot.Ruleset;
-        var request = after.Rules.Single(r => r.Comment == lab.Tag && r.Find("-s")!.Value == sub2);
-        var reply = after.Rules.Single(r => r.Comment == lab.Tag && r.Find("-s")!.Value == sub1);
+        var request = after.Rules.Single(r => r.Comment == lab.Tag && r.FindValue("-s") == sub2);
+        var reply = after.Rules.Single(r => r.Comment == lab.Tag && r.FindValue("-s") == sub1);
         Assert.Equal(3UL, request.Packets);
         Assert.Equal(3UL, reply.Packets);
         Assert.Equal(0UL, Same(after, dropBefore).Packets - Same(isolated, dropBefore).Packets);
