@@ -14,7 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(docker.io iptables tcpdump iproute2 busybox-static ca-certificates procps)
+packages=(docker.io iptables nftables tcpdump iproute2 busybox-static ca-certificates procps util-linux)
 [ "$want_browser" -eq 1 ] && packages+=(chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,23 @@
+# Multi-stage image: SDK build, then the ASP.NET runtime with the host tools the collector runs.
+# Not built in this project's CI (no image registry is reachable there); see README "Container image".
+FROM mcr.microsoft.com/dotnet/sdk:10.0-bookworm-slim AS build
+WORKDIR /src
+COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
+COPY src/ src/
+COPY migrations/ migrations/
+COPY wwwroot/ wwwroot/
+RUN dotnet publish src/Dashboard.Web/Dashboard.Web.csproj -c Release -o /app --nologo
+
+FROM mcr.microsoft.com/dotnet/aspnet:10.0-bookworm-slim
+# iptables/nftables read and change the host firewall, tcpdump captures, iproute2 lists links,
+# util-linux provides nsenter to list interfaces inside container network namespaces.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iptables nftables tcpdump iproute2 util-linux procps \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=build /app .
+ENV ASPNETCORE_URLS=http://127.0.0.1:5000 \
+    Data__Directory=/data
+VOLUME /data
+EXPOSE 5000
+ENTRYPOINT ["dotnet", "Dashboard.Web.dll"]

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. As root it first prepares the lab host (scripts/lab-setup.sh: packages, dockerd,
+# busybox image, safety routes) so the real-host tests run; elsewhere those tests skip with their reason, unless
+# LAB_REQUIRE_DOCKER=1, where a missing engine fails them. Extra arguments go to `dotnet test` (e.g. --filter).
+# Prints a closing line "N passed, N failed, N skipped".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -eq 0 ] && [ "${LAB_SKIP_SETUP:-0}" != "1" ]; then
+  bash scripts/lab-setup.sh || exit 1
+fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+echo "== build (warnings are errors) =="
+dotnet build Dashboard.sln -c Release --nologo -v q -warnaserror || { echo "0 passed, 1 failed"; exit 1; }
+
+echo "== test =="
+dotnet test Dashboard.sln -c Release --no-build --nologo \
+  --results-directory "$results" --logger "trx" --logger "console;verbosity=normal" "$@" | tee "$results/console.log"
+status=${PIPESTATUS[0]}
+
+# Sum the counters of every test run's TRX file: <Counters total=".." executed=".." passed=".." failed=".." ...>.
+read -r passed failed skipped < <(cat "$results"/*.trx 2>/dev/null | grep -o '<Counters [^>]*>' | \
+  sed -E 's/.*total="([0-9]+)" executed="([0-9]+)" passed="([0-9]+)" failed="([0-9]+)".*/\3 \4 \1 \2/' | \
+  awk '{p+=$1; f+=$2; s+=$3-$4} END {print p+0, f+0, s+0}')
+if [ "${passed:-0}" -eq 0 ] && [ "$status" -eq 0 ]; then
+  echo "no tests ran"; status=1
+fi
+echo
+echo "${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+exit "$status"
