@@ -10,6 +10,10 @@ using MudBlazor.Services;
 
 var builder = WebApplication.CreateBuilder(args);
 
+// Serve package and root-wwwroot assets from the build output in every environment (scripts/run.sh uses
+// `dotnet run` in Production); in published output the manifest is absent and this does nothing.
+builder.WebHost.UseStaticWebAssets();
+
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
 builder.Services.AddMudServices();
 builder.Services.AddProblemDetails();

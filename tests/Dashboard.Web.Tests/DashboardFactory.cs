@@ -24,8 +24,6 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
     {
         builder.UseEnvironment("Testing");
 
-        // Outside Development the host does not load the build's static web assets manifest by itself.
-        builder.UseStaticWebAssets();
         builder.UseSetting("Data:Directory", DataDirectory);
         // Keys go to this factory's own folder, never to the real HOME.
         builder.ConfigureServices(s => s.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(DataDirectory, "keys"))));

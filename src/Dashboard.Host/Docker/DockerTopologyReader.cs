@@ -87,7 +87,7 @@ public sealed class DockerTopologyReader(IDockerClient docker, IProcessRunner ru
         else if (iptablesVersion is not null)
         {
             backend = FromIptablesVersion(iptablesVersion);
-            source = $"`iptables -V`: {iptablesVersion} (the engine's /info does not report a firewall backend)";
+            source = "from `iptables -V` (this engine's /info has no FirewallBackend)";
         }
         else
         {

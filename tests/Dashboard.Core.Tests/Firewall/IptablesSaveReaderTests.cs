@@ -8,13 +8,13 @@ public class IptablesSaveReaderTests
     private static Ruleset ReadShared(string name) => IptablesSaveReader.Read(TestPaths.ReadShared("iptables/" + name));
 
     [Theory]
-    [InlineData("docker-17-seed-isolated.save", 2, 10, 28)]
-    [InlineData("docker-17-seed-accept.save", 2, 10, 30)]
-    [InlineData("docker-20.10-two-networks-isolated.save", 2, 12, 47)]
-    [InlineData("docker-20.10-two-networks-docker-user-accept.save", 2, 12, 49)]
-    [InlineData("docker-20.10-two-networks-stage1-accept.save", 2, 12, 49)]
-    [InlineData("docker-28.5-bridge1-published-port.save", 3, 17, 26)]
-    public void Read_SharedFixture_HasExpectedTablesChainsAndRules(string file, int tables, int chains, int rules)
+    [InlineData("docker-17-seed-isolated.save", 2, 10, 28, 16UL, 1208UL)]
+    [InlineData("docker-17-seed-accept.save", 2, 10, 30, 35UL, 2888UL)]
+    [InlineData("docker-20.10-two-networks-isolated.save", 2, 12, 47, 15UL, 1260UL)]
+    [InlineData("docker-20.10-two-networks-docker-user-accept.save", 2, 12, 49, 28UL, 2352UL)]
+    [InlineData("docker-20.10-two-networks-stage1-accept.save", 2, 12, 49, 25UL, 2100UL)]
+    [InlineData("docker-28.5-bridge1-published-port.save", 3, 17, 26, 0UL, 0UL)]
+    public void Read_SharedFixture_HasExpectedTablesChainsRulesAndCounters(string file, int tables, int chains, int rules, ulong packets, ulong bytes)
     {
         var rs = ReadShared(file);
 
@@ -22,6 +22,8 @@ public class IptablesSaveReaderTests
         Assert.Equal(chains, rs.Tables.Sum(t => t.Chains.Count));
         Assert.Equal(rules, rs.RuleCount);
         Assert.All(rs.Rules, r => Assert.True(r.HasCounters));
+        Assert.Equal(packets, rs.Rules.Aggregate(0UL, (sum, r) => sum + r.Packets));
+        Assert.Equal(bytes, rs.Rules.Aggregate(0UL, (sum, r) => sum + r.Bytes));
     }
 
     [Fact]
