@@ -1,3 +1,4 @@
+using Dashboard.Host.Collector;
 using Dashboard.Host.Docker;
 using Dashboard.Host.Netfilter;
 using Dashboard.Host.Processes;
@@ -28,6 +29,13 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<HostFirewallReader>();
         services.AddSingleton<IptablesRuleWriter>();
         services.AddSingleton<HostInspector>();
+        services.AddOptions<CollectorOptions>().Bind(configuration.GetSection(CollectorOptions.Section));
+        services.AddSingleton<HostCollector>();
+        if (configuration.GetSection(CollectorOptions.Section).GetValue("Enabled", true))
+        {
+            services.AddHostedService(sp => sp.GetRequiredService<HostCollector>());
+        }
+
         return services;
     }
 }

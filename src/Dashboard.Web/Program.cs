@@ -1,10 +1,13 @@
 using System.Text.Json.Serialization;
 using Dashboard.Data;
 using Dashboard.Host;
+using Dashboard.Host.Collector;
 using Dashboard.Host.Docker;
 using Dashboard.Host.Netfilter;
 using Dashboard.Web.Api;
 using Dashboard.Web.Components;
+using Dashboard.Web.Hubs;
+using Dashboard.Web.Live;
 using Microsoft.AspNetCore.Diagnostics;
 using MudBlazor.Services;
 
@@ -19,6 +22,10 @@ builder.Services.AddMudServices();
 builder.Services.AddProblemDetails();
 builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new JsonStringEnumConverter()));
 builder.Services.AddSingleton(builder.Configuration.GetSection(ApiOptions.Section).Get<ApiOptions>() ?? new ApiOptions());
+builder.Services.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));
+builder.Services.AddSingleton<LiveFeed>();
+builder.Services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<LiveFeed>());
+builder.Services.AddHostedService<LabHubForwarder>();
 builder.Services.AddDashboardHost(builder.Configuration);
 builder.Services.AddDashboardData(builder.Configuration);
 
@@ -44,6 +51,7 @@ await app.Services.MigrateDashboardDatabaseAsync();
 
 app.MapStaticAssets();
 app.MapReadApi();
+app.MapHub<LabHub>("/hubs/lab");
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 
 app.Run();

@@ -1,0 +1,22 @@
+namespace Dashboard.Host.Collector;
+
+/// <summary>Configuration section "Collector".</summary>
+public sealed class CollectorOptions
+{
+    public const string Section = "Collector";
+
+    /// <summary>Run the collector inside the web process.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Counter reads per second to aim for.</summary>
+    public double TargetRateHz { get; set; } = 4;
+
+    /// <summary>At most this share of wall time is spent reading (process, parse, diff); a slow host is read less often.</summary>
+    public double MaxDutyCycle { get; set; } = 0.05;
+
+    /// <summary>Docker events arriving within this window cause one topology refresh.</summary>
+    public TimeSpan TopologyDebounce { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>How long to wait before trying an unreachable engine or firewall again.</summary>
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(2);
+}

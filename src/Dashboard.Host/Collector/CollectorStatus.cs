@@ -1,0 +1,29 @@
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+
+namespace Dashboard.Host.Collector;
+
+/// <summary>The collector's health as a person needs it: what it can read, what it cannot and why, how fast it reads.</summary>
+public sealed record CollectorStatus(
+    string Host,
+    bool Running,
+    bool EngineAvailable,
+    string? EngineError,
+    bool FirewallAvailable,
+    string? FirewallError,
+    FirewallBackend Backend,
+    DockerLayout? Layout,
+    double TargetRateHz,
+    double AchievedRateHz,
+    double LastReadMilliseconds,
+    double DutyCycle,
+    long Reads,
+    int RuleCount,
+    DateTimeOffset? LastReadAt,
+    DateTimeOffset UpdatedAt)
+{
+    public bool Degraded => !EngineAvailable || !FirewallAvailable || Layout?.Kind is DockerLayoutKind.Unknown;
+
+    public static CollectorStatus Starting(string host, double targetHz) =>
+        new(host, true, false, null, false, null, FirewallBackend.Unknown, null, targetHz, 0, 0, 0, 0, 0, null, DateTimeOffset.UtcNow);
+}

@@ -1,0 +1,266 @@
+using System.Diagnostics;
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+using Dashboard.Host.Docker;
+using Dashboard.Host.Netfilter;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.Host.Collector;
+
+/// <summary>
+/// The host collector. Reads the firewall with counters at a target rate under a duty-cycle cap, diffs each read
+/// against the previous one by rule identity and publishes only what changed; refreshes the topology when Docker
+/// events say something changed (the Engine API is not polled); reports outages as states and recovers by itself.
+/// </summary>
+public sealed class HostCollector(
+    DockerTopologyReader topologyReader,
+    HostFirewallReader firewallReader,
+    IDockerClient docker,
+    ICollectorSink sink,
+    IOptions<CollectorOptions> options,
+    IOptions<HostOptions> hostOptions,
+    ILogger<HostCollector> logger) : BackgroundService
+{
+    private readonly CollectorOptions _options = options.Value;
+    private readonly string _host = hostOptions.Value.Name;
+    private readonly object _gate = new();
+    private readonly Queue<DateTimeOffset> _readTimes = new();
+    private CollectorStatus _status = CollectorStatus.Starting(hostOptions.Value.Name, options.Value.TargetRateHz);
+    private HostTopology? _topology;
+    private Ruleset? _previous;
+    private readonly SemaphoreSlim _topologyDirty = new(0);
+
+    public CollectorStatus Status
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _status;
+            }
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        sink.StatusChanged(Status);
+        await Task.WhenAll(
+            Task.Run(() => TopologyLoopAsync(stoppingToken), stoppingToken),
+            Task.Run(() => EventsLoopAsync(stoppingToken), stoppingToken),
+            Task.Run(() => FirewallLoopAsync(stoppingToken), stoppingToken)).ConfigureAwait(false);
+    }
+
+    private DateTimeOffset _lastStatusSent;
+
+    /// <summary>Applies a status change; publishes it at once when health changed, else at most once a second.</summary>
+    private void Update(Func<CollectorStatus, CollectorStatus> change)
+    {
+        CollectorStatus next;
+        bool send;
+        lock (_gate)
+        {
+            var before = _status;
+            next = change(before) with { UpdatedAt = DateTimeOffset.UtcNow };
+            _status = next;
+            var healthChanged = before.EngineAvailable != next.EngineAvailable || before.FirewallAvailable != next.FirewallAvailable
+                || before.EngineError != next.EngineError || before.FirewallError != next.FirewallError
+                || before.Layout?.Kind != next.Layout?.Kind || before.Backend != next.Backend;
+            send = healthChanged || next.UpdatedAt - _lastStatusSent >= TimeSpan.FromSeconds(1);
+            if (send)
+            {
+                _lastStatusSent = next.UpdatedAt;
+            }
+        }
+
+        if (send)
+        {
+            sink.StatusChanged(next);
+        }
+    }
+
+    /// <summary>Reads the topology at start, whenever events mark it dirty, and every retry delay while the engine is down.</summary>
+    private async Task TopologyLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var topology = await topologyReader.ReadAsync(ct).ConfigureAwait(false);
+                Volatile.Write(ref _topology, topology);
+                sink.TopologyChanged(topology);
+                if (!Status.EngineAvailable || Status.Backend != topology.Engine.FirewallBackend)
+                {
+                    Update(s => s with { EngineAvailable = true, EngineError = null, Backend = topology.Engine.FirewallBackend });
+                }
+
+                // Wait for an event, then let a burst of events settle into one refresh.
+                await _topologyDirty.WaitAsync(ct).ConfigureAwait(false);
+                await Task.Delay(_options.TopologyDebounce, ct).ConfigureAwait(false);
+                while (_topologyDirty.CurrentCount > 0)
+                {
+                    await _topologyDirty.WaitAsync(ct).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (EngineUnavailableException ex)
+            {
+                if (Status.EngineAvailable || Status.EngineError != ex.Message)
+                {
+                    logger.LogWarning("Docker engine unavailable: {Error}", ex.Message);
+                    Update(s => s with { EngineAvailable = false, EngineError = ex.Message });
+                }
+
+                await DelayAsync(_options.RetryDelay, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                logger.LogError(ex, "topology read failed");
+                Update(s => s with { EngineAvailable = false, EngineError = ex.Message });
+                await DelayAsync(_options.RetryDelay, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Follows Docker's event stream (containers and networks); each event marks the topology dirty. Reconnects after outages.</summary>
+    private async Task EventsLoopAsync(CancellationToken ct)
+    {
+        var parameters = new ContainerEventsParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["type"] = new Dictionary<string, bool> { ["container"] = true, ["network"] = true },
+            },
+        };
+        var progress = new Progress<Message>(_ => _topologyDirty.Release());
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await docker.System.MonitorEventsAsync(parameters, progress, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                logger.LogDebug(ex, "Docker event stream ended");
+            }
+
+            // The stream ended: the engine restarted or went away. Refresh once it answers again.
+            _topologyDirty.Release();
+            await DelayAsync(_options.RetryDelay, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task FirewallLoopAsync(CancellationToken ct)
+    {
+        var minPeriod = TimeSpan.FromSeconds(1 / Math.Max(0.1, _options.TargetRateHz));
+        while (!ct.IsCancellationRequested)
+        {
+            var started = Stopwatch.GetTimestamp();
+            TimeSpan took;
+            try
+            {
+                await ReadFirewallOnceAsync(ct).ConfigureAwait(false);
+                took = Stopwatch.GetElapsedTime(started);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (FirewallUnavailableException ex)
+            {
+                if (Status.FirewallAvailable || Status.FirewallError != ex.Message)
+                {
+                    logger.LogWarning("firewall unreadable: {Error}", ex.Message);
+                    Update(s => s with { FirewallAvailable = false, FirewallError = ex.Message });
+                }
+
+                await DelayAsync(_options.RetryDelay, ct).ConfigureAwait(false);
+                continue;
+            }
+
+            // Duty cycle: a read that takes d is followed by enough idle time that reading stays under MaxDutyCycle.
+            var dutyPeriod = TimeSpan.FromTicks((long)(took.Ticks / Math.Max(0.001, _options.MaxDutyCycle)));
+            var period = dutyPeriod > minPeriod ? dutyPeriod : minPeriod;
+            var wait = period - took;
+            if (wait > TimeSpan.Zero)
+            {
+                await DelayAsync(wait, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task ReadFirewallOnceAsync(CancellationToken ct)
+    {
+        var sw = Stopwatch.StartNew();
+        var topology = Volatile.Read(ref _topology);
+        var snapshot = await firewallReader.ReadAsync(topology?.Engine.FirewallBackend ?? Status.Backend, ct).ConfigureAwait(false);
+        var ruleset = snapshot.Ruleset;
+        var diff = CounterDelta.Compare(_previous, ruleset);
+        var structureChanged = _previous is null || diff.StructureChanged || !ReferenceEquals(topology, _classifiedWith);
+        if (structureChanged)
+        {
+            RuleClassifier.Classify(ruleset, topology?.Networks, topology?.Containers);
+            _classifiedWith = topology;
+            sink.FirewallChanged(ruleset, snapshot.ReadAt);
+        }
+        else if (!diff.IsEmpty)
+        {
+            sink.CountersChanged(new CountersUpdate(_host, snapshot.ReadAt, diff.Counters, diff.Policies));
+        }
+
+        _previous = ruleset;
+        var elapsed = sw.Elapsed;
+        var now = DateTimeOffset.UtcNow;
+        _readTimes.Enqueue(now);
+        while (_readTimes.Count > 1 && now - _readTimes.Peek() > TimeSpan.FromSeconds(10))
+        {
+            _readTimes.Dequeue();
+        }
+
+        var span = (now - _readTimes.Peek()).TotalSeconds;
+        var achieved = span > 0 ? (_readTimes.Count - 1) / span : 0;
+        var layout = structureChanged ? DockerLayoutDetector.Detect(ruleset) : Status.Layout;
+        var periodSeconds = achieved > 0 ? 1 / achieved : 0;
+        Update(s => s with
+        {
+            FirewallAvailable = true,
+            FirewallError = null,
+            Layout = layout,
+            AchievedRateHz = achieved,
+            LastReadMilliseconds = elapsed.TotalMilliseconds,
+            DutyCycle = periodSeconds > 0 ? elapsed.TotalSeconds / periodSeconds : 0,
+            Reads = s.Reads + 1,
+            RuleCount = ruleset.RuleCount,
+            LastReadAt = snapshot.ReadAt,
+        });
+    }
+
+    private HostTopology? _classifiedWith;
+
+    private static async Task DelayAsync(TimeSpan delay, CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(delay, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    public override void Dispose()
+    {
+        _topologyDirty.Dispose();
+        base.Dispose();
+    }
+}

@@ -1,0 +1,20 @@
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+
+namespace Dashboard.Host.Collector;
+
+/// <summary>Counter changes since the previous read, with the time of the read that saw them.</summary>
+public sealed record CountersUpdate(string Host, DateTimeOffset ReadAt, IReadOnlyList<RuleCounterChange> Rules, IReadOnlyList<PolicyCounterChange> Policies);
+
+/// <summary>Where the collector publishes. In the web process: the live feed; in a remote agent: the collector hub.</summary>
+public interface ICollectorSink
+{
+    void TopologyChanged(HostTopology topology);
+
+    /// <summary>A new ruleset whose structure differs from the last one (rules added, removed or moved), classified.</summary>
+    void FirewallChanged(Ruleset ruleset, DateTimeOffset readAt);
+
+    void CountersChanged(CountersUpdate update);
+
+    void StatusChanged(CollectorStatus status);
+}

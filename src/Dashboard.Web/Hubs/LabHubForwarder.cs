@@ -1,0 +1,48 @@
+using Dashboard.Core.Firewall;
+using Dashboard.Web.Api;
+using Dashboard.Web.Live;
+using Microsoft.AspNetCore.SignalR;
+
+namespace Dashboard.Web.Hubs;
+
+/// <summary>Forwards the live feed to <c>/hubs/lab</c>, to the group of the host it came from.</summary>
+public sealed class LabHubForwarder(LiveFeed feed, IHubContext<LabHub> hub, ILogger<LabHubForwarder> logger) : IHostedService
+{
+    private IDisposable? _subscription;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _subscription = feed.Subscribe(Forward);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        _subscription?.Dispose();
+        return Task.CompletedTask;
+    }
+
+    private void Forward(LiveEvent e)
+    {
+        var group = hub.Clients.Group(LabHub.GroupFor(e.Host));
+        var send = e switch
+        {
+            CountersChangedEvent c => group.SendAsync("CountersChanged", new CountersMessage(
+                c.Host,
+                c.Update.ReadAt,
+                c.Update.Rules.Select(r => new RuleCountersMessage(r.Id.Family, r.Id.Table, r.Id.Chain, r.Id.Key, r.Position, r.Packets, r.Bytes, r.DeltaPackets, r.DeltaBytes, r.Reset)).ToList(),
+                c.Update.Policies)),
+            TopologyChangedEvent t => group.SendAsync("TopologyChanged", t.Topology),
+            FirewallChangedEvent f => group.SendAsync("FirewallChanged", new FirewallMessage(f.Host, f.ReadAt, DockerLayoutDetector.Detect(f.Ruleset), RulesetDto.From(f.Ruleset))),
+            StatusChangedEvent s => group.SendAsync("CollectorStatus", s.Status),
+            _ => Task.CompletedTask,
+        };
+        send.ContinueWith(t => logger.LogDebug(t.Exception, "hub send failed"), TaskContinuationOptions.OnlyOnFaulted);
+    }
+}
+
+public sealed record CountersMessage(string Host, DateTimeOffset ReadAt, IReadOnlyList<RuleCountersMessage> Rules, IReadOnlyList<PolicyCounterChange> Policies);
+
+public sealed record RuleCountersMessage(TableFamily Family, string Table, string Chain, string Key, int Position, ulong Packets, ulong Bytes, ulong DeltaPackets, ulong DeltaBytes, bool Reset);
+
+public sealed record FirewallMessage(string Host, DateTimeOffset ReadAt, DockerLayout Layout, RulesetDto Ruleset);

@@ -1,0 +1,173 @@
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+using Dashboard.Host.Collector;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.Web.Live;
+
+/// <summary>
+/// The in-process live feed: the collector's sink, the current state of the host (topology, ruleset with the latest
+/// counters, status, a minute of counter history), and subscriptions for components and the hub forwarder.
+/// Subscribers are called on the collector's thread: components marshal with InvokeAsync and dispose their subscription.
+/// </summary>
+public class LiveFeed(IOptions<Dashboard.Host.HostOptions> hostOptions) : ICollectorSink
+{
+    private readonly object _gate = new();
+    private readonly List<Action<LiveEvent>> _subscribers = [];
+    private readonly CounterHistory _history = new();
+    private readonly Dictionary<RuleId, (ulong Packets, ulong Bytes)> _counters = new();
+
+    public string Host { get; } = hostOptions.Value.Name;
+
+    public HostTopology? Topology { get; private set; }
+
+    public Ruleset? Ruleset { get; private set; }
+
+    public DateTimeOffset? RulesetReadAt { get; private set; }
+
+    public CollectorStatus Status { get; private set; } = CollectorStatus.Starting(hostOptions.Value.Name, 0);
+
+    public int SubscriberCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _subscribers.Count;
+            }
+        }
+    }
+
+    /// <summary>Subscribes to every event; dispose the result to stop.</summary>
+    public IDisposable Subscribe(Action<LiveEvent> onEvent)
+    {
+        lock (_gate)
+        {
+            _subscribers.Add(onEvent);
+        }
+
+        return new Subscription(this, onEvent);
+    }
+
+    /// <summary>The latest counters of a rule (the ruleset's own until a counter update arrives).</summary>
+    public (ulong Packets, ulong Bytes) CountersOf(FirewallRule rule)
+    {
+        lock (_gate)
+        {
+            return _counters.TryGetValue(RuleId.Of(rule), out var c) ? c : (rule.Packets, rule.Bytes);
+        }
+    }
+
+    public IReadOnlyList<CounterSample> HistoryOf(RuleId id)
+    {
+        lock (_gate)
+        {
+            return _history.Samples(id);
+        }
+    }
+
+    public double PacketRate(RuleId id, DateTimeOffset now, TimeSpan over)
+    {
+        lock (_gate)
+        {
+            return _history.PacketRate(id, now, over);
+        }
+    }
+
+    public DateTimeOffset? LastMoved(RuleId id)
+    {
+        lock (_gate)
+        {
+            return _history.LastMoved(id);
+        }
+    }
+
+    public void TopologyChanged(HostTopology topology)
+    {
+        Topology = topology;
+        Publish(new TopologyChangedEvent(Host, topology));
+    }
+
+    public void FirewallChanged(Ruleset ruleset, DateTimeOffset readAt)
+    {
+        lock (_gate)
+        {
+            _counters.Clear();
+            foreach (var r in ruleset.Rules)
+            {
+                var id = RuleId.Of(r);
+                _history.Record(id, readAt, r.Packets, r.Bytes);
+            }
+
+            _history.Prune(readAt);
+            Ruleset = ruleset;
+            RulesetReadAt = readAt;
+        }
+
+        Publish(new FirewallChangedEvent(Host, ruleset, readAt));
+    }
+
+    public void CountersChanged(CountersUpdate update)
+    {
+        lock (_gate)
+        {
+            foreach (var c in update.Rules)
+            {
+                _counters[c.Id] = (c.Packets, c.Bytes);
+                _history.Record(c.Id, update.ReadAt, c.Packets, c.Bytes);
+            }
+
+            RulesetReadAt = update.ReadAt;
+        }
+
+        Publish(new CountersChangedEvent(Host, update));
+    }
+
+    public void StatusChanged(CollectorStatus status)
+    {
+        Status = status;
+        Publish(new StatusChangedEvent(Host, status));
+    }
+
+    protected void Publish(LiveEvent e)
+    {
+        Action<LiveEvent>[] targets;
+        lock (_gate)
+        {
+            targets = [.. _subscribers];
+        }
+
+        foreach (var t in targets)
+        {
+            try
+            {
+                t(e);
+            }
+            catch (Exception)
+            {
+                // One subscriber's failure must not stop the others or the collector.
+            }
+        }
+    }
+
+    private void Unsubscribe(Action<LiveEvent> onEvent)
+    {
+        lock (_gate)
+        {
+            _subscribers.Remove(onEvent);
+        }
+    }
+
+    private sealed class Subscription(LiveFeed feed, Action<LiveEvent> onEvent) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                feed.Unsubscribe(onEvent);
+            }
+        }
+    }
+}
