@@ -13,7 +13,13 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
     public DashboardFactory(Dictionary<string, string?>? settings = null)
     {
         DataDirectory = Directory.CreateTempSubdirectory("netlab-web-test-").FullName;
-        _settings = settings ?? [];
+
+        // The collector reads the real host several times a second: only tests that need it turn it on.
+        _settings = new Dictionary<string, string?> { ["Collector:Enabled"] = "false" };
+        foreach (var (k, v) in settings ?? [])
+        {
+            _settings[k] = v;
+        }
     }
 
     public string DataDirectory { get; }

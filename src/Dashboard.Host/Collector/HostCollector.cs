@@ -213,7 +213,9 @@ public sealed class HostCollector(
             _classifiedWith = topology;
             sink.FirewallChanged(ruleset, snapshot.ReadAt);
         }
-        else if (!diff.IsEmpty)
+
+        // Counters that moved are published even when the same read also changed the structure.
+        if (diff.Counters.Count > 0 || diff.Policies.Count > 0)
         {
             sink.CountersChanged(new CountersUpdate(_host, snapshot.ReadAt, diff.Counters, diff.Policies));
         }

@@ -1,0 +1,191 @@
+using Bunit;
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+using Dashboard.Host.Collector;
+using Dashboard.TestSupport;
+using Dashboard.Web.Components.Pages.Containers;
+using Dashboard.Web.Components.Pages.Firewall;
+using Dashboard.Web.Components.Pages.Networks;
+using Dashboard.Web.Components.Pages.Overview;
+using Dashboard.Web.Components.Pages.Topology;
+
+namespace Dashboard.Web.Tests.Components;
+
+public class LivePagesTests : DashboardTestContext
+{
+    private static readonly DateTimeOffset T0 = DateTimeOffset.UtcNow;
+
+    private static DockerNetwork Net(string name, string id, string subnet) =>
+        new(id, name, "bridge", "local", "br-" + id[..12], [new NetworkSubnet(subnet, subnet.Replace(".0/24", ".1", StringComparison.Ordinal))], false, true, false, null,
+            new Dictionary<string, string>(), new Dictionary<string, string>());
+
+    private static readonly DockerNetwork Net1 = Net("net1", "5bb1f7c6955fd67fe47e6a0e25e8aee6ae0dbec35ddb1f8b7940883afd184aca", "172.18.0.0/24");
+    private static readonly DockerNetwork Net2 = Net("net2", "99a370db15a4f9d9cd36438e0ef667a118182e09eca0b214975038f3dd2965d4", "172.19.0.0/24");
+
+    private static HostTopology Topology(params DockerNetwork[] networks)
+    {
+        var containers = new List<DockerContainer>();
+        var links = new List<IpLink>();
+        var bridges = new List<BridgeInfo>();
+        var i = 0;
+        foreach (var n in networks)
+        {
+            i++;
+            var veth = new VethPair("eth0", 10 + i, 20 + i, $"veth{i}abcdef", 20 + i, n.BridgeName, null, "UP");
+            containers.Add(new DockerContainer($"c{i}id000000000000", $"c{i}", "busybox", "running", "Up", 100 + i, null,
+                [new ContainerEndpoint(n.Id, n.Name, "ep", $"172.{17 + i}.0.2", 24, null, "02:42:ac:12:00:02", null, veth)], new Dictionary<string, string>()));
+            bridges.Add(new BridgeInfo(n.BridgeName!, 5 + i, null, "UP", 1500, n.Name, [new BridgePort(veth.HostInterface, veth.HostIfIndex, "veth", "forwarding", $"c{i}")]));
+        }
+
+        var engine = new EngineInfo("20.10.24", "1.41", "1.12", "Debian", "6.1", "amd64", FirewallBackend.IptablesNft, "test", "iptables v1.8.9 (nf_tables)", true);
+        return new HostTopology(engine, networks, containers, bridges, links, T0, []);
+    }
+
+    private static Ruleset Isolated()
+    {
+        var rs = IptablesSaveReader.Read(TestPaths.ReadShared("iptables/docker-20.10-two-networks-isolated.save"));
+        RuleClassifier.Classify(rs, [Net1, Net2]);
+        return rs;
+    }
+
+    [Fact]
+    public void FirewallPage_CounterChange_UpdatesItsCellAndHighlightsTheRow()
+    {
+        var rs = Isolated();
+        Feed.FirewallChanged(rs, T0);
+        var cut = Render<FirewallPage>();
+        var drop = rs.FindTable("filter")!.FindChain("DOCKER-ISOLATION-STAGE-2")!.Rules[3];
+        var row = $"[data-testid='rule-filter-DOCKER-ISOLATION-STAGE-2-4']";
+        Assert.Equal("3", cut.Find($"{row} .pkts").TextContent);
+        Assert.DoesNotContain("moving", cut.Find(row).ClassName);
+
+        Feed.CountersChanged(new CountersUpdate("test-host", DateTimeOffset.UtcNow, [new RuleCounterChange(RuleId.Of(drop), 4, 6, 504, 3, 252, false)], []));
+
+        cut.WaitForAssertion(() =>
+        {
+            Assert.Equal("6", cut.Find($"{row} .pkts").TextContent);
+            Assert.Contains("moving", cut.Find(row).ClassName);
+            Assert.Contains("pkt/s", cut.Find($"{row} [data-testid='rate']").TextContent);
+        });
+    }
+
+    [Fact]
+    public void FirewallPage_ShowsOwnersJumpsAndIptablesColumns()
+    {
+        var rs = IptablesSaveReader.Read(TestPaths.ReadShared("iptables/docker-20.10-two-networks-docker-user-accept.save"));
+        RuleClassifier.Classify(rs, [Net1, Net2]);
+        Feed.FirewallChanged(rs, T0);
+
+        var cut = Render<FirewallPage>();
+
+        var jump = cut.Find("[data-testid='rule-filter-FORWARD-1'] a.jump");
+        Assert.Equal("firewall#chain-filter-DOCKER-USER", jump.GetAttribute("href"));
+        Assert.NotNull(cut.Find("#chain-filter-DOCKER-USER"));
+        var user = cut.Find("[data-testid='rule-filter-DOCKER-USER-1']");
+        Assert.Contains("owner-user", user.ClassName);
+        Assert.Contains("/* lab change 1 */", user.TextContent);
+        Assert.Contains("172.18.0.0/16", user.TextContent);
+        Assert.Contains("owner-docker", cut.Find("[data-testid='rule-filter-DOCKER-USER-3']").ClassName);
+    }
+
+    [Fact]
+    public void FirewallPage_FirewallUnreadable_SaysWhy()
+    {
+        Feed.StatusChanged(CollectorStatus.Starting("test-host", 4) with { FirewallError = "iptables-save -c failed with exit code 4: Permission denied (the dashboard needs root)" });
+
+        var cut = Render<FirewallPage>();
+
+        Assert.Contains("Permission denied", cut.Find("[data-testid='firewall-error']").TextContent);
+    }
+
+    [Fact]
+    public void NetworksPage_NewNetworkAppears_WithoutReload()
+    {
+        Feed.TopologyChanged(Topology(Net1));
+        var cut = Render<NetworksPage>();
+        Assert.Single(cut.FindAll("[data-testid='network-name']"));
+
+        Feed.TopologyChanged(Topology(Net1, Net2));
+
+        cut.WaitForAssertion(() => Assert.Equal(2, cut.FindAll("[data-testid='network-name']").Count));
+        Assert.Contains("net2", cut.Markup);
+        Assert.Contains("br-99a370db15a4", cut.Markup);
+    }
+
+    [Fact]
+    public void OverviewPage_EngineDown_RendersTheOutageAndRecovers()
+    {
+        Feed.StatusChanged(CollectorStatus.Starting("test-host", 4) with { EngineError = "the Docker engine at unix:///var/run/docker.sock did not answer" });
+        var cut = Render<OverviewPage>();
+
+        Assert.Contains("did not answer", cut.Find("[data-testid='engine-error']").TextContent);
+        Assert.Equal("degraded", cut.Find("[data-testid='collector-health']").TextContent);
+
+        Feed.TopologyChanged(Topology(Net1));
+        Feed.StatusChanged(CollectorStatus.Starting("test-host", 4) with { EngineAvailable = true, FirewallAvailable = true, AchievedRateHz = 3.9 });
+
+        cut.WaitForAssertion(() =>
+        {
+            Assert.Empty(cut.FindAll("[data-testid='engine-error']"));
+            Assert.Equal("20.10.24", cut.Find("[data-testid='engine-version']").TextContent);
+            Assert.StartsWith("3.90 per second", cut.Find("[data-testid='achieved-rate']").TextContent);
+        });
+    }
+
+    [Fact]
+    public void OverviewPage_UnknownLayout_IsShown()
+    {
+        Feed.StatusChanged(CollectorStatus.Starting("test-host", 4) with
+        {
+            EngineAvailable = true,
+            FirewallAvailable = true,
+            Layout = new DockerLayout(DockerLayoutKind.Unknown, "unrecognised", ["Docker chains: DOCKER, DOCKER-NEW-THING"]),
+        });
+
+        var cut = Render<OverviewPage>();
+
+        Assert.Contains("DOCKER-NEW-THING", cut.Find("[data-testid='layout-unknown']").TextContent);
+    }
+
+    [Fact]
+    public void ContainersPage_ShowsTheEth0VethBridgeChain()
+    {
+        Feed.TopologyChanged(Topology(Net1, Net2));
+
+        var cut = Render<ContainersPage>();
+
+        Assert.Equal(["eth0@if21 ↔ veth1abcdef ↔ br-5bb1f7c6955f", "eth0@if22 ↔ veth2abcdef ↔ br-99a370db15a4"],
+            cut.FindAll("[data-testid='veth-chain']").Select(e => e.TextContent));
+    }
+
+    [Fact]
+    public void TopologyPage_DrawsBridgesVethsAndTheLiveDropPoint()
+    {
+        Feed.TopologyChanged(Topology(Net1, Net2));
+        var rs = Isolated();
+        Feed.FirewallChanged(rs, T0);
+
+        var cut = Render<TopologyPage>();
+
+        Assert.Equal(["br-5bb1f7c6955f", "br-99a370db15a4"], cut.FindAll("[data-testid='bridge-node']").Select(e => e.GetAttribute("data-name")));
+        Assert.Equal(["veth1abcdef", "veth2abcdef"], cut.FindAll("[data-testid='veth-node']").Select(e => e.GetAttribute("data-name")));
+        var net1Drop = cut.Find("[data-testid='drop-point'][data-bridge='br-5bb1f7c6955f']");
+        Assert.Contains("3 dropped", net1Drop.TextContent);
+
+        var drop = rs.FindTable("filter")!.FindChain("DOCKER-ISOLATION-STAGE-2")!.Rules[3];
+        Feed.CountersChanged(new CountersUpdate("test-host", DateTimeOffset.UtcNow, [new RuleCounterChange(RuleId.Of(drop), 4, 9, 756, 6, 504, false)], []));
+        cut.WaitForAssertion(() => Assert.Contains("9 dropped", cut.Find("[data-testid='drop-point'][data-bridge='br-5bb1f7c6955f']").TextContent));
+    }
+
+    [Fact]
+    public void Pages_Disposed_UnsubscribeFromTheFeed()
+    {
+        var before = Feed.SubscriberCount;
+        var cut = Render<FirewallPage>();
+        Assert.Equal(before + 1, Feed.SubscriberCount);
+
+        cut.Instance.Dispose();
+
+        Assert.Equal(before, Feed.SubscriberCount);
+    }
+}
