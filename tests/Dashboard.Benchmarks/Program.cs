@@ -1,16 +1,17 @@
 using Dashboard.Benchmarks;
 
-// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules]
+// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings]
 var what = args.Length > 0 ? args[0] : "readers";
-var n = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10_000;
+int Arg(int fallback) => args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
 return what switch
 {
-    "readers" => await ReaderBenchmark.RunAsync(n),
+    "readers" => await ReaderBenchmark.RunAsync(Arg(10_000)),
+    "live" => await LiveBenchmark.RunAsync(Arg(20)),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules]");
+    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings]");
     return 64;
 }

@@ -28,7 +28,7 @@ public sealed class HostCollector(
     private readonly CollectorOptions _options = options.Value;
     private readonly string _host = hostOptions.Value.Name;
     private readonly object _gate = new();
-    private readonly Queue<DateTimeOffset> _readTimes = new();
+    private readonly Queue<(DateTimeOffset At, TimeSpan Took)> _reads = new();
     private CollectorStatus _status = CollectorStatus.Starting(hostOptions.Value.Name, options.Value.TargetRateHz);
     private HostTopology? _topology;
     private Ruleset? _previous;
@@ -223,16 +223,18 @@ public sealed class HostCollector(
         _previous = ruleset;
         var elapsed = sw.Elapsed;
         var now = DateTimeOffset.UtcNow;
-        _readTimes.Enqueue(now);
-        while (_readTimes.Count > 1 && now - _readTimes.Peek() > TimeSpan.FromSeconds(10))
+        _reads.Enqueue((now, elapsed));
+        while (_reads.Count > 1 && now - _reads.Peek().At > TimeSpan.FromSeconds(10))
         {
-            _readTimes.Dequeue();
+            _reads.Dequeue();
         }
 
-        var span = (now - _readTimes.Peek()).TotalSeconds;
-        var achieved = span > 0 ? (_readTimes.Count - 1) / span : 0;
+        // Over the last 10 s: reads per second, and the share of wall time spent reading.
+        var first = _reads.Peek();
+        var span = (now - first.At + first.Took).TotalSeconds;
+        var achieved = _reads.Count > 1 ? (_reads.Count - 1) / (now - first.At).TotalSeconds : 0;
+        var duty = span > 0 ? _reads.Sum(r => r.Took.TotalSeconds) / span : 0;
         var layout = structureChanged ? DockerLayoutDetector.Detect(ruleset) : Status.Layout;
-        var periodSeconds = achieved > 0 ? 1 / achieved : 0;
         Update(s => s with
         {
             FirewallAvailable = true,
@@ -240,7 +242,7 @@ public sealed class HostCollector(
             Layout = layout,
             AchievedRateHz = achieved,
             LastReadMilliseconds = elapsed.TotalMilliseconds,
-            DutyCycle = periodSeconds > 0 ? elapsed.TotalSeconds / periodSeconds : 0,
+            DutyCycle = duty,
             Reads = s.Reads + 1,
             RuleCount = ruleset.RuleCount,
             LastReadAt = snapshot.ReadAt,

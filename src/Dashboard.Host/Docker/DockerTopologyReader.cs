@@ -34,7 +34,7 @@ public sealed class DockerTopologyReader(IDockerClient docker, IProcessRunner ru
         }
         catch (Exception ex) when (IsEngineDown(ex))
         {
-            throw new EngineUnavailableException($"the Docker engine at {_options.DockerEndpoint} did not answer: {ex.Message}", ex);
+            throw new EngineUnavailableException($"the Docker engine at {_options.DockerEndpoint} did not answer: {ex.Message.TrimEnd('.')}", ex);
         }
 
         var networks = rawNetworks.Select(ToNetwork).OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
@@ -70,7 +70,7 @@ public sealed class DockerTopologyReader(IDockerClient docker, IProcessRunner ru
         }
         catch (Exception ex) when (IsEngineDown(ex))
         {
-            throw new EngineUnavailableException($"the Docker engine at {_options.DockerEndpoint} did not answer: {ex.Message}", ex);
+            throw new EngineUnavailableException($"the Docker engine at {_options.DockerEndpoint} did not answer: {ex.Message.TrimEnd('.')}", ex);
         }
 
         var iptablesVersion = await ReadIptablesVersionAsync(ct).ConfigureAwait(false);

@@ -18,6 +18,11 @@ public sealed class FirewallUnavailableException(string message, Exception? inne
 public sealed class HostFirewallReader(IProcessRunner runner, IOptions<HostOptions> options)
 {
     private readonly HostOptions _options = options.Value;
+    private bool _ipv6Empty;
+    private DateTimeOffset _ipv6CheckedAt;
+
+    /// <summary>While ip6tables-save prints nothing, it is asked again only this often (a process start per read is most of a read's cost).</summary>
+    public static readonly TimeSpan EmptyIpv6Recheck = TimeSpan.FromSeconds(5);
 
     public async Task<FirewallSnapshot> ReadAsync(FirewallBackend backend, CancellationToken ct = default)
     {
@@ -33,10 +38,17 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<HostOptio
         var v4 = await RunAsync(_options.IptablesSave, ["-c"], ct).ConfigureAwait(false);
         var ruleset = Parse(() => IptablesSaveReader.Read(v4, TableFamily.Ipv4), "iptables-save -c");
         var commands = new List<string> { $"{_options.IptablesSave} -c" };
+        if (_ipv6Empty && started - _ipv6CheckedAt < EmptyIpv6Recheck)
+        {
+            return new FirewallSnapshot(ruleset, started, sw.Elapsed, commands, warnings);
+        }
+
         try
         {
             var v6 = await RunAsync(_options.Ip6tablesSave, ["-c"], ct).ConfigureAwait(false);
-            if (!string.IsNullOrWhiteSpace(v6))
+            _ipv6CheckedAt = started;
+            _ipv6Empty = string.IsNullOrWhiteSpace(v6);
+            if (!_ipv6Empty)
             {
                 var six = Parse(() => IptablesSaveReader.Read(v6, TableFamily.Ipv6), "ip6tables-save -c");
                 ruleset = new Ruleset { Format = ruleset.Format, Generator = ruleset.Generator, Tables = [.. ruleset.Tables, .. six.Tables] };

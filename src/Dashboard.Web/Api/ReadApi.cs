@@ -33,6 +33,7 @@ public static class ReadApi
                 RulesetDto.From(v.Snapshot.Ruleset)));
         });
         api.MapPost("/firewall/parse", ParseAsync).DisableAntiforgery();
+        api.MapGet("/collector", (Live.LiveFeed feed) => TypedResults.Ok(feed.Status));
         return app;
     }
 

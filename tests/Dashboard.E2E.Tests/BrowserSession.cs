@@ -1,0 +1,69 @@
+using Dashboard.TestSupport;
+using Microsoft.Playwright;
+
+namespace Dashboard.E2E.Tests;
+
+/// <summary>Debian's Chromium driven by Playwright (never a downloaded browser), with a throwaway profile and HOME.</summary>
+public sealed class BrowserSession : IAsyncDisposable
+{
+    private readonly IPlaywright _playwright;
+    private readonly string _home;
+
+    private BrowserSession(IPlaywright playwright, IBrowser browser, string home)
+    {
+        _playwright = playwright;
+        Browser = browser;
+        _home = home;
+    }
+
+    public IBrowser Browser { get; }
+
+    public static string ScreenshotDirectory { get; } = Directory.CreateDirectory(Path.Combine(TestPaths.RepoRoot, "artifacts", "screenshots")).FullName;
+
+    public static async Task<BrowserSession> StartAsync()
+    {
+        const string chromium = "/usr/bin/chromium";
+        if (!File.Exists(chromium))
+        {
+            if (RealHost.Required)
+            {
+                throw new InvalidOperationException("Chromium is not installed at /usr/bin/chromium (scripts/lab-setup.sh installs it)");
+            }
+
+            throw new SkipException("needs Debian's chromium at /usr/bin/chromium (scripts/lab-setup.sh installs it)");
+        }
+
+        var home = Directory.CreateTempSubdirectory("netlab-chromium-").FullName;
+        var playwright = await Playwright.CreateAsync();
+        var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = chromium,
+            Headless = true,
+            Args = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+            Env = new Dictionary<string, string> { ["HOME"] = home },
+        });
+        return new BrowserSession(playwright, browser, home);
+    }
+
+    public async Task<IPage> NewPageAsync(Uri baseUri)
+    {
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = baseUri.ToString(), ViewportSize = new ViewportSize { Width = 1366, Height = 900 } });
+        return await context.NewPageAsync();
+    }
+
+    public static Task ScreenshotAsync(IPage page, string name) =>
+        page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(ScreenshotDirectory, name + ".png"), FullPage = true });
+
+    public async ValueTask DisposeAsync()
+    {
+        await Browser.DisposeAsync();
+        _playwright.Dispose();
+        try
+        {
+            Directory.Delete(_home, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

@@ -1,0 +1,42 @@
+using Microsoft.Playwright;
+
+namespace Dashboard.E2E.Tests.Pages;
+
+/// <summary>Any page of the dashboard: navigation and the wait for the interactive circuit.</summary>
+public class DashboardPage(IPage page)
+{
+    public IPage Page { get; } = page;
+
+    public async Task OpenAsync(string path)
+    {
+        await Page.GotoAsync(path);
+        await Page.Locator("[data-testid='circuit'][data-interactive='true']").WaitForAsync(new() { State = WaitForSelectorState.Attached, Timeout = 20_000 });
+    }
+}
+
+public sealed class FirewallPage(IPage page) : DashboardPage(page)
+{
+    /// <summary>The row of the Docker rule that drops traffic going out to <paramref name="bridge"/> (the isolation DROP).</summary>
+    public ILocator IsolationDropRow(string bridge) =>
+        Page.Locator($"tr.rule[data-key$='-o {bridge} -j DROP']").First;
+
+    public async Task<ulong> PacketsAsync(ILocator row) => ulong.Parse(await row.Locator(".pkts").InnerTextAsync(), System.Globalization.CultureInfo.InvariantCulture);
+}
+
+public sealed class TopologyPage(IPage page) : DashboardPage(page)
+{
+    public ILocator Bridge(string name) => Page.Locator($"[data-testid='bridge-node'][data-name='{name}']");
+
+    public ILocator Veth(string name) => Page.Locator($"[data-testid='veth-node'][data-name='{name}']");
+
+    public ILocator DropPoint(string bridge) => Page.Locator($"[data-testid='drop-point'][data-bridge='{bridge}']");
+}
+
+public sealed class OverviewPage(IPage page) : DashboardPage(page)
+{
+    public ILocator EngineError => Page.Locator("[data-testid='engine-error']");
+
+    public ILocator EngineVersion => Page.Locator("[data-testid='engine-version']");
+
+    public ILocator StaleTopology => Page.Locator("[data-testid='stale-topology']");
+}
