@@ -16,14 +16,7 @@ public class LiveDashboardTests
     {
         RealHost.Require();
         await using var lab = new LabScope();
-        var net1 = lab.Name("net1");
-        var net2 = lab.Name("net2");
-        var id1 = await lab.CreateNetworkAsync("net1");
-        var id2 = await lab.CreateNetworkAsync("net2");
-        var c1 = await lab.RunBusyboxAsync("c1", net1);
-        var c2 = await lab.RunBusyboxAsync("c2", net2);
-        var c1Ip = await lab.IpOfAsync(c1, net1);
-        var (bridge1, bridge2) = ("br-" + id1[..12], "br-" + id2[..12]);
+        var (net1, _, bridge1, bridge2, c1, c2, c1Ip) = await lab.CreateSeedLabAsync();
 
         using var app = new KestrelDashboard(new() { ["Collector:Enabled"] = "true" });
         await using var browser = await BrowserSession.StartAsync();

@@ -110,6 +110,17 @@ public sealed partial class LabScope : IAsyncDisposable
         return name;
     }
 
+    /// <summary>The seed experiment's lab: networks net1 and net2, busybox c1 on net1 and c2 on net2.</summary>
+    public async Task<SeedLab> CreateSeedLabAsync()
+    {
+        var (net1, net2) = (Name("net1"), Name("net2"));
+        var id1 = await CreateNetworkAsync("net1");
+        var id2 = await CreateNetworkAsync("net2");
+        var c1 = await RunBusyboxAsync("c1", net1);
+        var c2 = await RunBusyboxAsync("c2", net2);
+        return new SeedLab(net1, net2, "br-" + id1[..12], "br-" + id2[..12], c1, c2, await IpOfAsync(c1, net1));
+    }
+
     public async Task<string> IpOfAsync(string container, string network) =>
         (await DockerAsync(["inspect", "-f", $"{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}", container])).Trim();
 
@@ -208,3 +219,6 @@ public sealed partial class LabScope : IAsyncDisposable
     [GeneratedRegex(@"(\d+) packets transmitted, (\d+) (?:packets )?received")]
     private static partial Regex PingSummary();
 }
+
+/// <summary>Names and addresses of the seed lab (Docker names the bridges br- and the first 12 hex of the network id).</summary>
+public sealed record SeedLab(string Net1, string Net2, string Bridge1, string Bridge2, string C1, string C2, string C1Ip);

@@ -16,13 +16,7 @@ public class SeedExperimentTests
         var (topologyReader, _, inspector) = HostServices.Resolve(sp);
         await using var lab = new LabScope();
 
-        var net1 = lab.Name("net1");
-        var net2 = lab.Name("net2");
-        await lab.CreateNetworkAsync("net1");
-        await lab.CreateNetworkAsync("net2");
-        var c1 = await lab.RunBusyboxAsync("c1", net1);
-        var c2 = await lab.RunBusyboxAsync("c2", net2);
-        var c1Ip = await lab.IpOfAsync(c1, net1);
+        var (net1, net2, _, _, c1, c2, c1Ip) = await lab.CreateSeedLabAsync();
 
         // Topology: both bridges exist and each container's host veth hangs on its own network's bridge.
         var topology = await topologyReader.ReadAsync();
@@ -74,7 +68,11 @@ public class SeedExperimentTests
         Assert.All(removed, r => Assert.True(r.Succeeded, r.Message));
         Assert.Equal(0, await lab.CountTaggedRulesAsync());
         var cleaned = (await inspector.ReadFirewallAsync()).Snapshot.Ruleset;
-        Assert.Equal(before.Rules.Count(r => r.Owner == RuleOwner.Docker), cleaned.Rules.Count(r => r.Owner == RuleOwner.Docker));
+        var ourBridges = new[] { n1.BridgeName!, n2.BridgeName! };
+        var dockerRulesBefore = before.Rules.Where(r => r.Owner == RuleOwner.Docker && r.Bridges.Intersect(ourBridges).Any()).Select(RuleId.Of).ToList();
+        var dockerRulesAfter = cleaned.Rules.Select(RuleId.Of).ToHashSet();
+        Assert.NotEmpty(dockerRulesBefore);
+        Assert.All(dockerRulesBefore, id => Assert.Contains(id, dockerRulesAfter));
     }
 
     /// <summary>The rule that drops traffic from <paramref name="fromBridge"/> into <paramref name="toBridge"/>, in whichever Docker layout the host has.</summary>

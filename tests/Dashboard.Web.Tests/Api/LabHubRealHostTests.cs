@@ -16,14 +16,7 @@ public class LabHubRealHostTests
     {
         RealHost.Require();
         await using var lab = new LabScope();
-        var net1 = lab.Name("net1");
-        var net2 = lab.Name("net2");
-        await lab.CreateNetworkAsync("net1");
-        await lab.CreateNetworkAsync("net2");
-        var c1 = await lab.RunBusyboxAsync("c1", net1);
-        var c2 = await lab.RunBusyboxAsync("c2", net2);
-        var c1Ip = await lab.IpOfAsync(c1, net1);
-        var bridge1 = "br-" + (await lab.InspectAsync("network", net1)).GetProperty("Id").GetString()![..12];
+        var (_, _, bridge1, _, _, c2, c1Ip) = await lab.CreateSeedLabAsync();
 
         using var factory = new DashboardFactory(new() { ["Collector:Enabled"] = "true" });
         var server = factory.Server;

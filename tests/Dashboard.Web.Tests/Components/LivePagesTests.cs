@@ -178,6 +178,32 @@ public class LivePagesTests : DashboardTestContext
     }
 
     [Fact]
+    public void NetworkDetailPage_ShowsBridgeEndpointsAndTheRulesThatConcernIt()
+    {
+        Feed.TopologyChanged(Topology(Net1, Net2));
+        var rs = Isolated();
+        Feed.FirewallChanged(rs, T0);
+
+        var cut = Render<NetworkDetailPage>(p => p.Add(x => x.Name, "net1"));
+
+        Assert.Equal("br-5bb1f7c6955f", cut.Find("[data-testid='bridge']").TextContent);
+        Assert.Contains("eth0@if21 ↔ veth1abcdef ↔ br-5bb1f7c6955f", cut.Markup);
+        var rules = cut.FindAll("tr.rule");
+        Assert.Equal(rs.Rules.Count(r => r.Networks.Contains("net1")), rules.Count);
+        Assert.Contains(rules, r => r.TextContent.Contains("-A DOCKER-ISOLATION-STAGE-2 -o br-5bb1f7c6955f -j DROP", StringComparison.Ordinal) && r.QuerySelector(".pkts")!.TextContent == "3");
+    }
+
+    [Fact]
+    public void NetworkDetailPage_UnknownNetwork_SaysSo()
+    {
+        Feed.TopologyChanged(Topology(Net1));
+
+        var cut = Render<NetworkDetailPage>(p => p.Add(x => x.Name, "gone"));
+
+        Assert.Contains("No network named \"gone\"", cut.Markup);
+    }
+
+    [Fact]
     public void Pages_Disposed_UnsubscribeFromTheFeed()
     {
         var before = Feed.SubscriberCount;
