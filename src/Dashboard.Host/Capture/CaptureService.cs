@@ -1,0 +1,116 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Dashboard.Host.Processes;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.Host.Capture;
+
+/// <summary>A capture that cannot start: the reason, in words a person can act on.</summary>
+public sealed class CaptureRejectedException(string message) : Exception(message);
+
+/// <summary>
+/// Starts and tracks capture sessions. The interface must exist and have a kernel-valid name; a filter is compiled by
+/// <c>tcpdump -d</c> on that interface first, and a filter that does not compile starts no process. Every session ends
+/// when the service is disposed (no orphan tcpdump).
+/// </summary>
+public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostOptions> options) : IAsyncDisposable
+{
+    public const int MaxFilterLength = 2_000;
+
+    private readonly ConcurrentDictionary<string, CaptureSession> _sessions = new();
+    private readonly string _dataDirectory = Directory.CreateTempSubdirectory("netlab-captures-").FullName;
+
+    public IReadOnlyCollection<CaptureSession> Sessions => _sessions.Values.ToList();
+
+    [GeneratedRegex("^[A-Za-z0-9_.@:-]{1,15}$", RegexOptions.CultureInvariant)]
+    private static partial Regex InterfaceName();
+
+    /// <summary>Null when the interface can be captured on, else why not.</summary>
+    public static string? CheckInterface(string name)
+    {
+        if (string.IsNullOrEmpty(name) || !InterfaceName().IsMatch(name) || name.StartsWith('-') || name is "." or "..")
+        {
+            return "an interface name is 1-15 characters of ASCII letters, digits, '_', '.', '-', ':' or '@'";
+        }
+
+        return Directory.Exists(Path.Combine("/sys/class/net", name)) ? null : $"interface {name} does not exist on this host";
+    }
+
+    /// <summary>Null when the filter compiles for the interface (tcpdump -d), else tcpdump's own explanation.</summary>
+    public async Task<string?> CheckFilterAsync(string iface, string? filter, CancellationToken ct = default)
+    {
+        if (string.IsNullOrWhiteSpace(filter))
+        {
+            return null;
+        }
+
+        if (filter.Length > MaxFilterLength || filter.Any(char.IsControl))
+        {
+            return $"a filter is at most {MaxFilterLength} printable characters";
+        }
+
+        var r = await runner.RunAsync("tcpdump", ["-d", "-i", iface, "--", filter], options.Value.CommandTimeout, ct).ConfigureAwait(false);
+        return r.Succeeded ? null : $"the filter does not compile: {r.StdErr.Split('\n').LastOrDefault(l => l.Length > 0)?.Trim() ?? r.Message}";
+    }
+
+    public async Task<CaptureSession> StartAsync(CaptureRequest request, CancellationToken ct = default)
+    {
+        if (CheckInterface(request.Interface) is { } bad)
+        {
+            throw new CaptureRejectedException(bad);
+        }
+
+        if (request.SnapLength is < 64 or > 262_144 || request.PacketLimit is < 1 || request.TimeLimit is { } t && t <= TimeSpan.Zero)
+        {
+            throw new CaptureRejectedException("snapshot length is 64-262144 bytes; packet and time limits are positive");
+        }
+
+        if (await CheckFilterAsync(request.Interface, request.Filter, ct).ConfigureAwait(false) is { } filterError)
+        {
+            throw new CaptureRejectedException(filterError);
+        }
+
+        var id = Guid.NewGuid().ToString("N")[..12];
+        var psi = new ProcessStartInfo("tcpdump") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-i", request.Interface, "--immediate-mode", "-w", "-", "-U", "-n", "-s", request.SnapLength.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        if (request.PacketLimit is { } n)
+        {
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add(n.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        if (!string.IsNullOrWhiteSpace(request.Filter))
+        {
+            psi.ArgumentList.Add("--");
+            psi.ArgumentList.Add(request.Filter);
+        }
+
+        var process = Process.Start(psi) ?? throw new CaptureRejectedException("tcpdump could not be started");
+        var session = new CaptureSession(id, request, process, Path.Combine(_dataDirectory, id + ".pcap"));
+        _sessions[id] = session;
+        await session.Listening.WaitAsync(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+        return session;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var s in _sessions.Values)
+        {
+            await s.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _sessions.Clear();
+        try
+        {
+            Directory.Delete(_dataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

@@ -1,0 +1,263 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
+using System.Threading.Channels;
+using Dashboard.Core.Capture;
+
+namespace Dashboard.Host.Capture;
+
+/// <summary>What to capture: an interface, an optional BPF filter, and when to stop by itself.</summary>
+public sealed record CaptureRequest(string Interface, string? Filter = null, int SnapLength = 262_144, long? PacketLimit = null, TimeSpan? TimeLimit = null);
+
+public enum CaptureEndReason
+{
+    Running,
+    Requested,
+    PacketLimit,
+    TimeLimit,
+    InterfaceGone,
+    ShuttingDown,
+    Failed,
+}
+
+/// <summary>Counts that account for every packet: seen by tcpdump, handed to readers, dropped by our pipeline, dropped by the kernel.</summary>
+public sealed record CaptureStats(long Decoded, long DroppedByPipeline, long? CapturedByTcpdump, long? ReceivedByFilter, long? DroppedByKernel);
+
+/// <summary>
+/// One running <c>tcpdump -i IF -w - -U</c>: its pcap stream is decoded into a bounded channel (when readers fall behind,
+/// new packets are counted as dropped by the pipeline, never silently lost) and kept whole in a pcap file for download.
+/// </summary>
+public sealed partial class CaptureSession : IAsyncDisposable
+{
+    public const int ChannelCapacity = 10_000;
+
+    private readonly Process _process;
+    private readonly Channel<DecodedPacket> _packets = Channel.CreateBounded<DecodedPacket>(new BoundedChannelOptions(ChannelCapacity) { FullMode = BoundedChannelFullMode.DropWrite, SingleWriter = true });
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<string> _stderr = [];
+    private long _decoded;
+    private long _dropped;
+    private CaptureEndReason _requestedReason = CaptureEndReason.Running;
+    private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when tcpdump says it is listening (or has ended): packets sent after this are captured.</summary>
+    public Task Listening => _listening.Task;
+
+    internal CaptureSession(string id, CaptureRequest request, Process process, string pcapPath)
+    {
+        Id = id;
+        Request = request;
+        _process = process;
+        PcapPath = pcapPath;
+        StartedAt = DateTimeOffset.UtcNow;
+        Completion = RunAsync();
+    }
+
+    public string Id { get; }
+
+    public CaptureRequest Request { get; }
+
+    public DateTimeOffset StartedAt { get; }
+
+    public DateTimeOffset? EndedAt { get; private set; }
+
+    public CaptureEndReason EndReason { get; private set; } = CaptureEndReason.Running;
+
+    /// <summary>What tcpdump said when it ended, when that explains the end.</summary>
+    public string? EndMessage { get; private set; }
+
+    /// <summary>The raw pcap as tcpdump wrote it, for Wireshark.</summary>
+    public string PcapPath { get; }
+
+    public int ProcessId => _process.Id;
+
+    public ChannelReader<DecodedPacket> Packets => _packets.Reader;
+
+    public Task Completion { get; }
+
+    public CaptureStats Stats
+    {
+        get
+        {
+            var text = string.Join('\n', _stderr);
+            return new CaptureStats(Interlocked.Read(ref _decoded), Interlocked.Read(ref _dropped),
+                Count(CapturedLine(), text), Count(ReceivedLine(), text), Count(KernelDropLine(), text));
+        }
+    }
+
+    /// <summary>Stops the capture (tcpdump gets SIGINT so it reports its counts) and waits for it to end.</summary>
+    public async Task StopAsync(CaptureEndReason reason = CaptureEndReason.Requested)
+    {
+        if (_requestedReason == CaptureEndReason.Running)
+        {
+            _requestedReason = reason;
+        }
+
+        Signal(_process, 2);
+        try
+        {
+            await Completion.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            _process.Kill(entireProcessTree: true);
+            await Completion.ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        if (Request.TimeLimit is { } limit)
+        {
+            _ = Task.Delay(limit, _stop.Token).ContinueWith(t => t.IsCompletedSuccessfully ? StopAsync(CaptureEndReason.TimeLimit) : Task.CompletedTask, TaskScheduler.Default);
+        }
+
+        var stderr = Task.Run(async () =>
+        {
+            while (await _process.StandardError.ReadLineAsync().ConfigureAwait(false) is { } line)
+            {
+                lock (_stderr)
+                {
+                    _stderr.Add(line);
+                }
+
+                if (line.Contains("listening on", StringComparison.Ordinal))
+                {
+                    _listening.TrySetResult();
+                }
+            }
+        });
+        try
+        {
+            await using var file = new FileStream(PcapPath, FileMode.Create, FileAccess.Write, FileShare.Read);
+            var reader = new PcapStreamReader(new TeeStream(_process.StandardOutput.BaseStream, file));
+            if (await reader.ReadHeaderAsync().ConfigureAwait(false) is { } header)
+            {
+                while (await reader.ReadRecordAsync().ConfigureAwait(false) is { } record)
+                {
+                    Interlocked.Increment(ref _decoded);
+                    if (!_packets.Writer.TryWrite(PacketDecoder.Decode(record, header.LinkType)))
+                    {
+                        Interlocked.Increment(ref _dropped);
+                    }
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException)
+        {
+            EndMessage = ex.Message;
+        }
+        finally
+        {
+            await _process.WaitForExitAsync().ConfigureAwait(false);
+            await stderr.ConfigureAwait(false);
+            _stop.Cancel();
+            _listening.TrySetResult();
+            EndedAt = DateTimeOffset.UtcNow;
+            EndReason = await DecideEndAsync().ConfigureAwait(false);
+            _packets.Writer.TryComplete();
+        }
+    }
+
+    private async Task<CaptureEndReason> DecideEndAsync()
+    {
+        if (_requestedReason != CaptureEndReason.Running)
+        {
+            return _requestedReason;
+        }
+
+        var last = _stderr.LastOrDefault(l => l.Length > 0 && !l.Contains("packets", StringComparison.Ordinal));
+
+        // tcpdump ends as the device goes down, a moment before the kernel removes it.
+        var sysPath = Path.Combine("/sys/class/net", Request.Interface);
+        for (var i = 0; i < 10 && Directory.Exists(sysPath); i++)
+        {
+            await Task.Delay(100).ConfigureAwait(false);
+        }
+
+        var saysGone = last is not null && (last.Contains("went down", StringComparison.OrdinalIgnoreCase) || last.Contains("No such device", StringComparison.OrdinalIgnoreCase));
+        if (!Directory.Exists(sysPath) || saysGone)
+        {
+            EndMessage = $"interface {Request.Interface} disappeared" + (last is null ? "" : $" (tcpdump: {last})");
+            return CaptureEndReason.InterfaceGone;
+        }
+
+        if (Request.PacketLimit is { } n && Interlocked.Read(ref _decoded) >= n)
+        {
+            return CaptureEndReason.PacketLimit;
+        }
+
+        EndMessage ??= last ?? $"tcpdump exited with code {_process.ExitCode}";
+        return CaptureEndReason.Failed;
+    }
+
+    private static long? Count(Regex r, string text) => r.Match(text) is { Success: true } m ? long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
+
+    [GeneratedRegex(@"(\d+) packets? captured")]
+    private static partial Regex CapturedLine();
+
+    [GeneratedRegex(@"(\d+) packets? received by filter")]
+    private static partial Regex ReceivedLine();
+
+    [GeneratedRegex(@"(\d+) packets? dropped by kernel")]
+    private static partial Regex KernelDropLine();
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SysKill(int pid, int signal);
+
+    private static void Signal(Process p, int signal)
+    {
+        try
+        {
+            if (!p.HasExited)
+            {
+                _ = SysKill(p.Id, signal);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (EndReason == CaptureEndReason.Running)
+        {
+            await StopAsync(CaptureEndReason.ShuttingDown).ConfigureAwait(false);
+        }
+
+        _process.Dispose();
+        _stop.Dispose();
+    }
+
+    /// <summary>Copies what is read from the process into the pcap file as it passes.</summary>
+    private sealed class TeeStream(Stream source, Stream copy) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var n = await source.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            if (n > 0)
+            {
+                await copy.WriteAsync(buffer[..n], cancellationToken).ConfigureAwait(false);
+            }
+
+            return n;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override void Flush() => copy.Flush();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,146 @@
+using Dashboard.Core.Capture;
+using Dashboard.Core.Changes;
+using Dashboard.Host.Capture;
+using Dashboard.Host.Processes;
+using Dashboard.TestSupport;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.Host.Tests.Capture;
+
+[Trait("Category", "RealHost")]
+public class CaptureServiceTests
+{
+    private static CaptureService NewService() => new(new ProcessRunner(), Options.Create(new HostOptions()));
+
+    private static async Task<List<DecodedPacket>> DrainAsync(CaptureSession s)
+    {
+        var list = new List<DecodedPacket>();
+        await foreach (var p in s.Packets.ReadAllAsync())
+        {
+            list.Add(p);
+        }
+
+        return list;
+    }
+
+    private static async Task<int> TcpdumpProcessesAsync(string marker)
+    {
+        var r = await new ProcessRunner().RunAsync("pgrep", ["-f", $"tcpdump.*{marker}"], TimeSpan.FromSeconds(5));
+        return r.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
+    }
+
+    [SkippableFact]
+    public async Task Capture_BothBridges_IsolatedThenAccepted_RequestsOnlyThenRepliesWithMasqueradedSource()
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        await using var lab = new LabScope();
+        var seed = await lab.CreateSeedLabAsync();
+        await using var service = NewService();
+        var net1 = await lab.InspectAsync("network", seed.Net1);
+        var net2 = await lab.InspectAsync("network", seed.Net2);
+        var (sub1, gw1) = (net1.GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString()!, net1.GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Gateway").GetString()!);
+        var sub2 = net2.GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString()!;
+
+        // Isolated: the requests enter the source bridge and never leave on the destination bridge.
+        var on2 = await service.StartAsync(new CaptureRequest(seed.Bridge2, "icmp"));
+        var on1 = await service.StartAsync(new CaptureRequest(seed.Bridge1, "icmp"));
+        Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip, 3));
+        await on2.StopAsync();
+        await on1.StopAsync();
+        var src = await DrainAsync(on2);
+        var dst = await DrainAsync(on1);
+        Assert.Equal(3, src.Count(p => p.Echo is { IsRequest: true } && p.Destination == seed.C1Ip));
+        Assert.DoesNotContain(src, p => p.Echo is { IsRequest: false });
+        Assert.Empty(dst);
+        Assert.Equal(CaptureEndReason.Requested, on2.EndReason);
+        Assert.Equal(0, on2.Stats.DroppedByKernel);
+        Assert.Equal(0, on2.Stats.DroppedByPipeline);
+        Assert.True(new FileInfo(on2.PcapPath).Length > 24);
+
+        // With the ACCEPT pair: on the destination bridge the request arrives from net1's gateway (MASQUERADE) and the reply goes back.
+        await lab.InsertAsync(new RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = sub1, Destination = sub2, Target = "ACCEPT", Tag = lab.Tag });
+        await lab.InsertAsync(new RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = sub2, Destination = sub1, Target = "ACCEPT", Tag = lab.Tag });
+        on2 = await service.StartAsync(new CaptureRequest(seed.Bridge2, "icmp"));
+        on1 = await service.StartAsync(new CaptureRequest(seed.Bridge1, "icmp"));
+        Assert.Equal((3, 3), await lab.PingAsync(seed.C2, seed.C1Ip, 3));
+        await on2.StopAsync();
+        await on1.StopAsync();
+        src = await DrainAsync(on2);
+        dst = await DrainAsync(on1);
+        Assert.Equal(3, src.Count(p => p.Echo is { IsRequest: true }));
+        Assert.Equal(on2.Stats.ReceivedByFilter, on2.Stats.CapturedByTcpdump);
+        Assert.Equal(3, src.Count(p => p.Echo is { IsRequest: false } && p.Source == seed.C1Ip));
+        Assert.Equal(3, dst.Count(p => p.Echo is { IsRequest: true } && p.Source == gw1 && p.Destination == seed.C1Ip));
+
+        // The reply is de-NATed by br_netfilter's PREROUTING hook before the frame reaches the bridge device tcpdump
+        // listens on, so on c1's bridge it already reads c1 > c2 (measured; the request reads gw1 > c1 after POSTROUTING).
+        var c2Ip = await lab.IpOfAsync(seed.C2, seed.Net2);
+        Assert.Equal(3, dst.Count(p => p.Echo is { IsRequest: false } && p.Source == seed.C1Ip && p.Destination == c2Ip));
+    }
+
+    [SkippableFact]
+    public async Task Start_BadFilter_ExplainsAndStartsNoProcess()
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        await using var service = NewService();
+        var marker = "portt" + Guid.NewGuid().ToString("N")[..6];
+
+        var ex = await Assert.ThrowsAsync<CaptureRejectedException>(() => service.StartAsync(new CaptureRequest("lo", $"icmp and {marker} 80")));
+
+        Assert.StartsWith("the filter does not compile", ex.Message);
+        Assert.Equal(0, await TcpdumpProcessesAsync(marker));
+        Assert.Empty(service.Sessions);
+    }
+
+    [Theory]
+    [InlineData("netlab-nope0", "does not exist")]
+    [InlineData("eth0; reboot", "interface name")]
+    [InlineData("-w", "interface name")]
+    public async Task Start_BadInterface_IsRefused(string name, string message)
+    {
+        await using var service = NewService();
+
+        var ex = await Assert.ThrowsAsync<CaptureRejectedException>(() => service.StartAsync(new CaptureRequest(name)));
+
+        Assert.Contains(message, ex.Message);
+    }
+
+    [SkippableFact]
+    public async Task Capture_InterfaceRemovedMidCapture_EndsWithReasonAndNoOrphan()
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        await using var lab = new LabScope();
+        var id = await lab.CreateNetworkAsync("gone");
+        var bridge = "br-" + id[..12];
+        await using var service = NewService();
+        var session = await service.StartAsync(new CaptureRequest(bridge));
+
+        await lab.DockerAsync(["network", "rm", lab.Name("gone")]);
+        await session.Completion.WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal(CaptureEndReason.InterfaceGone, session.EndReason);
+        Assert.Contains(bridge, session.EndMessage);
+        Assert.Equal(0, await TcpdumpProcessesAsync(bridge));
+    }
+
+    [SkippableFact]
+    public async Task Capture_PacketLimit_EndsByItself_AndDisposeLeavesNoTcpdump()
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        await using var lab = new LabScope();
+        var seed = await lab.CreateSeedLabAsync();
+        var service = NewService();
+        var limited = await service.StartAsync(new CaptureRequest(seed.Bridge2, "icmp", PacketLimit: 2));
+        var open = await service.StartAsync(new CaptureRequest(seed.Bridge1));
+
+        await lab.PingAsync(seed.C2, seed.C1Ip, 3);
+        await limited.Completion.WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal(CaptureEndReason.PacketLimit, limited.EndReason);
+        Assert.Equal(2, limited.Stats.Decoded);
+        await service.DisposeAsync();
+        Assert.Equal(CaptureEndReason.ShuttingDown, open.EndReason);
+        Assert.Equal(0, await TcpdumpProcessesAsync(seed.Bridge1));
+        Assert.Equal(0, await TcpdumpProcessesAsync(seed.Bridge2));
+    }
+}
