@@ -1,3 +1,4 @@
+using Dashboard.Host.Capture;
 using Dashboard.Host.Collector;
 using Dashboard.Host.Docker;
 using Dashboard.Host.Netfilter;
@@ -29,6 +30,10 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<HostFirewallReader>();
         services.AddSingleton<IptablesRuleWriter>();
         services.AddSingleton<HostInspector>();
+
+        // A singleton disposed with the host: stopping the dashboard ends every tcpdump it started.
+        services.AddSingleton<CaptureService>();
+        services.AddHostedService(sp => sp.GetRequiredService<CaptureService>());
         services.AddOptions<CollectorOptions>().Bind(configuration.GetSection(CollectorOptions.Section));
         services.AddSingleton<HostCollector>();
         if (configuration.GetSection(CollectorOptions.Section).GetValue("Enabled", true))

@@ -51,6 +51,7 @@ await app.Services.MigrateDashboardDatabaseAsync();
 
 app.MapStaticAssets();
 app.MapReadApi();
+app.MapCaptureApi();
 app.MapHub<LabHub>("/hubs/lab");
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 

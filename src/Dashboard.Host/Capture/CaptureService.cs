@@ -14,14 +14,19 @@ public sealed class CaptureRejectedException(string message) : Exception(message
 /// <c>tcpdump -d</c> on that interface first, and a filter that does not compile starts no process. Every session ends
 /// when the service is disposed (no orphan tcpdump).
 /// </summary>
-public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostOptions> options) : IAsyncDisposable
+public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostOptions> options) : IAsyncDisposable, IDisposable, Microsoft.Extensions.Hosting.IHostedService
 {
     public const int MaxFilterLength = 2_000;
+
+    /// <summary>Running captures at most, so requests cannot pile up tcpdump processes.</summary>
+    public const int MaxRunningSessions = 8;
 
     private readonly ConcurrentDictionary<string, CaptureSession> _sessions = new();
     private readonly string _dataDirectory = Directory.CreateTempSubdirectory("netlab-captures-").FullName;
 
-    public IReadOnlyCollection<CaptureSession> Sessions => _sessions.Values.ToList();
+    public IReadOnlyCollection<CaptureSession> Sessions => _sessions.Values.OrderBy(s => s.StartedAt).ToList();
+
+    public CaptureSession? Find(string id) => _sessions.GetValueOrDefault(id);
 
     [GeneratedRegex("^[A-Za-z0-9_.@:-]{1,15}$", RegexOptions.CultureInvariant)]
     private static partial Regex InterfaceName();
@@ -61,6 +66,11 @@ public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostO
             throw new CaptureRejectedException(bad);
         }
 
+        if (_sessions.Values.Count(s => s.EndReason == CaptureEndReason.Running) >= MaxRunningSessions)
+        {
+            throw new CaptureRejectedException($"{MaxRunningSessions} captures are already running: stop one first");
+        }
+
         if (request.SnapLength is < 64 or > 262_144 || request.PacketLimit is < 1 || request.TimeLimit is { } t && t <= TimeSpan.Zero)
         {
             throw new CaptureRejectedException("snapshot length is 64-262144 bytes; packet and time limits are positive");
@@ -96,6 +106,20 @@ public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostO
         await session.Listening.WaitAsync(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
         return session;
     }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>The host is stopping: every capture ends (tcpdump gets SIGINT and reports its counts).</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        foreach (var s in _sessions.Values.Where(s => s.EndReason == CaptureEndReason.Running))
+        {
+            await s.StopAsync(CaptureEndReason.ShuttingDown).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>For containers disposed synchronously: the same clean-up, waited for.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     public async ValueTask DisposeAsync()
     {
