@@ -18,7 +18,7 @@ public class LiveDashboardTests
         await using var lab = new LabScope();
         var (net1, _, bridge1, bridge2, c1, c2, c1Ip) = await lab.CreateSeedLabAsync();
 
-        using var app = new KestrelDashboard(new() { ["Collector:Enabled"] = "true" });
+        using var app = new DashboardFactory(new() { ["Collector:Enabled"] = "true" }, kestrel: true);
         await using var browser = await BrowserSession.StartAsync();
         var page = await browser.NewPageAsync(app.BaseUri);
         try
@@ -69,7 +69,7 @@ public class LiveDashboardTests
         RealHost.Require();
         await using var proxy = new UnixSocketProxy();
         proxy.Start();
-        using var app = new KestrelDashboard(new() { ["Collector:Enabled"] = "true", ["Host:DockerEndpoint"] = proxy.Endpoint, ["Collector:RetryDelay"] = "00:00:01" });
+        using var app = new DashboardFactory(new() { ["Collector:Enabled"] = "true", ["Host:DockerEndpoint"] = proxy.Endpoint, ["Collector:RetryDelay"] = "00:00:01" }, kestrel: true);
         await using var browser = await BrowserSession.StartAsync();
         var page = await browser.NewPageAsync(app.BaseUri);
         try

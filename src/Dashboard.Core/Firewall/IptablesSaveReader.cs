@@ -393,6 +393,7 @@ public static class IptablesSaveReader
                 Matches = parsed.Matches,
                 Target = target,
                 JumpChains = isJump ? [target!] : [],
+                IsGoto = parsed.IsGoto,
                 TargetOptions = parsed.TargetOptions,
                 Comment = parsed.Comment,
                 Text = text,

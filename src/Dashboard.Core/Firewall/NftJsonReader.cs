@@ -486,6 +486,7 @@ public static class NftJsonReader
             Matches = matches,
             Target = target,
             JumpChains = jumps,
+            IsGoto = target == "goto",
             TargetOptions = targetOptions,
             Comment = comment,
             Text = content,

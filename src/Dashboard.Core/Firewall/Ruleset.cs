@@ -94,7 +94,8 @@ public sealed class FirewallRule
     /// <summary>Names of the Docker networks this rule concerns (by bridge or by address), when a topology is known.</summary>
     public IReadOnlyList<string> Networks { get; set; } = [];
 
-    public bool IsJump => JumpChains.Count > 0;
+    /// <summary>True for <c>-g</c>/<c>goto</c>: the chain is entered without a return to this one.</summary>
+    public bool IsGoto { get; init; }
 
     /// <summary>The first match with this option (e.g. "-o"), or null.</summary>
     public RuleMatch? Find(string option)

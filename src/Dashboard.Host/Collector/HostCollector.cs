@@ -31,6 +31,7 @@ public sealed class HostCollector(
     private readonly Queue<(DateTimeOffset At, TimeSpan Took)> _reads = new();
     private CollectorStatus _status = CollectorStatus.Starting(hostOptions.Value.Name, options.Value.TargetRateHz);
     private HostTopology? _topology;
+    private HostTopology? _classifiedWith;
     private Ruleset? _previous;
     private readonly SemaphoreSlim _topologyDirty = new(0);
 
@@ -111,12 +112,7 @@ public sealed class HostCollector(
             }
             catch (EngineUnavailableException ex)
             {
-                if (Status.EngineAvailable || Status.EngineError != ex.Message)
-                {
-                    logger.LogWarning("Docker engine unavailable: {Error}", ex.Message);
-                    Update(s => s with { EngineAvailable = false, EngineError = ex.Message });
-                }
-
+                ReportEngineDown(ex.Message);
                 await DelayAsync(_options.RetryDelay, ct).ConfigureAwait(false);
             }
             catch (Exception ex)
@@ -160,6 +156,25 @@ public sealed class HostCollector(
         }
     }
 
+    /// <summary>Logs and publishes an engine outage once per distinct reason, not on every retry.</summary>
+    private void ReportEngineDown(string error)
+    {
+        if (Status.EngineAvailable || Status.EngineError != error)
+        {
+            logger.LogWarning("Docker engine unavailable: {Error}", error);
+            Update(s => s with { EngineAvailable = false, EngineError = error });
+        }
+    }
+
+    private void ReportFirewallDown(string error)
+    {
+        if (Status.FirewallAvailable || Status.FirewallError != error)
+        {
+            logger.LogWarning("firewall unreadable: {Error}", error);
+            Update(s => s with { FirewallAvailable = false, FirewallError = error });
+        }
+    }
+
     private async Task FirewallLoopAsync(CancellationToken ct)
     {
         var minPeriod = TimeSpan.FromSeconds(1 / Math.Max(0.1, _options.TargetRateHz));
@@ -178,12 +193,7 @@ public sealed class HostCollector(
             }
             catch (FirewallUnavailableException ex)
             {
-                if (Status.FirewallAvailable || Status.FirewallError != ex.Message)
-                {
-                    logger.LogWarning("firewall unreadable: {Error}", ex.Message);
-                    Update(s => s with { FirewallAvailable = false, FirewallError = ex.Message });
-                }
-
+                ReportFirewallDown(ex.Message);
                 await DelayAsync(_options.RetryDelay, ct).ConfigureAwait(false);
                 continue;
             }
@@ -249,7 +259,6 @@ public sealed class HostCollector(
         });
     }
 
-    private HostTopology? _classifiedWith;
 
     private static async Task DelayAsync(TimeSpan delay, CancellationToken ct)
     {

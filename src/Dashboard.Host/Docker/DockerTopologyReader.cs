@@ -59,7 +59,7 @@ public sealed class DockerTopologyReader(IDockerClient docker, IProcessRunner ru
         return new HostTopology(engine, networks, containers, bridges, hostLinks, DateTimeOffset.UtcNow, warnings);
     }
 
-    public async Task<EngineInfo> ReadEngineAsync(List<string> warnings, CancellationToken ct)
+    private async Task<EngineInfo> ReadEngineAsync(List<string> warnings, CancellationToken ct)
     {
         VersionResponse version;
         SystemInfoResponse info;

@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Dashboard.Core.Capture;
-using Dashboard.TestSupport;
 
 namespace Dashboard.Web.Tests.Api;
 

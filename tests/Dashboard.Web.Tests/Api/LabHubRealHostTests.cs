@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Dashboard.TestSupport;
 using Dashboard.Web.Hubs;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Dashboard.TestSupport;
 
 namespace Dashboard.Web.Tests.Api;
 

@@ -2,7 +2,6 @@ using Bunit;
 using Dashboard.Core.Firewall;
 using Dashboard.Core.Topology;
 using Dashboard.Host.Collector;
-using Dashboard.TestSupport;
 using Dashboard.Web.Components.Pages.Containers;
 using Dashboard.Web.Components.Pages.Firewall;
 using Dashboard.Web.Components.Pages.Networks;

@@ -3,14 +3,17 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace Dashboard.Web.Tests;
+namespace Dashboard.TestSupport;
 
-/// <summary>The real app over a throwaway SQLite file and HOME, with optional configuration overrides.</summary>
+/// <summary>
+/// The real app over a throwaway SQLite file and data-protection keys, with optional configuration overrides;
+/// in-memory (TestServer) by default, or on Kestrel at a free loopback port for browser tests.
+/// </summary>
 public sealed class DashboardFactory : WebApplicationFactory<Program>
 {
     private readonly Dictionary<string, string?> _settings;
 
-    public DashboardFactory(Dictionary<string, string?>? settings = null)
+    public DashboardFactory(Dictionary<string, string?>? settings = null, bool kestrel = false)
     {
         DataDirectory = Directory.CreateTempSubdirectory("netlab-web-test-").FullName;
 
@@ -20,7 +23,19 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         {
             _settings[k] = v;
         }
+
+        if (kestrel)
+        {
+            Port = FreePort();
+            UseKestrel(Port);
+            StartServer();
+        }
     }
+
+    /// <summary>The Kestrel port (0 when running in memory).</summary>
+    public int Port { get; }
+
+    public Uri BaseUri => new($"http://127.0.0.1:{Port}/");
 
     public string DataDirectory { get; }
 
@@ -37,6 +52,13 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         {
             builder.UseSetting(k, v);
         }
+    }
+
+    private static int FreePort()
+    {
+        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
     }
 
     protected override void Dispose(bool disposing)
