@@ -20,6 +20,7 @@ public sealed class HostOptions
     public string Nft { get; set; } = "nft";
     public string Ip { get; set; } = "ip";
     public string Nsenter { get; set; } = "nsenter";
+    public string XtablesMonitor { get; set; } = "xtables-monitor";
 
     /// <summary>Seconds iptables waits for the xtables lock when writing (<c>-w</c>).</summary>
     public int XtablesLockWaitSeconds { get; set; } = 5;

@@ -34,6 +34,9 @@ public static class ServiceCollectionExtensions
         // A singleton disposed with the host: stopping the dashboard ends every tcpdump it started.
         services.AddSingleton<CaptureService>();
         services.AddHostedService(sp => sp.GetRequiredService<CaptureService>());
+        // Also hosted: removes TRACE rules a crashed run left behind, and its own when the dashboard stops.
+        services.AddSingleton<TraceService>();
+        services.AddHostedService(sp => sp.GetRequiredService<TraceService>());
         services.AddOptions<CollectorOptions>().Bind(configuration.GetSection(CollectorOptions.Section));
         services.AddSingleton<HostCollector>();
         if (configuration.GetSection(CollectorOptions.Section).GetValue("Enabled", true))

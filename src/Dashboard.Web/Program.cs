@@ -26,6 +26,7 @@ builder.Services.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.Co
 builder.Services.AddSingleton<LiveFeed>();
 builder.Services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<LiveFeed>());
 builder.Services.AddHostedService<LabHubForwarder>();
+builder.Services.AddHostedService<CaptureRelay>();
 builder.Services.AddDashboardHost(builder.Configuration);
 builder.Services.AddDashboardData(builder.Configuration);
 
@@ -52,6 +53,7 @@ await app.Services.MigrateDashboardDatabaseAsync();
 app.MapStaticAssets();
 app.MapReadApi();
 app.MapCaptureApi();
+app.MapTraceApi();
 app.MapHub<LabHub>("/hubs/lab");
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 

@@ -28,6 +28,9 @@ public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostO
 
     public CaptureSession? Find(string id) => _sessions.GetValueOrDefault(id);
 
+    /// <summary>Raised once a session is listening, so a relay can start pumping its packets to viewers.</summary>
+    public event Action<CaptureSession>? SessionStarted;
+
     [GeneratedRegex("^[A-Za-z0-9_.@:-]{1,15}$", RegexOptions.CultureInvariant)]
     private static partial Regex InterfaceName();
 
@@ -104,6 +107,7 @@ public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostO
         var session = new CaptureSession(id, request, process, Path.Combine(_dataDirectory, id + ".pcap"));
         _sessions[id] = session;
         await session.Listening.WaitAsync(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+        SessionStarted?.Invoke(session);
         return session;
     }
 

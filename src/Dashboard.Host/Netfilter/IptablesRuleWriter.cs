@@ -25,13 +25,20 @@ public sealed class IptablesRuleWriter(IProcessRunner runner, IOptions<HostOptio
     }
 
     /// <summary>Deletes every rule, in every table of both families, whose comment is exactly <paramref name="tag"/>.</summary>
-    public async Task<IReadOnlyList<RuleCommandResult>> DeleteTaggedAsync(string tag, CancellationToken ct = default)
+    public Task<IReadOnlyList<RuleCommandResult>> DeleteTaggedAsync(string tag, CancellationToken ct = default)
     {
         if (!RuleTag.IsDashboardComment(tag))
         {
             throw new ArgumentException("only the dashboard's own tagged rules can be removed", nameof(tag));
         }
 
+        return DeleteTaggedWhereAsync(comment => comment == tag, ct);
+    }
+
+    /// <summary>Deletes every rule carrying a dashboard tag that <paramref name="select"/> picks (rules without the dashboard's prefix are never offered).</summary>
+    public async Task<IReadOnlyList<RuleCommandResult>> DeleteTaggedWhereAsync(Func<string, bool> select, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(select);
         var results = new List<RuleCommandResult>();
         foreach (var (save, program, family) in new[] { (_options.IptablesSave, _options.Iptables, TableFamily.Ipv4), (_options.Ip6tablesSave, _options.Ip6tables, TableFamily.Ipv6) })
         {
@@ -42,7 +49,7 @@ public sealed class IptablesRuleWriter(IProcessRunner runner, IOptions<HostOptio
             }
 
             var ruleset = IptablesSaveReader.Read(dump.StdOut, family);
-            foreach (var rule in ruleset.Rules.Where(r => r.Comment == tag).ToList())
+            foreach (var rule in ruleset.Rules.Where(r => RuleTag.IsDashboardComment(r.Comment) && select(r.Comment!)).ToList())
             {
                 var args = new List<string> { "-w", _options.XtablesLockWaitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "-t", rule.Table, "-D", rule.Chain };
                 args.AddRange(IptablesSaveReader.SpecArguments(rule.Text));

@@ -1,3 +1,4 @@
+using Dashboard.Core.Capture;
 using Dashboard.Core.Firewall;
 using Dashboard.Web.Api;
 using Dashboard.Web.Live;
@@ -35,6 +36,8 @@ public sealed class LabHubForwarder(LiveFeed feed, IHubContext<LabHub> hub, ILog
             TopologyChangedEvent t => group.SendAsync("TopologyChanged", t.Topology),
             FirewallChangedEvent f => group.SendAsync("FirewallChanged", new FirewallMessage(f.Host, f.ReadAt, DockerLayoutDetector.Detect(f.Ruleset), RulesetDto.From(f.Ruleset))),
             StatusChangedEvent s => group.SendAsync("CollectorStatus", s.Status),
+            PacketsCapturedEvent p => group.SendAsync("PacketsCaptured", PacketsMessage.From(p)),
+            TraceUpdatedEvent t => group.SendAsync("TraceUpdated", new TraceMessage(t.Host, TraceDto.From(t.Trace.Session, includePackets: false), t.Packets)),
             _ => Task.CompletedTask,
         };
         send.ContinueWith(t => logger.LogDebug(t.Exception, "hub send failed"), TaskContinuationOptions.OnlyOnFaulted);
@@ -46,3 +49,15 @@ public sealed record CountersMessage(string Host, DateTimeOffset ReadAt, IReadOn
 public sealed record RuleCountersMessage(TableFamily Family, string Table, string Chain, string Key, int Position, ulong Packets, ulong Bytes, ulong DeltaPackets, ulong DeltaBytes, bool Reset);
 
 public sealed record FirewallMessage(string Host, DateTimeOffset ReadAt, DockerLayout Layout, RulesetDto Ruleset);
+
+/// <summary>
+/// One batch of a capture: the packets shown one by one, the rest counted per flow (<c>NotShown</c>, <c>NotShownFlows</c>),
+/// and the capture's running totals, so a client can account for every packet.
+/// </summary>
+public sealed record PacketsMessage(string Host, CaptureDto Capture, IReadOnlyList<DecodedPacket> Packets, long NotShown, IReadOnlyList<FlowCount> NotShownFlows, long TotalShown, long TotalNotShown, bool Final)
+{
+    public static PacketsMessage From(PacketsCapturedEvent e) =>
+        new(e.Host, CaptureDto.From(e.Capture.Session), e.Batch.Shown, e.Batch.NotShown, e.Batch.NotShownFlows, e.Capture.Shown, e.Capture.NotShown, e.Final);
+}
+
+public sealed record TraceMessage(string Host, TraceDto Trace, IReadOnlyList<TracedPacket> Packets);

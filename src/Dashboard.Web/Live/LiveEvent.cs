@@ -14,3 +14,9 @@ public sealed record FirewallChangedEvent(string Host, Ruleset Ruleset, DateTime
 public sealed record CountersChangedEvent(string Host, CountersUpdate Update) : LiveEvent(Host);
 
 public sealed record StatusChangedEvent(string Host, CollectorStatus Status) : LiveEvent(Host);
+
+/// <summary>A batch of a capture's packets (<see cref="CaptureView"/> holds the running totals).</summary>
+public sealed record PacketsCapturedEvent(string Host, CaptureView Capture, Dashboard.Core.Capture.PacketBatch Batch, bool Final) : LiveEvent(Host);
+
+/// <summary>Traced packets whose path grew since the last event, and the trace's state.</summary>
+public sealed record TraceUpdatedEvent(string Host, TraceView Trace, IReadOnlyList<Dashboard.Core.Firewall.TracedPacket> Packets) : LiveEvent(Host);

@@ -10,7 +10,7 @@ namespace Dashboard.Web.Live;
 /// counters, status, a minute of counter history), and subscriptions for components and the hub forwarder.
 /// Subscribers are called on the collector's thread: components marshal with InvokeAsync and dispose their subscription.
 /// </summary>
-public class LiveFeed(IOptions<Dashboard.Host.HostOptions> hostOptions) : ICollectorSink
+public partial class LiveFeed(IOptions<Dashboard.Host.HostOptions> hostOptions) : ICollectorSink
 {
     private readonly object _gate = new();
     private readonly List<Action<LiveEvent>> _subscribers = [];

@@ -1,0 +1,416 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Dashboard.Core.Changes;
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+using Dashboard.Host.Processes;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.Host.Netfilter;
+
+/// <summary>
+/// A flow to trace: packets from <see cref="Source"/> to <see cref="Destination"/>, and the replies from the destination
+/// to the source and to each of <see cref="ReplyDestinations"/> (where a reply goes when the request was masqueraded,
+/// e.g. the destination network's gateway).
+/// </summary>
+public sealed record TraceRequest(string Source, string Destination, string Protocol = "icmp", IReadOnlyList<string>? ReplyDestinations = null, TimeSpan? TimeLimit = null)
+{
+    public static readonly IReadOnlyList<string> Protocols = ["icmp", "tcp", "udp", "all"];
+
+    /// <summary>Every problem with the request, in words; empty when it can be traced.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        foreach (var (what, value) in new[] { ("source", Source), ("destination", Destination) }.Concat((ReplyDestinations ?? []).Select(r => ("reply destination", r))))
+        {
+            if (!IsIpv4(value))
+            {
+                errors.Add($"the {what} must be one IPv4 address (e.g. 172.18.0.2), not '{(value?.Length > 40 ? value[..40] + "…" : value)}'");
+            }
+        }
+
+        if (!Protocols.Contains(Protocol))
+        {
+            errors.Add($"the protocol must be one of {string.Join(", ", Protocols)}");
+        }
+
+        if ((ReplyDestinations?.Count ?? 0) > 4)
+        {
+            errors.Add("at most 4 reply destinations");
+        }
+
+        if (TimeLimit is { } t && (t <= TimeSpan.Zero || t > TraceService.MaxDuration))
+        {
+            errors.Add($"a trace lasts at most {TraceService.MaxDuration.TotalMinutes:0} minutes");
+        }
+
+        return errors;
+    }
+
+    /// <summary>The address pairs TRACE rules are inserted for: the request, then each reply direction.</summary>
+    public IReadOnlyList<(string Source, string Destination)> Pairs() =>
+        new[] { (Source, Destination), (Destination, Source) }.Concat((ReplyDestinations ?? []).Select(r => (Destination, r))).Distinct().ToList();
+
+    private static bool IsIpv4(string? s) =>
+        s is { Length: <= 15 } && IPAddress.TryParse(s, out var a) && a.AddressFamily == AddressFamily.InterNetwork && a.ToString() == s;
+}
+
+/// <summary>A trace that cannot start: why, in words a person can act on.</summary>
+public sealed class TraceRejectedException(string message) : Exception(message);
+
+/// <summary>One running trace: its TRACE rules, its <c>xtables-monitor --trace</c> process, and the packets it has seen.</summary>
+public sealed class TraceSession
+{
+    private readonly object _gate = new();
+    private readonly XtablesTraceParser _parser;
+
+    internal TraceSession(string id, TraceRequest request)
+    {
+        Id = id;
+        Request = request;
+        Tag = RuleTag.For("trace-" + id);
+        var pairs = request.Pairs().ToHashSet();
+        _parser = new XtablesTraceParser(accept: (s, d) => pairs.Contains((s, d)));
+        StartedAt = DateTimeOffset.UtcNow;
+    }
+
+    public string Id { get; }
+
+    public TraceRequest Request { get; }
+
+    /// <summary>The comment on this trace's rules (<c>netlab:trace-&lt;id&gt;</c>).</summary>
+    public string Tag { get; }
+
+    public DateTimeOffset StartedAt { get; }
+
+    public DateTimeOffset? EndedAt { get; private set; }
+
+    public string? EndMessage { get; private set; }
+
+    private readonly List<RuleCommandResult> _commands = [];
+
+    /// <summary>The commands that inserted and removed this trace's rules, with their results.</summary>
+    public IReadOnlyList<RuleCommandResult> Commands
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _commands];
+            }
+        }
+    }
+
+    internal void Record(IEnumerable<RuleCommandResult> results)
+    {
+        lock (_gate)
+        {
+            _commands.AddRange(results);
+        }
+    }
+
+    /// <summary>Marks the session ended; false when it already was.</summary>
+    internal bool TryEnd(string message)
+    {
+        lock (_gate)
+        {
+            if (EndedAt is not null)
+            {
+                return false;
+            }
+
+            EndedAt = DateTimeOffset.UtcNow;
+            EndMessage = message;
+            return true;
+        }
+    }
+
+    public bool IsRunning => EndedAt is null;
+
+    public IReadOnlyList<TracedPacket> Packets
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _parser.Packets];
+            }
+        }
+    }
+
+    public long UnparsedLines => _parser.UnparsedLines;
+
+    internal Process? Process { get; set; }
+
+    internal Task Reader { get; set; } = Task.CompletedTask;
+
+    internal CancellationTokenSource Stop { get; } = new();
+
+    internal TracedPacket? Feed(string line, Func<string, string, string, int?> positionOf)
+    {
+        lock (_gate)
+        {
+            return _parser.Feed(line, DateTimeOffset.UtcNow, positionOf);
+        }
+    }
+
+    internal TracedPacket? Resolve(string key, Func<string, string, string, int?> positionOf)
+    {
+        lock (_gate)
+        {
+            return _parser.Resolve(key, positionOf);
+        }
+    }
+}
+
+/// <summary>
+/// Verdict traces: a TRACE rule in raw PREROUTING limited to one flow (and its replies), tagged as the dashboard's own,
+/// and <c>xtables-monitor --trace</c> reporting each marked packet's path rule by rule. Only on iptables-nft hosts
+/// (legacy iptables logs TRACE to the kernel log instead). The rules go when the trace stops, when the dashboard stops,
+/// and, if a crash left one behind, at the next start.
+/// </summary>
+public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter writer, HostFirewallReader firewall, IOptions<HostOptions> options, ILogger<TraceService> logger) : IHostedService, IAsyncDisposable, IDisposable
+{
+    public const string TagPrefix = RuleTag.Prefix + "trace-";
+    public const int MaxRunning = 4;
+    public static readonly TimeSpan MaxDuration = TimeSpan.FromMinutes(30);
+    public static readonly TimeSpan DefaultDuration = TimeSpan.FromMinutes(5);
+
+    private readonly HostOptions _options = options.Value;
+    private readonly ConcurrentDictionary<string, TraceSession> _sessions = new();
+    private readonly SemaphoreSlim _locatorGate = new(1, 1);
+    private TraceRuleLocator? _locator;
+    private DateTimeOffset _locatorReadAt;
+
+    /// <summary>A packet of a trace gained a step (called on the trace's reader thread).</summary>
+    public event Action<TraceSession, TracedPacket>? PacketTraced;
+
+    /// <summary>A trace started or ended.</summary>
+    public event Action<TraceSession>? TraceChanged;
+
+    /// <summary>Leftover TRACE rules removed at start-up (from a dashboard that did not stop cleanly).</summary>
+    public IReadOnlyList<RuleCommandResult> LeftoversRemoved { get; private set; } = [];
+
+    public IReadOnlyCollection<TraceSession> Sessions => _sessions.Values.OrderBy(s => s.StartedAt).ToList();
+
+    public TraceSession? Find(string id) => _sessions.GetValueOrDefault(id);
+
+    /// <summary>Null when tracing works on this host, else why it does not.</summary>
+    public async Task<string?> UnavailableReasonAsync(CancellationToken ct = default)
+    {
+        ProcessResult version;
+        try
+        {
+            version = await runner.RunAsync(_options.Iptables, ["-V"], _options.CommandTimeout, ct).ConfigureAwait(false);
+        }
+        catch (ProcessFailedException ex)
+        {
+            return $"iptables is not available: {ex.Message}";
+        }
+
+        if (version.StdOut.Contains("legacy", StringComparison.Ordinal))
+        {
+            return "this host runs legacy iptables: the kernel writes TRACE output to its log there, and the per-packet trace needs iptables-nft (xtables-monitor --trace). Captures still work.";
+        }
+
+        if (!version.StdOut.Contains("nf_tables", StringComparison.Ordinal))
+        {
+            return $"unrecognised iptables ({version.StdOut.Trim()}): tracing needs iptables-nft";
+        }
+
+        return FindOnPath(_options.XtablesMonitor) is null ? $"{_options.XtablesMonitor} is not installed (Debian package iptables)" : null;
+    }
+
+    public async Task<TraceSession> StartAsync(TraceRequest request, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Validate() is { Count: > 0 } errors)
+        {
+            throw new TraceRejectedException(string.Join("; ", errors));
+        }
+
+        if (_sessions.Values.Count(s => s.IsRunning) >= MaxRunning)
+        {
+            throw new TraceRejectedException($"{MaxRunning} traces are already running: stop one first");
+        }
+
+        if (await UnavailableReasonAsync(ct).ConfigureAwait(false) is { } why)
+        {
+            throw new TraceRejectedException("tracing is unavailable: " + why);
+        }
+
+        var session = new TraceSession(Guid.NewGuid().ToString("N")[..10], request);
+        await RefreshLocatorAsync(force: true, ct).ConfigureAwait(false);
+
+        // The monitor first, so the first traced packet is not missed.
+        var psi = new ProcessStartInfo(_options.XtablesMonitor) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add("--trace");
+        psi.ArgumentList.Add("-4");
+        session.Process = Process.Start(psi) ?? throw new TraceRejectedException($"{_options.XtablesMonitor} could not be started");
+        session.Reader = Task.Run(() => ReadAsync(session));
+        _sessions[session.Id] = session;
+
+        foreach (var (src, dst) in request.Pairs())
+        {
+            var spec = new RuleSpec { Table = "raw", Chain = "PREROUTING", Position = 1, Source = src, Destination = dst, Protocol = request.Protocol == "all" ? null : request.Protocol, Target = "TRACE", Tag = session.Tag };
+            var result = await writer.InsertAsync(spec, ct).ConfigureAwait(false);
+            session.Record([result]);
+            if (!result.Succeeded)
+            {
+                await EndAsync(session, $"a TRACE rule could not be inserted: {result.Message}").ConfigureAwait(false);
+                throw new TraceRejectedException($"the TRACE rule could not be inserted ({result.CommandLine}): {result.Message}");
+            }
+        }
+
+        _ = Task.Delay(request.TimeLimit ?? DefaultDuration, session.Stop.Token)
+            .ContinueWith(t => t.IsCompletedSuccessfully ? EndAsync(session, "time limit reached") : Task.CompletedTask, TaskScheduler.Default);
+        TraceChanged?.Invoke(session);
+        return session;
+    }
+
+    /// <summary>Stops a trace: its rules are removed (by their tag) and its monitor ends.</summary>
+    public Task StopAsync(TraceSession session) => EndAsync(session, "stopped");
+
+    private async Task EndAsync(TraceSession session, string message)
+    {
+        if (!session.TryEnd(message))
+        {
+            return;
+        }
+
+        await session.Stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            session.Record(await writer.DeleteTaggedAsync(session.Tag).ConfigureAwait(false));
+        }
+        catch (Exception ex) when (ex is ProcessFailedException or RulesetFormatException)
+        {
+            logger.LogError(ex, "TRACE rules {Tag} could not be removed; they are removed at the next start", session.Tag);
+            session.Record([new RuleCommandResult(false, $"remove rules tagged {session.Tag}", $"{ex.Message}; removed at the next start")]);
+        }
+
+        // A moment for the last packets' lines before the monitor goes.
+        await Task.Delay(200).ConfigureAwait(false);
+        try
+        {
+            if (session.Process is { HasExited: false } p)
+            {
+                p.Kill(entireProcessTree: true);
+                await p.WaitForExitAsync().ConfigureAwait(false);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+
+        await session.Reader.ConfigureAwait(false);
+        session.Process?.Dispose();
+        TraceChanged?.Invoke(session);
+    }
+
+    private async Task ReadAsync(TraceSession session)
+    {
+        var stdout = session.Process!.StandardOutput;
+        try
+        {
+            while (await stdout.ReadLineAsync().ConfigureAwait(false) is { } line)
+            {
+                var packet = session.Feed(line, PositionOf);
+                if (packet is null)
+                {
+                    continue;
+                }
+
+                if (packet.Steps.Count > 0 && packet.Steps[^1] is { Kind: TraceStepKind.Rule, Position: null, RuleText: not null })
+                {
+                    // A rule added since the last read: read the ruleset again (at most once a second) and place it.
+                    await RefreshLocatorAsync(force: false, CancellationToken.None).ConfigureAwait(false);
+                    packet = session.Resolve(packet.Key, PositionOf) ?? packet;
+                }
+
+                PacketTraced?.Invoke(session, packet);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            logger.LogDebug(ex, "trace {Id} reader ended", session.Id);
+        }
+
+        if (session.IsRunning)
+        {
+            var stderr = await session.Process.StandardError.ReadToEndAsync().ConfigureAwait(false);
+            _ = EndAsync(session, $"{_options.XtablesMonitor} ended: {stderr.Trim()}");
+        }
+    }
+
+    private int? PositionOf(string table, string chain, string text) => _locator?.PositionOf(table, chain, text);
+
+    private async Task RefreshLocatorAsync(bool force, CancellationToken ct)
+    {
+        if (!force && DateTimeOffset.UtcNow - _locatorReadAt < TimeSpan.FromSeconds(1) || !await _locatorGate.WaitAsync(TimeSpan.FromSeconds(5), ct).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        try
+        {
+            var snapshot = await firewall.ReadAsync(FirewallBackend.IptablesNft, ct).ConfigureAwait(false);
+            _locator = new TraceRuleLocator(snapshot.Ruleset);
+            _locatorReadAt = DateTimeOffset.UtcNow;
+        }
+        catch (FirewallUnavailableException ex)
+        {
+            logger.LogWarning(ex, "ruleset not read for trace positions");
+        }
+        finally
+        {
+            _locatorGate.Release();
+        }
+    }
+
+    /// <summary>Removes TRACE rules a previous run left behind (only rules tagged <c>netlab:trace-</c>).</summary>
+    public async Task<IReadOnlyList<RuleCommandResult>> RemoveLeftoversAsync(CancellationToken ct = default)
+    {
+        var running = _sessions.Values.Where(s => s.IsRunning).Select(s => s.Tag).ToHashSet();
+        var removed = await writer.DeleteTaggedWhereAsync(c => c.StartsWith(TagPrefix, StringComparison.Ordinal) && !running.Contains(c), ct).ConfigureAwait(false);
+        foreach (var r in removed)
+        {
+            logger.LogWarning("leftover TRACE rule removed: {Command} ({Result})", r.CommandLine, r.Message);
+        }
+
+        return removed;
+    }
+
+    async Task IHostedService.StartAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            LeftoversRemoved = await RemoveLeftoversAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is ProcessFailedException or RulesetFormatException)
+        {
+            logger.LogWarning(ex, "leftover TRACE rules not checked");
+        }
+    }
+
+    async Task IHostedService.StopAsync(CancellationToken cancellationToken) => await DisposeAsync().ConfigureAwait(false);
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var s in _sessions.Values.Where(s => s.IsRunning))
+        {
+            await EndAsync(s, "the dashboard stopped").ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>For containers disposed synchronously: the same clean-up, waited for.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    private static string? FindOnPath(string program) =>
+        Path.IsPathRooted(program) ? (File.Exists(program) ? program : null)
+        : (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':').Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
+}
