@@ -244,7 +244,6 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
         }
 
         var session = new TraceSession(Guid.NewGuid().ToString("N")[..10], request);
-        await RefreshLocatorAsync(force: true, ct).ConfigureAwait(false);
 
         // The monitor first, so the first traced packet is not missed.
         var psi = new ProcessStartInfo(_options.XtablesMonitor) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -266,6 +265,8 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
             }
         }
 
+        // The trace's own rules are now part of the path: read the ruleset again so they get their positions.
+        await RefreshLocatorAsync(force: true, ct).ConfigureAwait(false);
         _ = Task.Delay(request.TimeLimit ?? DefaultDuration, session.Stop.Token)
             .ContinueWith(t => t.IsCompletedSuccessfully ? EndAsync(session, "time limit reached") : Task.CompletedTask, TaskScheduler.Default);
         TraceChanged?.Invoke(session);

@@ -40,3 +40,20 @@ public sealed class OverviewPage(IPage page) : DashboardPage(page)
 
     public ILocator StaleTopology => Page.Locator("[data-testid='stale-topology']");
 }
+
+public sealed class CapturesPage(IPage page) : DashboardPage(page)
+{
+    public ILocator Start => Page.Locator("[data-testid='capture-start']");
+
+    public ILocator FilterInput => Page.Locator("[data-testid='capture-filter'] input, input[data-testid='capture-filter']").First;
+
+    public ILocator Error => Page.Locator("[data-testid='capture-error']");
+
+    public ILocator Session(string iface) => Page.Locator($"[data-testid='capture-row'][data-interface='{iface}']");
+
+    public ILocator Rows(string iface) => Page.Locator($"[data-testid='packet-row'][data-interface='{iface}']");
+
+    public ILocator TraceStart => Page.Locator("[data-testid='trace-start']");
+
+    public ILocator TracedPackets(string source, string verdict) => Page.Locator($"[data-testid='traced-packet'][data-source='{source}'][data-verdict='{verdict}']");
+}
