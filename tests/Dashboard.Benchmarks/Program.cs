@@ -1,17 +1,18 @@
 using Dashboard.Benchmarks;
 
-// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings]
+// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders]
 var what = args.Length > 0 ? args[0] : "readers";
 int Arg(int fallback) => args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
 return what switch
 {
     "readers" => await ReaderBenchmark.RunAsync(Arg(10_000)),
     "live" => await LiveBenchmark.RunAsync(Arg(20)),
+    "capture" => await CaptureBenchmark.RunAsync(Arg(4)),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings]");
+    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders]");
     return 64;
 }

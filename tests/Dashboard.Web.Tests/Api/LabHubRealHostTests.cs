@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net.Http.Json;
 using Dashboard.Web.Hubs;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
@@ -46,6 +47,66 @@ public class LabHubRealHostTests
         Assert.All(received, m => Assert.Equal(feed.Host, m.Host));
         Assert.True(statuses > 0, "CollectorStatus messages arrive too");
     }
+
+    [SkippableFact]
+    public async Task LabHub_CaptureAndTraceStartedOverTheApi_StreamPacketsCapturedAndTraceUpdated()
+    {
+        RealHost.Require();
+        await using var lab = new LabScope();
+        var seed = await lab.CreateSeedLabAsync();
+        var c2Ip = await lab.IpOfAsync(seed.C2, seed.Net2);
+
+        using var factory = new DashboardFactory();
+        var server = factory.Server;
+        using var http = factory.CreateClient();
+        var packets = new ConcurrentQueue<System.Text.Json.JsonElement>();
+        var traces = new ConcurrentQueue<System.Text.Json.JsonElement>();
+        await using var hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(server.BaseAddress, "hubs/lab"), o =>
+            {
+                o.HttpMessageHandlerFactory = _ => server.CreateHandler();
+                o.Transports = HttpTransportType.LongPolling;
+            })
+            .Build();
+        hub.On<System.Text.Json.JsonElement>("PacketsCaptured", m => packets.Enqueue(m));
+        hub.On<System.Text.Json.JsonElement>("TraceUpdated", m => traces.Enqueue(m));
+        await hub.StartAsync();
+
+        // A bad trace request is refused with a message, and nothing starts.
+        var bad = await http.PostAsJsonAsync("/api/traces", new { source = "172.18.0.2; reboot", destination = seed.C1Ip });
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("must be one IPv4 address", await bad.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        var capture = await (await http.PostAsJsonAsync("/api/captures", new { @interface = seed.Bridge2, filter = "icmp" })).Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+        var traceResponse = await http.PostAsJsonAsync("/api/traces", new { source = c2Ip, destination = seed.C1Ip, protocol = "icmp" });
+        Assert.Equal(System.Net.HttpStatusCode.Created, traceResponse.StatusCode);
+        var trace = await traceResponse.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+        var (captureId, traceId) = (capture.GetProperty("id").GetString()!, trace.GetProperty("id").GetString()!);
+
+        Assert.Equal((2, 0), await lab.PingAsync(seed.C2, seed.C1Ip, 2));
+
+        await WaitAsync(() => Requests(packets, captureId) >= 2, "PacketsCaptured with both echo requests");
+        await WaitAsync(() => traces.Any(t => t.GetProperty("trace").GetProperty("id").GetString() == traceId && t.GetProperty("packets").EnumerateArray().Any(p => Decision(p) == "DOCKER-ISOLATION-STAGE-2 DROP")), "TraceUpdated naming the isolation DROP");
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.DeleteAsync($"/api/traces/{traceId}")).StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.DeleteAsync($"/api/captures/{captureId}")).StatusCode);
+        await WaitAsync(() => packets.Any(m => m.GetProperty("capture").GetProperty("id").GetString() == captureId && m.GetProperty("final").GetBoolean()), "the capture's final batch");
+        var final = packets.Last(m => m.GetProperty("capture").GetProperty("id").GetString() == captureId);
+        Assert.Equal(2, final.GetProperty("totalShown").GetInt64() + final.GetProperty("totalNotShown").GetInt64());
+        Assert.Equal(2, final.GetProperty("capture").GetProperty("stats").GetProperty("capturedByTcpdump").GetInt64());
+        Assert.DoesNotContain("netlab:trace-", await lab.RunAsync("iptables-save", "-t", "raw"), StringComparison.Ordinal);
+    }
+
+    private static int Requests(IEnumerable<System.Text.Json.JsonElement> messages, string captureId) =>
+        messages.Where(m => m.GetProperty("capture").GetProperty("id").GetString() == captureId)
+            .SelectMany(m => m.GetProperty("packets").EnumerateArray())
+            .Count(p => p.GetProperty("summary").GetString()!.Contains("ICMP echo request", StringComparison.Ordinal));
+
+    private static string? Decision(System.Text.Json.JsonElement packet) =>
+        packet.GetProperty("steps").EnumerateArray()
+            .Where(s => s.GetProperty("table").GetString() == "filter" && s.GetProperty("verdict").GetString() is "ACCEPT" or "DROP")
+            .Select(s => $"{s.GetProperty("chain").GetString()} {s.GetProperty("verdict").GetString()}")
+            .LastOrDefault();
 
     private static ulong DropDelta(IEnumerable<CountersMessage> messages, string bridge) =>
         messages.SelectMany(m => m.Rules)
