@@ -22,6 +22,13 @@ public sealed class HostOptions
     public string Nsenter { get; set; } = "nsenter";
     public string XtablesMonitor { get; set; } = "xtables-monitor";
 
+    /// <summary>
+    /// Tells this dashboard's own host rules from another instance's on the same host (trace rules are tagged
+    /// <c>netlab:trace-&lt;instance&gt;-&lt;id&gt;</c>, and only this instance's leftovers are removed at start-up).
+    /// 1-16 lowercase letters and digits.
+    /// </summary>
+    public string InstanceId { get; set; } = "main";
+
     /// <summary>Seconds iptables waits for the xtables lock when writing (<c>-w</c>).</summary>
     public int XtablesLockWaitSeconds { get; set; } = 5;
 

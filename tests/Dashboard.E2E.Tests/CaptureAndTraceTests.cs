@@ -109,6 +109,7 @@ public class CaptureAndTraceTests
 
             await Assertions.Expect(page.Locator("[data-testid='capture-stop']")).ToHaveCountAsync(0, new() { Timeout = 10_000 });
             await Assertions.Expect(page.Locator("[data-testid='trace-stop']")).ToHaveCountAsync(0, new() { Timeout = 10_000 });
+            await Assertions.Expect(page.Locator("[data-testid='trace-state']").First).ToHaveTextAsync("stopped", new() { Timeout = 10_000 });
             await Assertions.Expect(captures.Session(seed.Bridge1).Locator("[data-testid='kernel-counts']")).Not.ToHaveTextAsync("—");
         }
         catch

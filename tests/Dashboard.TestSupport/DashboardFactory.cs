@@ -18,7 +18,8 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         DataDirectory = Directory.CreateTempSubdirectory("netlab-web-test-").FullName;
 
         // The collector reads the real host several times a second: only tests that need it turn it on.
-        _settings = new Dictionary<string, string?> { ["Collector:Enabled"] = "false" };
+        // Its own instance id: a factory starting up removes only its own leftover trace rules, never another test app's.
+        _settings = new Dictionary<string, string?> { ["Collector:Enabled"] = "false", ["Host:InstanceId"] = "t" + Guid.NewGuid().ToString("N")[..8] };
         foreach (var (k, v) in settings ?? [])
         {
             _settings[k] = v;

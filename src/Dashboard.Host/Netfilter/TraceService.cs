@@ -68,11 +68,11 @@ public sealed class TraceSession
     private readonly object _gate = new();
     private readonly XtablesTraceParser _parser;
 
-    internal TraceSession(string id, TraceRequest request)
+    internal TraceSession(string id, TraceRequest request, string tagPrefix)
     {
         Id = id;
         Request = request;
-        Tag = RuleTag.For("trace-" + id);
+        Tag = tagPrefix + id;
         var pairs = request.Pairs().ToHashSet();
         _parser = new XtablesTraceParser(accept: (s, d) => pairs.Contains((s, d)));
         StartedAt = DateTimeOffset.UtcNow;
@@ -131,6 +131,9 @@ public sealed class TraceSession
 
     public bool IsRunning => EndedAt is null;
 
+    /// <summary>True once a stopped trace's rules are removed and its monitor has exited.</summary>
+    public bool IsCleanedUp { get; internal set; }
+
     public IReadOnlyList<TracedPacket> Packets
     {
         get
@@ -182,6 +185,9 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
     private readonly HostOptions _options = options.Value;
     private readonly ConcurrentDictionary<string, TraceSession> _sessions = new();
+
+    /// <summary>This instance's trace tags start with this: <c>netlab:trace-&lt;instance&gt;-</c>.</summary>
+    public string InstanceTagPrefix { get; } = RuleTag.For($"trace-{CheckInstance(options.Value.InstanceId)}-");
     private readonly SemaphoreSlim _locatorGate = new(1, 1);
     private TraceRuleLocator? _locator;
     private DateTimeOffset _locatorReadAt;
@@ -243,7 +249,7 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
             throw new TraceRejectedException("tracing is unavailable: " + why);
         }
 
-        var session = new TraceSession(Guid.NewGuid().ToString("N")[..10], request);
+        var session = new TraceSession(Guid.NewGuid().ToString("N")[..10], request, InstanceTagPrefix);
 
         // The monitor first, so the first traced packet is not missed.
         var psi = new ProcessStartInfo(_options.XtablesMonitor) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -284,6 +290,7 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
         }
 
         await session.Stop.CancelAsync().ConfigureAwait(false);
+        TraceChanged?.Invoke(session);
         try
         {
             session.Record(await writer.DeleteTaggedAsync(session.Tag).ConfigureAwait(false));
@@ -310,6 +317,7 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
         await session.Reader.ConfigureAwait(false);
         session.Process?.Dispose();
+        session.IsCleanedUp = true;
         TraceChanged?.Invoke(session);
     }
 
@@ -373,11 +381,11 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
         }
     }
 
-    /// <summary>Removes TRACE rules a previous run left behind (only rules tagged <c>netlab:trace-</c>).</summary>
+    /// <summary>Removes TRACE rules a previous run of this instance left behind (only rules tagged <c>netlab:trace-&lt;instance&gt;-</c>; another dashboard's traces on the same host are left alone).</summary>
     public async Task<IReadOnlyList<RuleCommandResult>> RemoveLeftoversAsync(CancellationToken ct = default)
     {
         var running = _sessions.Values.Where(s => s.IsRunning).Select(s => s.Tag).ToHashSet();
-        var removed = await writer.DeleteTaggedWhereAsync(c => c.StartsWith(TagPrefix, StringComparison.Ordinal) && !running.Contains(c), ct).ConfigureAwait(false);
+        var removed = await writer.DeleteTaggedWhereAsync(c => c.StartsWith(InstanceTagPrefix, StringComparison.Ordinal) && !running.Contains(c), ct).ConfigureAwait(false);
         foreach (var r in removed)
         {
             logger.LogWarning("leftover TRACE rule removed: {Command} ({Result})", r.CommandLine, r.Message);
@@ -410,6 +418,11 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
     /// <summary>For containers disposed synchronously: the same clean-up, waited for.</summary>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    private static string CheckInstance(string id) =>
+        id is { Length: >= 1 and <= 16 } && id.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c))
+            ? id
+            : throw new ArgumentException($"Host:InstanceId must be 1-16 lowercase letters and digits, not '{id}'");
 
     private static string? FindOnPath(string program) =>
         Path.IsPathRooted(program) ? (File.Exists(program) ? program : null)

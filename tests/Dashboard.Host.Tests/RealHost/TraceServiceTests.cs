@@ -91,8 +91,10 @@ public class TraceServiceTests
     {
         Dashboard.TestSupport.RealHost.Require();
         await using var lab = new LabScope();
-        var leftover = RuleTag.For($"trace-leftover{lab.Id}");
+        var leftover = RuleTag.For($"trace-main-leftover{lab.Id}");
+        var otherInstance = RuleTag.For($"trace-other-leftover{lab.Id}");
         await lab.Writer.InsertAsync(new RuleSpec { Table = "raw", Chain = "PREROUTING", Position = 1, Source = "172.31.254.1", Destination = "172.31.254.2", Protocol = "icmp", Target = "TRACE", Tag = leftover });
+        await lab.Writer.InsertAsync(new RuleSpec { Table = "raw", Chain = "PREROUTING", Position = 1, Source = "172.31.254.4", Protocol = "icmp", Target = "TRACE", Tag = otherInstance });
         await lab.InsertAsync(new RuleSpec { Table = "raw", Chain = "PREROUTING", Position = 1, Source = "172.31.254.3", Protocol = "icmp", Target = "TRACE", Tag = lab.Tag });
         try
         {
@@ -105,6 +107,7 @@ public class TraceServiceTests
             var raw = await lab.RunAsync("iptables-save", "-t", "raw");
             Assert.DoesNotContain(leftover, raw, StringComparison.Ordinal);
             Assert.Contains(lab.Tag, raw, StringComparison.Ordinal);
+            Assert.Contains(otherInstance, raw, StringComparison.Ordinal);
             var removed = Assert.Single(traces.LeftoversRemoved, r => r.CommandLine.Contains(leftover, StringComparison.Ordinal));
             Assert.True(removed.Succeeded);
             Assert.StartsWith("iptables -w 5 -t raw -D PREROUTING", removed.CommandLine, StringComparison.Ordinal);
@@ -112,6 +115,7 @@ public class TraceServiceTests
         finally
         {
             await lab.Writer.DeleteTaggedAsync(leftover);
+            await lab.Writer.DeleteTaggedAsync(otherInstance);
         }
     }
 

@@ -1,0 +1,378 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using Dashboard.Core.Firewall;
+
+namespace Dashboard.Core.Evaluation;
+
+/// <summary>What the evaluator knows about the host beyond the ruleset.</summary>
+public sealed class EvaluationContext
+{
+    public static readonly EvaluationContext Empty = new();
+
+    /// <summary>The host's own addresses (bridge gateways and the like), for addrtype LOCAL and fib type local. Null: not known.</summary>
+    public IReadOnlySet<string>? LocalAddresses { get; init; }
+
+    /// <summary>Address of each interface, for MASQUERADE (a Docker bridge's is its network's gateway).</summary>
+    public IReadOnlyDictionary<string, string> InterfaceAddresses { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>ipset members when known (name → addresses or prefixes).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> IpSets { get; init; } = new Dictionary<string, IReadOnlyList<string>>();
+
+    private HashSet<uint>? _local;
+
+    internal bool? IsLocal(uint address)
+    {
+        if (LocalAddresses is null)
+        {
+            return null;
+        }
+
+        _local ??= [.. LocalAddresses.Select(a => FlowSpec.TryParseIpv4(a, out var v) ? v : 0u)];
+        return _local.Contains(address);
+    }
+}
+
+/// <summary>A rule that decided: table, chain, 1-based position (null for a chain's policy) and its text.</summary>
+public sealed record RuleRef(string Table, string Chain, int? Position, string Rule);
+
+/// <summary>One rule (or policy) the packet met: whether it matched, and why not when it did not.</summary>
+public sealed record PathStep(string Hook, string Table, string Chain, int? Position, string Rule, bool Matched, string? Why, string? Action);
+
+/// <summary>The fate of one packet: verdict, the rule that decided it, the path, and the packet as it leaves.</summary>
+public sealed record Evaluation(
+    Verdict Verdict,
+    RuleRef? DecidingRule,
+    IReadOnlyList<PathStep> Path,
+    string? NatSource,
+    string? NatDestination,
+    string? OutInterface,
+    string? Reason);
+
+/// <summary>Request and reply, the reply as the kernel meets it (ESTABLISHED, addressed to the masqueraded source, NAT undone before filter).</summary>
+public sealed record RoundTrip(Evaluation Request, Evaluation? Reply)
+{
+    public string Outcome => (Request.Verdict, Reply?.Verdict) switch
+    {
+        (Verdict.Undetermined, _) => "undetermined: the request's fate depends on something the evaluator does not know",
+        (Verdict.Drop or Verdict.Reject, _) => "the request is dropped",
+        (Verdict.Accept, Verdict.Accept) => "delivered and answered",
+        (Verdict.Accept, Verdict.Drop or Verdict.Reject) => "the request is delivered but the reply is dropped",
+        _ => "the request is delivered; the reply's fate is undetermined",
+    };
+
+    public bool Succeeds => Request.Verdict == Verdict.Accept && Reply?.Verdict == Verdict.Accept;
+}
+
+/// <summary>
+/// Walks a forwarded IPv4 packet through the hooks in netfilter order (raw, mangle and nat PREROUTING, the routing
+/// decision, mangle and filter FORWARD with jumps, gotos, returns and policies, mangle and nat POSTROUTING), for
+/// iptables rulesets and for nftables base chains by hook and priority. Pure: it reads the ruleset, never the host.
+/// Anything it does not understand makes the verdict "undetermined" naming the rule, unless another match of that
+/// rule is already false or the rule's action cannot change the packet's fate.
+/// </summary>
+public static class PacketEvaluator
+{
+    private const int MaxDepth = 64;
+
+    private static readonly ConditionalWeakTable<Ruleset, CompiledRuleset> Cache = [];
+
+    public static Evaluation Evaluate(Ruleset ruleset, FlowSpec flow, EvaluationContext? context = null, bool recordPath = true)
+    {
+        ArgumentNullException.ThrowIfNull(ruleset);
+        ArgumentNullException.ThrowIfNull(flow);
+        var compiled = Cache.GetValue(ruleset, r => new CompiledRuleset(r));
+        return new Walk(compiled, context ?? EvaluationContext.Empty, recordPath).Run(ToPacket(flow), null);
+    }
+
+    /// <summary>The request, then its reply as the kernel meets it.</summary>
+    public static RoundTrip Explain(Ruleset ruleset, FlowSpec flow, EvaluationContext? context = null, bool recordPath = true)
+    {
+        ArgumentNullException.ThrowIfNull(ruleset);
+        ArgumentNullException.ThrowIfNull(flow);
+        var compiled = Cache.GetValue(ruleset, r => new CompiledRuleset(r));
+        var ctx = context ?? EvaluationContext.Empty;
+        var request = new Walk(compiled, ctx, recordPath).Run(ToPacket(flow), null);
+        if (request.Verdict != Verdict.Accept)
+        {
+            return new RoundTrip(request, null);
+        }
+
+        // The reply comes from the real responder (after DNAT) to the address the request left with (after SNAT);
+        // conntrack undoes the source NAT after raw/mangle PREROUTING, so filter sees the original source.
+        var responder = request.NatDestination ?? flow.Destination;
+        var reply = new Packet
+        {
+            In = request.OutInterface ?? flow.OutInterface ?? "",
+            PlannedOut = flow.InInterface ?? "",
+            Protocol = Packet.ProtocolNumber(flow.Protocol),
+            Source = Parse(responder),
+            // Masqueraded to an address the evaluator was not told: raw sees the reply to it; taken as the source here.
+            Destination = FlowSpec.TryParseIpv4(request.NatSource, out var masq) ? masq : Parse(flow.Source),
+            SourcePort = flow.DestinationPort ?? 0,
+            DestinationPort = flow.SourcePort ?? 0,
+            IcmpType = flow.IcmpType is null || IcmpTypes.Parse(flow.IcmpType) == 8 ? 0 : IcmpTypes.Parse(flow.IcmpType) ?? 0,
+            State = "ESTABLISHED",
+            Dnatted = request.NatDestination is not null,
+            Snatted = request.NatSource is not null,
+        };
+        var replyEval = new Walk(compiled, ctx, recordPath).Run(reply, Parse(flow.Source));
+        return new RoundTrip(request, replyEval);
+    }
+
+    private static uint Parse(string a) => FlowSpec.TryParseIpv4(a, out var v) ? v : throw new ArgumentException($"'{a}' is not an IPv4 address");
+
+    private static Packet ToPacket(FlowSpec flow)
+    {
+        if (flow.Validate() is { Count: > 0 } errors)
+        {
+            throw new ArgumentException(string.Join("; ", errors));
+        }
+
+        return new Packet
+        {
+            In = flow.InInterface ?? "",
+            PlannedOut = flow.OutInterface ?? "",
+            Source = Parse(flow.Source),
+            Destination = Parse(flow.Destination),
+            Protocol = Packet.ProtocolNumber(flow.Protocol),
+            SourcePort = flow.SourcePort ?? (flow.Protocol == "icmp" ? 0 : 40000),
+            DestinationPort = flow.DestinationPort ?? 0,
+            IcmpType = flow.IcmpType is null ? 8 : IcmpTypes.Parse(flow.IcmpType) ?? 8,
+            State = flow.State == ConnectionState.New ? "NEW" : "ESTABLISHED",
+        };
+    }
+
+    private enum Outcome
+    {
+        Fallthrough,
+        Return,
+        Accept,
+        Drop,
+        Reject,
+        Undetermined,
+    }
+
+    private readonly record struct ChainResult(Outcome Outcome, FirewallRule? Rule, string? Reason);
+
+    /// <summary>One evaluation: the packet's walk through the hooks.</summary>
+    private sealed class Walk(CompiledRuleset rs, EvaluationContext ctx, bool record)
+    {
+        private readonly List<PathStep>? _path = record ? [] : null;
+        private string _hook = "";
+        private string? _natSource;
+        private string? _natDestination;
+
+        public Evaluation Run(Packet p, uint? destinationAfterPrerouting)
+        {
+            RuleRef? accepted = null;
+            var forward = true;
+            foreach (var hook in new[] { "prerouting", "forward", "input", "postrouting" })
+            {
+                if (hook == "forward" || hook == "input")
+                {
+                    // Conntrack undoes the reply's source NAT once PREROUTING is done.
+                    if (destinationAfterPrerouting is { } d)
+                    {
+                        p.Destination = d;
+                    }
+
+                    forward = ctx.IsLocal(p.Destination) != true;
+                    if ((hook == "forward") != forward)
+                    {
+                        continue;
+                    }
+
+                    // The routing decision: out where the flow says (a local destination goes up to INPUT instead).
+                    p.Out = forward ? p.PlannedOut : "";
+                }
+
+                if (hook == "postrouting" && !forward)
+                {
+                    continue;
+                }
+
+                _hook = hook;
+                foreach (var bc in rs.BaseChains(hook))
+                {
+                    if (bc.IsNat && p.State != "NEW")
+                    {
+                        continue;
+                    }
+
+                    var r = RunChain(bc.Table, bc.Chain, p, 0);
+                    switch (r.Outcome)
+                    {
+                        case Outcome.Drop or Outcome.Reject:
+                            return Result(r.Outcome == Outcome.Drop ? Verdict.Drop : Verdict.Reject, Ref(bc, r.Rule), p, null);
+                        case Outcome.Undetermined:
+                            return Result(Verdict.Undetermined, r.Rule is null ? null : Ref(bc, r.Rule), p, r.Reason);
+                        case Outcome.Accept when bc.IsFilterHook && r.Rule is not null:
+                            accepted = Ref(bc, r.Rule);
+                            break;
+                        case Outcome.Accept when bc.IsFilterHook:
+                            accepted ??= Ref(bc, null);
+                            break;
+                        default:
+                            // Return or fall through at a base chain: its policy.
+                            if (r.Outcome is Outcome.Fallthrough or Outcome.Return)
+                            {
+                                Step(bc.Table.Name, bc.Chain.Name, null, $"policy {bc.Chain.Policy}", true, null, bc.Chain.Policy);
+                                if (bc.Chain.Policy is "DROP" or "drop")
+                                {
+                                    return Result(Verdict.Drop, Ref(bc, null), p, null);
+                                }
+
+                                if (bc.IsFilterHook)
+                                {
+                                    accepted ??= Ref(bc, null);
+                                }
+                            }
+
+                            break;
+                    }
+                }
+            }
+
+            return Result(Verdict.Accept, accepted, p, null);
+        }
+
+        private static RuleRef Ref(BaseChain bc, FirewallRule? rule) => rule is null
+            ? new RuleRef(bc.Table.Name, bc.Chain.Name, null, $"policy {bc.Chain.Policy}")
+            : new RuleRef(rule.Table, rule.Chain, rule.Position, rule.Text);
+
+        private Evaluation Result(Verdict v, RuleRef? deciding, Packet p, string? reason) =>
+            new(v, deciding, (IReadOnlyList<PathStep>?)_path ?? [], _natSource, _natDestination, p.Out.Length > 0 ? p.Out : null, reason);
+
+        private void Step(string table, string chain, int? position, string rule, bool matched, string? why, string? action) =>
+            _path?.Add(new PathStep(_hook, table, chain, position, rule, matched, why, action));
+
+        private ChainResult RunChain(FirewallTable table, FirewallChain chain, Packet p, int depth)
+        {
+            if (depth > MaxDepth)
+            {
+                return new ChainResult(Outcome.Undetermined, null, $"jumps nest deeper than {MaxDepth} chains (a loop?)");
+            }
+
+            foreach (var cr in rs.Candidates(chain, p, all: record))
+            {
+                var rule = cr.Rule;
+                var verdict = Tri.True;
+                string? why = null;
+                string? unknown = null;
+                foreach (var m in cr.Matchers)
+                {
+                    var t = m.Test(p, ctx, out var w);
+                    if (t == Tri.False)
+                    {
+                        verdict = Tri.False;
+                        why = w;
+                        break;
+                    }
+
+                    if (t == Tri.Unknown)
+                    {
+                        verdict = Tri.Unknown;
+                        unknown ??= w;
+                    }
+                }
+
+                if (verdict == Tri.False)
+                {
+                    Step(table.Name, chain.Name, rule.Position, rule.Text, false, why, null);
+                    continue;
+                }
+
+                if (verdict == Tri.Unknown || cr.Kind == TargetKind.Unknown)
+                {
+                    var reason = verdict == Tri.Unknown ? unknown : $"target '{rule.Target}' is not understood";
+                    if (cr.Kind == TargetKind.Continue)
+                    {
+                        // A LOG or counter rule cannot change the packet's fate, whatever its match.
+                        Step(table.Name, chain.Name, rule.Position, rule.Text, false, $"{reason}; its action does not decide, so the walk goes on", null);
+                        continue;
+                    }
+
+                    Step(table.Name, chain.Name, rule.Position, rule.Text, false, reason, "undetermined");
+                    return new ChainResult(Outcome.Undetermined, rule, $"{rule.Table} {rule.Chain} #{rule.Position.ToString(CultureInfo.InvariantCulture)}: {reason}");
+                }
+
+                var (kind, target) = (cr.Kind, cr.JumpTarget);
+                if (kind == TargetKind.Vmap)
+                {
+                    (kind, target) = cr.VmapLookup(p);
+                    if (kind == TargetKind.Unknown)
+                    {
+                        Step(table.Name, chain.Name, rule.Position, rule.Text, false, "the verdict map's key could not be read", "undetermined");
+                        return new ChainResult(Outcome.Undetermined, rule, $"{rule.Table} {rule.Chain} #{rule.Position}: verdict map not understood");
+                    }
+                }
+
+                Step(table.Name, chain.Name, rule.Position, rule.Text, true, null, target is null ? kind.ToString().ToUpperInvariant() : $"{kind.ToString().ToUpperInvariant()} {target}");
+                switch (kind)
+                {
+                    case TargetKind.Continue:
+                        continue;
+                    case TargetKind.Accept:
+                        return new ChainResult(Outcome.Accept, rule, null);
+                    case TargetKind.Drop:
+                        return new ChainResult(Outcome.Drop, rule, null);
+                    case TargetKind.Reject:
+                        return new ChainResult(Outcome.Reject, rule, null);
+                    case TargetKind.Return:
+                        return new ChainResult(Outcome.Return, rule, null);
+                    case TargetKind.NoTrack:
+                        p.State = "UNTRACKED";
+                        continue;
+                    case TargetKind.Jump or TargetKind.Goto:
+                        {
+                            if (table.FindChain(target!) is not { } next)
+                            {
+                                return new ChainResult(Outcome.Undetermined, rule, $"chain {target} is not in the ruleset");
+                            }
+
+                            var r = RunChain(table, next, p, depth + 1);
+                            if (r.Outcome is Outcome.Fallthrough or Outcome.Return)
+                            {
+                                if (kind == TargetKind.Goto)
+                                {
+                                    return new ChainResult(Outcome.Return, rule, null);
+                                }
+
+                                continue;
+                            }
+
+                            return r;
+                        }
+
+                    case TargetKind.Dnat:
+                        if (cr.NatAddress is { } to && FlowSpec.TryParseIpv4(to, out var dst))
+                        {
+                            p.Destination = dst;
+                            p.Dnatted = true;
+                            _natDestination = to;
+                            if (cr.NatPort is { } port)
+                            {
+                                p.DestinationPort = port;
+                            }
+
+                            return new ChainResult(Outcome.Accept, rule, null);
+                        }
+
+                        return new ChainResult(Outcome.Undetermined, rule, $"DNAT target of {rule.Text} not understood");
+                    case TargetKind.Snat or TargetKind.Masquerade:
+                        {
+                            var addr = kind == TargetKind.Snat ? cr.NatAddress : ctx.InterfaceAddresses.GetValueOrDefault(p.Out);
+                            _natSource = addr ?? $"the address of {p.Out}";
+                            p.Snatted = true;
+                            return new ChainResult(Outcome.Accept, rule, null);
+                        }
+
+                    default:
+                        return new ChainResult(Outcome.Undetermined, rule, $"target '{rule.Target}' is not understood");
+                }
+            }
+
+            return new ChainResult(Outcome.Fallthrough, null, null);
+        }
+    }
+}
