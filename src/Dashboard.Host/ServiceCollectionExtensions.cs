@@ -30,6 +30,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<HostFirewallReader>();
         services.AddSingleton<IptablesRuleWriter>();
         services.AddSingleton<HostInspector>();
+        services.AddSingleton<ContainerProbe>();
 
         // A singleton disposed with the host: stopping the dashboard ends every tcpdump it started.
         services.AddSingleton<CaptureService>();

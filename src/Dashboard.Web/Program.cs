@@ -27,6 +27,7 @@ builder.Services.AddSingleton<LiveFeed>();
 builder.Services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<LiveFeed>());
 builder.Services.AddHostedService<LabHubForwarder>();
 builder.Services.AddHostedService<CaptureRelay>();
+builder.Services.AddSingleton<Dashboard.Web.Isolation.IsolationService>();
 builder.Services.AddDashboardHost(builder.Configuration);
 builder.Services.AddDashboardData(builder.Configuration);
 
@@ -54,6 +55,7 @@ app.MapStaticAssets();
 app.MapReadApi();
 app.MapCaptureApi();
 app.MapTraceApi();
+app.MapIsolationApi();
 app.MapHub<LabHub>("/hubs/lab");
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 

@@ -85,6 +85,9 @@ public sealed partial record FlowSpec
         return errors;
     }
 
+    /// <summary>True for one IPv4 address in its canonical dotted form.</summary>
+    public static bool IsIpv4(string? s) => TryParseIpv4(s, out _);
+
     internal static bool TryParseIpv4(string? s, out uint value)
     {
         value = 0;

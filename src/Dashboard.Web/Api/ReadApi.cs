@@ -77,7 +77,7 @@ public static class ReadApi
         }
     }
 
-    private static async Task<(string Text, bool TooLarge)> ReadBoundedAsync(Stream body, long max, CancellationToken ct)
+    internal static async Task<(string Text, bool TooLarge)> ReadBoundedAsync(Stream body, long max, CancellationToken ct)
     {
         using var ms = new MemoryStream();
         var buffer = new byte[81920];

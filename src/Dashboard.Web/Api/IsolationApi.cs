@@ -1,0 +1,226 @@
+using System.Text.Json;
+using Dashboard.Core.Changes;
+using Dashboard.Core.Evaluation;
+using Dashboard.Core.Firewall;
+using Dashboard.Web.Isolation;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.Web.Api;
+
+/// <summary>
+/// <c>POST /api/explain</c> (a pasted dump and a flow, no live host needed), <c>GET /api/isolation</c> (the live host's
+/// matrix), <c>POST /api/isolation/what-if</c> (with a proposed rule) and <c>POST /api/isolation/verify</c> (real pings).
+/// </summary>
+public static class IsolationApi
+{
+    public static IEndpointRouteBuilder MapIsolationApi(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/api/explain", ExplainAsync).DisableAntiforgery().WithTags("Isolation");
+        var api = app.MapGroup("/api/isolation").WithTags("Isolation");
+        api.MapGet("/", async Task<Results<Ok<MatrixDto>, ProblemHttpResult>> (string? by, string? protocol, int? port, IsolationService isolation, CancellationToken ct) =>
+            Probe(by, protocol, port) is { } bad ? bad : TypedResults.Ok(MatrixDto.From(await isolation.MatrixAsync(by ?? "networks", new MatrixProbe(protocol ?? "icmp", port), ct))));
+        api.MapPost("/what-if", WhatIfAsync).DisableAntiforgery();
+        api.MapPost("/verify", async Task<Results<Ok<VerificationDto>, ProblemHttpResult>> (VerifyRequest body, IsolationService isolation, CancellationToken ct) =>
+        {
+            if (Probe(body.By, body.Protocol, body.Port) is { } bad)
+            {
+                return bad;
+            }
+
+            var matrix = await isolation.MatrixAsync(body.By ?? "networks", new MatrixProbe(body.Protocol ?? "icmp", body.Port), ct);
+            var v = await isolation.VerifyAsync(matrix, ct: ct);
+            return TypedResults.Ok(new VerificationDto(MatrixDto.From(v.Matrix), v.Cells, v.Agreed, v.Disagreed, v.At));
+        }).DisableAntiforgery();
+        return app;
+    }
+
+    private static ProblemHttpResult? Probe(string? by, string? protocol, int? port)
+    {
+        if (by is not (null or "networks" or "containers"))
+        {
+            return Bad("'by' is networks or containers");
+        }
+
+        return (protocol ?? "icmp", port) switch
+        {
+            ("icmp", null) => null,
+            ("tcp", >= 1 and <= 65535) => null,
+            ("tcp", _) => Bad("TCP needs a port 1-65535"),
+            ("icmp", _) => Bad("ICMP has no port"),
+            _ => Bad("protocol is icmp or tcp"),
+        };
+    }
+
+    private static ProblemHttpResult Bad(string detail) => TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Bad request", detail: detail);
+
+    private static async Task<Results<Ok<ExplainResponse>, ProblemHttpResult>> ExplainAsync(HttpRequest request, ApiOptions api, IOptions<JsonOptions> json, CancellationToken ct)
+    {
+        var (text, tooLarge) = await ReadApi.ReadBoundedAsync(request.Body, api.MaxDumpBytes, ct);
+        if (tooLarge)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "Request too large", detail: $"At most {api.MaxDumpBytes / (1024 * 1024)} MiB.");
+        }
+
+        ExplainRequest? body;
+        try
+        {
+            body = JsonSerializer.Deserialize<ExplainRequest>(text, json.Value.SerializerOptions);
+        }
+        catch (JsonException ex)
+        {
+            return Bad($"the body is not the expected JSON ({{ \"ruleset\": \"...\", \"flow\": {{ ... }} }}): {ex.Message}");
+        }
+
+        if (body?.Ruleset is not { Length: > 0 } dump || body.Flow is not { } f)
+        {
+            return Bad("give \"ruleset\" (iptables-save text or nft -j JSON, as a string) and \"flow\"");
+        }
+
+        var flow = new FlowSpec
+        {
+            InInterface = f.InInterface,
+            OutInterface = f.OutInterface,
+            Source = f.Source ?? "",
+            Destination = f.Destination ?? "",
+            Protocol = f.Protocol ?? "icmp",
+            SourcePort = f.SourcePort,
+            DestinationPort = f.DestinationPort,
+            IcmpType = f.IcmpType,
+            State = string.Equals(f.State, "ESTABLISHED", StringComparison.OrdinalIgnoreCase) ? ConnectionState.Established : ConnectionState.New,
+        };
+        var errors = flow.Validate().ToList();
+        if (f.State is not (null or "NEW" or "new" or "ESTABLISHED" or "established"))
+        {
+            errors.Add("state is NEW or ESTABLISHED");
+        }
+
+        foreach (var a in (body.LocalAddresses ?? []).Concat(body.InterfaceAddresses?.Values.AsEnumerable() ?? []))
+        {
+            if (!FlowSpec.IsIpv4(a))
+            {
+                errors.Add($"'{(a.Length > 40 ? a[..40] : a)}' is not an IPv4 address");
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            return Bad(string.Join("; ", errors));
+        }
+
+        Ruleset ruleset;
+        try
+        {
+            ruleset = RulesetReader.Read(dump);
+        }
+        catch (RulesetFormatException ex)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "The dump could not be read", detail: ex.Message, extensions: new Dictionary<string, object?> { ["line"] = ex.Line });
+        }
+
+        var context = new EvaluationContext
+        {
+            LocalAddresses = body.LocalAddresses is null ? null : new HashSet<string>(body.LocalAddresses),
+            InterfaceAddresses = body.InterfaceAddresses ?? new Dictionary<string, string>(),
+        };
+        return TypedResults.Ok(ExplainResponse.From(PacketEvaluator.Explain(ruleset, flow, context)));
+    }
+
+    private static async Task<Results<Ok<WhatIfDto>, ProblemHttpResult>> WhatIfAsync(WhatIfRequest body, IsolationService isolation, CancellationToken ct)
+    {
+        if (Probe(body.By, body.Protocol, body.Port) is { } bad)
+        {
+            return bad;
+        }
+
+        if (body.Rule is not { } r)
+        {
+            return Bad("give the proposed \"rule\"");
+        }
+
+        try
+        {
+            var spec = r.ToSpec(RuleTag.For("whatif"));
+            if (spec.Validate() is { Count: > 0 } errors)
+            {
+                return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "The rule is not valid", detail: string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}")),
+                    extensions: new Dictionary<string, object?> { ["errors"] = errors });
+            }
+
+            var w = await isolation.WhatIfAsync(spec, body.By ?? "networks", new MatrixProbe(body.Protocol ?? "icmp", body.Port), ct);
+            return TypedResults.Ok(new WhatIfDto(MatrixDto.From(w.Before), MatrixDto.From(w.After), w.Changes.Select(c => new ChangeDto(c.From, c.To, CellDto.Of(c.Before), CellDto.Of(c.After))).ToList(), w.Command));
+        }
+        catch (WhatIfException ex)
+        {
+            return Bad(ex.Message);
+        }
+    }
+}
+
+public sealed record FlowRequest(string? InInterface, string? OutInterface, string? Source, string? Destination, string? Protocol, int? SourcePort, int? DestinationPort, string? IcmpType, string? State);
+
+public sealed record ExplainRequest(string? Ruleset, FlowRequest? Flow, IReadOnlyList<string>? LocalAddresses, Dictionary<string, string>? InterfaceAddresses);
+
+public sealed record DecidingRuleDto(string Table, string Chain, int? Position, string Rule)
+{
+    public static DecidingRuleDto? From(RuleRef? r) => r is null ? null : new(r.Table, r.Chain, r.Position, r.Rule);
+}
+
+public sealed record EvaluationDto(string Verdict, DecidingRuleDto? DecidingRule, IReadOnlyList<PathStep> Path, string? Reason)
+{
+    public static EvaluationDto From(Evaluation e) => new(e.Verdict.ToString().ToUpperInvariant(), DecidingRuleDto.From(e.DecidingRule), e.Path, e.Reason);
+}
+
+/// <summary>The answer of <c>POST /api/explain</c>: the request's verdict at the top level, the reply beside it.</summary>
+public sealed record ExplainResponse(string Verdict, DecidingRuleDto? DecidingRule, IReadOnlyList<PathStep> Path, string? NatSource, string? NatDestination, string? Reason, EvaluationDto? Reply, string Outcome)
+{
+    public static ExplainResponse From(RoundTrip rt) => new(
+        rt.Request.Verdict.ToString().ToUpperInvariant(), DecidingRuleDto.From(rt.Request.DecidingRule), rt.Request.Path, rt.Request.NatSource, rt.Request.NatDestination, rt.Request.Reason,
+        rt.Reply is null ? null : EvaluationDto.From(rt.Reply), rt.Outcome);
+}
+
+public sealed record CellDto(string From, string To, string Request, string? Reply, bool Succeeds, string Outcome, DecidingRuleDto? DecidingRule, string? NatSource, string? Reason)
+{
+    public static CellDto Of(MatrixCell c) => new(c.From, c.To, c.Request.ToString().ToUpperInvariant(), c.Reply?.ToString().ToUpperInvariant(), c.Succeeds, c.Outcome, DecidingRuleDto.From(c.DecidingRule), c.NatSource, c.Reason);
+}
+
+public sealed record MatrixDto(IReadOnlyList<MatrixEndpoint> Endpoints, string Protocol, int? Port, IReadOnlyList<CellDto> Cells)
+{
+    public static MatrixDto From(IsolationMatrix m) => new(m.Endpoints, m.Probe.Protocol, m.Probe.Port, m.Cells.Select(CellDto.Of).ToList());
+}
+
+public sealed record ProposedRule(string? Table, string? Chain, int? Position, string? InInterface, bool NegateInInterface, string? OutInterface, bool NegateOutInterface,
+    string? Source, bool NegateSource, string? Destination, bool NegateDestination, string? Protocol, int? DestinationPort, string? Target)
+{
+    public RuleSpec ToSpec(string tag) => new()
+    {
+        Table = Table ?? "filter",
+        Chain = Chain ?? "",
+        Position = Position,
+        InInterface = Empty(InInterface),
+        NegateInInterface = NegateInInterface,
+        OutInterface = Empty(OutInterface),
+        NegateOutInterface = NegateOutInterface,
+        Source = Empty(Source),
+        NegateSource = NegateSource,
+        Destination = Empty(Destination),
+        NegateDestination = NegateDestination,
+        Protocol = Empty(Protocol),
+        DestinationPort = DestinationPort,
+        Target = Target ?? "",
+        Tag = tag,
+    };
+
+    private static string? Empty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
+}
+
+public sealed record WhatIfRequest(ProposedRule? Rule, string? By, string? Protocol, int? Port);
+
+public sealed record ChangeDto(string From, string To, CellDto Before, CellDto After);
+
+public sealed record WhatIfDto(MatrixDto Before, MatrixDto After, IReadOnlyList<ChangeDto> Changes, string Command);
+
+public sealed record VerifyRequest(string? By, string? Protocol, int? Port);
+
+public sealed record VerificationDto(MatrixDto Matrix, IReadOnlyList<VerifiedCell> Cells, int Agreed, int Disagreed, DateTimeOffset At);

@@ -1,0 +1,130 @@
+using Dashboard.Core.Changes;
+using Dashboard.Core.Evaluation;
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+using Dashboard.Host.Docker;
+using Dashboard.Web.Live;
+
+namespace Dashboard.Web.Isolation;
+
+/// <summary>Whether the kernel agreed with a cell's prediction, from a real probe.</summary>
+public enum Agreement
+{
+    Agreed,
+    Disagreed,
+    NotProbed,
+}
+
+/// <summary>A cell with its probe: predicted round trip, observed round trip (ping replies), and whether they agree.</summary>
+public sealed record VerifiedCell(string From, string To, bool Predicted, bool? Observed, Agreement Agreement, string? ProbeFrom, string? ProbeTo, string Detail);
+
+public sealed record Verification(IsolationMatrix Matrix, IReadOnlyList<VerifiedCell> Cells, DateTimeOffset At)
+{
+    public int Agreed => Cells.Count(c => c.Agreement == Agreement.Agreed);
+
+    public int Disagreed => Cells.Count(c => c.Agreement == Agreement.Disagreed);
+}
+
+public sealed record WhatIf(IsolationMatrix Before, IsolationMatrix After, IReadOnlyList<MatrixChange> Changes, string Command);
+
+/// <summary>
+/// Isolation matrices for the live host (the live feed's ruleset and topology, or a fresh read when the collector is
+/// off), what-if matrices with a proposed rule, and verification by real pings from inside the lab containers.
+/// </summary>
+public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector inspector, ContainerProbe probe, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> hostOptions)
+{
+    /// <summary>Probes run at most this many at a time (each a bounded ping inside a container).</summary>
+    public const int ProbeConcurrency = 4;
+
+    public async Task<(Ruleset Ruleset, HostTopology Topology)> CurrentAsync(CancellationToken ct = default)
+    {
+        if (feed.Ruleset is { } rs && feed.Topology is { } t)
+        {
+            return (rs, t);
+        }
+
+        var topology = await inspector.ReadTopologyAsync(ct);
+        var firewall = await inspector.ReadFirewallAsync(ct);
+        return (firewall.Snapshot.Ruleset, topology);
+    }
+
+    public static IReadOnlyList<MatrixEndpoint> Endpoints(HostTopology topology, string by) =>
+        by == "containers" ? IsolationMatrices.Containers(topology) : IsolationMatrices.Networks(topology);
+
+    public async Task<IsolationMatrix> MatrixAsync(string by, MatrixProbe matrixProbe, CancellationToken ct = default)
+    {
+        var (ruleset, topology) = await CurrentAsync(ct);
+        return IsolationMatrices.Build(ruleset, Endpoints(topology, by), matrixProbe, IsolationMatrices.ContextFor(topology));
+    }
+
+    /// <summary>The matrix now and with <paramref name="spec"/> added (nothing touches the host), and the cells that change.</summary>
+    public async Task<WhatIf> WhatIfAsync(RuleSpec spec, string by, MatrixProbe matrixProbe, CancellationToken ct = default)
+    {
+        var (ruleset, topology) = await CurrentAsync(ct);
+        var endpoints = Endpoints(topology, by);
+        var context = IsolationMatrices.ContextFor(topology);
+        var edited = RulesetEditor.WithRule(ruleset, spec);
+        var before = IsolationMatrices.Build(ruleset, endpoints, matrixProbe, context);
+        var after = IsolationMatrices.Build(edited, endpoints, matrixProbe, context);
+        var o = hostOptions.Value;
+        return new WhatIf(before, after, IsolationMatrices.Diff(before, after), Dashboard.Host.Processes.CommandLine.Format(o.Iptables, spec.InsertArguments(o.XtablesLockWaitSeconds)));
+    }
+
+    /// <summary>Pings each cell from a container of the source to a container of the destination and compares with the prediction.</summary>
+    public async Task<Verification> VerifyAsync(IsolationMatrix matrix, IProgress<(int Done, int Total)>? progress = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(matrix);
+        var byKey = matrix.Endpoints.ToDictionary(e => e.Key);
+        var results = new VerifiedCell[matrix.Cells.Count];
+        var done = 0;
+        using var gate = new SemaphoreSlim(ProbeConcurrency);
+        var tasks = matrix.Cells.Select(async (cell, i) =>
+        {
+            await gate.WaitAsync(ct);
+            try
+            {
+                results[i] = await VerifyCellAsync(matrix.Probe, cell, byKey[cell.From], byKey[cell.To], ct);
+            }
+            finally
+            {
+                gate.Release();
+                progress?.Report((Interlocked.Increment(ref done), matrix.Cells.Count));
+            }
+        });
+        await Task.WhenAll(tasks);
+        return new Verification(matrix, results, DateTimeOffset.UtcNow);
+    }
+
+    private async Task<VerifiedCell> VerifyCellAsync(MatrixProbe matrixProbe, MatrixCell cell, MatrixEndpoint from, MatrixEndpoint to, CancellationToken ct)
+    {
+        var same = from.Key == to.Key;
+        var (target, targetContainer) = same ? (to.Peer, to.PeerContainer) : (to.Address, to.Container);
+        if (matrixProbe.Protocol != "icmp")
+        {
+            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, null, null, "probes are pings: verify the ICMP matrix");
+        }
+
+        if (cell.Request == Verdict.Undetermined || cell.Reply == Verdict.Undetermined)
+        {
+            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, null, null, "the prediction is undetermined: " + cell.Reason);
+        }
+
+        if (from.Container is null || targetContainer is null || target is null)
+        {
+            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, from.Container, targetContainer,
+                same ? "needs two running containers on this network" : "needs a running container on both networks");
+        }
+
+        try
+        {
+            var r = await probe.PingAsync(from.Container, target, 1, ct);
+            var agreement = r.Succeeded == cell.Succeeds ? Agreement.Agreed : Agreement.Disagreed;
+            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, r.Succeeded, agreement, from.Container, targetContainer,
+                $"ping -c 1 -W 1 {target} from {from.Container}: {r.Sent} sent, {r.Received} received");
+        }
+        catch (Exception ex) when (ex is ProbeRejectedException or Docker.DotNet.DockerApiException or OperationCanceledException or HttpRequestException)
+        {
+            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, from.Container, targetContainer, "probe failed: " + ex.Message);
+        }
+    }
+}
