@@ -1,6 +1,6 @@
 using Dashboard.Benchmarks;
 
-// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders]
+// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders] | matrix [networks]
 var what = args.Length > 0 ? args[0] : "readers";
 int Arg(int fallback) => args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
 return what switch
@@ -8,11 +8,12 @@ return what switch
     "readers" => await ReaderBenchmark.RunAsync(Arg(10_000)),
     "live" => await LiveBenchmark.RunAsync(Arg(20)),
     "capture" => await CaptureBenchmark.RunAsync(Arg(4)),
+    "matrix" => MatrixBenchmark.Run(Arg(50), 10_000),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders]");
+    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders] | matrix [networks]");
     return 64;
 }

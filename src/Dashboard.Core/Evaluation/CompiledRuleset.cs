@@ -24,6 +24,54 @@ internal enum TargetKind
 /// <summary>A base chain on a hook: an iptables built-in chain or an nftables chain with a hook, in priority order.</summary>
 internal sealed record BaseChain(FirewallTable Table, FirewallChain Chain, int Priority, bool IsNat, bool IsFilterHook);
 
+/// <summary>
+/// A rule's plain source and destination prefixes, kept inline in an array beside the rules so the common case, a rule
+/// for other addresses, is skipped without touching the rule's matchers.
+/// </summary>
+internal readonly struct Prefilter
+{
+    private readonly uint _srcNet;
+    private readonly uint _srcMask;
+    private readonly uint _dstNet;
+    private readonly uint _dstMask;
+    private readonly byte _flags;
+
+    public Prefilter(Matcher[] matchers)
+    {
+        foreach (var m in matchers.OfType<AddressMatcher>())
+        {
+            if (m.Single is not { } prefix)
+            {
+                continue;
+            }
+
+            if (m.Destination && (_flags & 4) == 0)
+            {
+                (_dstNet, _dstMask) = prefix;
+                _flags |= (byte)(4 | (m.Negated ? 8 : 0));
+            }
+            else if (!m.Destination && (_flags & 1) == 0)
+            {
+                (_srcNet, _srcMask) = prefix;
+                _flags |= (byte)(1 | (m.Negated ? 2 : 0));
+            }
+        }
+    }
+
+    /// <summary>False when the addresses alone rule the rule out.</summary>
+    public bool MayMatch(Packet p) =>
+        ((_flags & 1) == 0 || ((p.Source & _srcMask) == _srcNet) != ((_flags & 2) != 0))
+        && ((_flags & 4) == 0 || ((p.Destination & _dstMask) == _dstNet) != ((_flags & 8) != 0));
+}
+
+/// <summary>The rules of a chain a packet may meet, with their pre-checks side by side.</summary>
+internal sealed class Candidates(CompiledRule[] rules)
+{
+    public CompiledRule[] Rules { get; } = rules;
+
+    public Prefilter[] Filters { get; } = [.. rules.Select(r => new Prefilter(r.Matchers))];
+}
+
 /// <summary>A rule ready to evaluate: its matchers, what it does, and a fast pre-check of its plain fields.</summary>
 internal sealed class CompiledRule
 {
@@ -171,8 +219,8 @@ internal sealed class CompiledRuleset
     private static readonly string[] Hooks = ["prerouting", "input", "forward", "output", "postrouting"];
 
     private readonly Dictionary<string, List<BaseChain>> _hooks = [];
-    private readonly Dictionary<FirewallChain, CompiledRule[]> _rules = [];
-    private readonly ConcurrentDictionary<(FirewallChain, string), CompiledRule[]> _byIn = new();
+    private readonly Dictionary<FirewallChain, Candidates> _rules = [];
+    private readonly ConcurrentDictionary<(FirewallChain, string), Candidates> _byIn = new();
 
     public CompiledRuleset(Ruleset ruleset)
     {
@@ -183,7 +231,7 @@ internal sealed class CompiledRuleset
         {
             foreach (var chain in table.Chains)
             {
-                _rules[chain] = [.. chain.Rules.Select(r => new CompiledRule(r, table, nft))];
+                _rules[chain] = new Candidates([.. chain.Rules.Select(r => new CompiledRule(r, table, nft))]);
                 var hook = chain.Hook?.ToLowerInvariant() ?? (chain.Policy is not null && Hooks.Contains(chain.Name.ToLowerInvariant()) ? chain.Name.ToLowerInvariant() : null);
                 if (hook is null)
                 {
@@ -206,15 +254,15 @@ internal sealed class CompiledRuleset
     public IReadOnlyList<BaseChain> BaseChains(string hook) => _hooks.TryGetValue(hook, out var l) ? l : [];
 
     /// <summary>The rules of a chain that can match a packet entering on its interface (rules for other literal input interfaces left out), in order.</summary>
-    public CompiledRule[] Candidates(FirewallChain chain, Packet p, bool all)
+    public Candidates For(FirewallChain chain, Packet p, bool all)
     {
         var rules = _rules[chain];
-        if (all || rules.Length < 64)
+        if (all || rules.Rules.Length < 64)
         {
             return rules;
         }
 
-        return _byIn.GetOrAdd((chain, p.In), key => [.. _rules[key.Item1].Where(r => r.InLiteral is null || r.InLiteral == key.Item2)]);
+        return _byIn.GetOrAdd((chain, p.In), key => new Candidates([.. _rules[key.Item1].Rules.Where(r => r.InLiteral is null || r.InLiteral == key.Item2)]));
     }
 
     private static int StandardPriority(string table, string hook) => (table, hook) switch

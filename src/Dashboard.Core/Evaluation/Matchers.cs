@@ -52,13 +52,18 @@ internal abstract class Matcher(string text)
 {
     public string Text { get; } = text;
 
-    public abstract Tri Test(Packet p, EvaluationContext c, out string? why);
+    public abstract Tri Test(Packet p, EvaluationContext c);
+
+    /// <summary>Why the match is false or unknown for this packet (only asked when the path is recorded).</summary>
+    public abstract string? Why(Packet p, EvaluationContext c);
 
     protected static Tri Of(bool value, bool negated) => value != negated ? Tri.True : Tri.False;
 }
 
 internal sealed class InterfaceMatcher(string text, bool output, IReadOnlyList<string> names, bool negated) : Matcher(text)
 {
+    private readonly string[] _names = [.. names];
+
     public bool Output { get; } = output;
 
     /// <summary>The one literal name this matcher requires (no wildcard, not negated), for indexing.</summary>
@@ -66,11 +71,11 @@ internal sealed class InterfaceMatcher(string text, bool output, IReadOnlyList<s
 
     private static bool IsWildcard(string n) => n.EndsWith('+') || n.EndsWith('*');
 
-    public override Tri Test(Packet p, EvaluationContext c, out string? why)
+    public override Tri Test(Packet p, EvaluationContext c)
     {
         var actual = Output ? p.Out : p.In;
         var hit = false;
-        foreach (var n in names)
+        foreach (var n in _names)
         {
             if (IsWildcard(n) ? actual.StartsWith(n[..^1], StringComparison.Ordinal) : actual == n)
             {
@@ -79,158 +84,178 @@ internal sealed class InterfaceMatcher(string text, bool output, IReadOnlyList<s
             }
         }
 
-        var r = Of(hit, negated);
-        why = r == Tri.False ? $"{(Output ? "out" : "in")} interface is {(actual.Length == 0 ? "not yet chosen" : actual)}" : null;
-        return r;
+        return Of(hit, negated);
+    }
+
+    public override string? Why(Packet p, EvaluationContext c)
+    {
+        var actual = Output ? p.Out : p.In;
+        return $"{(Output ? "out" : "in")} interface is {(actual.Length == 0 ? "not yet chosen" : actual)}";
     }
 }
 
 internal sealed class AddressMatcher(string text, bool destination, IReadOnlyList<(uint Network, uint Mask)> prefixes, bool negated) : Matcher(text)
 {
-    public override Tri Test(Packet p, EvaluationContext c, out string? why)
+    private readonly (uint Network, uint Mask)[] _prefixes = [.. prefixes];
+
+    public bool Destination => destination;
+
+    public bool Negated => negated;
+
+    /// <summary>The single prefix, when there is one (for the pre-check).</summary>
+    public (uint Network, uint Mask)? Single => _prefixes.Length == 1 ? _prefixes[0] : null;
+
+    public override Tri Test(Packet p, EvaluationContext c)
     {
         var a = destination ? p.Destination : p.Source;
-        var hit = false;
-        foreach (var (net, mask) in prefixes)
+        foreach (var (net, mask) in _prefixes)
         {
             if ((a & mask) == net)
             {
-                hit = true;
-                break;
+                return negated ? Tri.False : Tri.True;
             }
         }
 
-        var r = Of(hit, negated);
-        why = r == Tri.False ? $"{(destination ? "destination" : "source")} is {Ipv4.ToText(a)}" : null;
-        return r;
+        return negated ? Tri.True : Tri.False;
     }
+
+    public override string? Why(Packet p, EvaluationContext c) => $"{(destination ? "destination" : "source")} is {Ipv4.ToText(destination ? p.Destination : p.Source)}";
 }
 
 internal sealed class ProtocolMatcher(string text, IReadOnlyList<int> protocols, bool negated) : Matcher(text)
 {
-    public override Tri Test(Packet p, EvaluationContext c, out string? why)
-    {
-        var hit = protocols.Contains(0) || protocols.Contains(p.Protocol);
-        var r = Of(hit, negated);
-        why = r == Tri.False ? $"protocol is {Packet.ProtocolName(p.Protocol)}" : null;
-        return r;
-    }
+    private readonly int[] _protocols = [.. protocols];
+
+    public override Tri Test(Packet p, EvaluationContext c) => Of(Array.IndexOf(_protocols, 0) >= 0 || Array.IndexOf(_protocols, p.Protocol) >= 0, negated);
+
+    public override string? Why(Packet p, EvaluationContext c) => $"protocol is {Packet.ProtocolName(p.Protocol)}";
 }
 
 internal sealed class PortMatcher(string text, int protocol, bool destination, IReadOnlyList<(int From, int To)> ranges, bool negated) : Matcher(text)
 {
-    public override Tri Test(Packet p, EvaluationContext c, out string? why)
+    private readonly (int From, int To)[] _ranges = [.. ranges];
+
+    public override Tri Test(Packet p, EvaluationContext c)
     {
         // A port match names its protocol (tcp dport, -m udp --dport): another protocol never matches it.
         if (protocol != 0 && p.Protocol != protocol || p.Protocol is not (6 or 17))
         {
-            why = $"protocol is {Packet.ProtocolName(p.Protocol)}";
             return Tri.False;
         }
 
         var port = destination ? p.DestinationPort : p.SourcePort;
         if (port == 0)
         {
-            why = null;
             return Tri.Unknown;
         }
 
-        var hit = ranges.Any(r => port >= r.From && port <= r.To);
-        var result = Of(hit, negated);
-        why = result == Tri.False ? $"{(destination ? "destination" : "source")} port is {port}" : null;
-        return result;
+        foreach (var (from, to) in _ranges)
+        {
+            if (port >= from && port <= to)
+            {
+                return negated ? Tri.False : Tri.True;
+            }
+        }
+
+        return negated ? Tri.True : Tri.False;
+    }
+
+    public override string? Why(Packet p, EvaluationContext c)
+    {
+        if (protocol != 0 && p.Protocol != protocol || p.Protocol is not (6 or 17))
+        {
+            return $"protocol is {Packet.ProtocolName(p.Protocol)}";
+        }
+
+        var port = destination ? p.DestinationPort : p.SourcePort;
+        return port == 0 ? "the flow gives no port" : $"{(destination ? "destination" : "source")} port is {port}";
     }
 }
 
 internal sealed class IcmpTypeMatcher(string text, int type, bool negated) : Matcher(text)
 {
-    public override Tri Test(Packet p, EvaluationContext c, out string? why)
-    {
-        if (p.Protocol != 1)
-        {
-            why = $"protocol is {Packet.ProtocolName(p.Protocol)}";
-            return Tri.False;
-        }
+    public override Tri Test(Packet p, EvaluationContext c) => p.Protocol != 1 ? Tri.False : Of(type == -1 || p.IcmpType == type, negated);
 
-        var r = Of(type == -1 || p.IcmpType == type, negated);
-        why = r == Tri.False ? $"ICMP type is {p.IcmpType}" : null;
-        return r;
-    }
+    public override string? Why(Packet p, EvaluationContext c) => p.Protocol != 1 ? $"protocol is {Packet.ProtocolName(p.Protocol)}" : $"ICMP type is {p.IcmpType}";
 }
 
 internal sealed class StateMatcher(string text, IReadOnlyList<string> states, bool negated) : Matcher(text)
 {
-    public override Tri Test(Packet p, EvaluationContext c, out string? why)
+    private readonly string[] _states = [.. states];
+
+    public override Tri Test(Packet p, EvaluationContext c)
     {
-        var hit = states.Contains(p.State) || states.Contains("DNAT") && p.Dnatted || states.Contains("SNAT") && p.Snatted;
-        var r = Of(hit, negated);
-        why = r == Tri.False ? $"conntrack state is {p.State}" : null;
-        return r;
+        var hit = Array.IndexOf(_states, p.State) >= 0 || p.Dnatted && Array.IndexOf(_states, "DNAT") >= 0 || p.Snatted && Array.IndexOf(_states, "SNAT") >= 0;
+        return Of(hit, negated);
     }
+
+    public override string? Why(Packet p, EvaluationContext c) => $"conntrack state is {p.State}";
 }
 
 internal sealed class LocalAddressMatcher(string text, bool destination, bool negated) : Matcher(text)
 {
-    public override Tri Test(Packet p, EvaluationContext c, out string? why)
+    public override Tri Test(Packet p, EvaluationContext c)
     {
         var a = destination ? p.Destination : p.Source;
-        if (c.IsLocal(a) is not { } local)
+        if (c.IsLocal(a) is { } local)
         {
-            // Not told the host's addresses: a packet the flow says is forwarded (destination) or that arrived on an
-            // interface (source) is not addressed from or to the host itself.
-            if (destination ? p.PlannedOut.Length > 0 : p.In.Length > 0)
-            {
-                why = destination
-                    ? $"the flow is forwarded out of {p.PlannedOut}, so {Ipv4.ToText(a)} is not a local address (give local addresses to say otherwise)"
-                    : $"the packet arrived on {p.In}, so {Ipv4.ToText(a)} is not a local address";
-                return Of(false, negated);
-            }
-
-            why = $"whether {Ipv4.ToText(a)} is a local address of the host is not known";
-            return Tri.Unknown;
+            return Of(local, negated);
         }
 
-        var r = Of(local, negated);
-        why = r == Tri.False ? $"{Ipv4.ToText(a)} is {(local ? "" : "not ")}a local address" : null;
-        return r;
+        // Not told the host's addresses: a packet the flow says is forwarded (destination) or that arrived on an
+        // interface (source) is not addressed from or to the host itself.
+        return (destination ? p.PlannedOut.Length > 0 : p.In.Length > 0) ? Of(false, negated) : Tri.Unknown;
+    }
+
+    public override string? Why(Packet p, EvaluationContext c)
+    {
+        var a = destination ? p.Destination : p.Source;
+        if (c.IsLocal(a) is { } local)
+        {
+            return $"{Ipv4.ToText(a)} is {(local ? "" : "not ")}a local address";
+        }
+
+        if (destination ? p.PlannedOut.Length > 0 : p.In.Length > 0)
+        {
+            return destination
+                ? $"the flow is forwarded out of {p.PlannedOut}, so {Ipv4.ToText(a)} is not a local address (give local addresses to say otherwise)"
+                : $"the packet arrived on {p.In}, so {Ipv4.ToText(a)} is not a local address";
+        }
+
+        return $"whether {Ipv4.ToText(a)} is a local address of the host is not known";
     }
 }
 
 internal sealed class SetMatcher(string text, string set, bool destination, bool negated) : Matcher(text)
 {
-    public override Tri Test(Packet p, EvaluationContext c, out string? why)
+    public override Tri Test(Packet p, EvaluationContext c)
     {
         if (!c.IpSets.TryGetValue(set, out var members))
         {
-            why = $"the members of set {set} are not known";
             return Tri.Unknown;
         }
 
         var a = destination ? p.Destination : p.Source;
-        var hit = members.Any(m => Ipv4.TryParsePrefix(m, out var net, out var mask) && (a & mask) == net);
-        var r = Of(hit, negated);
-        why = r == Tri.False ? $"{Ipv4.ToText(a)} is {(hit ? "" : "not ")}in set {set}" : null;
-        return r;
+        return Of(members.Any(m => Ipv4.TryParsePrefix(m, out var net, out var mask) && (a & mask) == net), negated);
     }
+
+    public override string? Why(Packet p, EvaluationContext c) =>
+        c.IpSets.ContainsKey(set) ? $"{Ipv4.ToText(destination ? p.Destination : p.Source)} is {(negated ? "" : "not ")}in set {set}" : $"the members of set {set} are not known";
 }
 
 internal sealed class AlwaysMatcher(string text) : Matcher(text)
 {
-    public override Tri Test(Packet p, EvaluationContext c, out string? why)
-    {
-        why = null;
-        return Tri.True;
-    }
+    public override Tri Test(Packet p, EvaluationContext c) => Tri.True;
+
+    public override string? Why(Packet p, EvaluationContext c) => null;
 }
 
 /// <summary>A match the evaluator does not understand: never guessed.</summary>
 internal sealed class UnknownMatcher(string text) : Matcher(text)
 {
-    public override Tri Test(Packet p, EvaluationContext c, out string? why)
-    {
-        why = $"'{Text}' is not understood";
-        return Tri.Unknown;
-    }
+    public override Tri Test(Packet p, EvaluationContext c) => Tri.Unknown;
+
+    public override string? Why(Packet p, EvaluationContext c) => $"'{Text}' is not understood";
 }
 
 /// <summary>Turns a rule's matches (iptables or nft) into matchers.</summary>

@@ -253,35 +253,49 @@ public static class PacketEvaluator
                 return new ChainResult(Outcome.Undetermined, null, $"jumps nest deeper than {MaxDepth} chains (a loop?)");
             }
 
-            foreach (var cr in rs.Candidates(chain, p, all: record))
+            var candidates = rs.For(chain, p, all: record);
+            var rules = candidates.Rules;
+            var filters = candidates.Filters;
+            for (var i = 0; i < rules.Length; i++)
             {
+                if (!record && !filters[i].MayMatch(p))
+                {
+                    continue;
+                }
+
+                var cr = rules[i];
                 var rule = cr.Rule;
                 var verdict = Tri.True;
-                string? why = null;
-                string? unknown = null;
+                Matcher? decisive = null;
+                Matcher? unknownMatcher = null;
                 foreach (var m in cr.Matchers)
                 {
-                    var t = m.Test(p, ctx, out var w);
+                    var t = m.Test(p, ctx);
                     if (t == Tri.False)
                     {
                         verdict = Tri.False;
-                        why = w;
+                        decisive = m;
                         break;
                     }
 
                     if (t == Tri.Unknown)
                     {
                         verdict = Tri.Unknown;
-                        unknown ??= w;
+                        unknownMatcher ??= m;
                     }
                 }
 
                 if (verdict == Tri.False)
                 {
-                    Step(table.Name, chain.Name, rule.Position, rule.Text, false, why, null);
+                    if (record)
+                    {
+                        Step(table.Name, chain.Name, rule.Position, rule.Text, false, decisive!.Why(p, ctx), null);
+                    }
+
                     continue;
                 }
 
+                var unknown = unknownMatcher?.Why(p, ctx);
                 if (verdict == Tri.Unknown || cr.Kind == TargetKind.Unknown)
                 {
                     var reason = verdict == Tri.Unknown ? unknown : $"target '{rule.Target}' is not understood";
