@@ -47,7 +47,7 @@ internal static class MatrixBenchmark
         {
             var br = $"br-{0xb000_0000_0000L + i:x12}";
             var subnet = $"172.{20 + i / 250}.{i % 250}";
-            endpoints.Add(new MatrixEndpoint($"net{i}", $"net{i}", br, subnet + ".2", null, subnet + ".1", null, false));
+            endpoints.Add(new MatrixEndpoint($"net{i}", $"net{i}", br, subnet + ".2", null, subnet + ".1", null, false, subnet + ".0/24"));
             forward.Append($"-A FORWARD -o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -o {br} -j DOCKER\n-A FORWARD -i {br} ! -o {br} -j ACCEPT\n-A FORWARD -i {br} -o {br} -j ACCEPT\n");
             stage1.Append($"-A DOCKER-ISOLATION-STAGE-1 -i {br} ! -o {br} -j DOCKER-ISOLATION-STAGE-2\n");
             stage2.Append($"-A DOCKER-ISOLATION-STAGE-2 -o {br} -j DROP\n");

@@ -6,9 +6,10 @@ namespace Dashboard.Core.Evaluation;
 /// <summary>
 /// One side of a matrix cell: a network (its bridge, a representative address: a running container's, else the first
 /// address after the gateway, marked assumed) or a container endpoint. <see cref="Peer"/> is a second address on the
-/// same network for the network's own cell (intra-bridge traffic).
+/// same network for the network's own cell (intra-bridge traffic). <see cref="Prefix"/> is what a rule would name it by:
+/// the network's subnet, or the container's address as a /32.
 /// </summary>
-public sealed record MatrixEndpoint(string Key, string Label, string Interface, string Address, string? Container, string? Peer, string? PeerContainer, bool AddressAssumed);
+public sealed record MatrixEndpoint(string Key, string Label, string Interface, string Address, string? Container, string? Peer, string? PeerContainer, bool AddressAssumed, string Prefix);
 
 /// <summary>What the cells test: ICMP echo, or a TCP connection to a port.</summary>
 public sealed record MatrixProbe(string Protocol = "icmp", int? Port = null)
@@ -53,7 +54,7 @@ public static class IsolationMatrices
             var assumed = members.Count == 0;
             var first = assumed ? (Container: (string?)null, Address: Ipv4.ToText(gateway + 1)) : (members[0].Container, members[0].Address);
             var second = members.Count > 1 ? (Container: (string?)members[1].Container, Address: members[1].Address) : (Container: null, Address: Ipv4.ToText(Ipv4.ToUInt(IPAddress.Parse(first.Address)) + 1));
-            list.Add(new MatrixEndpoint(n.Name, $"{n.Name} ({n.BridgeName}{(n.Internal ? ", internal" : "")}{(n.Icc ? "" : ", ICC off")})", n.BridgeName!, first.Address, first.Container, second.Address, second.Container, assumed));
+            list.Add(new MatrixEndpoint(n.Name, $"{n.Name} ({n.BridgeName}{(n.Internal ? ", internal" : "")}{(n.Icc ? "" : ", ICC off")})", n.BridgeName!, first.Address, first.Container, second.Address, second.Container, assumed, subnet.Subnet));
         }
 
         return list;
@@ -66,7 +67,7 @@ public static class IsolationMatrices
         var bridges = topology.Networks.Where(n => n.BridgeName is not null).ToDictionary(n => n.Name, n => n.BridgeName!);
         return [.. topology.Containers.Where(c => c.State == "running")
             .SelectMany(c => c.Endpoints.Where(e => e.Ipv4Address is not null && bridges.ContainsKey(e.NetworkName))
-                .Select(e => new MatrixEndpoint($"{c.Name}@{e.NetworkName}", $"{c.Name} ({e.Ipv4Address}, {e.NetworkName})", bridges[e.NetworkName], e.Ipv4Address!, c.Name, null, null, false)))
+                .Select(e => new MatrixEndpoint($"{c.Name}@{e.NetworkName}", $"{c.Name} ({e.Ipv4Address}, {e.NetworkName})", bridges[e.NetworkName], e.Ipv4Address!, c.Name, null, null, false, e.Ipv4Address + "/32")))
             .OrderBy(e => e.Key, StringComparer.Ordinal)];
     }
 
