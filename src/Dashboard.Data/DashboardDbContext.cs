@@ -7,6 +7,13 @@ namespace Dashboard.Data;
 public sealed class DashboardDbContext(DbContextOptions<DashboardDbContext> options) : DbContext(options)
 {
     public DbSet<Lab> Labs => Set<Lab>();
+    public DbSet<Experiment> Experiments => Set<Experiment>();
+    public DbSet<Run> Runs => Set<Run>();
+    public DbSet<RunArtifact> RunArtifacts => Set<RunArtifact>();
+    public DbSet<RunRuleDelta> RunRuleDeltas => Set<RunRuleDelta>();
+    public DbSet<RunProbe> RunProbes => Set<RunProbe>();
+    public DbSet<RunCapture> RunCaptures => Set<RunCapture>();
+    public DbSet<RunPacket> RunPackets => Set<RunPacket>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(DashboardDbContext).Assembly);

@@ -31,6 +31,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<IptablesRuleWriter>();
         services.AddSingleton<HostInspector>();
         services.AddSingleton<ContainerProbe>();
+        services.AddSingleton<LabProvisioner>();
 
         // A singleton disposed with the host: stopping the dashboard ends every tcpdump it started.
         services.AddSingleton<CaptureService>();

@@ -28,6 +28,8 @@ builder.Services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<LiveFe
 builder.Services.AddHostedService<LabHubForwarder>();
 builder.Services.AddHostedService<CaptureRelay>();
 builder.Services.AddSingleton<Dashboard.Web.Isolation.IsolationService>();
+builder.Services.AddSingleton<Dashboard.Web.Experiments.RunService>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<Dashboard.Web.Experiments.RunService>());
 builder.Services.AddDashboardHost(builder.Configuration);
 builder.Services.AddDashboardData(builder.Configuration);
 
@@ -56,6 +58,7 @@ app.MapReadApi();
 app.MapCaptureApi();
 app.MapTraceApi();
 app.MapIsolationApi();
+app.MapRunApi();
 app.MapHub<LabHub>("/hubs/lab");
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 

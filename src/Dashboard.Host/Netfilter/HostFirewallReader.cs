@@ -6,7 +6,14 @@ using Microsoft.Extensions.Options;
 namespace Dashboard.Host.Netfilter;
 
 /// <summary>A ruleset read from the host, with how long the read took and what could not be read.</summary>
-public sealed record FirewallSnapshot(Ruleset Ruleset, DateTimeOffset ReadAt, TimeSpan Duration, IReadOnlyList<string> Commands, IReadOnlyList<string> Warnings);
+public sealed record FirewallSnapshot(Ruleset Ruleset, DateTimeOffset ReadAt, TimeSpan Duration, IReadOnlyList<string> Commands, IReadOnlyList<string> Warnings)
+{
+    /// <summary>The tool's output as read (iptables-save text, or nft JSON), for keeping with a run.</summary>
+    public string RawText { get; init; } = "";
+
+    /// <summary>ip6tables-save's output when it was read and not empty.</summary>
+    public string? RawIpv6Text { get; init; }
+}
 
 /// <summary>The host's firewall could not be read at all (program missing, not permitted, unreadable output).</summary>
 public sealed class FirewallUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
@@ -32,7 +39,7 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<HostOptio
         if (backend == FirewallBackend.Nftables)
         {
             var nft = await RunAsync(_options.Nft, ["-j", "list", "ruleset"], ct).ConfigureAwait(false);
-            return new FirewallSnapshot(Parse(() => NftJsonReader.Read(nft), "nft -j list ruleset"), started, sw.Elapsed, ["nft -j list ruleset"], warnings);
+            return new FirewallSnapshot(Parse(() => NftJsonReader.Read(nft), "nft -j list ruleset"), started, sw.Elapsed, ["nft -j list ruleset"], warnings) { RawText = nft };
         }
 
         var v4 = await RunAsync(_options.IptablesSave, ["-c"], ct).ConfigureAwait(false);
@@ -40,8 +47,10 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<HostOptio
         var commands = new List<string> { $"{_options.IptablesSave} -c" };
         if (_ipv6Empty && started - _ipv6CheckedAt < EmptyIpv6Recheck)
         {
-            return new FirewallSnapshot(ruleset, started, sw.Elapsed, commands, warnings);
+            return new FirewallSnapshot(ruleset, started, sw.Elapsed, commands, warnings) { RawText = v4 };
         }
+
+        string? raw6 = null;
 
         try
         {
@@ -52,6 +61,7 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<HostOptio
             {
                 var six = Parse(() => IptablesSaveReader.Read(v6, TableFamily.Ipv6), "ip6tables-save -c");
                 ruleset = new Ruleset { Format = ruleset.Format, Generator = ruleset.Generator, Tables = [.. ruleset.Tables, .. six.Tables] };
+                raw6 = v6;
                 commands.Add($"{_options.Ip6tablesSave} -c");
             }
         }
@@ -60,7 +70,7 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<HostOptio
             warnings.Add($"IPv6 rules not read: {ex.Message}");
         }
 
-        return new FirewallSnapshot(ruleset, started, sw.Elapsed, commands, warnings);
+        return new FirewallSnapshot(ruleset, started, sw.Elapsed, commands, warnings) { RawText = v4, RawIpv6Text = raw6 };
     }
 
     private async Task<string> RunAsync(string program, IReadOnlyList<string> args, CancellationToken ct)

@@ -37,6 +37,7 @@ public sealed class LabHubForwarder(LiveFeed feed, IHubContext<LabHub> hub, ILog
             FirewallChangedEvent f => group.SendAsync("FirewallChanged", new FirewallMessage(f.Host, f.ReadAt, DockerLayoutDetector.Detect(f.Ruleset), RulesetDto.From(f.Ruleset))),
             StatusChangedEvent s => group.SendAsync("CollectorStatus", s.Status),
             PacketsCapturedEvent p => group.SendAsync("PacketsCaptured", PacketsMessage.From(p)),
+            RunUpdatedEvent r => group.SendAsync("RunUpdated", r.Progress),
             TraceUpdatedEvent t => group.SendAsync("TraceUpdated", new TraceMessage(t.Host, TraceDto.From(t.Trace.Session, includePackets: false), t.Packets)),
             _ => Task.CompletedTask,
         };

@@ -20,3 +20,6 @@ public sealed record PacketsCapturedEvent(string Host, CaptureView Capture, Dash
 
 /// <summary>Traced packets whose path grew since the last event, and the trace's state.</summary>
 public sealed record TraceUpdatedEvent(string Host, TraceView Trace, IReadOnlyList<Dashboard.Core.Firewall.TracedPacket> Packets) : LiveEvent(Host);
+
+/// <summary>An experiment run moved to another step, or ended.</summary>
+public sealed record RunUpdatedEvent(string Host, Dashboard.Web.Experiments.RunProgress Progress) : LiveEvent(Host);

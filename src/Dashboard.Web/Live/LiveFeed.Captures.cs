@@ -45,6 +45,9 @@ public partial class LiveFeed
         Publish(new TraceUpdatedEvent(Host, view, packets));
     }
 
+    /// <summary>The run service's progress report.</summary>
+    public void RunUpdated(Dashboard.Web.Experiments.RunProgress progress) => Publish(new RunUpdatedEvent(Host, progress));
+
     private static void Prune<T>(ConcurrentDictionary<string, T> views, Func<T, bool> ended, Func<T, DateTimeOffset> started)
     {
         foreach (var (id, _) in views.Where(kv => ended(kv.Value)).OrderByDescending(kv => started(kv.Value)).Skip(KeepEnded).ToList())

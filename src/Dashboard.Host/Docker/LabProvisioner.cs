@@ -1,0 +1,126 @@
+using System.Net;
+using Dashboard.Core.Topology;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.Host.Docker;
+
+/// <summary>The engine cannot provide what a run needs (no image, a subnet clash...): why.</summary>
+public sealed class ProvisioningException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A network a run made: its engine id, bridge, subnet and gateway.</summary>
+public sealed record ProvisionedNetwork(string Name, string Id, string Bridge, string Subnet, string Gateway);
+
+/// <summary>A container a run made, with its address on its network.</summary>
+public sealed record ProvisionedContainer(string Name, string Id, string Network, string Address);
+
+/// <summary>
+/// Creates and removes a run's lab networks and busybox containers through the Engine API. Everything it makes is
+/// labelled <c>netlab.run=&lt;run id&gt;</c> and <c>netlab.instance=&lt;instance&gt;</c>, subnets are /24s inside 172.16.0.0/12
+/// chosen clear of every existing network, and removal goes by those labels only.
+/// </summary>
+public sealed class LabProvisioner(IDockerClient docker, IOptions<HostOptions> options)
+{
+    public const string Image = "busybox:latest";
+    public const string RunLabel = "netlab.run";
+    public const string InstanceLabel = "netlab.instance";
+
+    private readonly string _instance = options.Value.InstanceId;
+
+    public async Task EnsureImageAsync(CancellationToken ct)
+    {
+        try
+        {
+            await docker.Images.InspectImageAsync(Image, ct).ConfigureAwait(false);
+        }
+        catch (DockerImageNotFoundException ex)
+        {
+            throw new ProvisioningException($"the image {Image} is not on this host and no registry is used: scripts/lab-setup.sh imports it", ex);
+        }
+    }
+
+    public async Task<ProvisionedNetwork> CreateNetworkAsync(string runId, string name, bool isInternal, bool icc, CancellationToken ct)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var existing = await docker.Networks.ListNetworksAsync(new NetworksListParameters(), ct).ConfigureAwait(false);
+            var taken = existing.SelectMany(n => n.IPAM?.Config ?? []).Select(c => IPNetwork.TryParse(c.Subnet ?? "", out var s) ? s : (IPNetwork?)null).OfType<IPNetwork>();
+            var subnet = LabSubnetAllocator.Pick(taken) ?? throw new ProvisioningException("no free /24 left inside 172.16.0.0/12");
+            var gateway = LabSubnetAllocator.Gateway(subnet).ToString();
+            var networkOptions = icc ? new Dictionary<string, string>() : new Dictionary<string, string> { ["com.docker.network.bridge.enable_icc"] = "false" };
+            var parameters = new NetworksCreateParameters
+            {
+                Name = name,
+                Driver = "bridge",
+                Internal = isInternal,
+                Options = networkOptions,
+                IPAM = new IPAM { Config = [new IPAMConfig { Subnet = subnet.ToString(), Gateway = gateway }] },
+                Labels = Labels(runId),
+            };
+            try
+            {
+                var created = await docker.Networks.CreateNetworkAsync(parameters, ct).ConfigureAwait(false);
+                return new ProvisionedNetwork(name, created.ID, DockerNetwork.BridgeNameFor("bridge", created.ID, networkOptions)!, subnet.ToString(), gateway);
+            }
+            catch (DockerApiException ex) when (attempt < 3 && (ex.ResponseBody ?? "").Contains("overlap", StringComparison.OrdinalIgnoreCase))
+            {
+                // Another process took the subnet between the list and the create: pick again.
+            }
+            catch (DockerApiException ex)
+            {
+                throw new ProvisioningException($"network {name} could not be created: {ex.ResponseBody?.Trim() ?? ex.Message}", ex);
+            }
+        }
+    }
+
+    public async Task<ProvisionedContainer> RunContainerAsync(string runId, string name, string network, CancellationToken ct)
+    {
+        try
+        {
+            var created = await docker.Containers.CreateContainerAsync(new CreateContainerParameters
+            {
+                Name = name,
+                Image = Image,
+                Cmd = ["sleep", "3600"],
+                Labels = Labels(runId),
+                HostConfig = new HostConfig { NetworkMode = network },
+            }, ct).ConfigureAwait(false);
+            await docker.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), ct).ConfigureAwait(false);
+            var inspect = await docker.Containers.InspectContainerAsync(created.ID, ct).ConfigureAwait(false);
+            var address = inspect.NetworkSettings?.Networks?.TryGetValue(network, out var ep) == true ? ep.IPAddress : null;
+            return new ProvisionedContainer(name, created.ID, network, address ?? throw new ProvisioningException($"container {name} got no address on {network}"));
+        }
+        catch (DockerApiException ex)
+        {
+            throw new ProvisioningException($"container {name} could not be started: {ex.ResponseBody?.Trim() ?? ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Removes the containers, then the networks, labelled with this run (or, with null, every run of this instance except <paramref name="keep"/>).</summary>
+    public async Task<IReadOnlyList<string>> RemoveAsync(string? runId, IReadOnlySet<string>? keep = null, CancellationToken ct = default)
+    {
+        var removed = new List<string>();
+        var filter = new Dictionary<string, IDictionary<string, bool>>
+        {
+            ["label"] = new Dictionary<string, bool> { [runId is null ? $"{InstanceLabel}={_instance}" : $"{RunLabel}={runId}"] = true },
+        };
+        var containers = await docker.Containers.ListContainersAsync(new ContainersListParameters { All = true, Filters = filter }, ct).ConfigureAwait(false);
+        foreach (var c in containers.Where(c => keep is null || !c.Labels.TryGetValue(RunLabel, out var r) || !keep.Contains(r)))
+        {
+            await docker.Containers.RemoveContainerAsync(c.ID, new ContainerRemoveParameters { Force = true }, ct).ConfigureAwait(false);
+            removed.Add("container " + string.Join(',', c.Names).TrimStart('/'));
+        }
+
+        var networks = await docker.Networks.ListNetworksAsync(new NetworksListParameters { Filters = filter }, ct).ConfigureAwait(false);
+        foreach (var n in networks.Where(n => keep is null || !n.Labels.TryGetValue(RunLabel, out var r) || !keep.Contains(r)))
+        {
+            await docker.Networks.DeleteNetworkAsync(n.ID, ct).ConfigureAwait(false);
+            removed.Add("network " + n.Name);
+        }
+
+        return removed;
+    }
+
+    private Dictionary<string, string> Labels(string runId) => new() { [RunLabel] = runId, [InstanceLabel] = _instance };
+}

@@ -1,0 +1,118 @@
+using System.Text.Json;
+using Dashboard.Core.Experiments;
+using Dashboard.Data;
+using Dashboard.Data.Entities;
+using Dashboard.Web.Experiments;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace Dashboard.Web.Api;
+
+/// <summary>
+/// Experiments and runs: list and create experiments, start and cancel runs, the run history with filters and paging,
+/// one run, a run's pcap, and <c>GET /api/runs/compare?a=&amp;b=</c>. Everything is in the default lab until sign-in
+/// and team labs arrive.
+/// </summary>
+public static class RunApi
+{
+    /// <summary>The lab everything belongs to while there is no sign-in (the one seeded at first start).</summary>
+    public const int DefaultLab = 1;
+
+    public const string LocalAuthor = "local";
+
+    public static IEndpointRouteBuilder MapRunApi(this IEndpointRouteBuilder app)
+    {
+        var experiments = app.MapGroup("/api/experiments").WithTags("Experiments");
+        experiments.MapGet("/", async (DashboardDbContext db, CancellationToken ct) =>
+            TypedResults.Ok((await db.Experiments.AsNoTracking().Where(e => e.LabId == DefaultLab).OrderByDescending(e => e.BuiltIn).ThenBy(e => e.Name).ToListAsync(ct))
+                .Select(e => new ExperimentDto(e.Id, e.Name, e.Description, e.BuiltIn, e.CreatedBy, e.CreatedAt, e.Origin, JsonSerializer.Deserialize<JsonElement>(e.ScenarioJson)))
+                .ToList()));
+        experiments.MapPost("/", CreateExperimentAsync).DisableAntiforgery();
+
+        var runs = app.MapGroup("/api/runs").WithTags("Runs");
+        runs.MapGet("/", async (Guid? experiment, string? variant, RunStatus? status, string? author, DateTimeOffset? from, DateTimeOffset? to, int? page, int? pageSize, DashboardDbContext db, CancellationToken ct) =>
+            TypedResults.Ok(await RunQueries.ListAsync(db, DefaultLab, new RunFilter(experiment, variant, status, author, from, to, page ?? 1, pageSize ?? 25), ct)));
+        runs.MapPost("/", StartAsync).DisableAntiforgery();
+        runs.MapGet("/compare", async Task<Results<Ok<RunComparison>, NotFound>> (Guid a, Guid b, DashboardDbContext db, CancellationToken ct) =>
+            await RunQueries.CompareAsync(db, DefaultLab, a, b, ct) is { } c ? TypedResults.Ok(c) : TypedResults.NotFound());
+        runs.MapGet("/{id:guid}", async Task<Results<Ok<RunDetail>, NotFound>> (Guid id, DashboardDbContext db, CancellationToken ct) =>
+            await RunQueries.GetAsync(db, DefaultLab, id, ct) is { } r ? TypedResults.Ok(r) : TypedResults.NotFound());
+        runs.MapGet("/{id:guid}/progress", Results<Ok<RunProgress>, NotFound> (Guid id, RunService service) =>
+            service.Progress(id) is { } p ? TypedResults.Ok(p) : TypedResults.NotFound());
+        runs.MapPost("/{id:guid}/cancel", Results<Accepted, NotFound> (Guid id, RunService service) =>
+            service.Cancel(id) ? TypedResults.Accepted((string?)null) : TypedResults.NotFound()).DisableAntiforgery();
+        runs.MapGet("/{id:guid}/captures/{captureId:long}/pcap", async Task<Results<PhysicalFileHttpResult, NotFound>> (Guid id, long captureId, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, CancellationToken ct) =>
+        {
+            var c = await db.RunCaptures.AsNoTracking().SingleOrDefaultAsync(x => x.Id == captureId && x.RunId == id, ct);
+            var path = c?.PcapFile is { } f ? Path.Combine(data.Value.ResolveDirectory(), f) : null;
+            return path is not null && File.Exists(path) ? TypedResults.PhysicalFile(path, "application/vnd.tcpdump.pcap", Path.GetFileName(path)) : TypedResults.NotFound();
+        });
+        return app;
+    }
+
+    private static async Task<Results<Accepted<StartRunResponse>, ProblemHttpResult>> StartAsync(StartRunRequest body, RunService service, CancellationToken ct)
+    {
+        try
+        {
+            var id = await service.StartAsync(body.ExperimentId, body.Variant ?? "", LocalAuthor, body.Keep ?? false, ct);
+            return TypedResults.Accepted($"/api/runs/{id}", new StartRunResponse(id));
+        }
+        catch (ScenarioException ex)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Run not started", detail: ex.Message);
+        }
+    }
+
+    private static async Task<Results<Created<ExperimentDto>, ProblemHttpResult>> CreateExperimentAsync(CreateExperimentRequest body, DashboardDbContext db, CancellationToken ct)
+    {
+        var errors = new List<string>();
+        var name = body.Name?.Trim() ?? "";
+        if (name.Length is < 1 or > 100 || name.Any(char.IsControl))
+        {
+            errors.Add("a name is 1-100 printable characters");
+        }
+
+        ScenarioDefinition? scenario = null;
+        try
+        {
+            scenario = ScenarioDefinition.Parse(body.Scenario.GetRawText());
+        }
+        catch (ScenarioException ex)
+        {
+            errors.AddRange(ex.Errors);
+        }
+
+        if (errors.Count == 0 && await db.Experiments.AnyAsync(e => e.LabId == DefaultLab && e.Name == name, ct))
+        {
+            errors.Add($"an experiment named '{name}' exists in this lab");
+        }
+
+        if (errors.Count > 0 || scenario is null)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Experiment not created", detail: string.Join("; ", errors), extensions: new Dictionary<string, object?> { ["errors"] = errors });
+        }
+
+        var e = new Experiment
+        {
+            Id = Guid.NewGuid(),
+            LabId = DefaultLab,
+            Name = name,
+            Description = body.Description?.Length > 2000 ? body.Description[..2000] : body.Description,
+            ScenarioJson = scenario.ToJson(),
+            CreatedBy = LocalAuthor,
+            CreatedAt = DateTimeOffset.UtcNow,
+            UpdatedAt = DateTimeOffset.UtcNow,
+        };
+        db.Experiments.Add(e);
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Created($"/api/experiments/{e.Id}", new ExperimentDto(e.Id, e.Name, e.Description, false, e.CreatedBy, e.CreatedAt, null, body.Scenario));
+    }
+}
+
+public sealed record ExperimentDto(Guid Id, string Name, string? Description, bool BuiltIn, string CreatedBy, DateTimeOffset CreatedAt, string? Origin, JsonElement Scenario);
+
+public sealed record CreateExperimentRequest(string? Name, string? Description, JsonElement Scenario);
+
+public sealed record StartRunRequest(Guid ExperimentId, string? Variant, bool? Keep);
+
+public sealed record StartRunResponse(Guid Id);

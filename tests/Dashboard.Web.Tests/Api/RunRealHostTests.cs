@@ -1,0 +1,134 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Dashboard.Host.Processes;
+
+namespace Dashboard.Web.Tests.Api;
+
+/// <summary>The built-in seed experiment run for real, isolated and with DOCKER-USER ACCEPT rules, recorded and compared.</summary>
+[Trait("Category", "RealHost")]
+public class RunRealHostTests
+{
+    private static async Task<JsonElement> WaitForEndAsync(HttpClient http, Guid id)
+    {
+        for (var i = 0; i < 240; i++)
+        {
+            var run = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}");
+            if (run.GetProperty("summary").GetProperty("status").GetString() != "Running")
+            {
+                return run;
+            }
+
+            await Task.Delay(250);
+        }
+
+        throw new Xunit.Sdk.XunitException($"run {id} did not end within 60 s");
+    }
+
+    private static async Task<Guid> SeedExperimentAsync(HttpClient http)
+    {
+        var experiments = await http.GetFromJsonAsync<JsonElement>("/api/experiments");
+        return experiments.EnumerateArray().Single(e => e.GetProperty("builtIn").GetBoolean()).GetProperty("id").GetGuid();
+    }
+
+    private static async Task<Guid> StartAsync(HttpClient http, Guid experiment, string variant)
+    {
+        var response = await http.PostAsJsonAsync("/api/runs", new { experimentId = experiment, variant });
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+    }
+
+    private static async Task AssertHostCleanAsync(params Guid[] runs)
+    {
+        var runner = new ProcessRunner();
+        foreach (var id in runs)
+        {
+            var containers = await runner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20));
+            var networks = await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20));
+            Assert.Equal("", containers.StdOut.Trim());
+            Assert.Equal("", networks.StdOut.Trim());
+        }
+
+        Assert.DoesNotContain("netlab:run-", (await runner.RunAsync("iptables-save", [], TimeSpan.FromSeconds(20))).StdOut, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task SeedExperiment_IsolatedVersusDockerUser_RecordedAndCompared()
+    {
+        RealHost.Require();
+        using var factory = new DashboardFactory();
+        using var http = factory.CreateClient();
+        var experiment = await SeedExperimentAsync(http);
+
+        var a = await StartAsync(http, experiment, "isolated");
+        var runA = await WaitForEndAsync(http, a);
+        var b = await StartAsync(http, experiment, "docker-user");
+        var runB = await WaitForEndAsync(http, b);
+
+        Assert.Equal("Succeeded", runA.GetProperty("summary").GetProperty("status").GetString());
+        Assert.Equal("Succeeded", runB.GetProperty("summary").GetProperty("status").GetString());
+        Assert.Equal("0 of 3 replies", runA.GetProperty("summary").GetProperty("outcome").GetString());
+        Assert.Equal("3 of 3 replies", runB.GetProperty("summary").GetProperty("outcome").GetString());
+        Assert.False(runA.GetProperty("probes")[0].GetProperty("predicted").GetBoolean());
+        Assert.True(runB.GetProperty("probes")[0].GetProperty("predicted").GetBoolean());
+
+        // The DROP rule counted the three requests in A; in B the two ACCEPT rules were added and each counted three.
+        var dropA = runA.GetProperty("deltas").EnumerateArray().Single(d => d.GetProperty("chain").GetString() == "DOCKER-ISOLATION-STAGE-2" && d.GetProperty("deltaPackets").GetInt64() > 0);
+        Assert.Equal(3, dropA.GetProperty("deltaPackets").GetInt64());
+        var accepts = runB.GetProperty("deltas").EnumerateArray().Where(d => d.GetProperty("chain").GetString() == "DOCKER-USER" && d.GetProperty("change").GetString() == "added").ToList();
+        Assert.Equal(2, accepts.Count);
+        Assert.All(accepts, d => Assert.Equal(3, d.GetProperty("deltaPackets").GetInt64()));
+        Assert.DoesNotContain(runB.GetProperty("deltas").EnumerateArray(), d => d.GetProperty("chain").GetString() == "DOCKER-ISOLATION-STAGE-2" && d.GetProperty("deltaPackets").GetInt64() > 0);
+        Assert.Equal(2, runB.GetProperty("captures").GetArrayLength());
+
+        // The comparison shows exactly those differences, with each run's names replaced by the scenario's.
+        var cmp = await http.GetFromJsonAsync<JsonElement>($"/api/runs/compare?a={a}&b={b}");
+        var probe = cmp.GetProperty("probes")[0];
+        Assert.Equal((0, 3), (probe.GetProperty("a").GetProperty("received").GetInt32(), probe.GetProperty("b").GetProperty("received").GetInt32()));
+        var onlyB = cmp.GetProperty("rulesOnlyInB").EnumerateArray().Select(r => r.GetString()).ToList();
+        Assert.Contains("-A DOCKER-USER -s {net2.subnet} -d {net1.subnet} -m comment --comment \"netlab:run\" -j ACCEPT", onlyB);
+        Assert.Contains("-A DOCKER-USER -s {net1.subnet} -d {net2.subnet} -m comment --comment \"netlab:run\" -j ACCEPT", onlyB);
+        Assert.Empty(cmp.GetProperty("rulesOnlyInA").EnumerateArray());
+        var drop = cmp.GetProperty("rules").EnumerateArray().Single(r => r.GetProperty("rule").GetString() == "-A DOCKER-ISOLATION-STAGE-2 -o {net1} -j DROP");
+        Assert.Equal(3, drop.GetProperty("deltaA").GetInt64());
+        Assert.True(drop.GetProperty("deltaB").ValueKind == JsonValueKind.Null || drop.GetProperty("deltaB").GetInt64() == 0);
+        Assert.Empty(cmp.GetProperty("natA").EnumerateArray());
+        Assert.Contains("on net1: IP {net1.gateway} > {c1}", cmp.GetProperty("natB").EnumerateArray().Select(n => n.GetString()));
+        Assert.Contains(cmp.GetProperty("timelineB").EnumerateArray(), p => p.GetProperty("network").GetString() == "net1" && p.GetProperty("summary").GetString()!.Contains("ICMP echo reply", StringComparison.Ordinal));
+        Assert.DoesNotContain(cmp.GetProperty("timelineA").EnumerateArray(), p => p.GetProperty("network").GetString() == "net1" && p.GetProperty("summary").GetString()!.Contains("ICMP echo", StringComparison.Ordinal));
+        Assert.Equal(3, cmp.GetProperty("timelineA").EnumerateArray().Count(p => p.GetProperty("network").GetString() == "net2" && p.GetProperty("summary").GetString()!.StartsWith("IP {c2} > {c1}: ICMP echo request", StringComparison.Ordinal)));
+
+        // History: both listed, newest first, filtered by variant.
+        var page = await http.GetFromJsonAsync<JsonElement>($"/api/runs?experiment={experiment}&variant=docker-user");
+        Assert.Equal(b, page.GetProperty("items")[0].GetProperty("id").GetGuid());
+        Assert.Equal(1, page.GetProperty("total").GetInt32());
+
+        await AssertHostCleanAsync(a, b);
+    }
+
+    [SkippableFact]
+    public async Task RunCancelledMidWay_IsRecordedAsCancelled_AndLeavesNothing()
+    {
+        RealHost.Require();
+        using var factory = new DashboardFactory();
+        using var http = factory.CreateClient();
+        var experiment = await SeedExperimentAsync(http);
+        var id = await StartAsync(http, experiment, "docker-user");
+        for (var i = 0; i < 100; i++)
+        {
+            var p = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}/progress");
+            if (p.GetProperty("step").GetString()!.StartsWith("starting", StringComparison.Ordinal) || p.GetProperty("step").GetString()!.StartsWith("reading", StringComparison.Ordinal))
+            {
+                break;
+            }
+
+            await Task.Delay(50);
+        }
+
+        Assert.Equal(HttpStatusCode.Accepted, (await http.PostAsync($"/api/runs/{id}/cancel", null)).StatusCode);
+        var run = await WaitForEndAsync(http, id);
+        Assert.Equal("Cancelled", run.GetProperty("summary").GetProperty("status").GetString());
+        Assert.StartsWith("cancelled at", run.GetProperty("summary").GetProperty("error").GetString(), StringComparison.Ordinal);
+        await AssertHostCleanAsync(id);
+    }
+}
