@@ -12,6 +12,7 @@ public static class ServiceCollectionExtensions
     public static IServiceCollection AddDashboardData(this IServiceCollection services, IConfiguration configuration)
     {
         var options = configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new DataOptions();
+        services.AddOptions<DataOptions>().Bind(configuration.GetSection(DataOptions.Section));
         services.AddSingleton(options);
         if (string.IsNullOrWhiteSpace(options.ConnectionString))
         {

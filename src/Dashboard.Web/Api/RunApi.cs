@@ -28,6 +28,17 @@ public static class RunApi
                 .Select(e => new ExperimentDto(e.Id, e.Name, e.Description, e.BuiltIn, e.CreatedBy, e.CreatedAt, e.Origin, JsonSerializer.Deserialize<JsonElement>(e.ScenarioJson)))
                 .ToList()));
         experiments.MapPost("/", CreateExperimentAsync).DisableAntiforgery();
+        experiments.MapGet("/{id:guid}/export", async Task<Results<FileStreamHttpResult, NotFound>> (Guid id, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> host, CancellationToken ct) =>
+        {
+            var e = await db.Experiments.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id && x.LabId == DefaultLab, ct);
+            if (e is null)
+            {
+                return TypedResults.NotFound();
+            }
+
+            var runIds = await db.Runs.AsNoTracking().Where(r => r.ExperimentId == id && r.Status != RunStatus.Running).OrderBy(r => r.StartedAt).Select(r => r.Id).ToListAsync(ct);
+            return await ZipAsync(db, data.Value.ResolveDirectory(), id, runIds, "experiment", host.Value.Name, $"experiment-{Slug(e.Name)}.zip", ct);
+        });
 
         var runs = app.MapGroup("/api/runs").WithTags("Runs");
         runs.MapGet("/", async (Guid? experiment, string? variant, RunStatus? status, string? author, DateTimeOffset? from, DateTimeOffset? to, int? page, int? pageSize, DashboardDbContext db, CancellationToken ct) =>
@@ -37,6 +48,12 @@ public static class RunApi
             await RunQueries.CompareAsync(db, DefaultLab, a, b, ct) is { } c ? TypedResults.Ok(c) : TypedResults.NotFound());
         runs.MapGet("/{id:guid}", async Task<Results<Ok<RunDetail>, NotFound>> (Guid id, DashboardDbContext db, CancellationToken ct) =>
             await RunQueries.GetAsync(db, DefaultLab, id, ct) is { } r ? TypedResults.Ok(r) : TypedResults.NotFound());
+        runs.MapGet("/{id:guid}/export", async Task<Results<FileStreamHttpResult, NotFound>> (Guid id, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> host, CancellationToken ct) =>
+        {
+            var r = await db.Runs.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id && x.LabId == DefaultLab && x.Status != RunStatus.Running, ct);
+            return r is null ? TypedResults.NotFound() : await ZipAsync(db, data.Value.ResolveDirectory(), r.ExperimentId, [id], "run", host.Value.Name, $"run-{Slug(r.ExperimentName)}-{r.Variant}-{r.StartedAt:yyyyMMdd-HHmmss}.zip", ct);
+        });
+        runs.MapPost("/import", ImportAsync).DisableAntiforgery();
         runs.MapGet("/{id:guid}/progress", Results<Ok<RunProgress>, NotFound> (Guid id, RunService service) =>
             service.Progress(id) is { } p ? TypedResults.Ok(p) : TypedResults.NotFound());
         runs.MapPost("/{id:guid}/cancel", Results<Accepted, NotFound> (Guid id, RunService service) =>
@@ -48,6 +65,43 @@ public static class RunApi
             return path is not null && File.Exists(path) ? TypedResults.PhysicalFile(path, "application/vnd.tcpdump.pcap", Path.GetFileName(path)) : TypedResults.NotFound();
         });
         return app;
+    }
+
+    private static async Task<FileStreamHttpResult> ZipAsync(DashboardDbContext db, string dataDirectory, Guid experiment, IReadOnlyList<Guid> runs, string kind, string host, string fileName, CancellationToken ct)
+    {
+        var ms = new MemoryStream();
+        await RunArchive.ExportAsync(db, dataDirectory, experiment, runs, kind, host, ms, ct);
+        ms.Position = 0;
+        return TypedResults.File(ms, "application/zip", fileName);
+    }
+
+    private static string Slug(string s) => new([.. s.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-')]);
+
+    private static async Task<Results<Created<ImportResult>, ProblemHttpResult>> ImportAsync(HttpRequest request, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, CancellationToken ct)
+    {
+        var body = request.Body;
+        var name = "upload.zip";
+        if (request.HasFormContentType)
+        {
+            var form = await request.ReadFormAsync(ct);
+            if (form.Files.FirstOrDefault() is not { } file)
+            {
+                return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Nothing imported", detail: "send the zip as the body or as a file field");
+            }
+
+            body = file.OpenReadStream();
+            name = file.FileName;
+        }
+
+        try
+        {
+            var result = await RunArchive.ImportAsync(db, data.Value.ResolveDirectory(), DefaultLab, body, name, ct);
+            return TypedResults.Created($"/api/experiments/{result.ExperimentId}", result);
+        }
+        catch (ImportRejectedException ex)
+        {
+            return TypedResults.Problem(statusCode: ex.Message.Contains("larger than", StringComparison.Ordinal) ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest, title: "Nothing imported", detail: ex.Message);
+        }
     }
 
     private static async Task<Results<Accepted<StartRunResponse>, ProblemHttpResult>> StartAsync(StartRunRequest body, RunService service, CancellationToken ct)

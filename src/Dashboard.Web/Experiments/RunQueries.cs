@@ -11,7 +11,7 @@ public sealed record RunFilter(Guid? Experiment = null, string? Variant = null, 
 /// <summary>A run as lists show it: summary columns only, never payloads.</summary>
 public sealed record RunSummary(Guid Id, Guid ExperimentId, string Experiment, string Variant, RunStatus Status, string Author, DateTimeOffset StartedAt, DateTimeOffset? EndedAt, int ProbesSent, int ProbesReceived, string? Outcome, string? Error, string? Origin);
 
-public sealed record RunPage(int Total, int Page, int PageSize, IReadOnlyList<RunSummary> Items);
+public sealed record RunList(int Total, int Page, int PageSize, IReadOnlyList<RunSummary> Items);
 
 public sealed record RunDetail(RunSummary Summary, string? Host, string? EngineVersion, string? FirewallBackend, string? Layout, string? LastStep, bool KeepResources,
     IReadOnlyList<RunProbe> Probes, IReadOnlyList<RunRuleDelta> Deltas, IReadOnlyList<RunCapture> Captures, IReadOnlyList<string> Artifacts);
@@ -31,7 +31,7 @@ public static class RunQueries
 {
     public const int MaxPageSize = 200;
 
-    public static async Task<RunPage> ListAsync(DashboardDbContext db, int labId, RunFilter f, CancellationToken ct = default)
+    public static async Task<RunList> ListAsync(DashboardDbContext db, int labId, RunFilter f, CancellationToken ct = default)
     {
         var q = db.Runs.AsNoTracking().Where(r => r.LabId == labId);
         if (f.Experiment is { } e)
@@ -68,7 +68,7 @@ public static class RunQueries
         var page = Math.Max(1, f.Page);
         var total = await q.CountAsync(ct);
         var items = await q.OrderByDescending(r => r.StartedAt).Skip((page - 1) * size).Take(size).Select(Summary()).ToListAsync(ct);
-        return new RunPage(total, page, size, items);
+        return new RunList(total, page, size, items);
     }
 
     private static System.Linq.Expressions.Expression<Func<Run, RunSummary>> Summary() =>

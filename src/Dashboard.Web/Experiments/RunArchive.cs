@@ -1,0 +1,386 @@
+using System.IO.Compression;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Dashboard.Core.Experiments;
+using Dashboard.Data;
+using Dashboard.Data.Entities;
+using Microsoft.EntityFrameworkCore;
+
+namespace Dashboard.Web.Experiments;
+
+/// <summary>An archive that is not imported, and why; nothing of it was kept.</summary>
+public sealed class ImportRejectedException(string message) : Exception(message);
+
+public sealed record ImportResult(Guid ExperimentId, string Experiment, IReadOnlyList<Guid> Runs);
+
+/// <summary>
+/// One file for a run or an experiment: a zip with <c>manifest.json</c> (schema version, experiment and scenario, each
+/// run's record, probes, counter deltas, captures), each run's artifacts (rulesets, topology, commands) as text, its
+/// decoded packets, and its pcaps. Import checks everything before it writes anything (size, entry names, compression
+/// ratio, schema, scenario, pcap headers) and then stores it in one transaction: all of it or none.
+/// </summary>
+public static partial class RunArchive
+{
+    public const int SchemaVersion = 1;
+    public const long MaxArchiveBytes = 100L * 1024 * 1024;
+    public const long MaxUnpackedBytes = 400L * 1024 * 1024;
+    public const int MaxEntries = 2_000;
+    public const int MaxCompressionRatio = 200;
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+
+    [GeneratedRegex(@"^(manifest\.json|runs/[0-9a-f]{32}/(artifacts/[a-z-]{1,40}\.txt|packets\.json|pcap/[A-Za-z0-9_.@-]{1,20}\.pcap))$", RegexOptions.CultureInvariant)]
+    private static partial Regex AllowedEntry();
+
+    public sealed record Manifest(int SchemaVersion, string Kind, DateTimeOffset ExportedAt, string? SourceHost, ExperimentRecord Experiment, IReadOnlyList<RunRecord> Runs);
+
+    public sealed record ExperimentRecord(string Name, string? Description, JsonElement Scenario);
+
+    public sealed record RunRecord(Guid Id, string Variant, RunStatus Status, string Author, DateTimeOffset StartedAt, DateTimeOffset? EndedAt, string? Host, string? EngineVersion, string? FirewallBackend,
+        string? Layout, int ProbesSent, int ProbesReceived, string? Outcome, string? Error, string? LastStep, string? Origin,
+        IReadOnlyList<ProbeRecord> Probes, IReadOnlyList<DeltaRecord> Deltas, IReadOnlyList<CaptureRecord> Captures, IReadOnlyList<string> Artifacts);
+
+    public sealed record ProbeRecord(int Order, string Kind, string From, string To, string Address, int? Port, int Sent, int Received, bool? Predicted, string? PredictedRule, string Output);
+
+    public sealed record DeltaRecord(string Table, string Chain, int Position, string Rule, string Owner, long DeltaPackets, long DeltaBytes, string? Change);
+
+    public sealed record CaptureRecord(string Interface, string Network, string? Pcap, long Packets, long Stored, long? KernelDrops);
+
+    public sealed record PacketRecord(string Interface, DateTimeOffset Timestamp, int Length, string Protocol, string? Source, string? Destination, string Summary);
+
+    /// <summary>Writes the runs (all of one experiment) to <paramref name="output"/> as a zip.</summary>
+    public static async Task ExportAsync(DashboardDbContext db, string dataDirectory, Guid experimentId, IReadOnlyList<Guid> runIds, string kind, string host, Stream output, CancellationToken ct = default)
+    {
+        var experiment = await db.Experiments.AsNoTracking().SingleAsync(e => e.Id == experimentId, ct);
+        var records = new List<RunRecord>();
+        using var zip = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true);
+        foreach (var id in runIds)
+        {
+            var r = await db.Runs.AsNoTracking().SingleAsync(x => x.Id == id, ct);
+            var folder = $"runs/{id:N}/";
+            var artifacts = await db.RunArtifacts.AsNoTracking().Where(a => a.RunId == id).ToListAsync(ct);
+            foreach (var a in artifacts)
+            {
+                await WriteAsync(zip, $"{folder}artifacts/{a.Kind}.txt", a.Content, ct);
+            }
+
+            var packets = await db.RunPackets.AsNoTracking().Where(p => p.RunId == id).OrderBy(p => p.Timestamp)
+                .Select(p => new PacketRecord(p.Interface, p.Timestamp, p.Length, p.Protocol, p.Source, p.Destination, p.Summary)).ToListAsync(ct);
+            await WriteAsync(zip, $"{folder}packets.json", JsonSerializer.Serialize(packets, Json), ct);
+
+            var captures = new List<CaptureRecord>();
+            foreach (var c in await db.RunCaptures.AsNoTracking().Where(c => c.RunId == id).ToListAsync(ct))
+            {
+                string? pcap = null;
+                if (c.PcapFile is { } f && File.Exists(Path.Combine(dataDirectory, f)))
+                {
+                    pcap = $"{folder}pcap/{c.Interface}.pcap";
+                    await using var entry = zip.CreateEntry(pcap, CompressionLevel.Optimal).Open();
+                    await using var file = File.OpenRead(Path.Combine(dataDirectory, f));
+                    await file.CopyToAsync(entry, ct);
+                }
+
+                captures.Add(new CaptureRecord(c.Interface, c.Network, pcap, c.Packets, c.Stored, c.KernelDrops));
+            }
+
+            var probes = await db.RunProbes.AsNoTracking().Where(p => p.RunId == id).OrderBy(p => p.Order)
+                .Select(p => new ProbeRecord(p.Order, p.Kind, p.From, p.To, p.Address, p.Port, p.Sent, p.Received, p.Predicted, p.PredictedRule, p.Output)).ToListAsync(ct);
+            var deltas = await db.RunRuleDeltas.AsNoTracking().Where(d => d.RunId == id).OrderBy(d => d.Id)
+                .Select(d => new DeltaRecord(d.Table, d.Chain, d.Position, d.Rule, d.Owner, d.DeltaPackets, d.DeltaBytes, d.Change)).ToListAsync(ct);
+            records.Add(new RunRecord(r.Id, r.Variant, r.Status, r.Author, r.StartedAt, r.EndedAt, r.Host, r.EngineVersion, r.FirewallBackend, r.Layout, r.ProbesSent, r.ProbesReceived,
+                r.Outcome, r.Error, r.LastStep, r.Origin, probes, deltas, captures, [.. artifacts.Select(a => a.Kind)]));
+        }
+
+        var manifest = new Manifest(SchemaVersion, kind, DateTimeOffset.UtcNow, host,
+            new ExperimentRecord(experiment.Name, experiment.Description, JsonSerializer.Deserialize<JsonElement>(experiment.ScenarioJson)), records);
+        await WriteAsync(zip, "manifest.json", JsonSerializer.Serialize(manifest, Json), ct);
+    }
+
+    private static async Task WriteAsync(ZipArchive zip, string name, string content, CancellationToken ct)
+    {
+        await using var s = zip.CreateEntry(name, CompressionLevel.Optimal).Open();
+        await using var w = new StreamWriter(s);
+        await w.WriteAsync(content.AsMemory(), ct);
+    }
+
+    /// <summary>Validates the whole archive, then stores it in <paramref name="labId"/>; throws <see cref="ImportRejectedException"/> with the first problem, having stored nothing.</summary>
+    public static async Task<ImportResult> ImportAsync(DashboardDbContext db, string dataDirectory, int labId, Stream archive, string fileName, CancellationToken ct = default)
+    {
+        // 1. Bounded copy: the upload itself.
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int n;
+        while ((n = await archive.ReadAsync(chunk, ct)) > 0)
+        {
+            if (buffer.Length + n > MaxArchiveBytes)
+            {
+                throw new ImportRejectedException($"the file is larger than {MaxArchiveBytes / 1024 / 1024} MiB");
+            }
+
+            buffer.Write(chunk, 0, n);
+        }
+
+        buffer.Position = 0;
+        ZipArchive zip;
+        try
+        {
+            zip = new ZipArchive(buffer, ZipArchiveMode.Read, leaveOpen: true);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new ImportRejectedException($"not a zip archive: {ex.Message}");
+        }
+
+        using (zip)
+        {
+            // 2. Entries: allowed names only, bounded count, size and compression ratio (zip bombs), no duplicates.
+            if (zip.Entries.Count > MaxEntries)
+            {
+                throw new ImportRejectedException($"more than {MaxEntries} entries");
+            }
+
+            long unpacked = 0;
+            var names = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var e in zip.Entries)
+            {
+                if (!AllowedEntry().IsMatch(e.FullName))
+                {
+                    throw new ImportRejectedException($"unexpected entry '{Shorten(e.FullName)}' (only manifest.json and runs/<id>/... are allowed; no paths outside the archive)");
+                }
+
+                if (!names.Add(e.FullName))
+                {
+                    throw new ImportRejectedException($"entry '{e.FullName}' appears twice");
+                }
+
+                unpacked += e.Length;
+                if (e.Length > MaxUnpackedBytes || unpacked > MaxUnpackedBytes)
+                {
+                    throw new ImportRejectedException($"the archive unpacks to more than {MaxUnpackedBytes / 1024 / 1024} MiB");
+                }
+
+                if (e.CompressedLength > 0 && e.Length / e.CompressedLength > MaxCompressionRatio)
+                {
+                    throw new ImportRejectedException($"entry '{e.FullName}' is compressed {e.Length / e.CompressedLength}:1, more than a real export ever is");
+                }
+            }
+
+            // 3. The manifest: schema version, scenario, records.
+            var manifestEntry = zip.GetEntry("manifest.json") ?? throw new ImportRejectedException("manifest.json is missing");
+            Manifest manifest;
+            try
+            {
+                manifest = JsonSerializer.Deserialize<Manifest>(await ReadBoundedAsync(manifestEntry, ct), Json) ?? throw new ImportRejectedException("manifest.json is empty");
+            }
+            catch (JsonException ex)
+            {
+                throw new ImportRejectedException($"manifest.json is not valid: {ex.Message}");
+            }
+
+            if (manifest.SchemaVersion != SchemaVersion)
+            {
+                throw new ImportRejectedException($"schema version {manifest.SchemaVersion} is not supported (this dashboard reads {SchemaVersion})");
+            }
+
+            if (manifest.Experiment?.Name is not { Length: >= 1 and <= 100 } experimentName || manifest.Runs is null || manifest.Runs.Count > 1000)
+            {
+                throw new ImportRejectedException("the manifest needs an experiment name (1-100 characters) and at most 1,000 runs");
+            }
+
+            ScenarioDefinition scenario;
+            try
+            {
+                scenario = ScenarioDefinition.Parse(manifest.Experiment.Scenario.GetRawText());
+            }
+            catch (ScenarioException ex)
+            {
+                throw new ImportRejectedException($"the scenario is not valid: {ex.Message}");
+            }
+
+            var origin = Shorten($"{Path.GetFileName(fileName)}{(manifest.SourceHost is null ? "" : " from " + manifest.SourceHost)}", 280);
+            var stagedPcaps = new List<(string Entry, string Target)>();
+            var runs = new List<(Run Run, List<RunArtifact> Artifacts, List<RunProbe> Probes, List<RunRuleDelta> Deltas, List<RunCapture> Captures, List<RunPacket> Packets)>();
+            foreach (var r in manifest.Runs)
+            {
+                if (r is null || !scenario.Variants.Any(v => v.Name == r.Variant) || r.Author is not { Length: >= 1 and <= 100 } || (r.Probes?.Count ?? 0) > ScenarioDefinition.MaxProbes || (r.Artifacts?.Count ?? 0) > 20)
+                {
+                    throw new ImportRejectedException($"run {r?.Id} does not fit its scenario (variant, author, probes)");
+                }
+
+                var id = Guid.NewGuid();
+                var folder = $"runs/{r.Id:N}/";
+                var run = new Run
+                {
+                    Id = id,
+                    LabId = labId,
+                    ExperimentName = experimentName,
+                    Variant = r.Variant,
+                    Status = r.Status == RunStatus.Running ? RunStatus.Interrupted : r.Status,
+                    Author = r.Author,
+                    StartedAt = r.StartedAt,
+                    EndedAt = r.EndedAt,
+                    Host = Shorten(r.Host, 200),
+                    EngineVersion = Shorten(r.EngineVersion, 100),
+                    FirewallBackend = Shorten(r.FirewallBackend, 100),
+                    Layout = Shorten(r.Layout, 100),
+                    ProbesSent = r.ProbesSent,
+                    ProbesReceived = r.ProbesReceived,
+                    Outcome = Shorten(r.Outcome, 200),
+                    Error = Shorten(r.Error, 3900),
+                    LastStep = Shorten(r.LastStep, 200),
+                    Origin = r.Origin ?? origin,
+                };
+                var artifacts = new List<RunArtifact>();
+                foreach (var kind in r.Artifacts ?? [])
+                {
+                    var entry = zip.GetEntry($"{folder}artifacts/{kind}.txt") ?? throw new ImportRejectedException($"run {r.Id}: artifact '{Shorten(kind)}' is listed but missing");
+                    artifacts.Add(new RunArtifact { RunId = id, Kind = kind, Content = await ReadBoundedAsync(entry, ct) });
+                }
+
+                var packets = new List<RunPacket>();
+                if (zip.GetEntry($"{folder}packets.json") is { } pe)
+                {
+                    List<PacketRecord>? list;
+                    try
+                    {
+                        list = JsonSerializer.Deserialize<List<PacketRecord>>(await ReadBoundedAsync(pe, ct), Json);
+                    }
+                    catch (JsonException ex)
+                    {
+                        throw new ImportRejectedException($"run {r.Id}: packets.json is not valid: {ex.Message}");
+                    }
+
+                    packets.AddRange((list ?? []).Select(p => new RunPacket { RunId = id, Interface = Shorten(p.Interface, 20)!, Timestamp = p.Timestamp, Length = p.Length, Protocol = Shorten(p.Protocol, 20)!, Source = Shorten(p.Source, 60), Destination = Shorten(p.Destination, 60), Summary = Shorten(p.Summary, 500)! }));
+                }
+
+                var captures = new List<RunCapture>();
+                foreach (var c in r.Captures ?? [])
+                {
+                    string? target = null;
+                    if (c.Pcap is not null)
+                    {
+                        var entry = zip.GetEntry(c.Pcap) ?? throw new ImportRejectedException($"run {r.Id}: pcap '{Shorten(c.Pcap)}' is listed but missing");
+                        if (!c.Pcap.StartsWith(folder, StringComparison.Ordinal))
+                        {
+                            throw new ImportRejectedException($"run {r.Id}: pcap '{Shorten(c.Pcap)}' belongs to another run");
+                        }
+
+                        await using (var s = entry.Open())
+                        {
+                            var magic = new byte[4];
+                            if (await s.ReadAtLeastAsync(magic, 4, throwOnEndOfStream: false, ct) < 4 || !IsPcapMagic(magic))
+                            {
+                                throw new ImportRejectedException($"run {r.Id}: '{Shorten(c.Pcap)}' is not a pcap file");
+                            }
+                        }
+
+                        target = Path.Combine("runs", id.ToString("N"), Path.GetFileName(c.Pcap));
+                        stagedPcaps.Add((c.Pcap, target));
+                    }
+
+                    captures.Add(new RunCapture { RunId = id, Interface = Shorten(c.Interface, 20)!, Network = Shorten(c.Network, 40)!, PcapFile = target, Packets = c.Packets, Stored = c.Stored, KernelDrops = c.KernelDrops });
+                }
+
+                var probes = (r.Probes ?? []).Select(p => new RunProbe { RunId = id, Order = p.Order, Kind = Shorten(p.Kind, 10)!, From = Shorten(p.From, 40)!, To = Shorten(p.To, 40)!, Address = Shorten(p.Address, 60)!, Port = p.Port, Sent = p.Sent, Received = p.Received, Predicted = p.Predicted, PredictedRule = Shorten(p.PredictedRule, 1000), Output = Shorten(p.Output, 4000) ?? "" }).ToList();
+                var deltas = (r.Deltas ?? []).Select(d => new RunRuleDelta { RunId = id, Table = Shorten(d.Table, 40)!, Chain = Shorten(d.Chain, 100)!, Position = d.Position, Rule = Shorten(d.Rule, 4000)!, Owner = Shorten(d.Owner, 20)!, DeltaPackets = d.DeltaPackets, DeltaBytes = d.DeltaBytes, Change = Shorten(d.Change, 10) }).ToList();
+                runs.Add((run, artifacts, probes, deltas, captures, packets));
+            }
+
+            // 4. Store: one transaction; pcaps written to a staging folder and moved in only after the commit.
+            var staging = Directory.CreateDirectory(Path.Combine(dataDirectory, "import-staging", Guid.NewGuid().ToString("N"))).FullName;
+            try
+            {
+                foreach (var (entry, target) in stagedPcaps)
+                {
+                    var staged = Path.Combine(staging, target);
+                    Directory.CreateDirectory(Path.GetDirectoryName(staged)!);
+                    var e = zip.GetEntry(entry)!;
+                    await using var input = e.Open();
+                    await using var output = File.Create(staged);
+                    await CopyBoundedAsync(input, output, e.Length, entry, ct);
+                }
+
+                await using var tx = await db.Database.BeginTransactionAsync(ct);
+                var scenarioJson = scenario.ToJson();
+                var experiment = await db.Experiments.FirstOrDefaultAsync(e => e.LabId == labId && e.Name == experimentName, ct);
+                if (experiment is null || experiment.ScenarioJson != scenarioJson)
+                {
+                    var name = experiment is null ? experimentName : Shorten($"{experimentName} (imported {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss})", 100)!;
+                    experiment = new Experiment { Id = Guid.NewGuid(), LabId = labId, Name = name, Description = Shorten(manifest.Experiment.Description, 2000), ScenarioJson = scenarioJson, CreatedBy = "import", CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow, Origin = origin };
+                    db.Experiments.Add(experiment);
+                }
+
+                foreach (var (run, artifacts, probes, deltas, captures, packets) in runs)
+                {
+                    run.ExperimentId = experiment.Id;
+                    run.ExperimentName = experiment.Name;
+                    db.Runs.Add(run);
+                    db.RunArtifacts.AddRange(artifacts);
+                    db.RunProbes.AddRange(probes);
+                    db.RunRuleDeltas.AddRange(deltas);
+                    db.RunCaptures.AddRange(captures);
+                    db.RunPackets.AddRange(packets);
+                }
+
+                await db.SaveChangesAsync(ct);
+                await tx.CommitAsync(ct);
+                foreach (var (_, target) in stagedPcaps)
+                {
+                    var final = Path.Combine(dataDirectory, target);
+                    Directory.CreateDirectory(Path.GetDirectoryName(final)!);
+                    File.Move(Path.Combine(staging, target), final, overwrite: true);
+                }
+
+                return new ImportResult(experiment.Id, experiment.Name, [.. runs.Select(r => r.Run.Id)]);
+            }
+            catch (DbUpdateException ex)
+            {
+                throw new ImportRejectedException($"the archive's records do not fit this database: {ex.InnerException?.Message ?? ex.Message}");
+            }
+            catch (InvalidDataException ex)
+            {
+                throw new ImportRejectedException($"the archive is damaged: {ex.Message}");
+            }
+            finally
+            {
+                Directory.Delete(staging, recursive: true);
+            }
+        }
+    }
+
+    private static bool IsPcapMagic(byte[] m) =>
+        (m[0], m[1], m[2], m[3]) is (0xd4, 0xc3, 0xb2, 0xa1) or (0xa1, 0xb2, 0xc3, 0xd4) or (0x4d, 0x3c, 0xb2, 0xa1) or (0xa1, 0xb2, 0x3c, 0x4d);
+
+    private static async Task<string> ReadBoundedAsync(ZipArchiveEntry entry, CancellationToken ct)
+    {
+        if (entry.Length > 64 * 1024 * 1024)
+        {
+            throw new ImportRejectedException($"'{entry.FullName}' is larger than 64 MiB");
+        }
+
+        // Bounded whatever the entry claims: a forged size cannot make this read more.
+        await using var s = entry.Open();
+        using var ms = new MemoryStream();
+        await CopyBoundedAsync(s, ms, 64 * 1024 * 1024, entry.FullName, ct);
+        return System.Text.Encoding.UTF8.GetString(ms.GetBuffer(), 0, (int)ms.Length);
+    }
+
+    private static async Task CopyBoundedAsync(Stream from, Stream to, long max, string name, CancellationToken ct)
+    {
+        var buffer = new byte[81920];
+        long total = 0;
+        int n;
+        while ((n = await from.ReadAsync(buffer, ct)) > 0)
+        {
+            total += n;
+            if (total > max)
+            {
+                throw new ImportRejectedException($"'{name}' unpacks to more than it says");
+            }
+
+            await to.WriteAsync(buffer.AsMemory(0, n), ct);
+        }
+    }
+
+    private static string? Shorten(string? s, int max = 80) => s is null ? null : s.Length > max ? s[..max] : s;
+}
