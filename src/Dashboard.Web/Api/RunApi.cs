@@ -54,6 +54,11 @@ public static class RunApi
             return r is null ? TypedResults.NotFound() : await ZipAsync(db, data.Value.ResolveDirectory(), r.ExperimentId, [id], "run", host.Value.Name, $"run-{Slug(r.ExperimentName)}-{r.Variant}-{r.StartedAt:yyyyMMdd-HHmmss}.zip", ct);
         });
         runs.MapPost("/import", ImportAsync).DisableAntiforgery();
+        runs.MapGet("/{id:guid}/artifacts/{kind}", async Task<Results<ContentHttpResult, NotFound>> (Guid id, string kind, DashboardDbContext db, CancellationToken ct) =>
+        {
+            var a = await db.RunArtifacts.AsNoTracking().Where(x => x.RunId == id && x.Kind == kind && db.Runs.Any(r => r.Id == id && r.LabId == DefaultLab)).Select(x => x.Content).SingleOrDefaultAsync(ct);
+            return a is null ? TypedResults.NotFound() : TypedResults.Text(a, kind.StartsWith("ruleset", StringComparison.Ordinal) || kind is "commands" or "cleanup" ? "text/plain" : "application/json");
+        });
         runs.MapGet("/{id:guid}/progress", Results<Ok<RunProgress>, NotFound> (Guid id, RunService service) =>
             service.Progress(id) is { } p ? TypedResults.Ok(p) : TypedResults.NotFound());
         runs.MapPost("/{id:guid}/cancel", Results<Accepted, NotFound> (Guid id, RunService service) =>

@@ -33,6 +33,7 @@ public sealed class RunService(
     DockerTopologyReader topologyReader,
     IptablesRuleWriter writer,
     CaptureService captures,
+    TraceService traces,
     ContainerProbe probe,
     LiveFeed feed,
     IOptions<Dashboard.Host.HostOptions> hostOptions,
@@ -209,6 +210,7 @@ public sealed class RunService(
         var networks = new Dictionary<string, ProvisionedNetwork>();
         var containers = new Dictionary<string, ProvisionedContainer>();
         var sessions = new List<(CaptureSession Session, string Network)>();
+        TraceSession? trace = null;
         FirewallSnapshot? before = null;
 
         async Task Step(string text)
@@ -292,10 +294,35 @@ public sealed class RunService(
                 predictions.Add((undetermined ? null : rt.Succeeds, decided is null ? null : $"{decided.Table} {decided.Chain} {(decided.Position is { } pos ? "#" + pos : "policy")}: {decided.Rule}"));
             }
 
-            await Step($"capturing on {scenario.Captures.Count} bridges");
+            // The predicted matrix between the scenario's networks (their first containers), kept with the run.
+            var endpoints = scenario.Networks.Select(n =>
+            {
+                var members = scenario.Containers.Where(c => c.Network == n.Name).Select(c => containers[c.Name]).ToList();
+                var net = networks[n.Name];
+                return new MatrixEndpoint(n.Name, n.Name, net.Bridge, members.FirstOrDefault()?.Address ?? net.Gateway, members.FirstOrDefault()?.Name, members.Skip(1).FirstOrDefault()?.Address, members.Skip(1).FirstOrDefault()?.Name, members.Count == 0, net.Subnet);
+            }).ToList();
+            var matrix = IsolationMatrices.Build(held.Ruleset, endpoints, MatrixProbe.Ping, context);
+            Save("matrix", JsonSerializer.Serialize(matrix, ScenarioDefinition.Json));
+
+            await Step($"capturing on {scenario.Captures.Count} bridges{(scenario.Trace ? ", tracing the first probe's flow" : "")}");
             foreach (var n in scenario.Captures)
             {
                 sessions.Add((await captures.StartAsync(new CaptureRequest(networks[n].Bridge, TimeLimit: TimeSpan.FromMinutes(5)), ct), n));
+            }
+
+            if (scenario.Trace && scenario.Probes.Count > 0)
+            {
+                var first = scenario.Probes[0];
+                var (src, dst) = (containers[first.From], containers[first.To]);
+                var dstNet = networks[scenario.Containers.Single(c => c.Name == first.To).Network];
+                if (await traces.UnavailableReasonAsync(ct) is { } why)
+                {
+                    Save("traces", JsonSerializer.Serialize(new { unavailable = why }, ScenarioDefinition.Json));
+                }
+                else
+                {
+                    trace = await traces.StartAsync(new TraceRequest(src.Address, dst.Address, first.Kind == "tcp" ? "tcp" : "icmp", [dstNet.Gateway], TimeSpan.FromMinutes(5)), ct);
+                }
             }
 
             var received = 0;
@@ -330,10 +357,17 @@ public sealed class RunService(
             run.Outcome = $"{received} of {sent} replies";
             await db.SaveChangesAsync(CancellationToken.None);
 
-            await Step("stopping captures, reading rules after");
+            await Step("stopping captures and trace, reading rules after");
             await Task.Delay(300, ct);
             await StopCapturesAsync(db, runId, sessions);
             sessions.Clear();
+            if (trace is not null)
+            {
+                await traces.StopAsync(trace);
+                Save("traces", JsonSerializer.Serialize(new { trace.Request, trace.Tag, packets = trace.Packets }, ScenarioDefinition.Json));
+                trace = null;
+            }
+
             var after = await firewall.ReadAsync(topology.Engine.FirewallBackend, ct);
             Save("ruleset-after", after.RawText);
             AddDeltas(db, runId, before.Ruleset, after.Ruleset);
@@ -344,7 +378,7 @@ public sealed class RunService(
             run.Status = stopping.IsCancellationRequested ? RunStatus.Interrupted : RunStatus.Cancelled;
             run.Error = stopping.IsCancellationRequested ? "the dashboard stopped during the run" : $"cancelled at '{run.LastStep}'";
         }
-        catch (Exception ex) when (ex is ProvisioningException or ProbeRejectedException or CaptureRejectedException or FirewallUnavailableException or EngineUnavailableException or global::Docker.DotNet.DockerApiException or HttpRequestException or RulesetFormatException or IOException)
+        catch (Exception ex) when (ex is ProvisioningException or TraceRejectedException or ScenarioException or ProbeRejectedException or CaptureRejectedException or FirewallUnavailableException or EngineUnavailableException or global::Docker.DotNet.DockerApiException or HttpRequestException or RulesetFormatException or IOException)
         {
             run.Status = RunStatus.Failed;
             run.Error = ex.Message.Length > 3900 ? ex.Message[..3900] : ex.Message;
@@ -358,6 +392,11 @@ public sealed class RunService(
                 if (sessions.Count > 0)
                 {
                     await StopCapturesAsync(db, runId, sessions);
+                }
+
+                if (trace is not null)
+                {
+                    await traces.StopAsync(trace);
                 }
 
                 foreach (var r in await writer.DeleteTaggedAsync(tag, CancellationToken.None))

@@ -81,6 +81,17 @@ public class RunRealHostTests
         Assert.DoesNotContain(runB.GetProperty("deltas").EnumerateArray(), d => d.GetProperty("chain").GetString() == "DOCKER-ISOLATION-STAGE-2" && d.GetProperty("deltaPackets").GetInt64() > 0);
         Assert.Equal(2, runB.GetProperty("captures").GetArrayLength());
 
+        // Kept with each run: the predicted matrix between its networks, and the traced paths of the first probe's flow.
+        var matrixA = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{a}/artifacts/matrix");
+        Assert.Contains(matrixA.GetProperty("cells").EnumerateArray(), c => c.GetProperty("from").GetString() == "net2" && c.GetProperty("to").GetString() == "net1" && !c.GetProperty("succeeds").GetBoolean());
+        var tracesA = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{a}/artifacts/traces");
+        var tracesB = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{b}/artifacts/traces");
+        static IEnumerable<string> Decisions(JsonElement t) => t.GetProperty("packets").EnumerateArray()
+            .SelectMany(p => p.GetProperty("steps").EnumerateArray().Where(s => s.GetProperty("table").GetString() == "filter" && s.GetProperty("verdict").GetString() is "DROP" or "ACCEPT"))
+            .Select(s => $"{s.GetProperty("chain").GetString()} {s.GetProperty("verdict").GetString()}");
+        Assert.Contains("DOCKER-ISOLATION-STAGE-2 DROP", Decisions(tracesA));
+        Assert.Contains("DOCKER-USER ACCEPT", Decisions(tracesB));
+
         // The comparison shows exactly those differences, with each run's names replaced by the scenario's.
         var cmp = await http.GetFromJsonAsync<JsonElement>($"/api/runs/compare?a={a}&b={b}");
         var probe = cmp.GetProperty("probes")[0];

@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Dashboard.Host.Processes;
+
+namespace Dashboard.Web.Tests.Api;
+
+/// <summary>The dashboard killed with SIGKILL in the middle of a run, then started again: the run is Interrupted, the host clean.</summary>
+[Trait("Category", "RealHost")]
+public class RunKilledRealHostTests
+{
+    private static Process StartApp(string dll, int port, string work, string instance)
+    {
+        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetDirectoryName(dll)! };
+        foreach (var a in new[] { dll, "--urls", $"http://127.0.0.1:{port}", "--Data:Directory", Path.Combine(work, "data"), "--Collector:Enabled", "false", "--Host:InstanceId", instance, "--Logging:LogLevel:Default", "Warning" })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        psi.Environment["HOME"] = work;
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, _) => { };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    private static async Task WaitUpAsync(HttpClient http)
+    {
+        for (var i = 0; i < 120; i++)
+        {
+            try
+            {
+                await http.GetStringAsync("/api/experiments");
+                return;
+            }
+            catch (HttpRequestException)
+            {
+                await Task.Delay(250);
+            }
+        }
+
+        throw new Xunit.Sdk.XunitException("the dashboard did not start within 30 s");
+    }
+
+    private static int FreePort()
+    {
+        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    [SkippableFact]
+    public async Task KilledMidRun_RestartMarksTheRunInterrupted_AndLeavesTheHostClean()
+    {
+        RealHost.Require();
+        var dll = Path.Combine(TestPaths.RepoRoot, "src", "Dashboard.Web", "bin", "Release", "net10.0", "Dashboard.Web.dll");
+        Assert.True(File.Exists(dll), $"build the solution in Release first ({dll})");
+        var work = Directory.CreateTempSubdirectory("netlab-kill-test-").FullName;
+        var instance = "k" + Guid.NewGuid().ToString("N")[..8];
+        var port = FreePort();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(20) };
+        var runner = new ProcessRunner();
+        Guid id = default;
+        Process? app = StartApp(dll, port, work, instance);
+        try
+        {
+            await WaitUpAsync(http);
+            var experiments = await http.GetFromJsonAsync<JsonElement>("/api/experiments");
+            var seed = experiments.EnumerateArray().Single(e => e.GetProperty("builtIn").GetBoolean()).GetProperty("id").GetGuid();
+            var start = await http.PostAsJsonAsync("/api/runs", new { experimentId = seed, variant = "docker-user" });
+            id = (await start.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+
+            // Wait until the run has made its containers and holds its rules, then SIGKILL.
+            for (var i = 0; i < 200; i++)
+            {
+                var p = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}/progress");
+                if (p.GetProperty("step").GetString()!.StartsWith("probe", StringComparison.Ordinal) || p.GetProperty("step").GetString()!.StartsWith("capturing", StringComparison.Ordinal))
+                {
+                    break;
+                }
+
+                await Task.Delay(50);
+            }
+
+            Assert.NotEqual("", (await runner.RunAsync("docker", ["ps", "-q", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20))).StdOut.Trim());
+            Assert.Contains($"netlab:run-{instance}-", (await runner.RunAsync("iptables-save", [], TimeSpan.FromSeconds(20))).StdOut, StringComparison.Ordinal);
+            app.Kill(entireProcessTree: true);
+            await app.WaitForExitAsync();
+            app.Dispose();
+
+            // Started again on the same data: the run is Interrupted and what it made is gone.
+            app = StartApp(dll, port, work, instance);
+            await WaitUpAsync(http);
+            JsonElement run = default;
+            for (var i = 0; i < 80; i++)
+            {
+                run = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}");
+                if (run.GetProperty("summary").GetProperty("status").GetString() != "Running")
+                {
+                    break;
+                }
+
+                await Task.Delay(250);
+            }
+
+            Assert.Equal("Interrupted", run.GetProperty("summary").GetProperty("status").GetString());
+            Assert.Contains("the dashboard stopped", run.GetProperty("summary").GetProperty("error").GetString(), StringComparison.Ordinal);
+            Assert.Contains("ruleset-before", run.GetProperty("artifacts").EnumerateArray().Select(a => a.GetString()));
+            // The restart removes containers, then networks, in the background: wait for both.
+            for (var i = 0; i < 60 && (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20))).StdOut.Trim() != ""; i++)
+            {
+                await Task.Delay(250);
+            }
+
+            Assert.Equal("", (await runner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20))).StdOut.Trim());
+            Assert.Equal("", (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20))).StdOut.Trim());
+            Assert.DoesNotContain($"netlab:run-{instance}-", (await runner.RunAsync("iptables-save", [], TimeSpan.FromSeconds(20))).StdOut, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (app is { HasExited: false })
+            {
+                app.Kill(entireProcessTree: true);
+                await app.WaitForExitAsync();
+            }
+
+            app?.Dispose();
+
+            // If the test failed before the restart cleaned up: remove what the run made, by its labels and tag only.
+            if (id != default)
+            {
+                var leftover = (await runner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20))).StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                if (leftover.Length > 0)
+                {
+                    await runner.RunAsync("docker", ["rm", "-f", .. leftover], TimeSpan.FromSeconds(30));
+                }
+
+                foreach (var n in (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20))).StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    await runner.RunAsync("docker", ["network", "rm", n], TimeSpan.FromSeconds(30));
+                }
+
+                var writer = new Dashboard.Host.Netfilter.IptablesRuleWriter(runner, Microsoft.Extensions.Options.Options.Create(new Dashboard.Host.HostOptions()));
+                await writer.DeleteTaggedWhereAsync(c => c.StartsWith($"netlab:run-{instance}-", StringComparison.Ordinal));
+            }
+
+            Directory.Delete(work, recursive: true);
+        }
+    }
+}
