@@ -1,0 +1,56 @@
+using Dashboard.E2E.Tests.Pages;
+using Dashboard.TestSupport;
+using Microsoft.Playwright;
+
+namespace Dashboard.E2E.Tests;
+
+/// <summary>The seed experiment in the browser: two runs from the Experiments page, live progress, the history, and the comparison.</summary>
+[Trait("Category", "RealHost")]
+[Trait("Category", "E2E")]
+public class ExperimentRunTests
+{
+    private static async Task RunVariantAsync(IPage page, string variant, string outcome)
+    {
+        await new DashboardPage(page).OpenAsync("experiments");
+        await page.Locator($"[data-testid='experiment'] [data-testid='run-variant'][data-variant='{variant}']").First.ClickAsync();
+        await page.WaitForURLAsync("**/runs/*");
+        await Assertions.Expect(page.Locator("[data-testid='run-status']").First).ToHaveTextAsync("Succeeded", new() { Timeout = 60_000 });
+        await Assertions.Expect(page.Locator("[data-testid='run-outcome']")).ToHaveTextAsync(outcome);
+    }
+
+    [SkippableFact]
+    public async Task SeedExperiment_TwoRunsFromTheUi_HistoryAndComparison()
+    {
+        RealHost.Require();
+        using var app = new DashboardFactory(new() { ["Collector:Enabled"] = "true" }, kestrel: true);
+        await using var browser = await BrowserSession.StartAsync();
+        var page = await browser.NewPageAsync(app.BaseUri);
+        try
+        {
+            await RunVariantAsync(page, "isolated", "0 of 3 replies");
+            await Assertions.Expect(page.Locator("[data-testid='run-trace']").First).ToContainTextAsync("DOCKER-ISOLATION-STAGE-2");
+            await BrowserSession.ScreenshotAsync(page, "run-isolated");
+            await RunVariantAsync(page, "docker-user", "3 of 3 replies");
+            await Assertions.Expect(page.Locator("[data-testid='run-delta'].moving").Filter(new() { HasText = "netlab:run" })).ToHaveCountAsync(2);
+            await BrowserSession.ScreenshotAsync(page, "run-docker-user");
+
+            await new DashboardPage(page).OpenAsync("runs");
+            var rows = page.Locator("[data-testid='run-row']");
+            await Assertions.Expect(rows).ToHaveCountAsync(2);
+            await rows.Nth(0).Locator("input[type='checkbox']").CheckAsync();
+            await rows.Nth(1).Locator("input[type='checkbox']").CheckAsync();
+            await page.Locator("[data-testid='compare-picked']").ClickAsync();
+            await page.WaitForURLAsync("**/runs/compare?*");
+            await Assertions.Expect(page.Locator("[data-testid='compare-probe']")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("differs"), new() { Timeout = 15_000 });
+            await Assertions.Expect(page.Locator("[data-testid='only-in-a']")).ToHaveCountAsync(2);
+            await Assertions.Expect(page.Locator("[data-testid='nat-b']")).ToContainTextAsync("none");
+            await Assertions.Expect(page.Locator("[data-testid='compare-a']")).ToContainTextAsync("3 of 3 replies");
+            await BrowserSession.ScreenshotAsync(page, "compare");
+        }
+        catch
+        {
+            await BrowserSession.ScreenshotAsync(page, "failure-" + nameof(SeedExperiment_TwoRunsFromTheUi_HistoryAndComparison));
+            throw;
+        }
+    }
+}
