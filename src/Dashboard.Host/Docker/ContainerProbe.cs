@@ -15,13 +15,13 @@ public sealed record ProbeResult(string Container, string Address, int Sent, int
 public sealed class ProbeRejectedException(string message) : Exception(message);
 
 /// <summary>
-/// Real probes from inside lab containers through the Engine API's exec (no shell): <c>ping -c N -W 1 ADDRESS</c>.
-/// Only to addresses inside 172.16.0.0/12 (the lab's networks), at most 5 packets, so a probe never leaves the host's
-/// bridges and always ends.
+/// Real probes from inside lab containers through the Engine API's exec (no shell): <c>ping -c N -W T ADDRESS</c>, or a
+/// TCP connect with busybox <c>nc</c>. Only to addresses inside 172.16.0.0/12 (the lab's networks), at most 10 packets
+/// or connections, so a probe never leaves the host's bridges and always ends.
 /// </summary>
 public sealed partial class ContainerProbe(IDockerClient docker)
 {
-    public const int MaxCount = 5;
+    public const int MaxCount = 10;
 
     private static readonly IPNetwork LabRange = IPNetwork.Parse("172.16.0.0/12");
 
@@ -31,7 +31,56 @@ public sealed partial class ContainerProbe(IDockerClient docker)
     [GeneratedRegex(@"(\d+) packets transmitted, (\d+) (?:packets )?received")]
     private static partial Regex PingSummary();
 
-    public async Task<ProbeResult> PingAsync(string container, string address, int count = 1, CancellationToken ct = default)
+    /// <summary>
+    /// TCP connects from <paramref name="container"/> to a listener started in <paramref name="target"/> for each attempt
+    /// (<c>timeout 10 nc -l -p PORT -e true</c> there, which closes at once, <c>nc -w T ADDRESS PORT</c> here with no input); a connection is a reply.
+    /// </summary>
+    public async Task<ProbeResult> TcpAsync(string container, string target, string address, int port, int count = 1, int timeoutSeconds = 1, CancellationToken ct = default)
+    {
+        Check(container, address, count);
+        Check(target, address, count);
+        if (port is < 1 or > 65535 || timeoutSeconds is < 1 or > 5)
+        {
+            throw new ProbeRejectedException("a port is 1-65535 and a timeout 1-5 s");
+        }
+
+        var p = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var connected = 0;
+        var log = new System.Text.StringBuilder();
+        for (var i = 0; i < count; i++)
+        {
+            // The listener lives a little longer than the connect may take, so it never outlasts the attempt by much.
+            var listener = await docker.Exec.CreateContainerExecAsync(target, new ContainerExecCreateParameters
+            {
+                Cmd = ["timeout", (timeoutSeconds + 2).ToString(System.Globalization.CultureInfo.InvariantCulture), "nc", "-l", "-p", p, "-e", "true"],
+                AttachStdout = true,
+                AttachStderr = true,
+            }, ct).ConfigureAwait(false);
+            using var listening = await docker.Exec.StartContainerExecAsync(listener.ID, new ContainerExecStartParameters(), ct).ConfigureAwait(false);
+            await Task.Delay(200, ct).ConfigureAwait(false);
+            var connect = await docker.Exec.CreateContainerExecAsync(container, new ContainerExecCreateParameters
+            {
+                Cmd = ["nc", "-w", timeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), address, p],
+                AttachStdout = true,
+                AttachStderr = true,
+            }, ct).ConfigureAwait(false);
+            using var stream = await docker.Exec.StartContainerExecAsync(connect.ID, new ContainerExecStartParameters(), ct).ConfigureAwait(false);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(timeoutSeconds + 10));
+            var (stdout, stderr) = await stream.ReadOutputToEndAsync(timeout.Token).ConfigureAwait(false);
+            var inspect = await docker.Exec.InspectContainerExecAsync(connect.ID, ct).ConfigureAwait(false);
+            if (inspect.ExitCode == 0)
+            {
+                connected++;
+            }
+
+            log.Append(System.Globalization.CultureInfo.InvariantCulture, $"nc -w {timeoutSeconds} {address} {p}: exit {inspect.ExitCode} {(stdout + stderr).Trim()}\n");
+        }
+
+        return new ProbeResult(container, address, count, connected, log.ToString().Trim());
+    }
+
+    private static void Check(string? container, string address, int count)
     {
         if (container is null || !ContainerName().IsMatch(container))
         {
@@ -47,10 +96,19 @@ public sealed partial class ContainerProbe(IDockerClient docker)
         {
             throw new ProbeRejectedException($"a probe sends 1-{MaxCount} packets");
         }
+    }
+
+    public async Task<ProbeResult> PingAsync(string container, string address, int count = 1, int timeoutSeconds = 1, CancellationToken ct = default)
+    {
+        Check(container, address, count);
+        if (timeoutSeconds is < 1 or > 5)
+        {
+            throw new ProbeRejectedException("a ping waits 1-5 s");
+        }
 
         var exec = await docker.Exec.CreateContainerExecAsync(container, new ContainerExecCreateParameters
         {
-            Cmd = ["ping", "-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "-W", "1", address],
+            Cmd = ["ping", "-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "-W", timeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), address],
             AttachStdout = true,
             AttachStderr = true,
         }, ct).ConfigureAwait(false);

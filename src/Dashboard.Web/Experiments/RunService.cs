@@ -332,7 +332,9 @@ public sealed class RunService(
                 var p = scenario.Probes[i];
                 await Step($"probe {i + 1}: {p.Kind} {p.From} → {p.To}");
                 var to = containers[p.To];
-                var result = await probe.PingAsync(containers[p.From].Name, to.Address, p.Count, ct);
+                var result = p.Kind == "tcp"
+                    ? await probe.TcpAsync(containers[p.From].Name, to.Name, to.Address, p.Port!.Value, p.Count, p.TimeoutSeconds, ct)
+                    : await probe.PingAsync(containers[p.From].Name, to.Address, p.Count, p.TimeoutSeconds, ct);
                 sent += result.Sent;
                 received += result.Received;
                 db.RunProbes.Add(new RunProbe

@@ -117,7 +117,7 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
 
         try
         {
-            var r = await probe.PingAsync(from.Container, target, 1, ct);
+            var r = await probe.PingAsync(from.Container, target, 1, 1, ct);
             var agreement = r.Succeeded == cell.Succeeds ? Agreement.Agreed : Agreement.Disagreed;
             return new VerifiedCell(cell.From, cell.To, cell.Succeeds, r.Succeeded, agreement, from.Container, targetContainer,
                 $"ping -c 1 -W 1 {target} from {from.Container}: {r.Sent} sent, {r.Received} received");

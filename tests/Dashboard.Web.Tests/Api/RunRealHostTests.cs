@@ -22,7 +22,8 @@ public class RunRealHostTests
             await Task.Delay(250);
         }
 
-        throw new Xunit.Sdk.XunitException($"run {id} did not end within 60 s");
+        var last = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}");
+        throw new Xunit.Sdk.XunitException($"run {id} did not end within 60 s; it is at '{last.GetProperty("lastStep")}'");
     }
 
     private static async Task<Guid> SeedExperimentAsync(HttpClient http)
@@ -115,6 +116,39 @@ public class RunRealHostTests
         Assert.Equal(1, page.GetProperty("total").GetInt32());
 
         await AssertHostCleanAsync(a, b);
+    }
+
+    [SkippableFact]
+    public async Task OwnScenario_TcpAndPingProbesOnOneNetwork_RunForReal_AndBadScenariosAreRefused()
+    {
+        RealHost.Require();
+        using var factory = new DashboardFactory();
+        using var http = factory.CreateClient();
+        var bad = await http.PostAsJsonAsync("/api/experiments", new { name = "bad", scenario = new { networks = new[] { new { name = "n" } }, containers = new[] { new { name = "a", network = "nowhere" } }, probes = Array.Empty<object>(), variants = new[] { new { name = "plain", rules = Array.Empty<object>() } }, captures = new[] { "n" } } });
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("network nowhere is not in the scenario", await bad.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        var scenario = new
+        {
+            networks = new[] { new { name = "n", @internal = false, icc = true } },
+            containers = new[] { new { name = "a", network = "n" }, new { name = "b", network = "n" } },
+            probes = new object[] { new { kind = "tcp", from = "a", to = "b", count = 2, timeoutSeconds = 1, port = 8080 }, new { kind = "ping", from = "a", to = "b", count = 1, timeoutSeconds = 1 } },
+            variants = new[] { new { name = "plain", rules = Array.Empty<object>() } },
+            captures = new[] { "n" },
+            trace = false,
+        };
+        var created = await http.PostAsJsonAsync("/api/experiments", new { name = "tcp on one network", scenario });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var experiment = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+        var id = await StartAsync(http, experiment, "plain");
+        var run = await WaitForEndAsync(http, id);
+        Assert.Equal("Succeeded", run.GetProperty("summary").GetProperty("status").GetString());
+        var tcp = run.GetProperty("probes")[0];
+        Assert.Equal(("tcp", 2, 2), (tcp.GetProperty("kind").GetString(), tcp.GetProperty("sent").GetInt32(), tcp.GetProperty("received").GetInt32()));
+        Assert.True(tcp.GetProperty("predicted").GetBoolean());
+        Assert.Equal(1, run.GetProperty("probes")[1].GetProperty("received").GetInt32());
+        Assert.True(run.GetProperty("summary").GetProperty("probesReceived").GetInt32() == 3);
+        await AssertHostCleanAsync(id);
     }
 
     [SkippableFact]
