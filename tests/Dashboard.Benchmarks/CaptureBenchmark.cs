@@ -75,8 +75,8 @@ internal static partial class CaptureBenchmark
         var sent = outputs.Sum(o => Count(PingSent(), o));
         var received = outputs.Sum(o => Count(PingReceived(), o));
         var refText = await referenceErr;
-        var refCaptured = Count(CapturedLine(), refText);
-        var refKernelDrops = Count(KernelDropLine(), refText);
+        var (refCapturedCount, _, refKernelDropCount) = CaptureSession.ParseCounts(refText);
+        var (refCaptured, refKernelDrops) = (refCapturedCount ?? 0, refKernelDropCount ?? 0);
         var stats = session.Stats;
         var view = feed.FindCapture(session.Id)!;
         var delivered = view.Shown + view.NotShown;
@@ -98,12 +98,6 @@ internal static partial class CaptureBenchmark
 
     [GeneratedRegex(@"(\d+) packets received")]
     private static partial Regex PingReceived();
-
-    [GeneratedRegex(@"(\d+) packets? captured")]
-    private static partial Regex CapturedLine();
-
-    [GeneratedRegex(@"(\d+) packets? dropped by kernel")]
-    private static partial Regex KernelDropLine();
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
     private static extern int Kill(int pid, int signal);

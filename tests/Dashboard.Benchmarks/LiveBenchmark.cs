@@ -189,22 +189,9 @@ internal static partial class LiveBenchmark
 
     private static double Pct(List<double> sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Count) - 1, 0, sorted.Count - 1)];
 
-    private static Process StartApp(string dll, int port, string work)
-    {
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetDirectoryName(dll)! };
-        foreach (var a in new[] { dll, "--urls", $"http://127.0.0.1:{port}", "--Data:Directory", Path.Combine(work, "data"), "--Logging:LogLevel:Default", "Warning" })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        psi.Environment["HOME"] = work;
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
+    private static Process StartApp(string dll, int port, string work) => dll == AppProcess.ReleaseDll
+        ? AppProcess.Start(port, work)
+        : throw new ArgumentException("the benchmark measures the Release build", nameof(dll));
 
     private static async Task WaitForAsync(string url)
     {

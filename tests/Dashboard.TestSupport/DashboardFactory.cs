@@ -27,7 +27,7 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
 
         if (kestrel)
         {
-            Port = FreePort();
+            Port = AppProcess.FreePort();
             UseKestrel(Port);
             StartServer();
         }
@@ -53,13 +53,6 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         {
             builder.UseSetting(k, v);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
     }
 
     protected override void Dispose(bool disposing)

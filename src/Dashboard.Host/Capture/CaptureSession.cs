@@ -191,6 +191,10 @@ public sealed partial class CaptureSession : IAsyncDisposable
         return CaptureEndReason.Failed;
     }
 
+    /// <summary>The counts tcpdump prints on stderr when it stops: captured, received by filter, dropped by kernel.</summary>
+    public static (long? Captured, long? Received, long? DroppedByKernel) ParseCounts(string stderr) =>
+        (Count(CapturedLine(), stderr), Count(ReceivedLine(), stderr), Count(KernelDropLine(), stderr));
+
     private static long? Count(Regex r, string text) => r.Match(text) is { Success: true } m ? long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
 
     [GeneratedRegex(@"(\d+) packets? captured")]

@@ -45,39 +45,44 @@ public sealed partial class ContainerProbe(IDockerClient docker)
         }
 
         var p = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var t = timeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var connected = 0;
         var log = new System.Text.StringBuilder();
         for (var i = 0; i < count; i++)
         {
             // The listener lives a little longer than the connect may take, so it never outlasts the attempt by much.
-            var listener = await docker.Exec.CreateContainerExecAsync(target, new ContainerExecCreateParameters
+            var (_, listening) = await StartExecAsync(target, ["timeout", (timeoutSeconds + 2).ToString(System.Globalization.CultureInfo.InvariantCulture), "nc", "-l", "-p", p, "-e", "true"], ct).ConfigureAwait(false);
+            using (listening)
             {
-                Cmd = ["timeout", (timeoutSeconds + 2).ToString(System.Globalization.CultureInfo.InvariantCulture), "nc", "-l", "-p", p, "-e", "true"],
-                AttachStdout = true,
-                AttachStderr = true,
-            }, ct).ConfigureAwait(false);
-            using var listening = await docker.Exec.StartContainerExecAsync(listener.ID, new ContainerExecStartParameters(), ct).ConfigureAwait(false);
-            await Task.Delay(200, ct).ConfigureAwait(false);
-            var connect = await docker.Exec.CreateContainerExecAsync(container, new ContainerExecCreateParameters
-            {
-                Cmd = ["nc", "-w", timeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), address, p],
-                AttachStdout = true,
-                AttachStderr = true,
-            }, ct).ConfigureAwait(false);
-            using var stream = await docker.Exec.StartContainerExecAsync(connect.ID, new ContainerExecStartParameters(), ct).ConfigureAwait(false);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(TimeSpan.FromSeconds(timeoutSeconds + 10));
-            var (stdout, stderr) = await stream.ReadOutputToEndAsync(timeout.Token).ConfigureAwait(false);
-            var inspect = await docker.Exec.InspectContainerExecAsync(connect.ID, ct).ConfigureAwait(false);
-            if (inspect.ExitCode == 0)
-            {
-                connected++;
+                await Task.Delay(200, ct).ConfigureAwait(false);
+                var (output, exitCode) = await ExecAsync(container, ["nc", "-w", t, address, p], timeoutSeconds, ct).ConfigureAwait(false);
+                connected += exitCode == 0 ? 1 : 0;
+                log.Append(System.Globalization.CultureInfo.InvariantCulture, $"nc -w {t} {address} {p}: exit {exitCode} {output}\n");
             }
-
-            log.Append(System.Globalization.CultureInfo.InvariantCulture, $"nc -w {timeoutSeconds} {address} {p}: exit {inspect.ExitCode} {(stdout + stderr).Trim()}\n");
         }
 
         return new ProbeResult(container, address, count, connected, log.ToString().Trim());
+    }
+
+    /// <summary>Starts a command in a container (argument list, no shell) and returns its attached output stream.</summary>
+    private async Task<(string Id, MultiplexedStream Stream)> StartExecAsync(string container, IList<string> command, CancellationToken ct)
+    {
+        var exec = await docker.Exec.CreateContainerExecAsync(container, new ContainerExecCreateParameters { Cmd = command, AttachStdout = true, AttachStderr = true }, ct).ConfigureAwait(false);
+        return (exec.ID, await docker.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), ct).ConfigureAwait(false));
+    }
+
+    /// <summary>Runs a command in a container to its end (bounded by <paramref name="seconds"/> + 10 s): its output and exit code.</summary>
+    private async Task<(string Output, long ExitCode)> ExecAsync(string container, IList<string> command, int seconds, CancellationToken ct)
+    {
+        var (id, stream) = await StartExecAsync(container, command, ct).ConfigureAwait(false);
+        using (stream)
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(seconds + 10));
+            var (stdout, stderr) = await stream.ReadOutputToEndAsync(timeout.Token).ConfigureAwait(false);
+            var inspect = await docker.Exec.InspectContainerExecAsync(id, ct).ConfigureAwait(false);
+            return ((stdout + stderr).Trim(), inspect.ExitCode ?? -1);
+        }
     }
 
     private static void Check(string? container, string address, int count)
@@ -106,19 +111,10 @@ public sealed partial class ContainerProbe(IDockerClient docker)
             throw new ProbeRejectedException("a ping waits 1-5 s");
         }
 
-        var exec = await docker.Exec.CreateContainerExecAsync(container, new ContainerExecCreateParameters
-        {
-            Cmd = ["ping", "-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "-W", timeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), address],
-            AttachStdout = true,
-            AttachStderr = true,
-        }, ct).ConfigureAwait(false);
-        using var stream = await docker.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), ct).ConfigureAwait(false);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(count + 10));
-        var (stdout, stderr) = await stream.ReadOutputToEndAsync(timeout.Token).ConfigureAwait(false);
+        var (stdout, _) = await ExecAsync(container, ["ping", "-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "-W", timeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), address], count + timeoutSeconds, ct).ConfigureAwait(false);
         var m = PingSummary().Match(stdout);
         return m.Success
             ? new ProbeResult(container, address, int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture), stdout)
-            : new ProbeResult(container, address, 0, 0, (stdout + stderr).Trim());
+            : new ProbeResult(container, address, 0, 0, stdout);
     }
 }

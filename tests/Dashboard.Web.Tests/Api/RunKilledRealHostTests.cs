@@ -9,22 +9,8 @@ namespace Dashboard.Web.Tests.Api;
 [Trait("Category", "RealHost")]
 public class RunKilledRealHostTests
 {
-    private static Process StartApp(string dll, int port, string work, string instance)
-    {
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetDirectoryName(dll)! };
-        foreach (var a in new[] { dll, "--urls", $"http://127.0.0.1:{port}", "--Data:Directory", Path.Combine(work, "data"), "--Collector:Enabled", "false", "--Host:InstanceId", instance, "--Logging:LogLevel:Default", "Warning" })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        psi.Environment["HOME"] = work;
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
+    private static Process StartApp(int port, string work, string instance) =>
+        AppProcess.Start(port, work, "--Collector:Enabled", "false", "--Host:InstanceId", instance);
 
     private static async Task WaitUpAsync(HttpClient http)
     {
@@ -44,26 +30,18 @@ public class RunKilledRealHostTests
         throw new Xunit.Sdk.XunitException("the dashboard did not start within 30 s");
     }
 
-    private static int FreePort()
-    {
-        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-    }
-
     [SkippableFact]
     public async Task KilledMidRun_RestartMarksTheRunInterrupted_AndLeavesTheHostClean()
     {
         RealHost.Require();
-        var dll = Path.Combine(TestPaths.RepoRoot, "src", "Dashboard.Web", "bin", "Release", "net10.0", "Dashboard.Web.dll");
-        Assert.True(File.Exists(dll), $"build the solution in Release first ({dll})");
+        Assert.True(File.Exists(AppProcess.ReleaseDll), $"build the solution in Release first ({AppProcess.ReleaseDll})");
         var work = Directory.CreateTempSubdirectory("netlab-kill-test-").FullName;
         var instance = "k" + Guid.NewGuid().ToString("N")[..8];
-        var port = FreePort();
+        var port = AppProcess.FreePort();
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(20) };
         var runner = new ProcessRunner();
         Guid id = default;
-        Process? app = StartApp(dll, port, work, instance);
+        Process? app = StartApp(port, work, instance);
         try
         {
             await WaitUpAsync(http);
@@ -91,7 +69,7 @@ public class RunKilledRealHostTests
             app.Dispose();
 
             // Started again on the same data: the run is Interrupted and what it made is gone.
-            app = StartApp(dll, port, work, instance);
+            app = StartApp(port, work, instance);
             await WaitUpAsync(http);
             JsonElement run = default;
             for (var i = 0; i < 80; i++)

@@ -1,0 +1,34 @@
+using System.Diagnostics;
+
+namespace Dashboard.TestSupport;
+
+/// <summary>The Release build of the dashboard as its own process (for a SIGKILL, or to measure it from outside), with a throwaway HOME.</summary>
+public static class AppProcess
+{
+    public static string ReleaseDll { get; } = Path.Combine(TestPaths.RepoRoot, "src", "Dashboard.Web", "bin", "Release", "net10.0", "Dashboard.Web.dll");
+
+    /// <summary>Starts <c>dotnet Dashboard.Web.dll --urls http://127.0.0.1:PORT --Data:Directory WORK/data</c> plus <paramref name="settings"/> (pairs of --Key value).</summary>
+    public static Process Start(int port, string work, params string[] settings)
+    {
+        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetDirectoryName(ReleaseDll)! };
+        foreach (var a in new[] { ReleaseDll, "--urls", $"http://127.0.0.1:{port}", "--Data:Directory", Path.Combine(work, "data"), "--Logging:LogLevel:Default", "Warning" }.Concat(settings))
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        psi.Environment["HOME"] = work;
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, _) => { };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    public static int FreePort()
+    {
+        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+}
