@@ -28,16 +28,62 @@ public sealed class LabProvisioner(IDockerClient docker, IOptions<HostOptions> o
 
     private readonly string _instance = options.Value.InstanceId;
 
-    public async Task EnsureImageAsync(CancellationToken ct)
+    /// <summary>
+    /// Makes sure the lab image exists. No registry is used: when it is missing it is built, as scripts/lab-setup.sh does,
+    /// from the host's static busybox (Debian's busybox-static) and its applet links, and imported.
+    /// Returns what it did, for the run's record.
+    /// </summary>
+    public async Task<string> EnsureImageAsync(CancellationToken ct, string image = Image, string busybox = "/bin/busybox")
     {
         try
         {
-            await docker.Images.InspectImageAsync(Image, ct).ConfigureAwait(false);
+            await docker.Images.InspectImageAsync(image, ct).ConfigureAwait(false);
+            return $"image {image} present";
         }
-        catch (DockerImageNotFoundException ex)
+        catch (DockerImageNotFoundException)
         {
-            throw new ProvisioningException($"the image {Image} is not on this host and no registry is used: scripts/lab-setup.sh imports it", ex);
         }
+
+        if (!File.Exists(busybox))
+        {
+            throw new ProvisioningException($"the image {image} is not on this host, no registry is used, and {busybox} is missing to build it (install busybox-static, or run scripts/lab-setup.sh)");
+        }
+
+        var list = await new Processes.ProcessRunner().RunAsync(busybox, ["--list"], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+        if (!list.Succeeded)
+        {
+            throw new ProvisioningException($"{busybox} --list failed: {list.Message}");
+        }
+
+        using var tar = new MemoryStream();
+        await using (var writer = new System.Formats.Tar.TarWriter(tar, System.Formats.Tar.TarEntryFormat.Pax, leaveOpen: true))
+        {
+            await writer.WriteEntryAsync(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.Directory, "bin/") { Mode = (UnixFileMode)0x1ED }, ct).ConfigureAwait(false);
+            await writer.WriteEntryAsync(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.Directory, "tmp/") { Mode = (UnixFileMode)0x3FF }, ct).ConfigureAwait(false);
+            await using (var binary = File.OpenRead(busybox))
+            {
+                await writer.WriteEntryAsync(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "bin/busybox") { Mode = (UnixFileMode)0x1ED, DataStream = binary }, ct).ConfigureAwait(false);
+            }
+
+            foreach (var applet in list.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(a => a != "busybox" && a.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '[')))
+            {
+                await writer.WriteEntryAsync(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.SymbolicLink, "bin/" + applet) { LinkName = "busybox" }, ct).ConfigureAwait(false);
+            }
+        }
+
+        tar.Position = 0;
+        var (repo, tag) = image.LastIndexOf(':') is var colon and > 0 ? (image[..colon], image[(colon + 1)..]) : (image, "latest");
+        try
+        {
+            await docker.Images.CreateImageAsync(new ImagesCreateParameters { FromSrc = "-", Repo = repo, Tag = tag, Changes = ["CMD [\"sh\"]", "ENV PATH=/bin"] }, tar, null, new Progress<JSONMessage>(), ct).ConfigureAwait(false);
+            await docker.Images.InspectImageAsync(image, ct).ConfigureAwait(false);
+        }
+        catch (DockerApiException ex)
+        {
+            throw new ProvisioningException($"the image {image} could not be imported from {busybox}: {ex.ResponseBody?.Trim() ?? ex.Message}", ex);
+        }
+
+        return $"image {image} imported from {busybox} (no registry here)";
     }
 
     public async Task<ProvisionedNetwork> CreateNetworkAsync(string runId, string name, bool isInternal, bool icc, CancellationToken ct)

@@ -227,7 +227,7 @@ public sealed class RunService(
         try
         {
             await Step("checking the busybox image");
-            await provisioner.EnsureImageAsync(ct);
+            Save("image", await provisioner.EnsureImageAsync(ct));
 
             await Step($"creating {scenario.Networks.Count} networks");
             foreach (var n in scenario.Networks)

@@ -62,7 +62,8 @@ public class TraceServiceTests
             await lab.InsertAsync(new RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = sub2, Destination = sub1, Target = "ACCEPT", Tag = lab.Tag });
             await lab.InsertAsync(new RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = sub1, Destination = sub2, Target = "ACCEPT", Tag = lab.Tag });
             Assert.Equal((1, 1), await lab.PingAsync(seed.C2, seed.C1Ip, 1));
-            var accepted = await WaitForAsync(trace, p => p.Source == c2Ip && p.Decision is { Verdict: "ACCEPT", Position: not null }, "c2 > c1 accepted, rule placed");
+            // The request's path ends in nat POSTROUTING a moment after the filter verdict: wait for the whole of it.
+            var accepted = await WaitForAsync(trace, p => p.Source == c2Ip && p.Decision is { Verdict: "ACCEPT", Position: not null } && p.Steps.Any(s => s.Table == "nat" && s.Chain == "POSTROUTING"), "c2 > c1 accepted, rule placed, then masqueraded");
             // Inserted first, then pushed down by the reply direction's rule.
             Assert.Equal(("DOCKER-USER", 2), (accepted.Decision!.Chain, accepted.Decision.Position));
             Assert.Contains($"-s {sub2} -d {sub1}", accepted.Decision.RuleText, StringComparison.Ordinal);
