@@ -195,6 +195,11 @@ public sealed class RunService(
         feed.RunUpdated(p);
     }
 
+    /// <summary>
+    /// One run. Cancellation is honoured between steps, never inside a call that creates something on the host (a
+    /// network, a container, a rule, a capture): a request cut short can still complete at the engine after the
+    /// clean-up has looked, and leave something behind.
+    /// </summary>
     private async Task ExecuteRunAsync(Guid runId, CancellationToken ct, CancellationToken stopping)
     {
         await using var scope = scopes.CreateAsyncScope();
@@ -232,13 +237,15 @@ public sealed class RunService(
             await Step($"creating {scenario.Networks.Count} networks");
             foreach (var n in scenario.Networks)
             {
-                networks[n.Name] = await provisioner.CreateNetworkAsync(runKey, $"nlrun-{shortId}-{n.Name}", n.Internal, n.Icc, ct);
+                ct.ThrowIfCancellationRequested();
+                networks[n.Name] = await provisioner.CreateNetworkAsync(runKey, $"nlrun-{shortId}-{n.Name}", n.Internal, n.Icc, CancellationToken.None);
             }
 
             await Step($"starting {scenario.Containers.Count} containers");
             foreach (var c in scenario.Containers)
             {
-                containers[c.Name] = await provisioner.RunContainerAsync(runKey, $"nlrun-{shortId}-{c.Name}", networks[c.Network].Name, ct);
+                ct.ThrowIfCancellationRequested();
+                containers[c.Name] = await provisioner.RunContainerAsync(runKey, $"nlrun-{shortId}-{c.Name}", networks[c.Network].Name, CancellationToken.None);
             }
 
             await Step("reading rules and topology before");
@@ -267,7 +274,8 @@ public sealed class RunService(
                     Target = r.Target,
                     Tag = tag,
                 };
-                var result = await writer.InsertAsync(spec, ct);
+                ct.ThrowIfCancellationRequested();
+                var result = await writer.InsertAsync(spec, CancellationToken.None);
                 commands.Add($"{result.CommandLine} → {result.Message}");
                 if (!result.Succeeded)
                 {
@@ -307,7 +315,8 @@ public sealed class RunService(
             await Step($"capturing on {scenario.Captures.Count} bridges{(scenario.Trace ? ", tracing the first probe's flow" : "")}");
             foreach (var n in scenario.Captures)
             {
-                sessions.Add((await captures.StartAsync(new CaptureRequest(networks[n].Bridge, TimeLimit: TimeSpan.FromMinutes(5)), ct), n));
+                ct.ThrowIfCancellationRequested();
+                sessions.Add((await captures.StartAsync(new CaptureRequest(networks[n].Bridge, TimeLimit: TimeSpan.FromMinutes(5)), CancellationToken.None), n));
             }
 
             if (scenario.Trace && scenario.Probes.Count > 0)
@@ -321,7 +330,8 @@ public sealed class RunService(
                 }
                 else
                 {
-                    trace = await traces.StartAsync(new TraceRequest(src.Address, dst.Address, first.Kind == "tcp" ? "tcp" : "icmp", [dstNet.Gateway], TimeSpan.FromMinutes(5)), ct);
+                    ct.ThrowIfCancellationRequested();
+                    trace = await traces.StartAsync(new TraceRequest(src.Address, dst.Address, first.Kind == "tcp" ? "tcp" : "icmp", [dstNet.Gateway], TimeSpan.FromMinutes(5)), CancellationToken.None);
                 }
             }
 
