@@ -74,6 +74,9 @@ public static class PacketEvaluator
 {
     private const int MaxDepth = 64;
 
+    /// <summary>The hooks a packet can meet, in order (a packet meets forward or input, never both).</summary>
+    private static readonly string[] HookOrder = ["prerouting", "forward", "input", "postrouting"];
+
     private static readonly ConditionalWeakTable<Ruleset, CompiledRuleset> Cache = [];
 
     public static Evaluation Evaluate(Ruleset ruleset, FlowSpec flow, EvaluationContext? context = null, bool recordPath = true)
@@ -166,7 +169,7 @@ public static class PacketEvaluator
         {
             RuleRef? accepted = null;
             var forward = true;
-            foreach (var hook in new[] { "prerouting", "forward", "input", "postrouting" })
+            foreach (var hook in HookOrder)
             {
                 if (hook == "forward" || hook == "input")
                 {

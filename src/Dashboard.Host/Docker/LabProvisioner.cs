@@ -20,7 +20,7 @@ public sealed record ProvisionedContainer(string Name, string Id, string Network
 /// labelled <c>netlab.run=&lt;run id&gt;</c> and <c>netlab.instance=&lt;instance&gt;</c>, subnets are /24s inside 172.16.0.0/12
 /// chosen clear of every existing network, and removal goes by those labels only.
 /// </summary>
-public sealed class LabProvisioner(IDockerClient docker, IOptions<HostOptions> options)
+public sealed class LabProvisioner(IDockerClient docker, Processes.IProcessRunner runner, IOptions<HostOptions> options)
 {
     public const string Image = "busybox:latest";
     public const string RunLabel = "netlab.run";
@@ -49,7 +49,7 @@ public sealed class LabProvisioner(IDockerClient docker, IOptions<HostOptions> o
             throw new ProvisioningException($"the image {image} is not on this host, no registry is used, and {busybox} is missing to build it (install busybox-static, or run scripts/lab-setup.sh)");
         }
 
-        var list = await new Processes.ProcessRunner().RunAsync(busybox, ["--list"], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+        var list = await runner.RunAsync(busybox, ["--list"], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
         if (!list.Succeeded)
         {
             throw new ProvisioningException($"{busybox} --list failed: {list.Message}");

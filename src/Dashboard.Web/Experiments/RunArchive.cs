@@ -27,7 +27,7 @@ public static partial class RunArchive
     public const int MaxEntries = 2_000;
     public const int MaxCompressionRatio = 200;
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+    private static readonly JsonSerializerOptions Json = ScenarioDefinition.Json;
 
     [GeneratedRegex(@"^(manifest\.json|runs/[0-9a-f]{32}/(artifacts/[a-z-]{1,40}\.txt|packets\.json|pcap/[A-Za-z0-9_.@-]{1,20}\.pcap))$", RegexOptions.CultureInvariant)]
     private static partial Regex AllowedEntry();

@@ -71,8 +71,13 @@ public static class RunQueries
         return new RunList(total, page, size, items);
     }
 
-    private static System.Linq.Expressions.Expression<Func<Run, RunSummary>> Summary() =>
+    /// <summary>The summary columns: an expression for SQL, and the same compiled once for a run already loaded.</summary>
+    private static readonly System.Linq.Expressions.Expression<Func<Run, RunSummary>> SummaryExpression =
         r => new RunSummary(r.Id, r.ExperimentId, r.ExperimentName, r.Variant, r.Status, r.Author, r.StartedAt, r.EndedAt, r.ProbesSent, r.ProbesReceived, r.Outcome, r.Error, r.Origin);
+
+    private static readonly Func<Run, RunSummary> SummaryOf = SummaryExpression.Compile();
+
+    private static System.Linq.Expressions.Expression<Func<Run, RunSummary>> Summary() => SummaryExpression;
 
     public static async Task<RunDetail?> GetAsync(DashboardDbContext db, int labId, Guid id, CancellationToken ct = default)
     {
@@ -83,7 +88,7 @@ public static class RunQueries
         }
 
         return new RunDetail(
-            Summary().Compile()(r), r.Host, r.EngineVersion, r.FirewallBackend, r.Layout, r.LastStep, r.KeepResources,
+            SummaryOf(r), r.Host, r.EngineVersion, r.FirewallBackend, r.Layout, r.LastStep, r.KeepResources,
             await db.RunProbes.AsNoTracking().Where(p => p.RunId == id).OrderBy(p => p.Order).ToListAsync(ct),
             await db.RunRuleDeltas.AsNoTracking().Where(d => d.RunId == id).OrderBy(d => d.Table).ThenBy(d => d.Chain).ThenBy(d => d.Position).ToListAsync(ct),
             await db.RunCaptures.AsNoTracking().Where(c => c.RunId == id).ToListAsync(ct),

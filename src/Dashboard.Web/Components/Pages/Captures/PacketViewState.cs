@@ -3,7 +3,14 @@ using Dashboard.Core.Capture;
 namespace Dashboard.Web.Components.Pages.Captures;
 
 /// <summary>A packet in the live view, with the capture and interface it was seen on.</summary>
-public sealed record PacketRow(string CaptureId, string Interface, DecodedPacket Packet);
+public sealed record PacketRow(string CaptureId, string Interface, DecodedPacket Packet)
+{
+    /// <summary>A packet kept by a run (its summary and addresses), as a row; echo requests and replies are told by their summary.</summary>
+    public static PacketRow FromStored(string captureId, string iface, DateTimeOffset timestamp, int length, string protocol, string? source, string? destination, string summary) =>
+        new(captureId, iface, new DecodedPacket(timestamp, length, protocol, source, destination, null, null, null, null,
+            summary.Contains("echo request", StringComparison.Ordinal) ? new IcmpEcho(true, 0, 0) : summary.Contains("echo reply", StringComparison.Ordinal) ? new IcmpEcho(false, 0, 0) : null,
+            summary));
+}
 
 /// <summary>
 /// The live packet view of one browser: the rows it holds (bounded), pause, clear, the flow filter and the time zero
@@ -83,8 +90,10 @@ public sealed class PacketViewState(int capacity = PacketViewState.DefaultCapaci
         ChosenTimeZero = null;
     }
 
-    public bool Matches(PacketRow row) =>
-        _terms.All(t => row.Packet.Summary.Contains(t, StringComparison.OrdinalIgnoreCase) || row.Packet.FlowKey.Contains(t, StringComparison.OrdinalIgnoreCase) || row.Interface.Contains(t, StringComparison.OrdinalIgnoreCase));
+    public bool Matches(PacketRow row) => Matches(row.Interface, row.Packet.Summary, row.Packet.FlowKey);
+
+    /// <summary>True when every term appears in one of <paramref name="texts"/> (a packet's interface, summary and flow; a flow's interface and key).</summary>
+    public bool Matches(params string[] texts) => _terms.All(t => texts.Any(x => x.Contains(t, StringComparison.OrdinalIgnoreCase)));
 
     /// <summary>The rows of the given captures that match the filter, in capture-time order across interfaces, the newest <paramref name="max"/>.</summary>
     public IReadOnlyList<PacketRow> Visible(IReadOnlySet<string> captures, int max = 500)
