@@ -6,7 +6,9 @@ using Dashboard.Host.Docker;
 using Dashboard.Host.Netfilter;
 using Dashboard.Web.Api;
 using Dashboard.Web.Components;
+using Dashboard.Web.Changes;
 using Dashboard.Web.Hubs;
+using Dashboard.Web.Identity;
 using Dashboard.Web.Live;
 using Microsoft.AspNetCore.Diagnostics;
 using MudBlazor.Services;
@@ -32,6 +34,9 @@ builder.Services.AddSingleton<Dashboard.Web.Experiments.RunService>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<Dashboard.Web.Experiments.RunService>());
 builder.Services.AddDashboardHost(builder.Configuration);
 builder.Services.AddDashboardData(builder.Configuration);
+builder.Services.AddDashboardIdentity(builder.Configuration);
+builder.Services.AddSingleton<ChangeRequestService>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<ChangeRequestService>());
 
 var app = builder.Build();
 
@@ -43,22 +48,33 @@ app.UseExceptionHandler(errors => errors.Run(async context =>
     {
         EngineUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Docker engine unavailable"),
         FirewallUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Firewall unreadable"),
+        LabAccessException a => (a.Status, a.Status switch { 401 => "Sign in first", 404 => "Not found", _ => "Forbidden" }),
+        ChangeValidationException => (StatusCodes.Status400BadRequest, "Change not accepted"),
+        ChangeStateException => (StatusCodes.Status409Conflict, "Not possible in this state"),
+        Microsoft.AspNetCore.Http.BadHttpRequestException b => (b.StatusCode, "Bad request"),
         _ => (StatusCodes.Status500InternalServerError, "Unexpected error"),
     };
     context.Response.StatusCode = status;
-    await Results.Problem(statusCode: status, title: title, detail: status == 500 ? null : error?.Message).ExecuteAsync(context);
+    var extensions = error is ChangeValidationException v ? new Dictionary<string, object?> { ["errors"] = v.Errors } : null;
+    await Results.Problem(statusCode: status, title: title, detail: status == 500 ? null : error?.Message, extensions: extensions).ExecuteAsync(context);
 }));
 app.UseStatusCodePages();
+app.UseFirstStartSetup();
+app.UseAuthentication();
+app.UseAuthorization();
 app.UseAntiforgery();
 
 await app.Services.MigrateDashboardDatabaseAsync();
+await app.Services.EnsureConfiguredAdministratorAsync();
 
-app.MapStaticAssets();
+app.MapStaticAssets().AllowAnonymous();
 app.MapReadApi();
 app.MapCaptureApi();
 app.MapTraceApi();
 app.MapIsolationApi();
 app.MapRunApi();
+app.MapChangeApi();
+app.MapAccountApi();
 app.MapHub<LabHub>("/hubs/lab");
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 

@@ -70,7 +70,11 @@ internal static partial class LiveBenchmark
             Env = new Dictionary<string, string> { ["HOME"] = work },
         });
         var page = await browser.NewPageAsync();
-        await page.GotoAsync($"http://127.0.0.1:{port}/firewall");
+        await page.GotoAsync($"http://127.0.0.1:{port}/account/login?ReturnUrl=%2Ffirewall");
+        await page.FillAsync("[data-testid=login-user]", DashboardFactory.AdminUser);
+        await page.FillAsync("[data-testid=login-password]", DashboardFactory.AdminPassword);
+        await page.ClickAsync("[data-testid=login-submit]");
+        await page.WaitForURLAsync($"http://127.0.0.1:{port}/firewall");
         await page.Locator("[data-testid='circuit'][data-interactive='true']").WaitForAsync(new() { State = WaitForSelectorState.Attached, Timeout = 30_000 });
         var cell = page.Locator($"tr.rule[data-key$='-o {bridge1} -j DROP'] .pkts").First;
         await cell.WaitForAsync(new() { Timeout = 30_000 });
@@ -152,7 +156,7 @@ internal static partial class LiveBenchmark
             var (cpu0, wall0) = (CpuSeconds(app.Id), Stopwatch.GetTimestamp());
             await Task.Delay(TimeSpan.FromSeconds(30));
             var cpu = (CpuSeconds(app.Id) - cpu0) / Stopwatch.GetElapsedTime(wall0).TotalSeconds;
-            using var http = new HttpClient();
+            using var http = AppProcess.Client(port);
             var status = await http.GetStringAsync($"http://127.0.0.1:{port}/api/collector");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"dashboard process (collector + web server): CPU {cpu * 100:0.0} % of one core over 30 s, RSS {RssMiB(app.Id):0} MiB"));
@@ -196,6 +200,7 @@ internal static partial class LiveBenchmark
     private static async Task WaitForAsync(string url)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AppProcess.AdminToken);
         for (var i = 0; i < 60; i++)
         {
             try

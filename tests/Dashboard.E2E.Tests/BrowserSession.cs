@@ -45,10 +45,27 @@ public sealed class BrowserSession : IAsyncDisposable
         return new BrowserSession(playwright, browser, home);
     }
 
-    public async Task<IPage> NewPageAsync(Uri baseUri)
+    /// <summary>A page in a browser context of its own (its own cookies), signed in as <paramref name="user"/> (the administrator by default; null: not signed in).</summary>
+    public async Task<IPage> NewPageAsync(Uri baseUri, string? user = DashboardFactory.AdminUser, string password = DashboardFactory.AdminPassword)
     {
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = baseUri.ToString(), ViewportSize = new ViewportSize { Width = 1366, Height = 900 } });
-        return await context.NewPageAsync();
+        var page = await context.NewPageAsync();
+        if (user is not null)
+        {
+            await SignInAsync(page, user, password);
+        }
+
+        return page;
+    }
+
+    /// <summary>Signs in through the sign-in page and waits until the dashboard shows who is signed in.</summary>
+    public static async Task SignInAsync(IPage page, string user, string password)
+    {
+        await page.GotoAsync("account/login");
+        await page.FillAsync("[data-testid=login-user]", user);
+        await page.FillAsync("[data-testid=login-password]", password);
+        await page.ClickAsync("[data-testid=login-submit]");
+        await page.WaitForURLAsync(u => !u.Contains("/account/login", StringComparison.Ordinal), new PageWaitForURLOptions { Timeout = 15_000 });
     }
 
     public static Task ScreenshotAsync(IPage page, string name) =>

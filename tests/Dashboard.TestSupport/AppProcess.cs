@@ -7,11 +7,25 @@ public static class AppProcess
 {
     public static string ReleaseDll { get; } = Path.Combine(TestPaths.RepoRoot, "src", "Dashboard.Web", "bin", "Release", "net10.0", "Dashboard.Web.dll");
 
-    /// <summary>Starts <c>dotnet Dashboard.Web.dll --urls http://127.0.0.1:PORT --Data:Directory WORK/data</c> plus <paramref name="settings"/> (pairs of --Key value).</summary>
+    /// <summary>The administrator's API token every started app registers (Auth:AdminToken); send it as a Bearer token.</summary>
+    public static string AdminToken { get; } = "nlt_" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
+
+    /// <summary>An HTTP client for a started app, signed in with <see cref="AdminToken"/>.</summary>
+    public static HttpClient Client(int port)
+    {
+        var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminToken);
+        return http;
+    }
+
+    /// <summary>
+    /// Starts <c>dotnet Dashboard.Web.dll --urls http://127.0.0.1:PORT --Data:Directory WORK/data</c> plus <paramref name="settings"/>
+    /// (pairs of --Key value), with the administrator made from configuration (<see cref="DashboardFactory.AdminUser"/>, its password and <see cref="AdminToken"/>).
+    /// </summary>
     public static Process Start(int port, string work, params string[] settings)
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetDirectoryName(ReleaseDll)! };
-        foreach (var a in new[] { ReleaseDll, "--urls", $"http://127.0.0.1:{port}", "--Data:Directory", Path.Combine(work, "data"), "--Logging:LogLevel:Default", "Warning" }.Concat(settings))
+        foreach (var a in new[] { ReleaseDll, "--urls", $"http://127.0.0.1:{port}", "--Data:Directory", Path.Combine(work, "data"), "--Logging:LogLevel:Default", "Warning", "--Auth:AdminUser", DashboardFactory.AdminUser, "--Auth:AdminPassword", DashboardFactory.AdminPassword, "--Auth:AdminToken", AdminToken }.Concat(settings))
         {
             psi.ArgumentList.Add(a);
         }

@@ -19,7 +19,16 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
 
         // The collector reads the real host several times a second: only tests that need it turn it on.
         // Its own instance id: a factory starting up removes only its own leftover trace rules, never another test app's.
-        _settings = new Dictionary<string, string?> { ["Collector:Enabled"] = "false", ["Host:InstanceId"] = "t" + Guid.NewGuid().ToString("N")[..8] };
+        // Signed in as the administrator made from configuration (an unattended install), with its configured API token.
+        AdminToken = "nlt_" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
+        _settings = new Dictionary<string, string?>
+        {
+            ["Collector:Enabled"] = "false",
+            ["Host:InstanceId"] = "t" + Guid.NewGuid().ToString("N")[..8],
+            ["Auth:AdminUser"] = AdminUser,
+            ["Auth:AdminPassword"] = AdminPassword,
+            ["Auth:AdminToken"] = AdminToken,
+        };
         foreach (var (k, v) in settings ?? [])
         {
             _settings[k] = v;
@@ -31,6 +40,35 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
             UseKestrel(Port);
             StartServer();
         }
+    }
+
+    public const string AdminUser = "admin";
+
+    public const string AdminPassword = "lab-admin-pass-1";
+
+    /// <summary>The administrator's API token; <see cref="WebApplicationFactory{TEntryPoint}.CreateClient()"/> sends it on every request.</summary>
+    public string AdminToken { get; }
+
+    /// <summary>A client without any credentials (for sign-in tests).</summary>
+    public HttpClient CreateAnonymousClient()
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = null;
+        return client;
+    }
+
+    /// <summary>A client for a token of another user.</summary>
+    public HttpClient CreateClient(string token)
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    protected override void ConfigureClient(HttpClient client)
+    {
+        base.ConfigureClient(client);
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminToken);
     }
 
     /// <summary>The Kestrel port (0 when running in memory).</summary>

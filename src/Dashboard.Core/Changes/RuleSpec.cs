@@ -14,6 +14,7 @@ public sealed partial record RuleSpec
     public static readonly IReadOnlyList<string> Tables = ["filter", "raw", "nat", "mangle"];
     public static readonly IReadOnlyList<string> Targets = ["ACCEPT", "DROP", "RETURN", "LOG", "REJECT", "TRACE"];
     public static readonly IReadOnlyList<string> Protocols = ["tcp", "udp", "icmp", "icmpv6", "all"];
+    public static readonly IReadOnlyList<string> States = ["NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED", "SNAT", "DNAT"];
 
     public string Table { get; init; } = "filter";
     public required string Chain { get; init; }
@@ -30,7 +31,11 @@ public sealed partial record RuleSpec
     public string? Destination { get; init; }
     public bool NegateDestination { get; init; }
     public string? Protocol { get; init; }
+    public int? SourcePort { get; init; }
     public int? DestinationPort { get; init; }
+
+    /// <summary>Conntrack states (<c>-m conntrack --ctstate</c>), e.g. RELATED and ESTABLISHED; null or empty matches any.</summary>
+    public IReadOnlyList<string>? ConnectionStates { get; init; }
     public string? IcmpType { get; init; }
     public required string Target { get; init; }
 
@@ -79,6 +84,16 @@ public sealed partial record RuleSpec
             errors[nameof(DestinationPort)] = "a destination port is 1-65535 and needs protocol tcp or udp";
         }
 
+        if (SourcePort is not null && (SourcePort is < 1 or > 65535 || Protocol is not ("tcp" or "udp")))
+        {
+            errors[nameof(SourcePort)] = "a source port is 1-65535 and needs protocol tcp or udp";
+        }
+
+        if (ConnectionStates is { Count: > 0 } states && (states.Count > States.Count || states.Any(x => !States.Contains(x)) || states.Distinct().Count() != states.Count))
+        {
+            errors[nameof(ConnectionStates)] = $"conntrack states are some of {string.Join(", ", States)}, each once";
+        }
+
         if (IcmpType is not null && (Protocol != "icmp" || !IcmpTypeName().IsMatch(IcmpType)))
         {
             errors[nameof(IcmpType)] = "an ICMP type needs protocol icmp and is a name such as echo-request or a number";
@@ -109,15 +124,29 @@ public sealed partial record RuleSpec
         if (Protocol is not null)
         {
             a.AddRange(["-p", Protocol]);
-            if (DestinationPort is { } port)
+            if (SourcePort is not null || DestinationPort is not null)
             {
-                a.AddRange(["-m", Protocol, "--dport", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                a.AddRange(["-m", Protocol]);
+                if (SourcePort is { } sport)
+                {
+                    a.AddRange(["--sport", sport.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                }
+
+                if (DestinationPort is { } port)
+                {
+                    a.AddRange(["--dport", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                }
             }
 
             if (IcmpType is not null)
             {
                 a.AddRange(["-m", "icmp", "--icmp-type", IcmpType]);
             }
+        }
+
+        if (ConnectionStates is { Count: > 0 } states)
+        {
+            a.AddRange(["-m", "conntrack", "--ctstate", string.Join(',', States.Where(states.Contains))]);
         }
 
         a.AddRange(["-m", "comment", "--comment", Tag, "-j", Target]);

@@ -60,6 +60,50 @@ public sealed class IptablesRuleWriter(IProcessRunner runner, IOptions<HostOptio
         return results;
     }
 
+    /// <summary>Deletes one dashboard-tagged rule by its full specification (iptables removes the first rule that matches it).</summary>
+    public Task<RuleCommandResult> DeleteRuleAsync(FirewallRule rule, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(rule);
+        if (!RuleTag.IsDashboardComment(rule.Comment))
+        {
+            throw new ArgumentException("only the dashboard's own tagged rules can be removed", nameof(rule));
+        }
+
+        var args = new List<string> { "-w", _options.XtablesLockWaitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "-t", rule.Table, "-D", rule.Chain };
+        args.AddRange(IptablesSaveReader.SpecArguments(rule.Text));
+        return RunAsync(rule.Family == TableFamily.Ipv6 ? _options.Ip6tables : _options.Iptables, args, ct);
+    }
+
+    /// <summary>A fresh read of both families: every rule whose comment is exactly <paramref name="tag"/> (to verify an insert or a removal).</summary>
+    public async Task<IReadOnlyList<FirewallRule>> FindTaggedAsync(string tag, CancellationToken ct = default) =>
+        [.. (await FindAllTaggedAsync(ct).ConfigureAwait(false)).Where(r => r.Comment == tag)];
+
+    /// <summary>A fresh read of both families: every rule carrying a dashboard tag.</summary>
+    public async Task<IReadOnlyList<FirewallRule>> FindAllTaggedAsync(CancellationToken ct = default)
+    {
+        var found = new List<FirewallRule>();
+        foreach (var (save, family) in new[] { (_options.IptablesSave, TableFamily.Ipv4), (_options.Ip6tablesSave, TableFamily.Ipv6) })
+        {
+            var dump = await runner.RunAsync(save, [], _options.CommandTimeout, ct).ConfigureAwait(false);
+            if (!dump.Succeeded)
+            {
+                if (family == TableFamily.Ipv4)
+                {
+                    throw new FirewallUnavailableException($"{save} failed: {dump.Message}");
+                }
+
+                continue;
+            }
+
+            if (!string.IsNullOrWhiteSpace(dump.StdOut))
+            {
+                found.AddRange(IptablesSaveReader.Read(dump.StdOut, family).Rules.Where(r => RuleTag.IsDashboardComment(r.Comment)));
+            }
+        }
+
+        return found;
+    }
+
     private async Task<RuleCommandResult> RunAsync(string program, IReadOnlyList<string> args, CancellationToken ct)
     {
         var line = CommandLine.Format(program, args);

@@ -10,7 +10,7 @@ public static class CaptureApi
     {
         var api = app.MapGroup("/api/captures").WithTags("Capture");
         api.MapGet("/", (CaptureService captures) => TypedResults.Ok(captures.Sessions.Select(CaptureDto.From).ToList()));
-        api.MapPost("/", StartAsync).DisableAntiforgery();
+        api.MapPost("/", StartAsync).DisableAntiforgery().RequireHostOperator("capture.started");
         api.MapDelete("/{id}", async Task<Results<Ok<CaptureDto>, NotFound>> (string id, CaptureService captures) =>
         {
             if (captures.Find(id) is not { } s)
@@ -20,7 +20,7 @@ public static class CaptureApi
 
             await s.StopAsync();
             return TypedResults.Ok(CaptureDto.From(s));
-        });
+        }).RequireHostOperator("capture.stopped");
         api.MapGet("/{id}/pcap", Results<PhysicalFileHttpResult, NotFound> (string id, CaptureService captures) =>
             captures.Find(id) is { } s && File.Exists(s.PcapPath)
                 ? TypedResults.PhysicalFile(s.PcapPath, "application/vnd.tcpdump.pcap", $"{s.Request.Interface}-{s.StartedAt:yyyyMMdd-HHmmss}.pcap")

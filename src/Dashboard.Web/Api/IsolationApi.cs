@@ -32,7 +32,7 @@ public static class IsolationApi
             var matrix = await isolation.MatrixAsync(body.By ?? "networks", new MatrixProbe(body.Protocol ?? "icmp", body.Port), ct);
             var v = await isolation.VerifyAsync(matrix, ct: ct);
             return TypedResults.Ok(new VerificationDto(MatrixDto.From(v.Matrix), v.Cells, v.Agreed, v.Disagreed, v.At));
-        }).DisableAntiforgery();
+        }).DisableAntiforgery().RequireHostOperator("isolation.verify");
         return app;
     }
 

@@ -3,6 +3,8 @@ using Dashboard.Core.Experiments;
 using Dashboard.Data;
 using Dashboard.Data.Entities;
 using Dashboard.Web.Experiments;
+using Dashboard.Web.Identity;
+using Dashboard.Web.Labs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
@@ -10,28 +12,28 @@ namespace Dashboard.Web.Api;
 
 /// <summary>
 /// Experiments and runs: list and create experiments, start and cancel runs, the run history with filters and paging,
-/// one run, a run's pcap, and <c>GET /api/runs/compare?a=&amp;b=</c>. Everything is in the default lab until sign-in
-/// and team labs arrive.
+/// one run, a run's pcap, and <c>GET /api/runs/compare?a=&amp;b=</c>. Lists take <c>?lab=</c> (default: the caller's first
+/// lab); reading needs the Viewer role in the lab, starting, cancelling, creating and importing the Operator role. Runs and
+/// experiments of labs the caller is not a member of answer 404.
 /// </summary>
 public static class RunApi
 {
-    /// <summary>The lab everything belongs to while there is no sign-in (the one seeded at first start).</summary>
-    public const int DefaultLab = 1;
-
-    public const string LocalAuthor = "local";
 
     public static IEndpointRouteBuilder MapRunApi(this IEndpointRouteBuilder app)
     {
         var experiments = app.MapGroup("/api/experiments").WithTags("Experiments");
-        experiments.MapGet("/", async (DashboardDbContext db, CancellationToken ct) =>
-            TypedResults.Ok((await db.Experiments.AsNoTracking().Where(e => e.LabId == DefaultLab).OrderByDescending(e => e.BuiltIn).ThenBy(e => e.Name).ToListAsync(ct))
-                .Select(e => new ExperimentDto(e.Id, e.Name, e.Description, e.BuiltIn, e.CreatedBy, e.CreatedAt, e.Origin, JsonSerializer.Deserialize<JsonElement>(e.ScenarioJson)))
-                .ToList()));
-        experiments.MapPost("/", CreateExperimentAsync).DisableAntiforgery();
-        experiments.MapGet("/{id:guid}/export", async Task<Results<FileStreamHttpResult, NotFound>> (Guid id, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> host, CancellationToken ct) =>
+        experiments.MapGet("/", async (int? lab, HttpContext http, LabAccess access, DashboardDbContext db, CancellationToken ct) =>
         {
-            var e = await db.Experiments.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id && x.LabId == DefaultLab, ct);
-            if (e is null)
+            var labId = await access.ResolveAsync(Actor.From(http), lab, ct);
+            return TypedResults.Ok((await db.Experiments.AsNoTracking().Where(e => e.LabId == labId).OrderByDescending(e => e.BuiltIn).ThenBy(e => e.Name).ToListAsync(ct))
+                .Select(e => new ExperimentDto(e.Id, e.Name, e.Description, e.BuiltIn, e.CreatedBy, e.CreatedAt, e.Origin, JsonSerializer.Deserialize<JsonElement>(e.ScenarioJson)))
+                .ToList());
+        });
+        experiments.MapPost("/", CreateExperimentAsync).DisableAntiforgery();
+        experiments.MapGet("/{id:guid}/export", async Task<Results<FileStreamHttpResult, NotFound>> (Guid id, HttpContext http, LabAccess access, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> host, CancellationToken ct) =>
+        {
+            var e = await db.Experiments.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id, ct);
+            if (e is null || await access.RoleAsync(Actor.From(http), e.LabId, ct) is null)
             {
                 return TypedResults.NotFound();
             }
@@ -41,30 +43,45 @@ public static class RunApi
         });
 
         var runs = app.MapGroup("/api/runs").WithTags("Runs");
-        runs.MapGet("/", async (Guid? experiment, string? variant, RunStatus? status, string? author, DateTimeOffset? from, DateTimeOffset? to, int? page, int? pageSize, DashboardDbContext db, CancellationToken ct) =>
-            TypedResults.Ok(await RunQueries.ListAsync(db, DefaultLab, new RunFilter(experiment, variant, status, author, from, to, page ?? 1, pageSize ?? 25), ct)));
+        runs.MapGet("/", async (int? lab, Guid? experiment, string? variant, RunStatus? status, string? author, DateTimeOffset? from, DateTimeOffset? to, int? page, int? pageSize, HttpContext http, LabAccess access, DashboardDbContext db, CancellationToken ct) =>
+            TypedResults.Ok(await RunQueries.ListAsync(db, await access.ResolveAsync(Actor.From(http), lab, ct), new RunFilter(experiment, variant, status, author, from, to, page ?? 1, pageSize ?? 25), ct)));
         runs.MapPost("/", StartAsync).DisableAntiforgery();
-        runs.MapGet("/compare", async Task<Results<Ok<RunComparison>, NotFound>> (Guid a, Guid b, DashboardDbContext db, CancellationToken ct) =>
-            await RunQueries.CompareAsync(db, DefaultLab, a, b, ct) is { } c ? TypedResults.Ok(c) : TypedResults.NotFound());
-        runs.MapGet("/{id:guid}", async Task<Results<Ok<RunDetail>, NotFound>> (Guid id, DashboardDbContext db, CancellationToken ct) =>
-            await RunQueries.GetAsync(db, DefaultLab, id, ct) is { } r ? TypedResults.Ok(r) : TypedResults.NotFound());
-        runs.MapGet("/{id:guid}/export", async Task<Results<FileStreamHttpResult, NotFound>> (Guid id, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> host, CancellationToken ct) =>
+        runs.MapGet("/compare", async Task<Results<Ok<RunComparison>, NotFound>> (Guid a, Guid b, HttpContext http, LabAccess access, DashboardDbContext db, CancellationToken ct) =>
+            await RunQueries.CompareAsync(db, await RequireRunAsync(http, access, db, a, LabRole.Viewer, ct), a, b, ct) is { } c ? TypedResults.Ok(c) : TypedResults.NotFound());
+        runs.MapGet("/{id:guid}", async Task<Results<Ok<RunDetail>, NotFound>> (Guid id, HttpContext http, LabAccess access, DashboardDbContext db, CancellationToken ct) =>
+            await RunQueries.GetAsync(db, await RequireRunAsync(http, access, db, id, LabRole.Viewer, ct), id, ct) is { } r ? TypedResults.Ok(r) : TypedResults.NotFound());
+        runs.MapGet("/{id:guid}/export", async Task<Results<FileStreamHttpResult, NotFound>> (Guid id, HttpContext http, LabAccess access, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> host, CancellationToken ct) =>
         {
-            var r = await db.Runs.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id && x.LabId == DefaultLab && x.Status != RunStatus.Running, ct);
+            var labId = await RequireRunAsync(http, access, db, id, LabRole.Viewer, ct);
+            var r = await db.Runs.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id && x.LabId == labId && x.Status != RunStatus.Running, ct);
             return r is null ? TypedResults.NotFound() : await ZipAsync(db, data.Value.ResolveDirectory(), r.ExperimentId, [id], "run", host.Value.Name, $"run-{Slug(r.ExperimentName)}-{r.Variant}-{r.StartedAt:yyyyMMdd-HHmmss}.zip", ct);
         });
         runs.MapPost("/import", ImportAsync).DisableAntiforgery();
-        runs.MapGet("/{id:guid}/artifacts/{kind}", async Task<Results<ContentHttpResult, NotFound>> (Guid id, string kind, DashboardDbContext db, CancellationToken ct) =>
+        runs.MapGet("/{id:guid}/artifacts/{kind}", async Task<Results<ContentHttpResult, NotFound>> (Guid id, string kind, HttpContext http, LabAccess access, DashboardDbContext db, CancellationToken ct) =>
         {
-            var a = await db.RunArtifacts.AsNoTracking().Where(x => x.RunId == id && x.Kind == kind && db.Runs.Any(r => r.Id == id && r.LabId == DefaultLab)).Select(x => x.Content).SingleOrDefaultAsync(ct);
+            await RequireRunAsync(http, access, db, id, LabRole.Viewer, ct);
+            var a = await db.RunArtifacts.AsNoTracking().Where(x => x.RunId == id && x.Kind == kind ).Select(x => x.Content).SingleOrDefaultAsync(ct);
             return a is null ? TypedResults.NotFound() : TypedResults.Text(a, kind.StartsWith("ruleset", StringComparison.Ordinal) || kind is "commands" or "cleanup" ? "text/plain" : "application/json");
         });
-        runs.MapGet("/{id:guid}/progress", Results<Ok<RunProgress>, NotFound> (Guid id, RunService service) =>
-            service.Progress(id) is { } p ? TypedResults.Ok(p) : TypedResults.NotFound());
-        runs.MapPost("/{id:guid}/cancel", Results<Accepted, NotFound> (Guid id, RunService service) =>
-            service.Cancel(id) ? TypedResults.Accepted((string?)null) : TypedResults.NotFound()).DisableAntiforgery();
-        runs.MapGet("/{id:guid}/captures/{captureId:long}/pcap", async Task<Results<PhysicalFileHttpResult, NotFound>> (Guid id, long captureId, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, CancellationToken ct) =>
+        runs.MapGet("/{id:guid}/progress", async Task<Results<Ok<RunProgress>, NotFound>> (Guid id, HttpContext http, LabAccess access, DashboardDbContext db, RunService service, CancellationToken ct) =>
         {
+            await RequireRunAsync(http, access, db, id, LabRole.Viewer, ct);
+            return service.Progress(id) is { } p ? TypedResults.Ok(p) : TypedResults.NotFound();
+        });
+        runs.MapPost("/{id:guid}/cancel", async Task<Results<Accepted, NotFound>> (Guid id, HttpContext http, LabAccess access, Dashboard.Web.Audit.AuditLog audit, DashboardDbContext db, RunService service, CancellationToken ct) =>
+        {
+            var labId = await RequireRunAsync(http, access, db, id, LabRole.Operator, ct);
+            if (!service.Cancel(id))
+            {
+                return TypedResults.NotFound();
+            }
+
+            await audit.WriteAsync(Actor.From(http), "run.cancelled", $"run {id}", "cancellation requested", labId, ct: ct);
+            return TypedResults.Accepted((string?)null);
+        }).DisableAntiforgery();
+        runs.MapGet("/{id:guid}/captures/{captureId:long}/pcap", async Task<Results<PhysicalFileHttpResult, NotFound>> (Guid id, long captureId, HttpContext http, LabAccess access, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, CancellationToken ct) =>
+        {
+            await RequireRunAsync(http, access, db, id, LabRole.Viewer, ct);
             var c = await db.RunCaptures.AsNoTracking().SingleOrDefaultAsync(x => x.Id == captureId && x.RunId == id, ct);
             var path = c?.PcapFile is { } f ? Path.Combine(data.Value.ResolveDirectory(), f) : null;
             return path is not null && File.Exists(path) ? TypedResults.PhysicalFile(path, "application/vnd.tcpdump.pcap", Path.GetFileName(path)) : TypedResults.NotFound();
@@ -80,10 +97,22 @@ public static class RunApi
         return TypedResults.File(ms, "application/zip", fileName);
     }
 
+    /// <summary>The run's lab, after checking the caller holds <paramref name="minimum"/> there (404 for non-members and unknown runs alike).</summary>
+    private static async Task<int> RequireRunAsync(HttpContext http, LabAccess access, DashboardDbContext db, Guid id, LabRole minimum, CancellationToken ct)
+    {
+        var labId = await db.Runs.Where(r => r.Id == id).Select(r => (int?)r.LabId).SingleOrDefaultAsync(ct)
+            ?? throw new LabAccessException(404, $"run {id} does not exist or is in a lab you are not a member of");
+        await access.RequireAsync(Actor.From(http), labId, minimum, ct);
+        return labId;
+    }
+
     private static string Slug(string s) => new([.. s.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-')]);
 
-    private static async Task<Results<Created<ImportResult>, ProblemHttpResult>> ImportAsync(HttpRequest request, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, CancellationToken ct)
+    private static async Task<Results<Created<ImportResult>, ProblemHttpResult>> ImportAsync(int? lab, HttpRequest request, LabAccess access, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, CancellationToken ct)
     {
+        var actor = Actor.From(request.HttpContext);
+        var labId = await access.ResolveAsync(actor, lab, ct);
+        await access.RequireAsync(actor, labId, LabRole.Operator, ct);
         var body = request.Body;
         var name = "upload.zip";
         if (request.HasFormContentType)
@@ -100,7 +129,7 @@ public static class RunApi
 
         try
         {
-            var result = await RunArchive.ImportAsync(db, data.Value.ResolveDirectory(), DefaultLab, body, name, ct);
+            var result = await RunArchive.ImportAsync(db, data.Value.ResolveDirectory(), labId, body, name, ct);
             return TypedResults.Created($"/api/experiments/{result.ExperimentId}", result);
         }
         catch (ImportRejectedException ex)
@@ -109,11 +138,11 @@ public static class RunApi
         }
     }
 
-    private static async Task<Results<Accepted<StartRunResponse>, ProblemHttpResult>> StartAsync(StartRunRequest body, RunService service, CancellationToken ct)
+    private static async Task<Results<Accepted<StartRunResponse>, ProblemHttpResult>> StartAsync(StartRunRequest body, HttpContext http, RunService service, CancellationToken ct)
     {
         try
         {
-            var id = await service.StartAsync(body.ExperimentId, body.Variant ?? "", LocalAuthor, body.Keep ?? false, ct);
+            var id = await service.StartAsync(Actor.From(http), body.ExperimentId, body.Variant ?? "", body.Keep ?? false, ct);
             return TypedResults.Accepted($"/api/runs/{id}", new StartRunResponse(id));
         }
         catch (ScenarioException ex)
@@ -122,8 +151,11 @@ public static class RunApi
         }
     }
 
-    private static async Task<Results<Created<ExperimentDto>, ProblemHttpResult>> CreateExperimentAsync(CreateExperimentRequest body, DashboardDbContext db, CancellationToken ct)
+    private static async Task<Results<Created<ExperimentDto>, ProblemHttpResult>> CreateExperimentAsync(CreateExperimentRequest body, HttpContext http, LabAccess access, DashboardDbContext db, CancellationToken ct)
     {
+        var actor = Actor.From(http);
+        var labId = await access.ResolveAsync(actor, body.Lab, ct);
+        await access.RequireAsync(actor, labId, LabRole.Operator, ct);
         var errors = new List<string>();
         var name = body.Name?.Trim() ?? "";
         if (name.Length is < 1 or > 100 || name.Any(char.IsControl))
@@ -141,7 +173,7 @@ public static class RunApi
             errors.AddRange(ex.Errors);
         }
 
-        if (errors.Count == 0 && await db.Experiments.AnyAsync(e => e.LabId == DefaultLab && e.Name == name, ct))
+        if (errors.Count == 0 && await db.Experiments.AnyAsync(e => e.LabId == labId && e.Name == name, ct))
         {
             errors.Add($"an experiment named '{name}' exists in this lab");
         }
@@ -154,11 +186,11 @@ public static class RunApi
         var e = new Experiment
         {
             Id = Guid.NewGuid(),
-            LabId = DefaultLab,
+            LabId = labId,
             Name = name,
             Description = body.Description?.Length > 2000 ? body.Description[..2000] : body.Description,
             ScenarioJson = scenario.ToJson(),
-            CreatedBy = LocalAuthor,
+            CreatedBy = actor.Name,
             CreatedAt = DateTimeOffset.UtcNow,
             UpdatedAt = DateTimeOffset.UtcNow,
         };
@@ -170,7 +202,7 @@ public static class RunApi
 
 public sealed record ExperimentDto(Guid Id, string Name, string? Description, bool BuiltIn, string CreatedBy, DateTimeOffset CreatedAt, string? Origin, JsonElement Scenario);
 
-public sealed record CreateExperimentRequest(string? Name, string? Description, JsonElement Scenario);
+public sealed record CreateExperimentRequest(string? Name, string? Description, JsonElement Scenario, int? Lab = null);
 
 public sealed record StartRunRequest(Guid ExperimentId, string? Variant, bool? Keep);
 

@@ -18,7 +18,7 @@ public static class TraceApi
         api.MapGet("/", (TraceService traces) => TypedResults.Ok(traces.Sessions.Select(s => TraceDto.From(s, includePackets: false)).ToList()));
         api.MapGet("/{id}", Results<Ok<TraceDto>, NotFound> (string id, TraceService traces) =>
             traces.Find(id) is { } s ? TypedResults.Ok(TraceDto.From(s, includePackets: true)) : TypedResults.NotFound());
-        api.MapPost("/", StartAsync).DisableAntiforgery();
+        api.MapPost("/", StartAsync).DisableAntiforgery().RequireHostOperator("trace.started");
         api.MapDelete("/{id}", async Task<Results<Ok<TraceDto>, NotFound>> (string id, TraceService traces) =>
         {
             if (traces.Find(id) is not { } s)
@@ -28,7 +28,7 @@ public static class TraceApi
 
             await traces.StopAsync(s);
             return TypedResults.Ok(TraceDto.From(s, includePackets: true));
-        });
+        }).RequireHostOperator("trace.stopped");
         return app;
     }
 

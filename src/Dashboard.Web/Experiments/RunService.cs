@@ -18,7 +18,8 @@ using Microsoft.Extensions.Options;
 namespace Dashboard.Web.Experiments;
 
 /// <summary>Where a run is: its step, how far along (0-1), and whether it has ended.</summary>
-public sealed record RunProgress(Guid RunId, string Step, double Fraction, RunStatus Status, IReadOnlyList<string> Steps);
+/// <summary>A run's progress; <see cref="LabId"/> decides who receives it live.</summary>
+public sealed record RunProgress(Guid RunId, string Step, double Fraction, RunStatus Status, IReadOnlyList<string> Steps, int LabId = 0);
 
 /// <summary>
 /// Runs experiments one at a time: provision what the scenario needs (labelled networks and busybox containers),
@@ -48,6 +49,7 @@ public sealed class RunService(
     private readonly Channel<Guid> _queue = Channel.CreateBounded<Guid>(new BoundedChannelOptions(20) { FullMode = BoundedChannelFullMode.Wait });
     private readonly ConcurrentDictionary<Guid, CancellationTokenSource> _cancels = new();
     private readonly ConcurrentDictionary<Guid, RunProgress> _progress = new();
+    private readonly ConcurrentDictionary<Guid, int> _labs = new();
     private readonly string _instance = hostOptions.Value.InstanceId;
 
     /// <summary>The rule tag of a run: <c>netlab:run-&lt;instance&gt;-&lt;id&gt;</c>.</summary>
@@ -57,6 +59,20 @@ public sealed class RunService(
 
     /// <summary>Interrupted runs found (and cleaned up after) at start-up.</summary>
     public IReadOnlyList<Guid> Interrupted { get; private set; } = [];
+
+    /// <summary>Queues a run for a signed-in user: needs the Operator role in the experiment's lab; audited.</summary>
+    public async Task<Guid> StartAsync(Dashboard.Web.Identity.Actor actor, Guid experimentId, string variant, bool keepResources = false, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(actor);
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
+        var labId = await db.Experiments.Where(e => e.Id == experimentId).Select(e => (int?)e.LabId).SingleOrDefaultAsync(ct)
+            ?? throw new Dashboard.Web.Identity.LabAccessException(404, $"experiment {experimentId} does not exist or is in a lab you are not a member of");
+        await scope.ServiceProvider.GetRequiredService<Dashboard.Web.Labs.LabAccess>().RequireAsync(actor, labId, Dashboard.Data.Entities.LabRole.Operator, ct);
+        var id = await StartAsync(experimentId, variant, actor.Name, keepResources, ct);
+        await scope.ServiceProvider.GetRequiredService<Dashboard.Web.Audit.AuditLog>().WriteAsync(actor, "run.started", $"run {id}", $"run of variant '{variant}' started", labId, ct: ct);
+        return id;
+    }
 
     /// <summary>Queues a run of one variant; returns its id at once (the run is recorded as Running from now on).</summary>
     public async Task<Guid> StartAsync(Guid experimentId, string variant, string author, bool keepResources = false, CancellationToken ct = default)
@@ -88,6 +104,7 @@ public sealed class RunService(
         db.RunArtifacts.Add(new RunArtifact { RunId = run.Id, Kind = "scenario", Content = experiment.ScenarioJson });
         await db.SaveChangesAsync(ct);
         _cancels[run.Id] = new CancellationTokenSource();
+        _labs[run.Id] = run.LabId;
         Report(run.Id, "queued", 0, RunStatus.Running, []);
         await _queue.Writer.WriteAsync(run.Id, ct);
         return run.Id;
@@ -190,7 +207,7 @@ public sealed class RunService(
 
     private void Report(Guid runId, string step, double fraction, RunStatus status, List<string> steps)
     {
-        var p = new RunProgress(runId, step, fraction, status, [.. steps]);
+        var p = new RunProgress(runId, step, fraction, status, [.. steps], _labs.GetValueOrDefault(runId));
         _progress[runId] = p;
         feed.RunUpdated(p);
     }

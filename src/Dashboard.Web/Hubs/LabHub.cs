@@ -1,12 +1,22 @@
+using Dashboard.Core.Changes;
+using Dashboard.Data.Entities;
+using Dashboard.Web.Changes;
+using Dashboard.Web.Identity;
+using Dashboard.Web.Labs;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
 
 namespace Dashboard.Web.Hubs;
 
 /// <summary>
-/// The live hub for outside programs (<c>/hubs/lab</c>). Thin: it only manages groups, one per Docker host; what is
-/// sent lives in <see cref="LabHubForwarder"/>. Messages: CountersChanged, TopologyChanged, FirewallChanged, CollectorStatus.
+/// The live hub for outside programs (<c>/hubs/lab</c>); sign-in required (cookie, or an API token as Bearer header or
+/// <c>?access_token=</c>). Host messages (CountersChanged, TopologyChanged, FirewallChanged, CollectorStatus,
+/// PacketsCaptured, TraceUpdated) go to the host's group; lab messages (RunUpdated, ChangeRequestUpdated) only to that
+/// lab's members (see <see cref="LabHubForwarder"/>). Change requests can also be worked from here, with the same checks
+/// as the UI and the API: a refused call fails with a <see cref="HubException"/> saying why.
 /// </summary>
-public sealed class LabHub : Hub
+[Authorize]
+public sealed class LabHub(ChangeRequestService changes, LabAccess access) : Hub
 {
     public static string GroupFor(string host) => "host:" + host;
 
@@ -15,11 +25,55 @@ public sealed class LabHub : Hub
 
     public Task LeaveHost(string host) => Groups.RemoveFromGroupAsync(Context.ConnectionId, GroupFor(host));
 
+    public Task<IReadOnlyList<LabMembership>> MyLabs() => Call(() => access.LabsOfAsync(Me()));
+
+    public Task<IReadOnlyList<ChangeDto>> ListChanges(int lab) => Call(() => changes.ListAsync(Me(), lab));
+
+    public Task<ChangeDto> ProposeChange(int lab, ChangeRule rule, string rationale, int? ttlSeconds) => Call(() => changes.ProposeAsync(Me(), lab, rule, rationale, ttlSeconds));
+
+    public Task<ChangeDto> ApproveChange(int id, string? note) => Call(() => changes.ApproveAsync(Me(), id, note));
+
+    public Task<ChangeDto> RejectChange(int id, string? note) => Call(() => changes.RejectAsync(Me(), id, note));
+
+    public Task<ChangeDto> RevertChange(int id) => Call(() => changes.RevertAsync(Me(), id));
+
+    public Task SetMember(int lab, string userName, LabRole role) => Call(async () =>
+    {
+        await access.SetMemberAsync(Me(), lab, userName, role);
+        return true;
+    });
+
     public override async Task OnConnectedAsync()
     {
         var host = Context.GetHttpContext()?.Request.Query["host"].ToString();
         var feed = Context.GetHttpContext()?.RequestServices.GetService<Live.LiveFeed>();
         await Groups.AddToGroupAsync(Context.ConnectionId, GroupFor(string.IsNullOrEmpty(host) ? feed?.Host ?? "" : host));
         await base.OnConnectedAsync();
+    }
+
+    private Actor Me() => Actor.From(Context.User!, Context.GetHttpContext()?.Connection.RemoteIpAddress?.ToString());
+
+    private static async Task<T> Call<T>(Func<Task<T>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (LabAccessException ex)
+        {
+            throw new HubException($"{ex.Status}: {ex.Message}");
+        }
+        catch (ChangeValidationException ex)
+        {
+            throw new HubException("400: " + ex.Message);
+        }
+        catch (ChangeStateException ex)
+        {
+            throw new HubException("409: " + ex.Message);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new HubException("400: " + ex.Message);
+        }
     }
 }

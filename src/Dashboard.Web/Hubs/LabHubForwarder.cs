@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.SignalR;
 namespace Dashboard.Web.Hubs;
 
 /// <summary>Forwards the live feed to <c>/hubs/lab</c>, to the group of the host it came from.</summary>
-public sealed class LabHubForwarder(LiveFeed feed, IHubContext<LabHub> hub, ILogger<LabHubForwarder> logger) : IHostedService
+public sealed class LabHubForwarder(LiveFeed feed, IHubContext<LabHub> hub, Dashboard.Web.Labs.LabAccess access, ILogger<LabHubForwarder> logger) : IHostedService
 {
     private IDisposable? _subscription;
 
@@ -37,11 +37,22 @@ public sealed class LabHubForwarder(LiveFeed feed, IHubContext<LabHub> hub, ILog
             FirewallChangedEvent f => group.SendAsync("FirewallChanged", new FirewallMessage(f.Host, f.ReadAt, DockerLayoutDetector.Detect(f.Ruleset), RulesetDto.From(f.Ruleset))),
             StatusChangedEvent s => group.SendAsync("CollectorStatus", s.Status),
             PacketsCapturedEvent p => group.SendAsync("PacketsCaptured", PacketsMessage.From(p)),
-            RunUpdatedEvent r => group.SendAsync("RunUpdated", r.Progress),
+            RunUpdatedEvent r => ToLabAsync(r.Progress.LabId, "RunUpdated", r.Progress),
+            ChangeRequestUpdatedEvent c => ToLabAsync(c.Change.LabId, "ChangeRequestUpdated", c.Change),
             TraceUpdatedEvent t => group.SendAsync("TraceUpdated", new TraceMessage(t.Host, TraceDto.From(t.Trace.Session, includePackets: false), t.Packets)),
             _ => Task.CompletedTask,
         };
         send.ContinueWith(t => logger.LogDebug(t.Exception, "hub send failed"), TaskContinuationOptions.OnlyOnFaulted);
+    }
+
+    /// <summary>Lab messages go to the lab's members as they are now (not to a group joined earlier), so a removed member stops receiving them at once.</summary>
+    private async Task ToLabAsync(int labId, string method, object message)
+    {
+        var members = await access.MemberIdsAsync(labId);
+        if (members.Count > 0)
+        {
+            await hub.Clients.Users(members).SendAsync(method, message);
+        }
     }
 }
 

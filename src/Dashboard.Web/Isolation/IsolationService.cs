@@ -58,12 +58,18 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
     }
 
     /// <summary>The matrix now and with <paramref name="spec"/> added (nothing touches the host), and the cells that change.</summary>
-    public async Task<WhatIf> WhatIfAsync(RuleSpec spec, string by, MatrixProbe matrixProbe, CancellationToken ct = default)
+    public Task<WhatIf> WhatIfAsync(RuleSpec spec, string by, MatrixProbe matrixProbe, CancellationToken ct = default) =>
+        WhatIfAsync([spec], by, matrixProbe, ct);
+
+    /// <summary>The matrix now and with every rule of <paramref name="specs"/> added in order; the command is the first rule's.</summary>
+    public async Task<WhatIf> WhatIfAsync(IReadOnlyList<RuleSpec> specs, string by, MatrixProbe matrixProbe, CancellationToken ct = default)
     {
+        ArgumentNullException.ThrowIfNull(specs);
+        var spec = specs[0];
         var (ruleset, topology) = await CurrentAsync(ct);
         var endpoints = Endpoints(topology, by);
         var context = IsolationMatrices.ContextFor(topology);
-        var edited = RulesetEditor.WithRule(ruleset, spec);
+        var edited = specs.Aggregate(ruleset, RulesetEditor.WithRule);
         var before = IsolationMatrices.Build(ruleset, endpoints, matrixProbe, context);
         var after = IsolationMatrices.Build(edited, endpoints, matrixProbe, context);
         var o = hostOptions.Value;

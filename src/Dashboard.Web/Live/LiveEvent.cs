@@ -23,3 +23,6 @@ public sealed record TraceUpdatedEvent(string Host, TraceView Trace, IReadOnlyLi
 
 /// <summary>An experiment run moved to another step, or ended.</summary>
 public sealed record RunUpdatedEvent(string Host, Dashboard.Web.Experiments.RunProgress Progress) : LiveEvent(Host);
+
+/// <summary>A change request was proposed or moved to another state (sent to its lab's members only).</summary>
+public sealed record ChangeRequestUpdatedEvent(string Host, Dashboard.Web.Changes.ChangeDto Change) : LiveEvent(Host);

@@ -45,6 +45,9 @@ public partial class LiveFeed
         Publish(new TraceUpdatedEvent(Host, view, packets));
     }
 
+    /// <summary>A change request's new state.</summary>
+    public void ChangeUpdated(Dashboard.Web.Changes.ChangeDto change) => Publish(new ChangeRequestUpdatedEvent(Host, change));
+
     /// <summary>The run service's progress report.</summary>
     public void RunUpdated(Dashboard.Web.Experiments.RunProgress progress) => Publish(new RunUpdatedEvent(Host, progress));
 

@@ -27,6 +27,7 @@ public class LabHubRealHostTests
             .WithUrl(new Uri(server.BaseAddress, "hubs/lab"), o =>
             {
                 o.HttpMessageHandlerFactory = _ => server.CreateHandler();
+                o.AccessTokenProvider = () => Task.FromResult<string?>(factory.AdminToken);
                 o.Transports = HttpTransportType.LongPolling;
             })
             .AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()))
@@ -65,6 +66,7 @@ public class LabHubRealHostTests
             .WithUrl(new Uri(server.BaseAddress, "hubs/lab"), o =>
             {
                 o.HttpMessageHandlerFactory = _ => server.CreateHandler();
+                o.AccessTokenProvider = () => Task.FromResult<string?>(factory.AdminToken);
                 o.Transports = HttpTransportType.LongPolling;
             })
             .Build();

@@ -38,7 +38,8 @@ public class RunKilledRealHostTests
         var work = Directory.CreateTempSubdirectory("netlab-kill-test-").FullName;
         var instance = "k" + Guid.NewGuid().ToString("N")[..8];
         var port = AppProcess.FreePort();
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(20) };
+        using var http = AppProcess.Client(port);
+        http.Timeout = TimeSpan.FromSeconds(20);
         var runner = new ProcessRunner();
         Guid id = default;
         Process? app = StartApp(port, work, instance);

@@ -1,0 +1,55 @@
+using Dashboard.Core.Changes;
+using Dashboard.Data.Entities;
+using Dashboard.Web.Changes;
+using Dashboard.Web.Identity;
+using Dashboard.Web.Labs;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Dashboard.Web.Api;
+
+public sealed record ProposeChangeRequest(int? Lab, ChangeRule? Rule, string? Rationale, int? TtlSeconds);
+
+public sealed record DecisionRequest(string? Note);
+
+/// <summary>
+/// Change requests: <c>GET /api/changes?lab=&amp;state=</c>, <c>POST /api/changes</c> (Operator), <c>GET /api/changes/{id}</c>,
+/// <c>GET /api/changes/{id}/what-if</c>, <c>POST /api/changes/{id}/approve|reject</c> (Approver, not the proposer),
+/// <c>POST /api/changes/{id}/revert</c> (Operator), <c>POST /api/changes/check</c> (field and host checks only).
+/// Refusals are problem details: 400 with <c>errors</c> per field, 403 role, 404 not a member, 409 wrong state.
+/// </summary>
+public static class ChangeApi
+{
+    public static IEndpointRouteBuilder MapChangeApi(this IEndpointRouteBuilder app)
+    {
+        var g = app.MapGroup("/api/changes").WithTags("Changes").DisableAntiforgery();
+        g.MapGet("/", async (int? lab, ChangeState? state, HttpContext http, LabAccess access, ChangeRequestService changes, CancellationToken ct) =>
+        {
+            var actor = Actor.From(http);
+            return TypedResults.Ok(await changes.ListAsync(actor, await access.ResolveAsync(actor, lab, ct), state, ct));
+        });
+        g.MapPost("/", async Task<Created<Dashboard.Web.Changes.ChangeDto>> (ProposeChangeRequest body, HttpContext http, LabAccess access, ChangeRequestService changes, CancellationToken ct) =>
+        {
+            var actor = Actor.From(http);
+            var labId = await access.ResolveAsync(actor, body.Lab, ct);
+            var dto = await changes.ProposeAsync(actor, labId, body.Rule ?? throw Missing("Rule", "the rule is missing"), body.Rationale ?? "", body.TtlSeconds, ct);
+            return TypedResults.Created($"/api/changes/{dto.Id}", dto);
+        });
+        g.MapPost("/check", async (ProposeChangeRequest body, ChangeRequestService changes, CancellationToken ct) =>
+            TypedResults.Ok(await changes.CheckAsync(body.Rule ?? throw Missing("Rule", "the rule is missing"), body.Rationale, body.TtlSeconds, ct)));
+        g.MapGet("/{id:int}", async (int id, HttpContext http, ChangeRequestService changes, CancellationToken ct) =>
+            TypedResults.Ok(await changes.GetAsync(Actor.From(http), id, ct)));
+        g.MapGet("/{id:int}/what-if", async (int id, HttpContext http, ChangeRequestService changes, CancellationToken ct) =>
+            TypedResults.Ok(await changes.WhatIfAsync(Actor.From(http), id, ct)));
+        g.MapPost("/{id:int}/approve", async (int id, DecisionRequest? body, HttpContext http, ChangeRequestService changes, CancellationToken ct) =>
+            TypedResults.Ok(await changes.ApproveAsync(Actor.From(http), id, body?.Note, ct)));
+        g.MapPost("/{id:int}/reject", async (int id, DecisionRequest? body, HttpContext http, ChangeRequestService changes, CancellationToken ct) =>
+            TypedResults.Ok(await changes.RejectAsync(Actor.From(http), id, body?.Note, ct)));
+        g.MapPost("/{id:int}/revert", async (int id, HttpContext http, ChangeRequestService changes, CancellationToken ct) =>
+            TypedResults.Ok(await changes.RevertAsync(Actor.From(http), id, ct)));
+        g.MapGet("/reconciliation", (ChangeRequestService changes) =>
+            changes.LastReconciliation is { } r ? Results.Ok(r) : Results.NoContent());
+        return app;
+    }
+
+    private static ChangeValidationException Missing(string field, string message) => new(new Dictionary<string, string> { [field] = message });
+}

@@ -1,0 +1,33 @@
+using System.Security.Claims;
+
+namespace Dashboard.Web.Identity;
+
+/// <summary>Who is acting: a signed-in user (cookie or API token), or the dashboard itself for expiry and reconciliation.</summary>
+public sealed record Actor(string? UserId, string Name, bool IsAdministrator, string? RemoteAddress = null)
+{
+    public const string AdministratorClaim = "netlab:administrator";
+
+    public static Actor System { get; } = new(null, "system", false);
+
+    public bool IsSystem => UserId is null;
+
+    /// <summary>The actor behind a principal; throws when it is not signed in (every route requires sign-in, so this is a bug).</summary>
+    public static Actor From(ClaimsPrincipal principal, string? remoteAddress = null)
+    {
+        var id = principal.FindFirstValue(ClaimTypes.NameIdentifier);
+        if (principal.Identity?.IsAuthenticated != true || id is null)
+        {
+            throw new LabAccessException(401, "sign in first");
+        }
+
+        return new Actor(id, principal.Identity.Name ?? id, principal.HasClaim(AdministratorClaim, "true"), remoteAddress);
+    }
+
+    public static Actor From(HttpContext http) => From(http.User, http.Connection.RemoteIpAddress?.ToString());
+}
+
+/// <summary>An action refused server-side: 401 not signed in, 403 role too low, 404 not a member (the lab's content is not disclosed).</summary>
+public sealed class LabAccessException(int status, string message) : Exception(message)
+{
+    public int Status { get; } = status;
+}

@@ -1,0 +1,183 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using Dashboard.Data;
+using Dashboard.Data.Entities;
+using Dashboard.Web.Audit;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.Web.Identity;
+
+public sealed record TokenInfo(int Id, string Name, string Prefix, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt);
+
+/// <summary>A token as made: its secret is in <see cref="Token"/> once and never again.</summary>
+public sealed record CreatedToken(TokenInfo Info, string Token);
+
+/// <summary>Per-user API tokens: <c>nlt_</c> + 43 random URL-safe characters; the database keeps the SHA-256 only.</summary>
+public sealed class ApiTokenService(IDbContextFactory<DashboardDbContext> dbs, AuditLog audit)
+{
+    public const string TokenPrefix = "nlt_";
+
+    public static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+
+    public static bool LooksLikeToken(string? s) => s is { Length: >= 36 and <= 200 } && s.StartsWith(TokenPrefix, StringComparison.Ordinal) && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
+
+    public async Task<CreatedToken> CreateAsync(Actor actor, string name, DateTimeOffset? expiresAt, CancellationToken ct = default)
+    {
+        name = name?.Trim() ?? "";
+        if (name.Length is < 1 or > 100 || name.Any(char.IsControl))
+        {
+            throw new ArgumentException("a token name is 1-100 printable characters");
+        }
+
+        if (expiresAt is { } e && e <= DateTimeOffset.UtcNow)
+        {
+            throw new ArgumentException("the expiry is in the past");
+        }
+
+        var token = TokenPrefix + Base64Url(RandomNumberGenerator.GetBytes(32));
+        return await RegisterAsync(actor, name, token, expiresAt, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Registers a token chosen elsewhere (the unattended-install token from configuration).</summary>
+    public async Task<CreatedToken> RegisterAsync(Actor actor, string name, string token, DateTimeOffset? expiresAt, CancellationToken ct = default)
+    {
+        if (!LooksLikeToken(token))
+        {
+            throw new ArgumentException("a token is nlt_ followed by at least 32 letters, digits, '-' or '_'");
+        }
+
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var entity = new ApiToken { UserId = actor.UserId!, Name = name, Hash = Hash(token), Prefix = token[..10], CreatedAt = DateTimeOffset.UtcNow, ExpiresAt = expiresAt };
+        db.ApiTokens.Add(entity);
+        await db.SaveChangesAsync(ct).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "token.created", $"token {entity.Id}", $"API token '{name}' ({entity.Prefix}…) created" + (expiresAt is { } x ? $", expires {x:u}" : ""), ct: ct).ConfigureAwait(false);
+        return new CreatedToken(Info(entity), token);
+    }
+
+    public async Task<IReadOnlyList<TokenInfo>> ListAsync(Actor actor, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var list = await db.ApiTokens.AsNoTracking().Where(t => t.UserId == actor.UserId).OrderBy(t => t.Id).ToListAsync(ct).ConfigureAwait(false);
+        return [.. list.Select(Info)];
+    }
+
+    /// <summary>Revokes one of the actor's own tokens; false when it has none with that id.</summary>
+    public async Task<bool> RevokeAsync(Actor actor, int id, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var t = await db.ApiTokens.SingleOrDefaultAsync(x => x.Id == id && x.UserId == actor.UserId, ct).ConfigureAwait(false);
+        if (t is null)
+        {
+            return false;
+        }
+
+        if (t.RevokedAt is null)
+        {
+            t.RevokedAt = DateTimeOffset.UtcNow;
+            await db.SaveChangesAsync(ct).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "token.revoked", $"token {t.Id}", $"API token '{t.Name}' ({t.Prefix}…) revoked", ct: ct).ConfigureAwait(false);
+        }
+
+        return true;
+    }
+
+    /// <summary>The user a live token belongs to (not revoked, not expired, user not locked out), or null.</summary>
+    public async Task<DashboardUser?> ValidateAsync(string token, CancellationToken ct = default)
+    {
+        if (!LooksLikeToken(token))
+        {
+            return null;
+        }
+
+        var hash = Hash(token);
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var t = await db.ApiTokens.Include(x => x.User).SingleOrDefaultAsync(x => x.Hash == hash, ct).ConfigureAwait(false);
+        var now = DateTimeOffset.UtcNow;
+        if (t?.User is null || t.RevokedAt is not null || t.ExpiresAt <= now || t.User.LockoutEnd > now)
+        {
+            return null;
+        }
+
+        if (t.LastUsedAt is null || now - t.LastUsedAt > TimeSpan.FromMinutes(1))
+        {
+            t.LastUsedAt = now;
+            await db.SaveChangesAsync(ct).ConfigureAwait(false);
+        }
+
+        return t.User;
+    }
+
+    private static TokenInfo Info(ApiToken t) => new(t.Id, t.Name, t.Prefix, t.CreatedAt, t.LastUsedAt, t.ExpiresAt, t.RevokedAt);
+
+    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+}
+
+/// <summary>
+/// The "ApiToken" scheme: <c>Authorization: Bearer nlt_...</c>, or <c>?access_token=</c> on <c>/hubs/</c> (browsers cannot set
+/// headers on WebSockets). The principal is the token owner's, made by Identity's own claims factory.
+/// </summary>
+public sealed class ApiTokenAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory logger,
+    UrlEncoder encoder,
+    ApiTokenService tokens,
+    IUserClaimsPrincipalFactory<DashboardUser> principals) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "ApiToken";
+
+    public static string? TokenOf(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return header["Bearer ".Length..].Trim();
+        }
+
+        return request.Path.StartsWithSegments("/hubs") && request.Query["access_token"].ToString() is { Length: > 0 } q ? q : null;
+    }
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        if (TokenOf(Request) is not { } token)
+        {
+            return AuthenticateResult.NoResult();
+        }
+
+        var user = await tokens.ValidateAsync(token, Context.RequestAborted).ConfigureAwait(false);
+        if (user is null)
+        {
+            return AuthenticateResult.Fail("the API token is unknown, revoked or expired");
+        }
+
+        var principal = await principals.CreateAsync(user).ConfigureAwait(false);
+        var identity = new ClaimsIdentity(principal.Claims, SchemeName, ClaimTypes.Name, ClaimTypes.Role);
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        Response.Headers.WWWAuthenticate = "Bearer";
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>Adds the administrator claim to Identity's principal.</summary>
+public sealed class DashboardClaimsFactory(UserManager<DashboardUser> users, IOptions<IdentityOptions> options) : UserClaimsPrincipalFactory<DashboardUser>(users, options)
+{
+    protected override async Task<ClaimsIdentity> GenerateClaimsAsync(DashboardUser user)
+    {
+        var identity = await base.GenerateClaimsAsync(user).ConfigureAwait(false);
+        if (user.IsAdministrator)
+        {
+            identity.AddClaim(new Claim(Actor.AdministratorClaim, "true"));
+        }
+
+        return identity;
+    }
+}

@@ -1,0 +1,190 @@
+using Dashboard.Data;
+using Dashboard.Data.Entities;
+using Dashboard.Web.Audit;
+using Dashboard.Web.Identity;
+using Microsoft.EntityFrameworkCore;
+
+namespace Dashboard.Web.Labs;
+
+public sealed record LabMembership(int LabId, string LabName, LabRole Role, bool AllowSelfApprovalWhenAlone, int MemberCount);
+
+public sealed record MemberInfo(string UserId, string UserName, LabRole Role, DateTimeOffset AddedAt);
+
+/// <summary>
+/// Who may do what in which lab, decided here for the UI, the API and the hub alike. Roles are cumulative
+/// (Viewer &lt; Operator &lt; Approver &lt; Admin). A non-member is told the lab does not exist (404) rather than that it is
+/// forbidden, so lab names and contents do not leak. Host-wide actions (captures, traces, verifying pings) need the Operator
+/// role in at least one lab.
+/// </summary>
+public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLog audit)
+{
+    public async Task<LabRole?> RoleAsync(Actor actor, int labId, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        return await RoleAsync(db, actor, labId, ct).ConfigureAwait(false);
+    }
+
+    public static async Task<LabRole?> RoleAsync(DashboardDbContext db, Actor actor, int labId, CancellationToken ct = default) =>
+        actor.UserId is null
+            ? null
+            : await db.LabMembers.Where(m => m.LabId == labId && m.UserId == actor.UserId).Select(m => (LabRole?)m.Role).SingleOrDefaultAsync(ct).ConfigureAwait(false);
+
+    /// <summary>Throws <see cref="LabAccessException"/> unless the actor holds at least <paramref name="minimum"/> in the lab.</summary>
+    public async Task<LabRole> RequireAsync(Actor actor, int labId, LabRole minimum, CancellationToken ct = default)
+    {
+        var role = await RoleAsync(actor, labId, ct).ConfigureAwait(false);
+        return Check(role, labId, minimum);
+    }
+
+    public static LabRole Check(LabRole? role, int labId, LabRole minimum)
+    {
+        if (role is null)
+        {
+            throw new LabAccessException(404, $"lab {labId} does not exist or you are not a member");
+        }
+
+        if (role < minimum)
+        {
+            throw new LabAccessException(403, $"this needs the {minimum} role in lab {labId}; you are {role}");
+        }
+
+        return role.Value;
+    }
+
+    /// <summary>The lab a request means: the one named (the actor must be a member), else the actor's first lab.</summary>
+    public async Task<int> ResolveAsync(Actor actor, int? labId, CancellationToken ct = default)
+    {
+        if (labId is { } id)
+        {
+            await RequireAsync(actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
+            return id;
+        }
+
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var first = await db.LabMembers.Where(m => m.UserId == actor.UserId).OrderBy(m => m.LabId).Select(m => (int?)m.LabId).FirstOrDefaultAsync(ct).ConfigureAwait(false);
+        return first ?? throw new LabAccessException(403, "you are not a member of any lab; ask a lab admin to add you");
+    }
+
+    public async Task RequireHostOperatorAsync(Actor actor, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        if (!await db.LabMembers.AnyAsync(m => m.UserId == actor.UserId && m.Role >= LabRole.Operator, ct).ConfigureAwait(false))
+        {
+            throw new LabAccessException(403, "this changes the host: it needs the Operator role in at least one lab");
+        }
+    }
+
+    public async Task<IReadOnlyList<LabMembership>> LabsOfAsync(Actor actor, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        return await db.LabMembers.AsNoTracking().Where(m => m.UserId == actor.UserId).OrderBy(m => m.LabId)
+            .Select(m => new LabMembership(m.LabId, m.Lab!.Name, m.Role, m.Lab.AllowSelfApprovalWhenAlone, m.Lab.Members.Count))
+            .ToListAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>User ids of a lab's members (who receive its live updates).</summary>
+    public async Task<IReadOnlyList<string>> MemberIdsAsync(int labId, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        return await db.LabMembers.Where(m => m.LabId == labId).Select(m => m.UserId).ToListAsync(ct).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<MemberInfo>> MembersAsync(Actor actor, int labId, CancellationToken ct = default)
+    {
+        await RequireAsync(actor, labId, LabRole.Viewer, ct).ConfigureAwait(false);
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        return await db.LabMembers.AsNoTracking().Where(m => m.LabId == labId).OrderBy(m => m.User!.UserName)
+            .Select(m => new MemberInfo(m.UserId, m.User!.UserName!, m.Role, m.AddedAt)).ToListAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>A site administrator creates a lab and becomes its Admin.</summary>
+    public async Task<int> CreateLabAsync(Actor actor, string name, string? description, CancellationToken ct = default)
+    {
+        if (!actor.IsAdministrator)
+        {
+            throw new LabAccessException(403, "only a site administrator creates labs");
+        }
+
+        name = name?.Trim() ?? "";
+        if (name.Length is < 1 or > 100 || name.Any(char.IsControl))
+        {
+            throw new ArgumentException("a lab name is 1-100 printable characters");
+        }
+
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        if (await db.Labs.AnyAsync(l => l.Name == name, ct).ConfigureAwait(false))
+        {
+            throw new ArgumentException($"a lab named '{name}' exists");
+        }
+
+        var lab = new Lab { Name = name, Description = description?.Length > 2000 ? description[..2000] : description, CreatedAt = DateTimeOffset.UtcNow };
+        lab.Members.Add(new LabMember { UserId = actor.UserId!, Role = LabRole.Admin, AddedAt = DateTimeOffset.UtcNow });
+        db.Labs.Add(lab);
+        await db.SaveChangesAsync(ct).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "lab.created", $"lab {lab.Id}", $"lab '{name}' created; {actor.Name} is its Admin", lab.Id, ct: ct).ConfigureAwait(false);
+        return lab.Id;
+    }
+
+    /// <summary>Adds a member or changes a member's role (lab Admin only).</summary>
+    public async Task SetMemberAsync(Actor actor, int labId, string userName, LabRole role, CancellationToken ct = default)
+    {
+        await RequireAsync(actor, labId, LabRole.Admin, ct).ConfigureAwait(false);
+        if (!Enum.IsDefined(role))
+        {
+            throw new ArgumentException("role must be Viewer, Operator, Approver or Admin");
+        }
+
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var normalized = userName?.Trim().ToUpperInvariant() ?? "";
+        var user = await db.Users.SingleOrDefaultAsync(u => u.NormalizedUserName == normalized, ct).ConfigureAwait(false)
+            ?? throw new ArgumentException($"no user named '{Short(userName)}'");
+        var member = await db.LabMembers.SingleOrDefaultAsync(m => m.LabId == labId && m.UserId == user.Id, ct).ConfigureAwait(false);
+        string detail;
+        if (member is null)
+        {
+            db.LabMembers.Add(new LabMember { LabId = labId, UserId = user.Id, Role = role, AddedAt = DateTimeOffset.UtcNow });
+            detail = $"{user.UserName} added as {role}";
+        }
+        else
+        {
+            if (member.Role == LabRole.Admin && role != LabRole.Admin && await db.LabMembers.CountAsync(m => m.LabId == labId && m.Role == LabRole.Admin, ct).ConfigureAwait(false) == 1)
+            {
+                throw new ArgumentException("the lab's last Admin cannot be demoted");
+            }
+
+            detail = $"{user.UserName}: {member.Role} → {role}";
+            member.Role = role;
+        }
+
+        await db.SaveChangesAsync(ct).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "lab.member", $"user {user.UserName}", detail, labId, ct: ct).ConfigureAwait(false);
+    }
+
+    public async Task RemoveMemberAsync(Actor actor, int labId, string userId, CancellationToken ct = default)
+    {
+        await RequireAsync(actor, labId, LabRole.Admin, ct).ConfigureAwait(false);
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var member = await db.LabMembers.Include(m => m.User).SingleOrDefaultAsync(m => m.LabId == labId && m.UserId == userId, ct).ConfigureAwait(false)
+            ?? throw new ArgumentException("not a member of this lab");
+        if (member.Role == LabRole.Admin && await db.LabMembers.CountAsync(m => m.LabId == labId && m.Role == LabRole.Admin, ct).ConfigureAwait(false) == 1)
+        {
+            throw new ArgumentException("the lab's last Admin cannot be removed");
+        }
+
+        db.LabMembers.Remove(member);
+        await db.SaveChangesAsync(ct).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "lab.member-removed", $"user {member.User?.UserName}", $"{member.User?.UserName} ({member.Role}) removed", labId, ct: ct).ConfigureAwait(false);
+    }
+
+    public async Task SetSelfApprovalAsync(Actor actor, int labId, bool allow, CancellationToken ct = default)
+    {
+        await RequireAsync(actor, labId, LabRole.Admin, ct).ConfigureAwait(false);
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var lab = await db.Labs.SingleAsync(l => l.Id == labId, ct).ConfigureAwait(false);
+        lab.AllowSelfApprovalWhenAlone = allow;
+        await db.SaveChangesAsync(ct).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "lab.settings", $"lab {labId}", $"self-approval in a single-member lab {(allow ? "allowed" : "not allowed")}", labId, ct: ct).ConfigureAwait(false);
+    }
+
+    private static string Short(string? s) => s is null ? "" : s.Length > 40 ? s[..40] + "…" : s;
+}
