@@ -1,4 +1,8 @@
+using Dashboard.Data;
+using Dashboard.Data.Entities;
+using Dashboard.Web.Identity;
 using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -13,9 +17,15 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
 {
     private readonly Dictionary<string, string?> _settings;
 
-    public DashboardFactory(Dictionary<string, string?>? settings = null, bool kestrel = false)
+    private readonly bool _keepData;
+
+    /// <param name="settings">Configuration overrides (Key:Sub → value).</param>
+    /// <param name="kestrel">Listen on a real loopback port (for browsers).</param>
+    /// <param name="dataDirectory">An existing data folder to start on (a restart); it is then kept on dispose.</param>
+    public DashboardFactory(Dictionary<string, string?>? settings = null, bool kestrel = false, string? dataDirectory = null)
     {
-        DataDirectory = Directory.CreateTempSubdirectory("netlab-web-test-").FullName;
+        _keepData = dataDirectory is not null;
+        DataDirectory = dataDirectory ?? Directory.CreateTempSubdirectory("netlab-web-test-").FullName;
 
         // The collector reads the real host several times a second: only tests that need it turn it on.
         // Its own instance id: a factory starting up removes only its own leftover trace rules, never another test app's.
@@ -65,6 +75,41 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         return client;
     }
 
+    /// <summary>
+    /// A local account (password <see cref="AdminPassword"/> unless given), a member of <paramref name="lab"/> with
+    /// <paramref name="role"/> (none: not a member), with an API token of its own.
+    /// </summary>
+    public async Task<TestUser> CreateUserAsync(string name, int lab = 1, LabRole? role = LabRole.Viewer, string password = AdminPassword)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<DashboardUser>>();
+        var user = new DashboardUser { UserName = name, CreatedAt = DateTimeOffset.UtcNow };
+        var result = await users.CreateAsync(user, password);
+        if (!result.Succeeded)
+        {
+            throw new InvalidOperationException(string.Join(" ", result.Errors.Select(e => e.Description)));
+        }
+
+        if (role is { } r)
+        {
+            var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
+            db.LabMembers.Add(new LabMember { LabId = lab, UserId = user.Id, Role = r, AddedAt = DateTimeOffset.UtcNow });
+            await db.SaveChangesAsync();
+        }
+
+        var actor = new Actor(user.Id, name, false);
+        var token = await Services.GetRequiredService<ApiTokenService>().CreateAsync(actor, "tests", null);
+        return new TestUser(user.Id, name, password, token.Token, actor);
+    }
+
+    /// <summary>The administrator made from configuration, as an actor for calling services directly.</summary>
+    public async Task<Actor> AdminAsync()
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var user = await scope.ServiceProvider.GetRequiredService<UserManager<DashboardUser>>().FindByNameAsync(AdminUser);
+        return new Actor(user!.Id, AdminUser, true);
+    }
+
     protected override void ConfigureClient(HttpClient client)
     {
         base.ConfigureClient(client);
@@ -96,7 +141,7 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
-        if (disposing)
+        if (disposing && !_keepData)
         {
             try
             {
@@ -109,3 +154,6 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         }
     }
 }
+
+/// <summary>A test account: its id, name, password, API token, and the actor services see.</summary>
+public sealed record TestUser(string Id, string Name, string Password, string Token, Actor Actor);

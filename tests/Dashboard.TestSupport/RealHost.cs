@@ -13,6 +13,9 @@ public static class RealHost
 
     public static bool Required => Environment.GetEnvironmentVariable("LAB_REQUIRE_DOCKER") == "1";
 
+    /// <summary>Whether the lab host is ready (for fixtures that prepare what only real-host tests use).</summary>
+    public static bool Available => Missing.Value is null;
+
     /// <summary>Call first in a [SkippableFact] that needs the engine.</summary>
     public static void Require()
     {
