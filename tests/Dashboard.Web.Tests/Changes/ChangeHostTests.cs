@@ -1,0 +1,258 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Dashboard.Core.Changes;
+using Dashboard.Core.Firewall;
+using Dashboard.Data.Entities;
+using Dashboard.Host.Netfilter;
+using Dashboard.Web.Changes;
+using Dashboard.Web.Labs;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Dashboard.Web.Tests.Changes;
+
+/// <summary>
+/// Change requests on the real host: approve → applied with iptables and present exactly once; the ping between two lab
+/// networks starts to succeed; revert removes exactly that rule and the ping fails again; a time-to-live expires by
+/// itself; a restart reconciles the host with the database. Every rule is tagged with this test app's instance id and
+/// removed in finally blocks.
+/// </summary>
+[Trait("Category", "RealHost")]
+public sealed class ChangeHostTests
+{
+    private static ChangeRule Accept(string fromBridge, string toBridge) =>
+        new() { Chain = "DOCKER-USER", Position = 1, InInterface = fromBridge, OutInterface = toBridge, Target = "ACCEPT" };
+
+    private static async Task<int> CopiesOnHostAsync(string tag)
+    {
+        var save = await new Dashboard.Host.Processes.ProcessRunner().RunAsync("iptables-save", [], TimeSpan.FromSeconds(20));
+        // iptables-save quotes comments: --comment "netlab:change-x-1"
+        return save.StdOut.Split('\n').Count(l => l.Contains($"--comment \"{tag}\" ", StringComparison.Ordinal) || l.Contains($"--comment {tag} ", StringComparison.Ordinal));
+    }
+
+    private static async Task RemoveInstanceRulesAsync(DashboardFactory factory, string instance) =>
+        await factory.Services.GetRequiredService<IptablesRuleWriter>().DeleteTaggedWhereAsync(c => c.StartsWith($"netlab:change-{instance}-", StringComparison.Ordinal));
+
+    [SkippableFact]
+    public async Task Approve_AppliesVerifiedOnce_PingSucceeds_RevertRemovesExactlyThatRule()
+    {
+        RealHost.Require();
+        await using var lab = new LabScope();
+        var seed = await lab.CreateSeedLabAsync();
+        var instance = "c" + Guid.NewGuid().ToString("N")[..8];
+        using var factory = new DashboardFactory(new() { ["Host:InstanceId"] = instance });
+        try
+        {
+            var alice = await factory.CreateUserAsync("alice", 1, LabRole.Operator);
+            var bob = await factory.CreateUserAsync("bob", 1, LabRole.Approver);
+            var changes = factory.Services.GetRequiredService<ChangeRequestService>();
+
+            Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip));
+
+            // Both directions: a request-only ACCEPT delivers the echo request while the isolation chains drop the reply.
+            var request = await changes.ProposeAsync(alice.Actor, 1, Accept(seed.Bridge2, seed.Bridge1), "c2 must reach c1 for the experiment", null);
+            var reply = await changes.ProposeAsync(alice.Actor, 1, Accept(seed.Bridge1, seed.Bridge2), "replies from c1 to c2", null);
+            Assert.Equal(0, await CopiesOnHostAsync(request.Tag));
+
+            var applied = await changes.ApproveAsync(bob.Actor, request.Id, "ok for the lab");
+            Assert.True(applied.State == ChangeState.Applied, applied.Outcome);
+            Assert.Equal("bob", applied.DecidedBy);
+            Assert.False(applied.SelfApproved);
+            Assert.Equal(applied.Command, applied.ApplyCommand);
+            Assert.Contains($"-w 5 -t filter -I DOCKER-USER 1 -i {seed.Bridge2} -o {seed.Bridge1} -m comment --comment {request.Tag} -j ACCEPT", applied.ApplyCommand, StringComparison.Ordinal);
+            Assert.Equal(1, await CopiesOnHostAsync(request.Tag));
+            Assert.Equal(ChangeState.Applied, (await changes.ApproveAsync(bob.Actor, reply.Id, null)).State);
+            Assert.Equal(1, await CopiesOnHostAsync(reply.Tag));
+
+            var (sent, received) = await lab.PingAsync(seed.C2, seed.C1Ip);
+            Assert.True(received > 0, $"ping after approval: {received}/{sent}");
+
+            // Revert one: exactly that rule goes, the other stays; the ping fails again (the reply is dropped).
+            var reverted = await changes.RevertAsync(alice.Actor, reply.Id);
+            Assert.Equal(ChangeState.Reverted, reverted.State);
+            Assert.Equal(0, await CopiesOnHostAsync(reply.Tag));
+            Assert.Equal(1, await CopiesOnHostAsync(request.Tag));
+            Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip));
+            Assert.Equal(ChangeState.Reverted, (await changes.RevertAsync(alice.Actor, request.Id)).State);
+            Assert.Equal(0, await CopiesOnHostAsync(request.Tag));
+
+            // The audit has every step with its command line and result.
+            using var http = factory.CreateClient();
+            var rows = (await http.GetFromJsonAsync<JsonElement>($"/api/audit?action=change.*&pageSize=100")).GetProperty("rows").EnumerateArray().ToList();
+            var applyRow = rows.Single(r => r.GetProperty("action").GetString() == "change.apply" && r.GetProperty("subject").GetString() == $"change {request.Id}");
+            Assert.Equal(applied.ApplyCommand, applyRow.GetProperty("commandLine").GetString());
+            Assert.Equal("ok", applyRow.GetProperty("result").GetString());
+            var revertRow = rows.Single(r => r.GetProperty("action").GetString() == "change.reverted" && r.GetProperty("subject").GetString() == $"change {reply.Id}");
+            Assert.Contains($"-D DOCKER-USER -i {seed.Bridge1} -o {seed.Bridge2}", revertRow.GetProperty("commandLine").GetString(), StringComparison.Ordinal);
+            foreach (var step in new[] { "change.proposed", "change.approved", "change.applied", "change.reverted" })
+            {
+                Assert.Contains(rows, r => r.GetProperty("action").GetString() == step);
+            }
+
+            // The audit cannot be rewritten, not even by the database's own users.
+            await using var scope = factory.Services.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<Dashboard.Data.DashboardDbContext>();
+            var entry = db.AuditEntries.First();
+            entry.Detail = "rewritten";
+            Assert.Throws<InvalidOperationException>(() => db.SaveChanges());
+            var raw = await Assert.ThrowsAnyAsync<Exception>(() => Microsoft.EntityFrameworkCore.RelationalDatabaseFacadeExtensions.ExecuteSqlRawAsync(db.Database, "DELETE FROM AuditEntries"));
+            Assert.Contains("append-only", raw.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            await RemoveInstanceRulesAsync(factory, instance);
+        }
+    }
+
+    [SkippableFact]
+    public async Task TimeToLive_RevertsByItself_AsExpired()
+    {
+        RealHost.Require();
+        var instance = "c" + Guid.NewGuid().ToString("N")[..8];
+        using var factory = new DashboardFactory(new() { ["Host:InstanceId"] = instance });
+        try
+        {
+            var alice = await factory.CreateUserAsync("alice", 1, LabRole.Operator);
+            var bob = await factory.CreateUserAsync("bob", 1, LabRole.Approver);
+            var changes = factory.Services.GetRequiredService<ChangeRequestService>();
+            var rule = new ChangeRule { Chain = "DOCKER-USER", Position = 1, Source = "172.31.252.0/24", Destination = "172.31.253.0/24", Protocol = "icmp", Target = "ACCEPT" };
+            var c = await changes.ProposeAsync(alice.Actor, 1, rule, "five seconds only", 5);
+            var applied = await changes.ApproveAsync(bob.Actor, c.Id, null);
+            Assert.Equal(ChangeState.Applied, applied.State);
+            Assert.NotNull(applied.ExpiresAt);
+            Assert.Equal(1, await CopiesOnHostAsync(c.Tag));
+
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            ChangeDto now;
+            do
+            {
+                await Task.Delay(500);
+                now = await changes.GetAsync(alice.Actor, c.Id);
+            }
+            while (now.State == ChangeState.Applied && DateTime.UtcNow < deadline);
+
+            Assert.True(now.State == ChangeState.Expired, $"{now.State}: {now.Outcome}");
+            Assert.Equal("system", now.EndedBy);
+            Assert.Equal(0, await CopiesOnHostAsync(c.Tag));
+            Assert.True(now.EndedAt >= applied.ExpiresAt, $"ended {now.EndedAt:O} before expiry {applied.ExpiresAt:O}");
+        }
+        finally
+        {
+            await RemoveInstanceRulesAsync(factory, instance);
+        }
+    }
+
+    [SkippableFact]
+    public async Task Restart_ReconcilesHostAndDatabase_ByTheStatedPolicy()
+    {
+        RealHost.Require();
+        var instance = "c" + Guid.NewGuid().ToString("N")[..8];
+        var data = Directory.CreateTempSubdirectory("netlab-reconcile-").FullName;
+        var settings = new Dictionary<string, string?> { ["Host:InstanceId"] = instance };
+        var writer = new IptablesRuleWriter(new Dashboard.Host.Processes.ProcessRunner(), Microsoft.Extensions.Options.Options.Create(new Dashboard.Host.HostOptions()));
+        int kept, deleted, expiring;
+        string orphanTag = RuleTag.For($"change-{instance}-9999");
+        try
+        {
+            using (var first = new DashboardFactory(settings, dataDirectory: data))
+            {
+                var alice = await first.CreateUserAsync("alice", 1, LabRole.Operator);
+                var bob = await first.CreateUserAsync("bob", 1, LabRole.Approver);
+                var changes = first.Services.GetRequiredService<ChangeRequestService>();
+                ChangeRule Rule(int n) => new() { Chain = "DOCKER-USER", Position = 1, Source = $"172.31.24{n}.0/24", Destination = "172.31.249.0/24", Target = "ACCEPT" };
+                kept = (await changes.ProposeAsync(alice.Actor, 1, Rule(0), "stays", null)).Id;
+                deleted = (await changes.ProposeAsync(alice.Actor, 1, Rule(1), "deleted behind the dashboard's back", null)).Id;
+                expiring = (await changes.ProposeAsync(alice.Actor, 1, Rule(2), "expires while stopped", 5)).Id;
+                foreach (var id in new[] { kept, deleted, expiring })
+                {
+                    Assert.Equal(ChangeState.Applied, (await changes.ApproveAsync(bob.Actor, id, null)).State);
+                }
+            }
+
+            // While the dashboard is stopped: someone deletes one rule by hand, someone adds a tagged rule of this instance
+            // that no change stands behind, and the third change's time-to-live runs out.
+            var tagDeleted = RuleTag.For($"change-{instance}-{deleted}");
+            Assert.Single(await writer.DeleteTaggedAsync(tagDeleted));
+            Assert.Equal(0, await CopiesOnHostAsync(tagDeleted));
+            Assert.True((await writer.InsertAsync(new RuleSpec { Chain = "DOCKER-USER", Source = "172.31.248.0/24", Target = "RETURN", Tag = orphanTag })).Succeeded);
+            await Task.Delay(TimeSpan.FromSeconds(6));
+
+            using var second = new DashboardFactory(settings, dataDirectory: data);
+            var service = second.Services.GetRequiredService<ChangeRequestService>();
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (service.LastReconciliation is null && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200);
+            }
+
+            var report = Assert.IsType<ReconciliationReport>(service.LastReconciliation);
+            var admin = await second.AdminAsync();
+            var byId = (await service.ListAsync(admin, 1)).ToDictionary(c => c.Id);
+            Assert.Equal(ChangeState.Applied, byId[kept].State);
+            Assert.Equal(1, await CopiesOnHostAsync(RuleTag.For($"change-{instance}-{kept}")));
+            Assert.Equal(ChangeState.Failed, byId[deleted].State);
+            Assert.Contains("removed outside the dashboard", byId[deleted].Outcome, StringComparison.Ordinal);
+            Assert.Equal(0, await CopiesOnHostAsync(tagDeleted));
+            Assert.Equal(ChangeState.Expired, byId[expiring].State);
+            Assert.Equal(0, await CopiesOnHostAsync(RuleTag.For($"change-{instance}-{expiring}")));
+            Assert.Equal(0, await CopiesOnHostAsync(orphanTag));
+            Assert.Contains(report.Findings, f => f.StartsWith($"change {deleted}:", StringComparison.Ordinal));
+            Assert.Contains(report.Findings, f => f.StartsWith($"change {expiring}:", StringComparison.Ordinal));
+            Assert.Contains(report.Findings, f => f.StartsWith(orphanTag, StringComparison.Ordinal));
+
+            using var http = second.CreateClient();
+            var rows = (await http.GetFromJsonAsync<JsonElement>("/api/audit?action=reconcile*&pageSize=50")).GetProperty("rows").EnumerateArray().Select(r => r.GetProperty("action").GetString()).ToList();
+            Assert.Contains("reconcile", rows);
+            Assert.Contains("reconcile.orphan-removed", rows);
+            Assert.Equal(JsonValueKind.Object, (await http.GetFromJsonAsync<JsonElement>("/api/changes/reconciliation")).ValueKind);
+        }
+        finally
+        {
+            await writer.DeleteTaggedWhereAsync(c => c.StartsWith($"netlab:change-{instance}-", StringComparison.Ordinal));
+            try
+            {
+                Directory.Delete(data, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    [SkippableFact]
+    public async Task SelfApproval_OnlyInASingleMemberLabWithTheSetting_AndTheChangeSaysSo()
+    {
+        RealHost.Require();
+        var instance = "c" + Guid.NewGuid().ToString("N")[..8];
+        using var factory = new DashboardFactory(new() { ["Host:InstanceId"] = instance });
+        try
+        {
+            var admin = await factory.AdminAsync();
+            var access = factory.Services.GetRequiredService<LabAccess>();
+            var changes = factory.Services.GetRequiredService<ChangeRequestService>();
+            var solo = await access.CreateLabAsync(admin, "Solo lab", null);
+            var rule = new ChangeRule { Chain = "DOCKER-USER", Position = 1, Source = "172.31.247.0/24", Destination = "172.31.246.0/24", Target = "RETURN" };
+
+            var first = await changes.ProposeAsync(admin, solo, rule, "alone, setting off", null);
+            Assert.Equal(403, (await Assert.ThrowsAsync<Dashboard.Web.Identity.LabAccessException>(() => changes.ApproveAsync(admin, first.Id, null))).Status);
+
+            await access.SetSelfApprovalAsync(admin, solo, true);
+            var self = await changes.ApproveAsync(admin, first.Id, null);
+            Assert.Equal(ChangeState.Applied, self.State);
+            Assert.True(self.SelfApproved);
+            Assert.Equal(ChangeState.Reverted, (await changes.RevertAsync(admin, first.Id)).State);
+
+            // A second member ends it, setting or not.
+            await factory.CreateUserAsync("carol", solo, LabRole.Viewer);
+            var second = await changes.ProposeAsync(admin, solo, rule, "two members now", null);
+            Assert.Equal(403, (await Assert.ThrowsAsync<Dashboard.Web.Identity.LabAccessException>(() => changes.ApproveAsync(admin, second.Id, null))).Status);
+
+            using var http = factory.CreateClient();
+            var audit = await http.GetFromJsonAsync<JsonElement>($"/api/audit?text=SELF-APPROVED&lab={solo}");
+            Assert.Equal(1, audit.GetProperty("total").GetInt32());
+        }
+        finally
+        {
+            await RemoveInstanceRulesAsync(factory, instance);
+        }
+    }
+}
