@@ -57,3 +57,23 @@ public sealed class CapturesPage(IPage page) : DashboardPage(page)
 
     public ILocator TracedPackets(string source, string verdict) => Page.Locator($"[data-testid='traced-packet'][data-source='{source}'][data-verdict='{verdict}']");
 }
+
+public sealed class ChangesPage(IPage page) : DashboardPage(page)
+{
+    public ILocator Field(string testId) => Page.Locator($"[data-testid='{testId}'] input, input[data-testid='{testId}'], [data-testid='{testId}'] textarea, textarea[data-testid='{testId}']").First;
+
+    public ILocator Row(int id) => Page.Locator($"[data-testid='changes-table'] tr:has([data-testid='change-id']:text-is('{id}'))");
+
+    public ILocator State(int id) => Row(id).Locator("[data-testid='change-state']");
+
+    public ILocator Review => Page.Locator("[data-testid='change-review']");
+
+    /// <summary>Fills the propose form for an ACCEPT from one bridge to another at the head of DOCKER-USER and submits it.</summary>
+    public async Task ProposeAsync(string inInterface, string outInterface, string rationale)
+    {
+        await Field("cr-in").FillAsync(inInterface);
+        await Field("cr-out").FillAsync(outInterface);
+        await Field("cr-rationale").FillAsync(rationale);
+        await Page.Locator("[data-testid='cr-propose']").ClickAsync();
+    }
+}
