@@ -40,24 +40,29 @@ builder.Services.AddHostedService(sp => sp.GetRequiredService<ChangeRequestServi
 
 var app = builder.Build();
 
-app.UseExceptionHandler(errors => errors.Run(async context =>
+app.UseExceptionHandler(new ExceptionHandlerOptions
 {
-    // Host outages are states, not crashes: say which part of the host did not answer.
-    var error = context.Features.Get<IExceptionHandlerFeature>()?.Error;
-    var (status, title) = error switch
+    // Refusals (role, state, validation) are answers, not faults: no error log with a stack trace for them.
+    SuppressDiagnosticsCallback = c => c.Exception is LabAccessException or ChangeValidationException or ChangeStateException or Microsoft.AspNetCore.Http.BadHttpRequestException,
+    ExceptionHandler = async context =>
     {
-        EngineUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Docker engine unavailable"),
-        FirewallUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Firewall unreadable"),
-        LabAccessException a => (a.Status, a.Status switch { 401 => "Sign in first", 404 => "Not found", _ => "Forbidden" }),
-        ChangeValidationException => (StatusCodes.Status400BadRequest, "Change not accepted"),
-        ChangeStateException => (StatusCodes.Status409Conflict, "Not possible in this state"),
-        Microsoft.AspNetCore.Http.BadHttpRequestException b => (b.StatusCode, "Bad request"),
-        _ => (StatusCodes.Status500InternalServerError, "Unexpected error"),
-    };
-    context.Response.StatusCode = status;
-    var extensions = error is ChangeValidationException v ? new Dictionary<string, object?> { ["errors"] = v.Errors } : null;
-    await Results.Problem(statusCode: status, title: title, detail: status == 500 ? null : error?.Message, extensions: extensions).ExecuteAsync(context);
-}));
+        // Host outages are states, not crashes: say which part of the host did not answer.
+        var error = context.Features.Get<IExceptionHandlerFeature>()?.Error;
+        var (status, title) = error switch
+        {
+            EngineUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Docker engine unavailable"),
+            FirewallUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Firewall unreadable"),
+            LabAccessException a => (a.Status, a.Status switch { 401 => "Sign in first", 404 => "Not found", _ => "Forbidden" }),
+            ChangeValidationException => (StatusCodes.Status400BadRequest, "Change not accepted"),
+            ChangeStateException => (StatusCodes.Status409Conflict, "Not possible in this state"),
+            Microsoft.AspNetCore.Http.BadHttpRequestException b => (b.StatusCode, "Bad request"),
+            _ => (StatusCodes.Status500InternalServerError, "Unexpected error"),
+        };
+        context.Response.StatusCode = status;
+        var extensions = error is ChangeValidationException v ? new Dictionary<string, object?> { ["errors"] = v.Errors } : null;
+        await Results.Problem(statusCode: status, title: title, detail: status == 500 ? null : error?.Message, extensions: extensions).ExecuteAsync(context);
+    },
+});
 app.UseStatusCodePages();
 app.UseFirstStartSetup();
 app.UseAuthentication();

@@ -8,7 +8,7 @@ namespace Dashboard.Web.Labs;
 /// One browser session's signed-in user and chosen lab (the lab picker in the app bar). Pages ask it who acts and in which
 /// lab; the services they call check the role again, server-side.
 /// </summary>
-public sealed class LabSession(AuthenticationStateProvider auth, LabAccess access)
+public sealed class LabSession(AuthenticationStateProvider auth, LabAccess access, Dashboard.Web.Audit.AuditLog audit)
 {
     private IReadOnlyList<LabMembership> _labs = [];
     private Actor? _actor;
@@ -49,6 +49,27 @@ public sealed class LabSession(AuthenticationStateProvider auth, LabAccess acces
         }
 
         Changed?.Invoke();
+    }
+
+    /// <summary>
+    /// For page handlers that change the host (captures, traces, verifying pings): checks the Operator role in some lab on
+    /// the server and audits the action. Returns why it is refused, or null when it may go ahead.
+    /// </summary>
+    public async Task<string?> HostActionAsync(string action, string detail)
+    {
+        var actor = await ActorAsync();
+        try
+        {
+            await access.RequireHostOperatorAsync(actor);
+        }
+        catch (LabAccessException ex)
+        {
+            await audit.WriteAsync(actor, action + "-refused", null, ex.Message, succeeded: false);
+            return ex.Message;
+        }
+
+        await audit.WriteAsync(actor, action, null, detail);
+        return null;
     }
 
     public void Select(int labId)
