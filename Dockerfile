@@ -16,6 +16,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app .
+# First start shows /setup to create the administrator; for unattended installs pass
+# -e Auth__AdminPassword=... (and -e Auth__AdminToken=nlt_... for scripts) to docker run instead.
 ENV ASPNETCORE_URLS=http://127.0.0.1:5000 \
     Data__Directory=/data
 VOLUME /data
