@@ -27,7 +27,7 @@ public static class ChangeApi
             var actor = Actor.From(http);
             return TypedResults.Ok(await changes.ListAsync(actor, await access.ResolveAsync(actor, lab, ct), state, ct));
         });
-        g.MapPost("/", async Task<Created<Dashboard.Web.Changes.ChangeDto>> (ProposeChangeRequest body, HttpContext http, LabAccess access, ChangeRequestService changes, CancellationToken ct) =>
+        g.MapPost("/", async Task<Created<ChangeDto>> (ProposeChangeRequest body, HttpContext http, LabAccess access, ChangeRequestService changes, CancellationToken ct) =>
         {
             var actor = Actor.From(http);
             var labId = await access.ResolveAsync(actor, body.Lab, ct);

@@ -149,7 +149,7 @@ public static class IsolationApi
             }
 
             var w = await isolation.WhatIfAsync(spec, body.By ?? "networks", new MatrixProbe(body.Protocol ?? "icmp", body.Port), ct);
-            return TypedResults.Ok(new WhatIfDto(MatrixDto.From(w.Before), MatrixDto.From(w.After), w.Changes.Select(c => new ChangeDto(c.From, c.To, CellDto.Of(c.Before), CellDto.Of(c.After))).ToList(), w.Command));
+            return TypedResults.Ok(new WhatIfDto(MatrixDto.From(w.Before), MatrixDto.From(w.After), w.Changes.Select(c => new CellChangeDto(c.From, c.To, CellDto.Of(c.Before), CellDto.Of(c.After))).ToList(), w.Command));
         }
         catch (WhatIfException ex)
         {
@@ -190,36 +190,12 @@ public sealed record MatrixDto(IReadOnlyList<MatrixEndpoint> Endpoints, string P
     public static MatrixDto From(IsolationMatrix m) => new(m.Endpoints, m.Probe.Protocol, m.Probe.Port, m.Cells.Select(CellDto.Of).ToList());
 }
 
-public sealed record ProposedRule(string? Table, string? Chain, int? Position, string? InInterface, bool NegateInInterface, string? OutInterface, bool NegateOutInterface,
-    string? Source, bool NegateSource, string? Destination, bool NegateDestination, string? Protocol, int? DestinationPort, string? Target)
-{
-    public RuleSpec ToSpec(string tag) => new()
-    {
-        Table = Table ?? "filter",
-        Chain = Chain ?? "",
-        Position = Position,
-        InInterface = Empty(InInterface),
-        NegateInInterface = NegateInInterface,
-        OutInterface = Empty(OutInterface),
-        NegateOutInterface = NegateOutInterface,
-        Source = Empty(Source),
-        NegateSource = NegateSource,
-        Destination = Empty(Destination),
-        NegateDestination = NegateDestination,
-        Protocol = Empty(Protocol),
-        DestinationPort = DestinationPort,
-        Target = Target ?? "",
-        Tag = tag,
-    };
+/// <summary>A rule to try (the same fields as a change request's rule; any table and target iptables accepts), and the matrix to show.</summary>
+public sealed record WhatIfRequest(ChangeRule? Rule, string? By, string? Protocol, int? Port);
 
-    private static string? Empty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
-}
+public sealed record CellChangeDto(string From, string To, CellDto Before, CellDto After);
 
-public sealed record WhatIfRequest(ProposedRule? Rule, string? By, string? Protocol, int? Port);
-
-public sealed record ChangeDto(string From, string To, CellDto Before, CellDto After);
-
-public sealed record WhatIfDto(MatrixDto Before, MatrixDto After, IReadOnlyList<ChangeDto> Changes, string Command);
+public sealed record WhatIfDto(MatrixDto Before, MatrixDto After, IReadOnlyList<CellChangeDto> Changes, string Command);
 
 public sealed record VerifyRequest(string? By, string? Protocol, int? Port);
 
