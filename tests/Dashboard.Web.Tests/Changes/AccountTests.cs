@@ -1,0 +1,138 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Dashboard.Data.Entities;
+using Dashboard.Web.Audit;
+using Dashboard.Web.Identity;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Dashboard.Web.Tests.Changes;
+
+/// <summary>Accounts and API tokens: first start, password policy, lockout, token lifecycle, audit CSV escaping. No host changes.</summary>
+public sealed class AccountTests : IDisposable
+{
+    private readonly DashboardFactory _factory = new();
+
+    public void Dispose() => _factory.Dispose();
+
+    [Fact]
+    public async Task FirstStart_WithoutAdministrator_PagesGoToSetup_ApiSaysHow_AndSetupWorksOnce()
+    {
+        using var fresh = new DashboardFactory(new() { ["Auth:AdminPassword"] = "", ["Auth:AdminToken"] = "" });
+        using var http = fresh.CreateAnonymousClient();
+        using (var page = await http.GetAsync("/firewall"))
+        {
+            // The client follows the redirect.
+            Assert.Equal("/setup", page.RequestMessage?.RequestUri?.AbsolutePath);
+            Assert.Contains("Create the administrator", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        using (var api = await http.GetAsync("/api/networks"))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, api.StatusCode);
+            Assert.Contains("/setup", await api.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        await using var scope = fresh.Services.CreateAsyncScope();
+        var admin = scope.ServiceProvider.GetRequiredService<UserAdmin>();
+        var weak = await admin.CreateFirstAdministratorAsync("root", "short", null, "test");
+        Assert.False(weak.Succeeded);
+        Assert.Contains(weak.Errors, e => e.Code == "PasswordTooShort");
+        Assert.True((await admin.CreateFirstAdministratorAsync("root", "first-admin-pass-9", null, "test")).Succeeded);
+        var again = await admin.CreateFirstAdministratorAsync("intruder", "second-admin-pass-9", null, "test");
+        Assert.False(again.Succeeded);
+        Assert.Equal("SetupDone", again.Errors.Single().Code);
+        var root = await scope.ServiceProvider.GetRequiredService<UserManager<DashboardUser>>().FindByNameAsync("root");
+        Assert.True(root!.IsAdministrator);
+        Assert.Equal(LabRole.Admin, await fresh.Services.GetRequiredService<Dashboard.Web.Labs.LabAccess>().RoleAsync(new Actor(root.Id, "root", true), 1));
+
+        using var login = await http.GetAsync("/account/login");
+        Assert.Equal(HttpStatusCode.OK, login.StatusCode);
+    }
+
+    [Fact]
+    public async Task Tokens_CreateUseRevoke_AndRejectUnknownExpiredAndLockedOwners()
+    {
+        var vera = await _factory.CreateUserAsync("vera", 1, LabRole.Viewer);
+        using var asVera = _factory.CreateClient(vera.Token);
+        var created = await (await asVera.PostAsJsonAsync("/api/tokens", new { name = "ci script" })).Content.ReadFromJsonAsync<JsonElement>();
+        var token = created.GetProperty("token").GetString()!;
+        Assert.StartsWith("nlt_", token, StringComparison.Ordinal);
+        using var asScript = _factory.CreateClient(token);
+        Assert.Equal("vera", (await asScript.GetFromJsonAsync<JsonElement>("/api/me")).GetProperty("name").GetString());
+
+        // The database keeps only a hash.
+        await using (var scope = _factory.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<Dashboard.Data.DashboardDbContext>();
+            Assert.DoesNotContain(db.ApiTokens.Select(t => t.Hash).ToList(), h => h.Contains(token[4..], StringComparison.Ordinal));
+            Assert.Contains(db.ApiTokens.Select(t => t.Hash).ToList(), h => h == ApiTokenService.Hash(token));
+        }
+
+        var id = created.GetProperty("info").GetProperty("id").GetInt32();
+        Assert.Equal(HttpStatusCode.NoContent, (await asVera.DeleteAsync($"/api/tokens/{id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await asScript.GetAsync("/api/me")).StatusCode);
+
+        // Someone else's token cannot be revoked by id.
+        var otto = await _factory.CreateUserAsync("otto", 1, LabRole.Operator);
+        var ottoTokenId = (await _factory.CreateClient(otto.Token).GetFromJsonAsync<JsonElement>("/api/tokens"))[0].GetProperty("id").GetInt32();
+        Assert.Equal(HttpStatusCode.NotFound, (await asVera.DeleteAsync($"/api/tokens/{ottoTokenId}")).StatusCode);
+
+        foreach (var bogus in new[] { "nlt_" + new string('A', 43), "not-a-token", "nlt_; reboot", new string('x', 10_000) })
+        {
+            using var c = _factory.CreateClient(bogus);
+            Assert.Equal(HttpStatusCode.Unauthorized, (await c.GetAsync("/api/me")).StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await asVera.PostAsJsonAsync("/api/tokens", new { name = "old", expiresAt = DateTimeOffset.UtcNow.AddDays(-1) })).StatusCode);
+
+        // A locked account's tokens stop working at once.
+        await using (var scope = _factory.Services.CreateAsyncScope())
+        {
+            var admin = scope.ServiceProvider.GetRequiredService<UserAdmin>();
+            await admin.SetLockedAsync(await _factory.AdminAsync(), otto.Id, locked: true);
+        }
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await _factory.CreateClient(otto.Token).GetAsync("/api/me")).StatusCode);
+    }
+
+    [Fact]
+    public async Task PasswordPolicyAndLockout_AreIdentitys_AsConfigured()
+    {
+        await using var scope = _factory.Services.CreateAsyncScope();
+        var admin = scope.ServiceProvider.GetRequiredService<UserAdmin>();
+        var me = await _factory.AdminAsync();
+        var weak = await admin.CreateUserAsync(me, "weak", "alllettersonly", false);
+        Assert.Contains(weak.Errors, e => e.Code == "PasswordRequiresDigit");
+        Assert.Contains((await admin.CreateUserAsync(me, "bad name!", "good-pass-word-1", false)).Errors, e => e.Code == "InvalidUserName");
+        Assert.True((await admin.CreateUserAsync(me, "paul", "good-pass-word-1", false)).Succeeded);
+        Assert.Equal(403, (await Assert.ThrowsAsync<LabAccessException>(() => admin.CreateUserAsync(new Actor("x", "x", false), "eve", "good-pass-word-1", true))).Status);
+
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<DashboardUser>>();
+        var paul = await users.FindByNameAsync("paul");
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.False(await users.IsLockedOutAsync(paul!));
+            await users.AccessFailedAsync(paul!);
+        }
+
+        Assert.True(await users.IsLockedOutAsync(paul!));
+        Assert.InRange((paul!.LockoutEnd!.Value - DateTimeOffset.UtcNow).TotalMinutes, 4, 5.1);
+    }
+
+    [Fact]
+    public async Task AuditCsv_EscapesFormulaCells_AndAnswers401WithoutSignIn()
+    {
+        var audit = _factory.Services.GetRequiredService<AuditLog>();
+        await audit.WriteAsync(await _factory.AdminAsync(), "test.formula", "=HYPERLINK(\"http://x\")", "=1+1", command: "+SUM(A1)", result: "@cmd");
+        using var http = _factory.CreateClient();
+        var csv = await http.GetStringAsync("/api/audit.csv?action=test.formula");
+        var line = csv.Split('\n')[1];
+        Assert.DoesNotContain(",=", line, StringComparison.Ordinal);
+        Assert.DoesNotContain(",\"=", line, StringComparison.Ordinal);
+        Assert.DoesNotContain(",+SUM", line, StringComparison.Ordinal);
+        Assert.Contains("'=1+1", line, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await _factory.CreateAnonymousClient().GetAsync("/api/audit.csv")).StatusCode);
+    }
+}
