@@ -108,7 +108,7 @@ public static class RunApi
 
     private static string Slug(string s) => new([.. s.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-')]);
 
-    private static async Task<Results<Created<ImportResult>, ProblemHttpResult>> ImportAsync(int? lab, HttpRequest request, LabAccess access, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, CancellationToken ct)
+    private static async Task<Results<Created<ImportResult>, ProblemHttpResult>> ImportAsync(int? lab, HttpRequest request, LabAccess access, Dashboard.Web.Audit.AuditLog audit, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, CancellationToken ct)
     {
         var actor = Actor.From(request.HttpContext);
         var labId = await access.ResolveAsync(actor, lab, ct);
@@ -130,6 +130,7 @@ public static class RunApi
         try
         {
             var result = await RunArchive.ImportAsync(db, data.Value.ResolveDirectory(), labId, body, name, ct);
+            await audit.WriteAsync(actor, "run.imported", $"experiment {result.ExperimentId}", $"imported {result.Runs.Count} run(s) of {result.Experiment} from {name}", labId, ct: ct);
             return TypedResults.Created($"/api/experiments/{result.ExperimentId}", result);
         }
         catch (ImportRejectedException ex)
@@ -151,7 +152,7 @@ public static class RunApi
         }
     }
 
-    private static async Task<Results<Created<ExperimentDto>, ProblemHttpResult>> CreateExperimentAsync(CreateExperimentRequest body, HttpContext http, LabAccess access, DashboardDbContext db, CancellationToken ct)
+    private static async Task<Results<Created<ExperimentDto>, ProblemHttpResult>> CreateExperimentAsync(CreateExperimentRequest body, HttpContext http, LabAccess access, Dashboard.Web.Audit.AuditLog audit, DashboardDbContext db, CancellationToken ct)
     {
         var actor = Actor.From(http);
         var labId = await access.ResolveAsync(actor, body.Lab, ct);
@@ -196,6 +197,7 @@ public static class RunApi
         };
         db.Experiments.Add(e);
         await db.SaveChangesAsync(ct);
+        await audit.WriteAsync(actor, "experiment.created", $"experiment {e.Id}", $"experiment '{e.Name}' created", labId, ct: ct);
         return TypedResults.Created($"/api/experiments/{e.Id}", new ExperimentDto(e.Id, e.Name, e.Description, false, e.CreatedBy, e.CreatedAt, null, body.Scenario));
     }
 }
