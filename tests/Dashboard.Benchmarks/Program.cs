@@ -1,6 +1,6 @@
 using Dashboard.Benchmarks;
 
-// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders] | matrix [networks] | history [runs]
+// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders] | matrix [networks] | history [runs] | changes [count]
 var what = args.Length > 0 ? args[0] : "readers";
 int Arg(int fallback) => args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
 return what switch
@@ -10,11 +10,12 @@ return what switch
     "capture" => await CaptureBenchmark.RunAsync(Arg(4)),
     "matrix" => MatrixBenchmark.Run(Arg(50), 10_000),
     "history" => await HistoryBenchmark.RunAsync(Arg(10_000)),
+    "changes" => await ChangeBenchmark.RunAsync(Arg(20)),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders] | matrix [networks] | history [runs]");
+    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders] | matrix [networks] | history [runs] | changes [count]");
     return 64;
 }

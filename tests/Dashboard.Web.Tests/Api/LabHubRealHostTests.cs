@@ -43,7 +43,12 @@ public class LabHubRealHostTests
         var (sent, got) = await lab.PingAsync(c2, c1Ip, 3);
         Assert.Equal((3, 0), (sent, got));
 
-        await WaitAsync(() => DropDelta(received, bridge1) >= 3, "CountersChanged for the isolation DROP of c1's bridge");
+        // Said on failure: whether the collector saw the DROP move (then the hub did not deliver it) or not.
+        string Seen() =>
+            $"CountersChanged for the isolation DROP of c1's bridge (hub messages {received.Count}, their DROP delta {DropDelta(received, bridge1)}; " +
+            $"the feed's DROP counters {string.Join(", ", feed.Ruleset?.Rules.Where(r => r.Text.Contains($"-o {bridge1} -j DROP", StringComparison.Ordinal)).Select(r => feed.CountersOf(r).Packets) ?? [])}; " +
+            $"collector reads {feed.Status.Reads} at {feed.Status.AchievedRateHz:0.0} Hz, firewall available {feed.Status.FirewallAvailable})";
+        await WaitAsync(() => DropDelta(received, bridge1) >= 3, Seen);
         Assert.Equal(3UL, DropDelta(received, bridge1));
         Assert.All(received, m => Assert.Equal(feed.Host, m.Host));
         Assert.True(statuses > 0, "CollectorStatus messages arrive too");
@@ -115,7 +120,10 @@ public class LabHubRealHostTests
             .Where(r => r.Table == "filter" && r.Chain.StartsWith("DOCKER", StringComparison.Ordinal) && r.Key.Contains($"-o {bridge} -j DROP", StringComparison.Ordinal))
             .Aggregate(0UL, (s, r) => s + r.DeltaPackets);
 
-    private static async Task WaitAsync(Func<bool> condition, string what)
+    private static Task WaitAsync(Func<bool> condition, string what) => WaitAsync(condition, () => what);
+
+    /// <summary>Waits up to 15 s; on time-out the message is made then, so it can say what the app saw meanwhile.</summary>
+    private static async Task WaitAsync(Func<bool> condition, Func<string> what)
     {
         for (var i = 0; i < 150; i++)
         {
@@ -127,6 +135,6 @@ public class LabHubRealHostTests
             await Task.Delay(100);
         }
 
-        Assert.Fail($"timed out after 15 s waiting for {what}");
+        Assert.Fail($"timed out after 15 s waiting for {what()}");
     }
 }
