@@ -129,6 +129,9 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
     {
         builder.UseEnvironment("Testing");
 
+        // Found without the test-assembly attribute Mvc.Testing writes, so the benchmarks can start the app too.
+        builder.UseContentRoot(Path.Combine(TestPaths.RepoRoot, "src", "Dashboard.Web"));
+
         builder.UseSetting("Data:Directory", DataDirectory);
         // Keys go to this factory's own folder, never to the real HOME.
         builder.ConfigureServices(s => s.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(DataDirectory, "keys"))));
