@@ -141,6 +141,20 @@ public class ChangeApprovalTests
         await new DashboardPage(other).OpenAsync("audit");
         await Assertions.Expect(other.Locator("[data-testid='audit-table']")).ToContainTextAsync("sign-in-failed", new() { Timeout = 10_000 });
 
+        // An API token made on the page works for scripts until it is revoked there.
+        await new DashboardPage(other).OpenAsync("account/tokens");
+        await other.Locator("[data-testid='token-name'] input, input[data-testid='token-name']").First.FillAsync("nightly script");
+        await other.Locator("[data-testid='token-create']").ClickAsync();
+        var token = await other.Locator("[data-testid='token-value']").InnerTextAsync(new() { Timeout = 10_000 });
+        Assert.StartsWith("nlt_", token, StringComparison.Ordinal);
+        var script = await other.Context.APIRequest.GetAsync(new Uri(fresh.BaseUri, "api/me").ToString(), new() { Headers = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token } });
+        Assert.Equal(200, script.Status);
+        await other.Locator("[data-testid='token-revoke']").ClickAsync();
+        await Assertions.Expect(other.Locator("[data-testid='token-table']")).ToContainTextAsync("revoked", new() { Timeout = 10_000 });
+        using var anonymous = new HttpClient();
+        anonymous.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await anonymous.GetAsync(new Uri(fresh.BaseUri, "api/me"))).StatusCode);
+
         // Signing out ends the session.
         await other.Locator("[data-testid='sign-out']").ClickAsync();
         await Assertions.Expect(other).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/account/login"));
