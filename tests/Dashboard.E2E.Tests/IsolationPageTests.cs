@@ -48,6 +48,12 @@ public class IsolationPageTests
             await BrowserSession.ScreenshotAsync(page, "isolation");
             Assert.Equal(0, await lab.CountTaggedRulesAsync());
 
+            // The rule tried here becomes a change request of the chosen lab; it is only proposed, nothing touches the host.
+            await page.Locator("[data-testid='whatif-rationale'] input, input[data-testid='whatif-rationale']").First.FillAsync("net2 must reach net1");
+            await page.Locator("[data-testid='whatif-propose']").ClickAsync();
+            await Assertions.Expect(page.Locator("[data-testid='whatif-proposed']")).ToContainTextAsync("change 1", new() { Timeout = 10_000 });
+            Assert.DoesNotContain("netlab:change-", (await lab.RunAsync("iptables-save")), StringComparison.Ordinal);
+
             // Explain a dump from another machine (the Docker 17 seed), pasted.
             await page.GetByRole(AriaRole.Tab, new() { Name = "Explain a dump" }).ClickAsync();
             await page.Locator("[data-testid='explain-dump'] textarea, textarea[data-testid='explain-dump']").First.FillAsync(TestPaths.ReadShared("iptables/docker-17-seed-isolated.save"));
