@@ -61,6 +61,10 @@ public class ChangeApprovalTests
             await bob.Row(2).ClickAsync();
             await bob.Review.Locator("[data-testid='approve']").ClickAsync();
             await Assertions.Expect(bob.State(2)).ToHaveAttributeAsync("data-state", "Applied", new() { Timeout = 20_000 });
+            await Assertions.Expect(bob.Review.Locator("[data-testid='change-timeline'] [data-step='applied']")).ToBeVisibleAsync(Visible);
+            await Assertions.Expect(bob.Review.Locator("[data-testid='change-timeline'] [data-step='proposed']")).ToContainTextAsync("alice");
+            await Assertions.Expect(bob.Review.Locator("[data-testid='change-outcome']")).ToContainTextAsync("verified: present once in filter DOCKER-USER");
+            await BrowserSession.ScreenshotAsync(bob.Page, "change-applied");
 
             // Alice's page follows without a reload.
             await Assertions.Expect(alice.State(1)).ToHaveAttributeAsync("data-state", "Applied", new() { Timeout = 15_000 });
