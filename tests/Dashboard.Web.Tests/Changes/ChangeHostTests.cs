@@ -32,113 +32,128 @@ public sealed class ChangeHostTests
     private static async Task RemoveInstanceRulesAsync(DashboardFactory factory, string instance) =>
         await factory.Services.GetRequiredService<IptablesRuleWriter>().DeleteTaggedWhereAsync(c => c.StartsWith($"netlab:change-{instance}-", StringComparison.Ordinal));
 
+    /// <summary>The app with its own instance id, Alice (Operator) and Bob (Approver); disposing removes every rule of that instance.</summary>
+    private sealed class ChangeApp : IAsyncDisposable
+    {
+        private ChangeApp()
+        {
+            Instance = "c" + Guid.NewGuid().ToString("N")[..8];
+            Factory = new DashboardFactory(new() { ["Host:InstanceId"] = Instance });
+        }
+
+        public string Instance { get; }
+
+        public DashboardFactory Factory { get; }
+
+        public TestUser Alice { get; private set; } = default!;
+
+        public TestUser Bob { get; private set; } = default!;
+
+        public ChangeRequestService Changes => Factory.Services.GetRequiredService<ChangeRequestService>();
+
+        public static async Task<ChangeApp> StartAsync()
+        {
+            var app = new ChangeApp();
+            app.Alice = await app.Factory.CreateUserAsync("alice", 1, LabRole.Operator);
+            app.Bob = await app.Factory.CreateUserAsync("bob", 1, LabRole.Approver);
+            return app;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await RemoveInstanceRulesAsync(Factory, Instance);
+            Factory.Dispose();
+        }
+    }
+
     [SkippableFact]
     public async Task Approve_AppliesVerifiedOnce_PingSucceeds_RevertRemovesExactlyThatRule()
     {
         RealHost.Require();
         await using var lab = new LabScope();
         var seed = await lab.CreateSeedLabAsync();
-        var instance = "c" + Guid.NewGuid().ToString("N")[..8];
-        using var factory = new DashboardFactory(new() { ["Host:InstanceId"] = instance });
-        try
+        await using var app = await ChangeApp.StartAsync();
+        var (factory, alice, bob, changes) = (app.Factory, app.Alice, app.Bob, app.Changes);
+
+        Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip));
+
+        // Both directions: a request-only ACCEPT delivers the echo request while the isolation chains drop the reply.
+        var request = await changes.ProposeAsync(alice.Actor, 1, Accept(seed.Bridge2, seed.Bridge1), "c2 must reach c1 for the experiment", null);
+        var reply = await changes.ProposeAsync(alice.Actor, 1, Accept(seed.Bridge1, seed.Bridge2), "replies from c1 to c2", null);
+        Assert.Equal(0, await CopiesOnHostAsync(request.Tag));
+
+        var applied = await changes.ApproveAsync(bob.Actor, request.Id, "ok for the lab");
+        Assert.True(applied.State == ChangeState.Applied, applied.Outcome);
+        Assert.Equal("bob", applied.DecidedBy);
+        Assert.False(applied.SelfApproved);
+        Assert.Equal(applied.Command, applied.ApplyCommand);
+        Assert.Contains($"-w 5 -t filter -I DOCKER-USER 1 -i {seed.Bridge2} -o {seed.Bridge1} -m comment --comment {request.Tag} -j ACCEPT", applied.ApplyCommand, StringComparison.Ordinal);
+        Assert.Equal(1, await CopiesOnHostAsync(request.Tag));
+        Assert.Equal(ChangeState.Applied, (await changes.ApproveAsync(bob.Actor, reply.Id, null)).State);
+        Assert.Equal(1, await CopiesOnHostAsync(reply.Tag));
+
+        var (sent, received) = await lab.PingAsync(seed.C2, seed.C1Ip);
+        Assert.True(received > 0, $"ping after approval: {received}/{sent}");
+
+        // Revert one: exactly that rule goes, the other stays; the ping fails again (the reply is dropped).
+        var reverted = await changes.RevertAsync(alice.Actor, reply.Id);
+        Assert.Equal(ChangeState.Reverted, reverted.State);
+        Assert.Equal(0, await CopiesOnHostAsync(reply.Tag));
+        Assert.Equal(1, await CopiesOnHostAsync(request.Tag));
+        Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip));
+        Assert.Equal(ChangeState.Reverted, (await changes.RevertAsync(alice.Actor, request.Id)).State);
+        Assert.Equal(0, await CopiesOnHostAsync(request.Tag));
+
+        // The audit has every step with its command line and result.
+        using var http = factory.CreateClient();
+        var rows = (await http.GetFromJsonAsync<JsonElement>($"/api/audit?action=change.*&pageSize=100")).GetProperty("rows").EnumerateArray().ToList();
+        var applyRow = rows.Single(r => r.GetProperty("action").GetString() == "change.apply" && r.GetProperty("subject").GetString() == $"change {request.Id}");
+        Assert.Equal(applied.ApplyCommand, applyRow.GetProperty("commandLine").GetString());
+        Assert.Equal("ok", applyRow.GetProperty("result").GetString());
+        var revertRow = rows.Single(r => r.GetProperty("action").GetString() == "change.reverted" && r.GetProperty("subject").GetString() == $"change {reply.Id}");
+        Assert.Contains($"-D DOCKER-USER -i {seed.Bridge1} -o {seed.Bridge2}", revertRow.GetProperty("commandLine").GetString(), StringComparison.Ordinal);
+        foreach (var step in new[] { "change.proposed", "change.approved", "change.applied", "change.reverted" })
         {
-            var alice = await factory.CreateUserAsync("alice", 1, LabRole.Operator);
-            var bob = await factory.CreateUserAsync("bob", 1, LabRole.Approver);
-            var changes = factory.Services.GetRequiredService<ChangeRequestService>();
-
-            Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip));
-
-            // Both directions: a request-only ACCEPT delivers the echo request while the isolation chains drop the reply.
-            var request = await changes.ProposeAsync(alice.Actor, 1, Accept(seed.Bridge2, seed.Bridge1), "c2 must reach c1 for the experiment", null);
-            var reply = await changes.ProposeAsync(alice.Actor, 1, Accept(seed.Bridge1, seed.Bridge2), "replies from c1 to c2", null);
-            Assert.Equal(0, await CopiesOnHostAsync(request.Tag));
-
-            var applied = await changes.ApproveAsync(bob.Actor, request.Id, "ok for the lab");
-            Assert.True(applied.State == ChangeState.Applied, applied.Outcome);
-            Assert.Equal("bob", applied.DecidedBy);
-            Assert.False(applied.SelfApproved);
-            Assert.Equal(applied.Command, applied.ApplyCommand);
-            Assert.Contains($"-w 5 -t filter -I DOCKER-USER 1 -i {seed.Bridge2} -o {seed.Bridge1} -m comment --comment {request.Tag} -j ACCEPT", applied.ApplyCommand, StringComparison.Ordinal);
-            Assert.Equal(1, await CopiesOnHostAsync(request.Tag));
-            Assert.Equal(ChangeState.Applied, (await changes.ApproveAsync(bob.Actor, reply.Id, null)).State);
-            Assert.Equal(1, await CopiesOnHostAsync(reply.Tag));
-
-            var (sent, received) = await lab.PingAsync(seed.C2, seed.C1Ip);
-            Assert.True(received > 0, $"ping after approval: {received}/{sent}");
-
-            // Revert one: exactly that rule goes, the other stays; the ping fails again (the reply is dropped).
-            var reverted = await changes.RevertAsync(alice.Actor, reply.Id);
-            Assert.Equal(ChangeState.Reverted, reverted.State);
-            Assert.Equal(0, await CopiesOnHostAsync(reply.Tag));
-            Assert.Equal(1, await CopiesOnHostAsync(request.Tag));
-            Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip));
-            Assert.Equal(ChangeState.Reverted, (await changes.RevertAsync(alice.Actor, request.Id)).State);
-            Assert.Equal(0, await CopiesOnHostAsync(request.Tag));
-
-            // The audit has every step with its command line and result.
-            using var http = factory.CreateClient();
-            var rows = (await http.GetFromJsonAsync<JsonElement>($"/api/audit?action=change.*&pageSize=100")).GetProperty("rows").EnumerateArray().ToList();
-            var applyRow = rows.Single(r => r.GetProperty("action").GetString() == "change.apply" && r.GetProperty("subject").GetString() == $"change {request.Id}");
-            Assert.Equal(applied.ApplyCommand, applyRow.GetProperty("commandLine").GetString());
-            Assert.Equal("ok", applyRow.GetProperty("result").GetString());
-            var revertRow = rows.Single(r => r.GetProperty("action").GetString() == "change.reverted" && r.GetProperty("subject").GetString() == $"change {reply.Id}");
-            Assert.Contains($"-D DOCKER-USER -i {seed.Bridge1} -o {seed.Bridge2}", revertRow.GetProperty("commandLine").GetString(), StringComparison.Ordinal);
-            foreach (var step in new[] { "change.proposed", "change.approved", "change.applied", "change.reverted" })
-            {
-                Assert.Contains(rows, r => r.GetProperty("action").GetString() == step);
-            }
-
-            // The audit cannot be rewritten, not even by the database's own users.
-            await using var scope = factory.Services.CreateAsyncScope();
-            var db = scope.ServiceProvider.GetRequiredService<Dashboard.Data.DashboardDbContext>();
-            var entry = db.AuditEntries.First();
-            entry.Detail = "rewritten";
-            Assert.Throws<InvalidOperationException>(() => db.SaveChanges());
-            var raw = await Assert.ThrowsAnyAsync<Exception>(() => Microsoft.EntityFrameworkCore.RelationalDatabaseFacadeExtensions.ExecuteSqlRawAsync(db.Database, "DELETE FROM AuditEntries"));
-            Assert.Contains("append-only", raw.ToString(), StringComparison.Ordinal);
+            Assert.Contains(rows, r => r.GetProperty("action").GetString() == step);
         }
-        finally
-        {
-            await RemoveInstanceRulesAsync(factory, instance);
-        }
+
+        // The audit cannot be rewritten, not even by the database's own users.
+        await using var scope = factory.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<Dashboard.Data.DashboardDbContext>();
+        var entry = db.AuditEntries.First();
+        entry.Detail = "rewritten";
+        Assert.Throws<InvalidOperationException>(() => db.SaveChanges());
+        var raw = await Assert.ThrowsAnyAsync<Exception>(() => Microsoft.EntityFrameworkCore.RelationalDatabaseFacadeExtensions.ExecuteSqlRawAsync(db.Database, "DELETE FROM AuditEntries"));
+        Assert.Contains("append-only", raw.ToString(), StringComparison.Ordinal);
     }
 
     [SkippableFact]
     public async Task TimeToLive_RevertsByItself_AsExpired()
     {
         RealHost.Require();
-        var instance = "c" + Guid.NewGuid().ToString("N")[..8];
-        using var factory = new DashboardFactory(new() { ["Host:InstanceId"] = instance });
-        try
-        {
-            var alice = await factory.CreateUserAsync("alice", 1, LabRole.Operator);
-            var bob = await factory.CreateUserAsync("bob", 1, LabRole.Approver);
-            var changes = factory.Services.GetRequiredService<ChangeRequestService>();
-            var rule = new ChangeRule { Chain = "DOCKER-USER", Position = 1, Source = "172.31.252.0/24", Destination = "172.31.253.0/24", Protocol = "icmp", Target = "ACCEPT" };
-            var c = await changes.ProposeAsync(alice.Actor, 1, rule, "five seconds only", 5);
-            var applied = await changes.ApproveAsync(bob.Actor, c.Id, null);
-            Assert.Equal(ChangeState.Applied, applied.State);
-            Assert.NotNull(applied.ExpiresAt);
-            Assert.Equal(1, await CopiesOnHostAsync(c.Tag));
+        await using var app = await ChangeApp.StartAsync();
+        var (factory, alice, bob, changes) = (app.Factory, app.Alice, app.Bob, app.Changes);
 
-            var deadline = DateTime.UtcNow.AddSeconds(20);
-            ChangeDto now;
-            do
-            {
-                await Task.Delay(500);
-                now = await changes.GetAsync(alice.Actor, c.Id);
-            }
-            while (now.State == ChangeState.Applied && DateTime.UtcNow < deadline);
+        var rule = new ChangeRule { Chain = "DOCKER-USER", Position = 1, Source = "172.31.252.0/24", Destination = "172.31.253.0/24", Protocol = "icmp", Target = "ACCEPT" };
+        var c = await changes.ProposeAsync(alice.Actor, 1, rule, "five seconds only", 5);
+        var applied = await changes.ApproveAsync(bob.Actor, c.Id, null);
+        Assert.Equal(ChangeState.Applied, applied.State);
+        Assert.NotNull(applied.ExpiresAt);
+        Assert.Equal(1, await CopiesOnHostAsync(c.Tag));
 
-            Assert.True(now.State == ChangeState.Expired, $"{now.State}: {now.Outcome}");
-            Assert.Equal("system", now.EndedBy);
-            Assert.Equal(0, await CopiesOnHostAsync(c.Tag));
-            Assert.True(now.EndedAt >= applied.ExpiresAt, $"ended {now.EndedAt:O} before expiry {applied.ExpiresAt:O}");
-        }
-        finally
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        ChangeDto now;
+        do
         {
-            await RemoveInstanceRulesAsync(factory, instance);
+            await Task.Delay(500);
+            now = await changes.GetAsync(alice.Actor, c.Id);
         }
+        while (now.State == ChangeState.Applied && DateTime.UtcNow < deadline);
+
+        Assert.True(now.State == ChangeState.Expired, $"{now.State}: {now.Outcome}");
+        Assert.Equal("system", now.EndedBy);
+        Assert.Equal(0, await CopiesOnHostAsync(c.Tag));
+        Assert.True(now.EndedAt >= applied.ExpiresAt, $"ended {now.EndedAt:O} before expiry {applied.ExpiresAt:O}");
     }
 
     [SkippableFact]
