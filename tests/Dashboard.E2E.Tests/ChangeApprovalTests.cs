@@ -159,9 +159,32 @@ public class ChangeApprovalTests
         anonymous.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
         Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await anonymous.GetAsync(new Uri(fresh.BaseUri, "api/me"))).StatusCode);
 
+        // Changing the password: a wrong current one is refused; then the new one signs in and the old one does not.
+        await other.GotoAsync("account/password");
+        await other.FillAsync("[data-testid=password-current]", "not-my-password-1");
+        await other.FillAsync("[data-testid=password-new]", "second-admin-pass-7");
+        await other.FillAsync("[data-testid=password-confirm]", "second-admin-pass-7");
+        await other.ClickAsync("[data-testid=password-submit]");
+        await Assertions.Expect(other.Locator("[data-testid='password-error']").First).ToBeVisibleAsync(Visible);
+        await other.FillAsync("[data-testid=password-current]", "first-admin-pass-9");
+        await other.FillAsync("[data-testid=password-new]", "second-admin-pass-7");
+        await other.FillAsync("[data-testid=password-confirm]", "second-admin-pass-7");
+        await other.ClickAsync("[data-testid=password-submit]");
+        await Assertions.Expect(other.Locator("[data-testid='password-done']")).ToBeVisibleAsync(Visible);
+        Assert.Equal(200, (await other.APIRequest.GetAsync("api/networks")).Status);
+
         // Signing out ends the session.
+        await new DashboardPage(other).OpenAsync("");
         await other.Locator("[data-testid='sign-out']").ClickAsync();
         await Assertions.Expect(other).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/account/login"));
         Assert.Equal(401, (await other.APIRequest.GetAsync("api/networks")).Status);
+        await other.FillAsync("[data-testid=login-user]", "root-admin");
+        await other.FillAsync("[data-testid=login-password]", "first-admin-pass-9");
+        await other.ClickAsync("[data-testid=login-submit]");
+        await Assertions.Expect(other.Locator("[data-testid='login-error']")).ToBeVisibleAsync(Visible);
+        await other.FillAsync("[data-testid=login-user]", "root-admin");
+        await other.FillAsync("[data-testid=login-password]", "second-admin-pass-7");
+        await other.ClickAsync("[data-testid=login-submit]");
+        await Assertions.Expect(other).Not.ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/account/login"), new() { Timeout = 10_000 });
     }
 }
