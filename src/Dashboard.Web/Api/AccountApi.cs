@@ -17,6 +17,8 @@ public sealed record LabSettingsRequest(bool AllowSelfApprovalWhenAlone);
 
 public sealed record CreateUserRequest(string? UserName, string? Password, bool Administrator);
 
+public sealed record ResetPasswordRequest(string? Password);
+
 public sealed record MeResponse(string Id, string Name, bool IsAdministrator, IReadOnlyList<LabMembership> Labs);
 
 /// <summary>
@@ -82,6 +84,18 @@ public static class AccountApi
             return result.Succeeded
                 ? TypedResults.Created()
                 : TypedResults.Problem(statusCode: 400, title: "Account not created", detail: string.Join(" ", result.Errors.Select(e => e.Description)));
+        });
+        users.MapPut("/{id}/password", async Task<Results<NoContent, ProblemHttpResult>> (string id, ResetPasswordRequest body, HttpContext http, UserAdmin admin, CancellationToken ct) =>
+        {
+            try
+            {
+                var result = await admin.ResetPasswordAsync(Actor.From(http), id, body.Password ?? "", ct);
+                return result.Succeeded ? TypedResults.NoContent() : TypedResults.Problem(statusCode: 400, title: "Password not set", detail: string.Join(" ", result.Errors.Select(e => e.Description)));
+            }
+            catch (ArgumentException ex)
+            {
+                return TypedResults.Problem(statusCode: 404, title: "Password not set", detail: ex.Message);
+            }
         });
         users.MapPut("/{id}/locked", async Task<Results<NoContent, ProblemHttpResult>> (string id, bool locked, HttpContext http, UserAdmin admin, CancellationToken ct) =>
             await Attempt(() => admin.SetLockedAsync(Actor.From(http), id, locked, ct), "Account not changed"));

@@ -99,6 +99,18 @@ public sealed class UserAdmin(UserManager<DashboardUser> users, IDbContextFactor
         await audit.WriteAsync(actor, locked ? "user.locked" : "user.unlocked", $"user {user.UserName}", $"account {user.UserName} {(locked ? "locked" : "unlocked")}", ct: ct).ConfigureAwait(false);
     }
 
+    /// <summary>A site administrator sets a new password for an account (a forgotten one); its sessions and the old password stop working.</summary>
+    public async Task<IdentityResult> ResetPasswordAsync(Actor actor, string userId, string password, CancellationToken ct = default)
+    {
+        RequireAdministrator(actor);
+        var user = await users.FindByIdAsync(userId).ConfigureAwait(false) ?? throw new ArgumentException("no such user");
+        var token = await users.GeneratePasswordResetTokenAsync(user).ConfigureAwait(false);
+        var result = await users.ResetPasswordAsync(user, token, password ?? "").ConfigureAwait(false);
+        await audit.WriteAsync(actor, result.Succeeded ? "user.password-reset" : "user.password-reset-failed", $"user {user.UserName}",
+            result.Succeeded ? $"password of {user.UserName} set by an administrator" : string.Join(" ", result.Errors.Select(e => e.Code)), succeeded: result.Succeeded, ct: ct).ConfigureAwait(false);
+        return result;
+    }
+
     private static void RequireAdministrator(Actor actor)
     {
         if (!actor.IsAdministrator)

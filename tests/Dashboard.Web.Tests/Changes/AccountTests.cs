@@ -111,6 +111,21 @@ public sealed class AccountTests : IDisposable
 
         var users = scope.ServiceProvider.GetRequiredService<UserManager<DashboardUser>>();
         var paul = await users.FindByNameAsync("paul");
+
+        // A forgotten password: only a site administrator sets a new one, and the policy still holds.
+        var vera = await _factory.CreateUserAsync("vera", 1, LabRole.Admin);
+        using var asAdmin = _factory.CreateClient();
+        Assert.Equal(HttpStatusCode.BadRequest, (await asAdmin.PutAsJsonAsync($"/api/users/{paul!.Id}/password", new { password = "short" })).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await asAdmin.PutAsJsonAsync($"/api/users/{paul.Id}/password", new { password = "reset-pass-word-2" })).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await _factory.CreateClient(vera.Token).PutAsJsonAsync($"/api/users/{paul.Id}/password", new { password = "mine-now-pass-3" })).StatusCode);
+        await using (var fresh = _factory.Services.CreateAsyncScope())
+        {
+            // A new scope: this one's context still tracks Paul as he was.
+            var check = fresh.ServiceProvider.GetRequiredService<UserManager<DashboardUser>>();
+            Assert.True(await check.CheckPasswordAsync((await check.FindByIdAsync(paul.Id))!, "reset-pass-word-2"));
+        }
+
+        paul = await users.FindByIdAsync(paul.Id);
         for (var i = 0; i < 5; i++)
         {
             Assert.False(await users.IsLockedOutAsync(paul!));
