@@ -40,6 +40,9 @@ public sealed record ChangeRule
     public IReadOnlyList<string>? ConnectionStates { get; init; }
     public string Target { get; init; } = "ACCEPT";
 
+    /// <summary>An IPv6 rule (for ip6tables): its source or destination is an IPv6 address.</summary>
+    public bool IsIpv6 => (Blank(Source) ?? Blank(Destination)) is { } addr && addr.Contains(':', StringComparison.Ordinal);
+
     /// <summary>The rule with the dashboard's tag, ready to render as iptables arguments.</summary>
     public RuleSpec ToSpec(string tag) => new()
     {

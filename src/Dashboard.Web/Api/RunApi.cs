@@ -100,7 +100,7 @@ public static class RunApi
     /// <summary>The run's lab, after checking the caller holds <paramref name="minimum"/> there (404 for non-members and unknown runs alike).</summary>
     private static async Task<int> RequireRunAsync(HttpContext http, LabAccess access, DashboardDbContext db, Guid id, LabRole minimum, CancellationToken ct)
     {
-        var labId = await db.Runs.Where(r => r.Id == id).Select(r => (int?)r.LabId).SingleOrDefaultAsync(ct)
+        var labId = await RunQueries.LabOfAsync(db, id, ct)
             ?? throw new LabAccessException(404, $"run {id} does not exist or is in a lab you are not a member of");
         await access.RequireAsync(Actor.From(http), labId, minimum, ct);
         return labId;

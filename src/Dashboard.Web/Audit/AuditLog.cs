@@ -23,8 +23,6 @@ public sealed class AuditLog(IDbContextFactory<DashboardDbContext> dbs, ILogger<
 {
     public const int MaxField = 4000;
 
-    public event Action<AuditRow>? Written;
-
     public async Task WriteAsync(Actor actor, string action, string? subject, string detail, int? labId = null, string? command = null, string? result = null, bool succeeded = true, CancellationToken ct = default)
     {
         var entry = new AuditEntry
@@ -47,7 +45,6 @@ public sealed class AuditLog(IDbContextFactory<DashboardDbContext> dbs, ILogger<
         // Not cancellable: an action that happened is recorded even if the request that caused it went away.
         await db.SaveChangesAsync(CancellationToken.None).ConfigureAwait(false);
         logger.LogInformation("audit {Action} {Subject} by {Actor}: {Detail}", action, subject, actor.Name, entry.Detail);
-        Written?.Invoke(new AuditRow(entry.Id, entry.At, entry.Actor, labId, null, action, entry.Subject, entry.Detail, entry.CommandLine, entry.Result, succeeded, entry.RemoteAddress));
     }
 
     public async Task<AuditResult> QueryAsync(Actor viewer, AuditFilter filter, CancellationToken ct = default)

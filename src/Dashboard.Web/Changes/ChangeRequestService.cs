@@ -133,8 +133,8 @@ public sealed class ChangeRequestService(
 
         if (!errors.ContainsKey(nameof(ChangeRule.Chain)) && !errors.ContainsKey(nameof(ChangeRule.Table)))
         {
-            var (ruleset, _) = await isolation.CurrentAsync(ct).ConfigureAwait(false);
-            var family = rule.ToSpec(TagFor(0)).IsIpv6 ? TableFamily.Ipv6 : TableFamily.Ipv4;
+            var ruleset = await isolation.RulesetAsync(ct).ConfigureAwait(false);
+            var family = rule.IsIpv6 ? TableFamily.Ipv6 : TableFamily.Ipv4;
             var chain = ruleset.FindTable(rule.Table, family)?.FindChain(rule.Chain);
             if (chain is null)
             {
@@ -425,8 +425,8 @@ public sealed class ChangeRequestService(
         await _hostGate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var before = await writer.FindTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
-            var results = before.Count == 0 ? [] : await writer.DeleteTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
+            // DeleteTaggedAsync reads the host itself: no command means the rule was not there.
+            var results = await writer.DeleteTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
             var after = await writer.FindTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
             var command = string.Join("\n", results.Select(r => r.CommandLine));
             var verb = end == ChangeState.Expired ? "change.expired" : "change.revert";
@@ -440,7 +440,7 @@ public sealed class ChangeRequestService(
                 throw new ChangeStateException(c.Outcome);
             }
 
-            var outcome = before.Count == 0
+            var outcome = results.Count == 0
                 ? "the rule was already gone from the host (removed outside the dashboard)"
                 : end == ChangeState.Expired ? $"time-to-live of {c.TtlSeconds} s ran out; rule removed and verified gone" : "rule removed and verified gone";
             await EndAsync(db, c, end, actor, outcome, results, CancellationToken.None).ConfigureAwait(false);
@@ -535,7 +535,7 @@ public sealed class ChangeRequestService(
             c.Tag ?? TagFor(c.Id), CommandFor(rule, c.Id), c.ApplyCommand, c.AppliedAt, c.ExpiresAt, c.RevertCommand, c.EndedByName, c.EndedAt, c.Outcome);
     }
 
-    private string ProgramFor(ChangeRule rule) => rule.ToSpec(TagFor(0)).IsIpv6 ? _host.Ip6tables : _host.Iptables;
+    private string ProgramFor(ChangeRule rule) => rule.IsIpv6 ? _host.Ip6tables : _host.Iptables;
 
     private bool InterfaceExists(string name)
     {

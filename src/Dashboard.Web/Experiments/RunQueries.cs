@@ -79,6 +79,10 @@ public static class RunQueries
 
     private static System.Linq.Expressions.Expression<Func<Run, RunSummary>> Summary() => SummaryExpression;
 
+    /// <summary>The lab a run belongs to (null: no such run); callers check the user's membership of it.</summary>
+    public static Task<int?> LabOfAsync(DashboardDbContext db, Guid id, CancellationToken ct = default) =>
+        db.Runs.Where(r => r.Id == id).Select(r => (int?)r.LabId).SingleOrDefaultAsync(ct);
+
     public static async Task<RunDetail?> GetAsync(DashboardDbContext db, int labId, Guid id, CancellationToken ct = default)
     {
         var r = await db.Runs.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id && x.LabId == labId, ct);

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Components.Authorization;
 using Microsoft.AspNetCore.Components.Server;
 using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace Dashboard.Web.Identity;
@@ -135,7 +136,7 @@ public static class IdentitySetup
         {
             var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
             var hash = ApiTokenService.Hash(options.AdminToken);
-            if (!db.ApiTokens.Any(t => t.Hash == hash))
+            if (!await db.ApiTokens.AnyAsync(t => t.Hash == hash, ct))
             {
                 await scope.ServiceProvider.GetRequiredService<ApiTokenService>().RegisterAsync(new Actor(user.Id, user.UserName!, user.IsAdministrator), "from configuration (Auth:AdminToken)", options.AdminToken, null, ct);
             }

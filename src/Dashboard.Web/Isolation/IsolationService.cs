@@ -48,6 +48,10 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
         return (firewall.Snapshot.Ruleset, topology);
     }
 
+    /// <summary>The ruleset alone: the collector's copy, else one fresh firewall read (no topology read).</summary>
+    public async Task<Ruleset> RulesetAsync(CancellationToken ct = default) =>
+        feed.Ruleset ?? (await inspector.ReadFirewallAsync(ct)).Snapshot.Ruleset;
+
     public static IReadOnlyList<MatrixEndpoint> Endpoints(HostTopology topology, string by) =>
         by == "containers" ? IsolationMatrices.Containers(topology) : IsolationMatrices.Networks(topology);
 
