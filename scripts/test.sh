@@ -30,6 +30,12 @@ read -r passed failed skipped < <(cat "$results"/*.trx 2>/dev/null | grep -o '<C
 if [ "${passed:-0}" -eq 0 ] && [ "$status" -eq 0 ]; then
   echo "no tests ran"; status=1
 fi
+# Repeat each failed test's name and message at the end, where a truncated log (CI shows its tail) still has them.
+if [ "${failed:-0}" -gt 0 ]; then
+  echo
+  echo "== failed tests =="
+  awk '/^ +Failed [A-Za-z_]/ {on=1; n=0} on && /^ +Stack Trace:/ {on=0; print ""} on && n++ < 40 {print}' "$results/console.log"
+fi
 echo
 echo "${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
 exit "$status"

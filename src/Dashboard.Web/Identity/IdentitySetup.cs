@@ -157,12 +157,27 @@ public static class IdentitySetup
 }
 
 /// <summary>Checks a connected circuit's user every minute: a locked or deleted account, or a changed security stamp, ends the session.</summary>
-public sealed class RevalidatingIdentityStateProvider(ILoggerFactory loggerFactory, IServiceScopeFactory scopes, IOptions<IdentityOptions> options)
+public sealed class RevalidatingIdentityStateProvider(ILoggerFactory loggerFactory, IServiceScopeFactory scopes, IOptions<IdentityOptions> options, IHostApplicationLifetime lifetime)
     : RevalidatingServerAuthenticationStateProvider(loggerFactory)
 {
     protected override TimeSpan RevalidationInterval => TimeSpan.FromMinutes(1);
 
     protected override async Task<bool> ValidateAuthenticationStateAsync(AuthenticationState authenticationState, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ValidateAsync(authenticationState);
+        }
+        catch (ObjectDisposedException) when (cancellationToken.IsCancellationRequested || Stopping)
+        {
+            // The application is stopping and its services are gone: the circuit ends with it, nothing to check.
+            return false;
+        }
+    }
+
+    private bool Stopping => lifetime.ApplicationStopping.IsCancellationRequested;
+
+    private async Task<bool> ValidateAsync(AuthenticationState authenticationState)
     {
         await using var scope = scopes.CreateAsyncScope();
         var users = scope.ServiceProvider.GetRequiredService<UserManager<DashboardUser>>();
