@@ -34,7 +34,7 @@ fi
 if [ "${failed:-0}" -gt 0 ]; then
   echo
   echo "== failed tests =="
-  awk '/^ +Failed [A-Za-z_]/ {on=1; n=0} on && /^ +Stack Trace:/ {on=0; print ""} on && n++ < 40 {print}' "$results/console.log"
+  awk '/^  Failed [A-Za-z_][A-Za-z0-9_.]*.* \[[0-9.]+ ?[a-z]+\]$/ {on=1; n=0} on && /^ +Stack Trace:/ {on=0; print ""} on && n++ < 40 {print}' "$results/console.log"
 fi
 echo
 echo "${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"

@@ -119,6 +119,18 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         }
 
         Assert.True(failures.Count == 0, $"{action}: " + string.Join("\n", failures));
+        if (path is "/api/captures" or "/api/traces")
+        {
+            // Host actions refused from the API are audited, as they are from the pages.
+            var kind = path == "/api/captures" ? "capture" : "trace";
+            var audit = _factory.Services.GetRequiredService<Dashboard.Web.Audit.AuditLog>();
+            foreach (var role in new[] { "viewer", "outsider" })
+            {
+                var entries = await audit.QueryAsync(_users["labadmin"].Actor with { IsAdministrator = true }, new(User: _users[role].Name, Action: $"{kind}.started-refused"));
+                Assert.True(entries.Total == 1, $"{role}: {entries.Total} '{kind}.started-refused' audit entries");
+                Assert.Contains("Operator role", entries.Rows[0].Detail, StringComparison.Ordinal);
+            }
+        }
     }
 
     [SkippableFact]
