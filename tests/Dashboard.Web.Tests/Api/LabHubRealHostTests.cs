@@ -40,14 +40,17 @@ public class LabHubRealHostTests
         await WaitAsync(() => feed.Ruleset?.Rules.Any(r => r.Bridges.Contains(bridge1)) == true, "the collector to read the lab's rules");
         received.Clear();
 
+        var kernelBefore = await KernelDropPacketsAsync(lab, bridge1);
         var (sent, got) = await lab.PingAsync(c2, c1Ip, 3);
         Assert.Equal((3, 0), (sent, got));
+        var kernelAfter = await KernelDropPacketsAsync(lab, bridge1);
 
         // Said on failure: whether the collector saw the DROP move (then the hub did not deliver it) or not.
         string Seen() =>
             $"CountersChanged for the isolation DROP of c1's bridge (hub messages {received.Count}, their DROP delta {DropDelta(received, bridge1)}; " +
             $"the feed's DROP counters {string.Join(", ", feed.Ruleset?.Rules.Where(r => r.Text.Contains($"-o {bridge1} -j DROP", StringComparison.Ordinal)).Select(r => feed.CountersOf(r).Packets) ?? [])}; " +
-            $"collector reads {feed.Status.Reads} at {feed.Status.AchievedRateHz:0.0} Hz, firewall available {feed.Status.FirewallAvailable})";
+            $"collector reads {feed.Status.Reads} at {feed.Status.AchievedRateHz:0.0} Hz, firewall available {feed.Status.FirewallAvailable}; " +
+            $"the kernel's own DROP count (iptables-save -c) went {kernelBefore} → {kernelAfter} during the ping)";
         await WaitAsync(() => DropDelta(received, bridge1) >= 3, Seen);
         Assert.Equal(3UL, DropDelta(received, bridge1));
         Assert.All(received, m => Assert.Equal(feed.Host, m.Host));
@@ -102,6 +105,15 @@ public class LabHubRealHostTests
         Assert.Equal(2, final.GetProperty("totalShown").GetInt64() + final.GetProperty("totalNotShown").GetInt64());
         Assert.Equal(2, final.GetProperty("capture").GetProperty("stats").GetProperty("capturedByTcpdump").GetInt64());
         Assert.DoesNotContain("netlab:trace-", await lab.RunAsync("iptables-save", "-t", "raw"), StringComparison.Ordinal);
+    }
+
+    /// <summary>The packet counter of the isolation DROP for a bridge, read straight from the kernel, or -1 when the rule is missing.</summary>
+    private static async Task<long> KernelDropPacketsAsync(LabScope lab, string bridge)
+    {
+        var save = await lab.RunAsync("iptables-save", "-c", "-t", "filter");
+        var line = save.Split('\n').FirstOrDefault(l => l.Contains($"-o {bridge} -j DROP", StringComparison.Ordinal) && l.Contains("-A DOCKER", StringComparison.Ordinal));
+        var m = line is null ? null : System.Text.RegularExpressions.Regex.Match(line, @"^\[(\d+):\d+\]");
+        return m is { Success: true } ? long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : -1;
     }
 
     private static int Requests(IEnumerable<System.Text.Json.JsonElement> messages, string captureId) =>
