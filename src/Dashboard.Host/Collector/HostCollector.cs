@@ -28,7 +28,7 @@ public sealed class HostCollector(
     private readonly CollectorOptions _options = options.Value;
     private readonly string _host = hostOptions.Value.Name;
     private readonly object _gate = new();
-    private readonly Queue<(DateTimeOffset At, TimeSpan Took)> _reads = new();
+    private readonly Queue<(long At, TimeSpan Took)> _reads = new(); // Stopwatch timestamps: rates must not jump with the wall clock
     private CollectorStatus _status = CollectorStatus.Starting(hostOptions.Value.Name, options.Value.TargetRateHz);
     private HostTopology? _topology;
     private HostTopology? _classifiedWith;
@@ -55,7 +55,7 @@ public sealed class HostCollector(
             Task.Run(() => FirewallLoopAsync(stoppingToken), stoppingToken)).ConfigureAwait(false);
     }
 
-    private DateTimeOffset _lastStatusSent;
+    private long? _lastStatusSent; // Stopwatch timestamp
 
     /// <summary>Applies a status change; publishes it at once when health changed, else at most once a second.</summary>
     private void Update(Func<CollectorStatus, CollectorStatus> change)
@@ -70,10 +70,10 @@ public sealed class HostCollector(
             var healthChanged = before.EngineAvailable != next.EngineAvailable || before.FirewallAvailable != next.FirewallAvailable
                 || before.EngineError != next.EngineError || before.FirewallError != next.FirewallError
                 || before.Layout?.Kind != next.Layout?.Kind || before.Backend != next.Backend;
-            send = healthChanged || next.UpdatedAt - _lastStatusSent >= TimeSpan.FromSeconds(1);
+            send = healthChanged || _lastStatusSent is not { } last || Stopwatch.GetElapsedTime(last) >= TimeSpan.FromSeconds(1);
             if (send)
             {
-                _lastStatusSent = next.UpdatedAt;
+                _lastStatusSent = Stopwatch.GetTimestamp();
             }
         }
 
@@ -232,17 +232,18 @@ public sealed class HostCollector(
 
         _previous = ruleset;
         var elapsed = sw.Elapsed;
-        var now = DateTimeOffset.UtcNow;
+        var now = Stopwatch.GetTimestamp();
         _reads.Enqueue((now, elapsed));
-        while (_reads.Count > 1 && now - _reads.Peek().At > TimeSpan.FromSeconds(10))
+        while (_reads.Count > 1 && Stopwatch.GetElapsedTime(_reads.Peek().At, now) > TimeSpan.FromSeconds(10))
         {
             _reads.Dequeue();
         }
 
         // Over the last 10 s: reads per second, and the share of wall time spent reading.
         var first = _reads.Peek();
-        var span = (now - first.At + first.Took).TotalSeconds;
-        var achieved = _reads.Count > 1 ? (_reads.Count - 1) / (now - first.At).TotalSeconds : 0;
+        var sinceFirst = Stopwatch.GetElapsedTime(first.At, now);
+        var span = (sinceFirst + first.Took).TotalSeconds;
+        var achieved = _reads.Count > 1 ? (_reads.Count - 1) / sinceFirst.TotalSeconds : 0;
         var duty = span > 0 ? _reads.Sum(r => r.Took.TotalSeconds) / span : 0;
         var layout = structureChanged ? DockerLayoutDetector.Detect(ruleset) : Status.Layout;
         Update(s => s with

@@ -26,7 +26,7 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<HostOptio
 {
     private readonly HostOptions _options = options.Value;
     private bool _ipv6Empty;
-    private DateTimeOffset _ipv6CheckedAt;
+    private long _ipv6CheckedAt; // Stopwatch timestamp (monotonic)
 
     /// <summary>While ip6tables-save prints nothing, it is asked again only this often (a process start per read is most of a read's cost).</summary>
     public static readonly TimeSpan EmptyIpv6Recheck = TimeSpan.FromSeconds(5);
@@ -45,7 +45,7 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<HostOptio
         var v4 = await RunAsync(_options.IptablesSave, ["-c"], ct).ConfigureAwait(false);
         var ruleset = Parse(() => IptablesSaveReader.Read(v4, TableFamily.Ipv4), "iptables-save -c");
         var commands = new List<string> { $"{_options.IptablesSave} -c" };
-        if (_ipv6Empty && started - _ipv6CheckedAt < EmptyIpv6Recheck)
+        if (_ipv6Empty && System.Diagnostics.Stopwatch.GetElapsedTime(_ipv6CheckedAt) < EmptyIpv6Recheck)
         {
             return new FirewallSnapshot(ruleset, started, sw.Elapsed, commands, warnings) { RawText = v4 };
         }
@@ -55,7 +55,7 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<HostOptio
         try
         {
             var v6 = await RunAsync(_options.Ip6tablesSave, ["-c"], ct).ConfigureAwait(false);
-            _ipv6CheckedAt = started;
+            _ipv6CheckedAt = System.Diagnostics.Stopwatch.GetTimestamp();
             _ipv6Empty = string.IsNullOrWhiteSpace(v6);
             if (!_ipv6Empty)
             {

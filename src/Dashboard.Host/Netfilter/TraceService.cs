@@ -190,7 +190,7 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
     public string InstanceTagPrefix { get; } = RuleTag.For($"trace-{CheckInstance(options.Value.InstanceId)}-");
     private readonly SemaphoreSlim _locatorGate = new(1, 1);
     private TraceRuleLocator? _locator;
-    private DateTimeOffset _locatorReadAt;
+    private long? _locatorReadAt; // Stopwatch timestamp: a wall-clock step must not hold the locator back
 
     /// <summary>A packet of a trace gained a step (called on the trace's reader thread).</summary>
     public event Action<TraceSession, TracedPacket>? PacketTraced;
@@ -360,7 +360,7 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
     private async Task RefreshLocatorAsync(bool force, CancellationToken ct)
     {
-        if (!force && DateTimeOffset.UtcNow - _locatorReadAt < TimeSpan.FromSeconds(1) || !await _locatorGate.WaitAsync(TimeSpan.FromSeconds(5), ct).ConfigureAwait(false))
+        if (!force && _locatorReadAt is { } readAt && System.Diagnostics.Stopwatch.GetElapsedTime(readAt) < TimeSpan.FromSeconds(1) || !await _locatorGate.WaitAsync(TimeSpan.FromSeconds(5), ct).ConfigureAwait(false))
         {
             return;
         }
@@ -369,7 +369,7 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
         {
             var snapshot = await firewall.ReadAsync(FirewallBackend.IptablesNft, ct).ConfigureAwait(false);
             _locator = new TraceRuleLocator(snapshot.Ruleset);
-            _locatorReadAt = DateTimeOffset.UtcNow;
+            _locatorReadAt = System.Diagnostics.Stopwatch.GetTimestamp();
         }
         catch (FirewallUnavailableException ex)
         {

@@ -210,8 +210,8 @@ public sealed class RoleMatrixTests : IAsyncLifetime
             var changes = _factory.Services.GetRequiredService<ChangeRequestService>();
             var rule = new ChangeRule { Chain = "DOCKER-USER", Source = "172.31.250.0/24", Destination = "172.31.251.0/24", Target = "ACCEPT" };
             await changes.ProposeAsync(_users["operator"].Actor, 1, rule, "live", null);
-            var deadline = DateTime.UtcNow.AddSeconds(10);
-            while (DateTime.UtcNow < deadline && Roles.Take(4).Any(r => !updates.ContainsKey(r)))
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            while (waited.Elapsed < TimeSpan.FromSeconds(10) && Roles.Take(4).Any(r => !updates.ContainsKey(r)))
             {
                 await Task.Delay(100);
             }

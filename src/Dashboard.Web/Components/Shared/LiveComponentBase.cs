@@ -12,7 +12,7 @@ public abstract class LiveComponentBase : ComponentBase, IDisposable
     private static readonly TimeSpan MinRenderInterval = TimeSpan.FromMilliseconds(100);
     private IDisposable? _subscription;
     private int _renderPending;
-    private DateTimeOffset _lastRender;
+    private long _lastRender; // Stopwatch timestamp: a step of the wall clock must not hold renders back
     private bool _disposed;
 
     [Inject]
@@ -41,7 +41,7 @@ public abstract class LiveComponentBase : ComponentBase, IDisposable
                 return Task.CompletedTask;
             }
 
-            var wait = _lastRender + MinRenderInterval - DateTimeOffset.UtcNow;
+            var wait = MinRenderInterval - System.Diagnostics.Stopwatch.GetElapsedTime(_lastRender);
             return wait > TimeSpan.Zero ? RenderLaterAsync(wait) : RenderNow();
         });
     }
@@ -55,7 +55,7 @@ public abstract class LiveComponentBase : ComponentBase, IDisposable
     private Task RenderNow()
     {
         Interlocked.Exchange(ref _renderPending, 0);
-        _lastRender = DateTimeOffset.UtcNow;
+        _lastRender = System.Diagnostics.Stopwatch.GetTimestamp();
         if (!_disposed)
         {
             StateHasChanged();
