@@ -71,6 +71,8 @@ public sealed class ChangesPage(IPage page) : DashboardPage(page)
     /// <summary>Fills the propose form for an ACCEPT from one bridge to another at the head of DOCKER-USER and submits it.</summary>
     public async Task ProposeAsync(string inInterface, string outInterface, string rationale)
     {
+        // The form clears the rationale when the previous proposal is saved: wait for that before typing the next one.
+        await Assertions.Expect(Field("cr-rationale")).ToHaveValueAsync("", new() { Timeout = 15_000 });
         await Field("cr-in").FillAsync(inInterface);
         await Field("cr-out").FillAsync(outInterface);
         await Field("cr-rationale").FillAsync(rationale);
