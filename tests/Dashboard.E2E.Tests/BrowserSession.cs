@@ -62,10 +62,19 @@ public sealed class BrowserSession : IAsyncDisposable
     public static async Task SignInAsync(IPage page, string user, string password)
     {
         await page.GotoAsync("account/login");
-        await page.FillAsync("[data-testid=login-user]", user);
-        await page.FillAsync("[data-testid=login-password]", password);
-        await page.ClickAsync("[data-testid=login-submit]");
+        await SubmitFormAsync(page, "login", ("user", user), ("password", password));
         await page.WaitForURLAsync(u => !u.Contains("/account/login", StringComparison.Ordinal), new PageWaitForURLOptions { Timeout = 15_000 });
+    }
+
+    /// <summary>Fills a server-rendered account form (fields <c>data-testid="{form}-{field}"</c>) and presses its <c>{form}-submit</c> button.</summary>
+    public static async Task SubmitFormAsync(IPage page, string form, params (string Field, string Value)[] fields)
+    {
+        foreach (var (field, value) in fields)
+        {
+            await page.FillAsync($"[data-testid={form}-{field}]", value);
+        }
+
+        await page.ClickAsync($"[data-testid={form}-submit]");
     }
 
     public static Task ScreenshotAsync(IPage page, string name) =>

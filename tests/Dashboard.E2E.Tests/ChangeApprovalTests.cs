@@ -111,14 +111,9 @@ public class ChangeApprovalTests
         var page = await browser.NewPageAsync(fresh.BaseUri, user: null);
         await page.GotoAsync("firewall");
         await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/setup$"));
-        await page.FillAsync("[data-testid=setup-user]", "root-admin");
-        await page.FillAsync("[data-testid=setup-password]", "short");
-        await page.FillAsync("[data-testid=setup-confirm]", "short");
-        await page.ClickAsync("[data-testid=setup-submit]");
+        await BrowserSession.SubmitFormAsync(page, "setup", ("user", "root-admin"), ("password", "short"), ("confirm", "short"));
         await Assertions.Expect(page.Locator(".account-error").First).ToBeVisibleAsync(Visible);
-        await page.FillAsync("[data-testid=setup-password]", "first-admin-pass-9");
-        await page.FillAsync("[data-testid=setup-confirm]", "first-admin-pass-9");
-        await page.ClickAsync("[data-testid=setup-submit]");
+        await BrowserSession.SubmitFormAsync(page, "setup", ("password", "first-admin-pass-9"), ("confirm", "first-admin-pass-9"));
         await new DashboardPage(page).OpenAsync("");
         await page.Locator("[data-testid='account-menu']").ClickAsync();
         await Assertions.Expect(page.Locator("[data-testid='signed-in-as']")).ToHaveTextAsync("root-admin");
@@ -132,13 +127,9 @@ public class ChangeApprovalTests
         await other.GotoAsync("changes");
         await Assertions.Expect(other).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/account/login\\?ReturnUrl=%2Fchanges$"));
         Assert.Equal(401, (await other.APIRequest.GetAsync("api/networks")).Status);
-        await other.FillAsync("[data-testid=login-user]", "root-admin");
-        await other.FillAsync("[data-testid=login-password]", "wrong-password-1");
-        await other.ClickAsync("[data-testid=login-submit]");
+        await BrowserSession.SubmitFormAsync(other, "login", ("user", "root-admin"), ("password", "wrong-password-1"));
         await Assertions.Expect(other.Locator("[data-testid='login-error']")).ToContainTextAsync("not right", new() { Timeout = 10_000 });
-        await other.FillAsync("[data-testid=login-user]", "root-admin");
-        await other.FillAsync("[data-testid=login-password]", "first-admin-pass-9");
-        await other.ClickAsync("[data-testid=login-submit]");
+        await BrowserSession.SubmitFormAsync(other, "login", ("user", "root-admin"), ("password", "first-admin-pass-9"));
         await Assertions.Expect(other).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/changes$"));
         Assert.Equal(200, (await other.APIRequest.GetAsync("api/networks")).Status);
 
@@ -161,15 +152,9 @@ public class ChangeApprovalTests
 
         // Changing the password: a wrong current one is refused; then the new one signs in and the old one does not.
         await other.GotoAsync("account/password");
-        await other.FillAsync("[data-testid=password-current]", "not-my-password-1");
-        await other.FillAsync("[data-testid=password-new]", "second-admin-pass-7");
-        await other.FillAsync("[data-testid=password-confirm]", "second-admin-pass-7");
-        await other.ClickAsync("[data-testid=password-submit]");
+        await BrowserSession.SubmitFormAsync(other, "password", ("current", "not-my-password-1"), ("new", "second-admin-pass-7"), ("confirm", "second-admin-pass-7"));
         await Assertions.Expect(other.Locator("[data-testid='password-error']").First).ToBeVisibleAsync(Visible);
-        await other.FillAsync("[data-testid=password-current]", "first-admin-pass-9");
-        await other.FillAsync("[data-testid=password-new]", "second-admin-pass-7");
-        await other.FillAsync("[data-testid=password-confirm]", "second-admin-pass-7");
-        await other.ClickAsync("[data-testid=password-submit]");
+        await BrowserSession.SubmitFormAsync(other, "password", ("current", "first-admin-pass-9"), ("new", "second-admin-pass-7"), ("confirm", "second-admin-pass-7"));
         await Assertions.Expect(other.Locator("[data-testid='password-done']")).ToBeVisibleAsync(Visible);
         Assert.Equal(200, (await other.APIRequest.GetAsync("api/networks")).Status);
 
@@ -178,13 +163,9 @@ public class ChangeApprovalTests
         await other.Locator("[data-testid='sign-out']").ClickAsync();
         await Assertions.Expect(other).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/account/login"));
         Assert.Equal(401, (await other.APIRequest.GetAsync("api/networks")).Status);
-        await other.FillAsync("[data-testid=login-user]", "root-admin");
-        await other.FillAsync("[data-testid=login-password]", "first-admin-pass-9");
-        await other.ClickAsync("[data-testid=login-submit]");
+        await BrowserSession.SubmitFormAsync(other, "login", ("user", "root-admin"), ("password", "first-admin-pass-9"));
         await Assertions.Expect(other.Locator("[data-testid='login-error']")).ToBeVisibleAsync(Visible);
-        await other.FillAsync("[data-testid=login-user]", "root-admin");
-        await other.FillAsync("[data-testid=login-password]", "second-admin-pass-7");
-        await other.ClickAsync("[data-testid=login-submit]");
+        await BrowserSession.SubmitFormAsync(other, "login", ("user", "root-admin"), ("password", "second-admin-pass-7"));
         await Assertions.Expect(other).Not.ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/account/login"), new() { Timeout = 10_000 });
     }
 }

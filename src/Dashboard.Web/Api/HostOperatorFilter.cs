@@ -12,20 +12,10 @@ public static class HostOperatorFilter
         {
             var http = context.HttpContext;
             var actor = Actor.From(http);
-            var audit = http.RequestServices.GetRequiredService<AuditLog>();
-            try
-            {
-                await http.RequestServices.GetRequiredService<LabAccess>().RequireHostOperatorAsync(actor, http.RequestAborted);
-            }
-            catch (LabAccessException ex)
-            {
-                // Refused from the API as from the pages: audited as "<action>-refused", then answered 403 by the handler.
-                await audit.WriteAsync(actor, action + "-refused", http.Request.Path, $"{http.Request.Method} {http.Request.Path}: {ex.Message}", succeeded: false, ct: CancellationToken.None);
-                throw;
-            }
-
+            // A refusal is audited by LabAccess and answered 403 by the exception handler.
+            await http.RequestServices.GetRequiredService<LabAccess>().RequireHostOperatorAsync(actor, action, http.Request.Path, http.RequestAborted);
             var result = await next(context);
-            await audit.WriteAsync(actor, action, http.Request.Path, $"{http.Request.Method} {http.Request.Path} → {http.Response.StatusCode}", ct: CancellationToken.None);
+            await http.RequestServices.GetRequiredService<AuditLog>().WriteAsync(actor, action, http.Request.Path, $"{http.Request.Method} {http.Request.Path} → {http.Response.StatusCode}", ct: CancellationToken.None);
             return result;
         });
 }

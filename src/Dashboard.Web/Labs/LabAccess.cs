@@ -65,12 +65,18 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
         return first ?? throw new LabAccessException(403, "you are not a member of any lab; ask a lab admin to add you");
     }
 
-    public async Task RequireHostOperatorAsync(Actor actor, CancellationToken ct = default)
+    /// <summary>
+    /// Host-wide actions (captures, traces, verifying pings) need the Operator role in at least one lab. A refusal is
+    /// audited here as "<paramref name="action"/>-refused", for the pages and the API alike, then thrown (403).
+    /// </summary>
+    public async Task RequireHostOperatorAsync(Actor actor, string action, string? subject = null, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
         if (!await db.LabMembers.AnyAsync(m => m.UserId == actor.UserId && m.Role >= LabRole.Operator, ct).ConfigureAwait(false))
         {
-            throw new LabAccessException(403, "this changes the host: it needs the Operator role in at least one lab");
+            var refused = new LabAccessException(403, "this changes the host: it needs the Operator role in at least one lab");
+            await audit.WriteAsync(actor, action + "-refused", subject, refused.Message, succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
+            throw refused;
         }
     }
 

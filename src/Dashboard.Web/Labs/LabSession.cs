@@ -60,11 +60,10 @@ public sealed class LabSession(AuthenticationStateProvider auth, LabAccess acces
         var actor = await ActorAsync();
         try
         {
-            await access.RequireHostOperatorAsync(actor);
+            await access.RequireHostOperatorAsync(actor, action);
         }
         catch (LabAccessException ex)
         {
-            await audit.WriteAsync(actor, action + "-refused", null, ex.Message, succeeded: false);
             return ex.Message;
         }
 

@@ -247,7 +247,7 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         Assert.Equal(404, (await Assert.ThrowsAsync<LabAccessException>(() => changes.GetAsync(_users["outsider"].Actor, _proposed))).Status);
         Assert.Equal(403, (await Assert.ThrowsAsync<LabAccessException>(() => runs.StartAsync(_users["viewer"].Actor, _experiment, "isolated"))).Status);
         Assert.Equal(403, (await Assert.ThrowsAsync<LabAccessException>(() => access.SetMemberAsync(_users["approver"].Actor, 1, "vera", LabRole.Admin))).Status);
-        Assert.Equal(403, (await Assert.ThrowsAsync<LabAccessException>(() => access.RequireHostOperatorAsync(_users["viewer"].Actor))).Status);
+        Assert.Equal(403, (await Assert.ThrowsAsync<LabAccessException>(() => access.RequireHostOperatorAsync(_users["viewer"].Actor, "isolation.verify"))).Status);
         Assert.Equal(LabRole.Viewer, await access.RoleAsync(_users["viewer"].Actor, 1));
     }
 
