@@ -178,6 +178,7 @@ public sealed class HostCollector(
     private async Task FirewallLoopAsync(CancellationToken ct)
     {
         var minPeriod = TimeSpan.FromSeconds(1 / Math.Max(0.1, _options.TargetRateHz));
+        var pacing = new ReadPacing();
         while (!ct.IsCancellationRequested)
         {
             var started = Stopwatch.GetTimestamp();
@@ -198,10 +199,9 @@ public sealed class HostCollector(
                 continue;
             }
 
-            // Duty cycle: a read that takes d is followed by enough idle time that reading stays under MaxDutyCycle.
-            var dutyPeriod = TimeSpan.FromTicks((long)(took.Ticks / Math.Max(0.001, _options.MaxDutyCycle)));
-            var period = dutyPeriod > minPeriod ? dutyPeriod : minPeriod;
-            var wait = period - took;
+            // Duty cycle: reading stays under MaxDutyCycle, paced by what reads typically cost, not by one slow read.
+            pacing.Add(took);
+            var wait = pacing.Period(minPeriod, _options.MaxDutyCycle) - took;
             if (wait > TimeSpan.Zero)
             {
                 await DelayAsync(wait, ct).ConfigureAwait(false);
