@@ -44,6 +44,7 @@ public class ExperimentRunTests
             await Assertions.Expect(page.Locator("[data-testid='compare-probe']")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("differs"), new() { Timeout = 15_000 });
             await Assertions.Expect(page.Locator("[data-testid='only-in-a']")).ToHaveCountAsync(2);
             await Assertions.Expect(page.Locator("[data-testid='nat-b']")).ToContainTextAsync("none");
+            await Assertions.Expect(page.Locator("[data-testid='nat-a']")).ToContainTextAsync("echo request: source {c2} → {net1.gateway} (gateway of net1), source NAT");
             await Assertions.Expect(page.Locator("[data-testid='compare-a']")).ToContainTextAsync("3 of 3 replies");
             await BrowserSession.ScreenshotAsync(page, "compare");
         }

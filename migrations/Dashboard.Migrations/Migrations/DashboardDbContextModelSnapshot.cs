@@ -543,12 +543,36 @@ namespace Dashboard.Migrations.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("INTEGER");
 
+                    b.Property<bool>("Decoded")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("Destination")
                         .HasColumnType("TEXT");
+
+                    b.Property<int?>("DestinationPort")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("EtherType")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("IcmpCode")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("IcmpId")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("IcmpSequence")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("IcmpType")
+                        .HasColumnType("INTEGER");
 
                     b.Property<string>("Interface")
                         .IsRequired()
                         .HasColumnType("TEXT");
+
+                    b.Property<int?>("IpProtocol")
+                        .HasColumnType("INTEGER");
 
                     b.Property<int>("Length")
                         .HasColumnType("INTEGER");
@@ -563,14 +587,22 @@ namespace Dashboard.Migrations.Migrations
                     b.Property<string>("Source")
                         .HasColumnType("TEXT");
 
+                    b.Property<int?>("SourcePort")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("Summary")
                         .IsRequired()
                         .HasColumnType("TEXT");
+
+                    b.Property<int?>("TcpFlags")
+                        .HasColumnType("INTEGER");
 
                     b.Property<long>("Timestamp")
                         .HasColumnType("INTEGER");
 
                     b.HasKey("Id");
+
+                    b.HasIndex("Decoded");
 
                     b.HasIndex("RunId", "Timestamp");
 

@@ -17,6 +17,20 @@ public sealed record DecodedPacket(
     IcmpEcho? Echo,
     string Summary)
 {
+    /// <summary>The frame's EtherType (for an 802.3 frame its length field, at most 1500); -1 when there is no Ethernet header.</summary>
+    public int EtherType { get; init; } = -1;
+
+    /// <summary>The IP protocol number (IPv6: of the last header decoded), or null for a frame that is not IP.</summary>
+    public int? IpProtocol { get; init; }
+
+    /// <summary>ICMP or ICMPv6 type and code, when the packet is one.</summary>
+    public int? IcmpType { get; init; }
+
+    public int? IcmpCode { get; init; }
+
+    /// <summary>TCP flags as the header's low byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20, ECE 0x40, CWR 0x80).</summary>
+    public int? TcpFlags { get; init; }
+
     /// <summary>The flow this packet belongs to, direction included (for aggregation and filtering).</summary>
     public string FlowKey => SourcePort is null
         ? $"{Protocol} {Source} > {Destination}"
@@ -63,17 +77,17 @@ public static class PacketDecoder
                     _ => $"ARP, {arp.Operation}, length {record.OriginalLength - 14}",
                 };
                 return new DecodedPacket(record.Timestamp, record.OriginalLength, "ARP", arp.SenderProtocolAddress.ToString(), arp.TargetProtocolAddress.ToString(),
-                    null, null, srcMac, dstMac, null, summary);
+                    null, null, srcMac, dstMac, null, summary) { EtherType = (int)eth.Type };
             }
 
             if (eth.Extract<IPPacket>() is { } ip)
             {
-                return DecodeIp(record, ip, srcMac, dstMac);
+                return DecodeIp(record, ip, srcMac, dstMac) with { EtherType = (int)eth.Type };
             }
 
             var type = ((ushort)eth.Type).ToString("x4", CultureInfo.InvariantCulture);
             return new DecodedPacket(record.Timestamp, record.OriginalLength, "ethertype 0x" + type, srcMac, dstMac, null, null, srcMac, dstMac, null,
-                $"ethertype 0x{type}, length {record.OriginalLength}");
+                $"ethertype 0x{type}, length {record.OriginalLength}") { EtherType = (ushort)eth.Type };
         }
         catch (Exception ex)
         {
@@ -96,12 +110,14 @@ public static class PacketDecoder
             {
                 var echo = new IcmpEcho(type == 8, icmp.Id, icmp.Sequence);
                 return new DecodedPacket(record.Timestamp, record.OriginalLength, "ICMP", src, dst, null, null, srcMac, dstMac, echo,
-                    $"{prefix} {src} > {dst}: ICMP echo {(echo.IsRequest ? "request" : "reply")}, id {echo.Id}, seq {echo.Sequence}, length {payloadLength}");
+                    $"{prefix} {src} > {dst}: ICMP echo {(echo.IsRequest ? "request" : "reply")}, id {echo.Id}, seq {echo.Sequence}, length {payloadLength}")
+                { IpProtocol = 1, IcmpType = type, IcmpCode = code & 0xff };
             }
 
             var what = type == 3 && Unreachable(icmp.PayloadData, code & 0xff) is { } u ? u : $"type {type} code {code & 0xff}";
             return new DecodedPacket(record.Timestamp, record.OriginalLength, "ICMP", src, dst, null, null, srcMac, dstMac, null,
-                $"{prefix} {src} > {dst}: ICMP {what}, length {payloadLength}");
+                $"{prefix} {src} > {dst}: ICMP {what}, length {payloadLength}")
+            { IpProtocol = 1, IcmpType = type, IcmpCode = code & 0xff };
         }
 
         if (ip.Extract<TcpPacket>() is { } tcp)
@@ -109,24 +125,28 @@ public static class PacketDecoder
             var data = payloadLength - (tcp.DataOffset * 4);
             var ack = tcp.Acknowledgment ? $", ack {tcp.AcknowledgmentNumber}" : "";
             return new DecodedPacket(record.Timestamp, record.OriginalLength, "TCP", src, dst, tcp.SourcePort, tcp.DestinationPort, srcMac, dstMac, null,
-                $"{prefix} {src}.{tcp.SourcePort} > {dst}.{tcp.DestinationPort}: Flags [{TcpFlags(tcp)}], seq {tcp.SequenceNumber}{ack}, win {tcp.WindowSize}, length {Math.Max(0, data)}");
+                $"{prefix} {src}.{tcp.SourcePort} > {dst}.{tcp.DestinationPort}: Flags [{TcpFlags(tcp)}], seq {tcp.SequenceNumber}{ack}, win {tcp.WindowSize}, length {Math.Max(0, data)}")
+            { IpProtocol = 6, TcpFlags = tcp.Flags & 0xff };
         }
 
         if (ip.Extract<UdpPacket>() is { } udp)
         {
             return new DecodedPacket(record.Timestamp, record.OriginalLength, "UDP", src, dst, udp.SourcePort, udp.DestinationPort, srcMac, dstMac, null,
-                $"{prefix} {src}.{udp.SourcePort} > {dst}.{udp.DestinationPort}: UDP, length {Math.Max(0, udp.Length - 8)}");
+                $"{prefix} {src}.{udp.SourcePort} > {dst}.{udp.DestinationPort}: UDP, length {Math.Max(0, udp.Length - 8)}")
+            { IpProtocol = 17 };
         }
 
         if (v6 && ip.Extract<IcmpV6Packet>() is { } icmp6)
         {
             return new DecodedPacket(record.Timestamp, record.OriginalLength, "ICMP6", src, dst, null, null, srcMac, dstMac, null,
-                $"{prefix} {src} > {dst}: ICMP6, {Icmp6Name(icmp6.Type)}, length {payloadLength}");
+                $"{prefix} {src} > {dst}: ICMP6, {Icmp6Name(icmp6.Type)}, length {payloadLength}")
+            { IpProtocol = 58, IcmpType = (int)icmp6.Type, IcmpCode = icmp6.Code };
         }
 
         var proto = ip.Protocol.ToString();
         return new DecodedPacket(record.Timestamp, record.OriginalLength, proto, src, dst, null, null, srcMac, dstMac, null,
-            $"{prefix} {src} > {dst}: {proto}, length {payloadLength}");
+            $"{prefix} {src} > {dst}: {proto}, length {payloadLength}")
+        { IpProtocol = (int)ip.Protocol };
     }
 
     /// <summary>

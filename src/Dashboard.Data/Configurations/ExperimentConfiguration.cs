@@ -80,7 +80,11 @@ public sealed class RunPacketConfiguration : IEntityTypeConfiguration<RunPacket>
 {
     public void Configure(EntityTypeBuilder<RunPacket> builder)
     {
+        // Kernel timestamps have microseconds; the context's default DateTimeOffset conversion keeps 0.1 ms, which puts a
+        // request and its reply on two bridges at the same instant and in either order. UTC ticks keep them whole.
+        builder.Property(p => p.Timestamp).HasConversion(v => v.UtcTicks, v => new DateTimeOffset(v, TimeSpan.Zero));
         builder.HasIndex(p => new { p.RunId, p.Timestamp });
+        builder.HasIndex(p => p.Decoded);
         builder.HasOne<Run>().WithMany().HasForeignKey(p => p.RunId).OnDelete(DeleteBehavior.Cascade);
     }
 }

@@ -121,16 +121,35 @@ public sealed class RunCapture
     public long? KernelDrops { get; set; }
 }
 
-/// <summary>A captured packet of a run, decoded (at most a bounded number per capture; the pcap holds all).</summary>
+/// <summary>
+/// A captured packet of a run, decoded (at most a bounded number per capture; the pcap holds all): its kernel timestamp
+/// to the microsecond, the header fields that run analysis decides by, and tcpdump's summary for people to read.
+/// </summary>
 public sealed class RunPacket
 {
     public long Id { get; set; }
     public Guid RunId { get; set; }
     public required string Interface { get; set; }
+
+    /// <summary>The kernel's capture time, kept whole (stored as UTC ticks).</summary>
     public DateTimeOffset Timestamp { get; set; }
+
     public int Length { get; set; }
     public required string Protocol { get; set; }
     public string? Source { get; set; }
     public string? Destination { get; set; }
     public required string Summary { get; set; }
+
+    /// <summary>False for rows kept before the header fields were stored (summary only); they are decoded again from the run's pcap at start-up.</summary>
+    public bool Decoded { get; set; }
+
+    public int EtherType { get; set; } = -1;
+    public int? IpProtocol { get; set; }
+    public int? SourcePort { get; set; }
+    public int? DestinationPort { get; set; }
+    public int? IcmpType { get; set; }
+    public int? IcmpCode { get; set; }
+    public int? IcmpId { get; set; }
+    public int? IcmpSequence { get; set; }
+    public int? TcpFlags { get; set; }
 }

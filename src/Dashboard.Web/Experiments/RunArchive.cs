@@ -21,7 +21,8 @@ public sealed record ImportResult(Guid ExperimentId, string Experiment, IReadOnl
 /// </summary>
 public static partial class RunArchive
 {
-    public const int SchemaVersion = 1;
+    /// <summary>2: packets carry their decoded header fields and microsecond timestamps. 1 is still read (its packets are decoded again from the pcaps).</summary>
+    public const int SchemaVersion = 2;
     public const long MaxArchiveBytes = 100L * 1024 * 1024;
     public const long MaxUnpackedBytes = 400L * 1024 * 1024;
     public const int MaxEntries = 2_000;
@@ -46,7 +47,9 @@ public static partial class RunArchive
 
     public sealed record CaptureRecord(string Interface, string Network, string? Pcap, long Packets, long Stored, long? KernelDrops);
 
-    public sealed record PacketRecord(string Interface, DateTimeOffset Timestamp, int Length, string Protocol, string? Source, string? Destination, string Summary);
+    public sealed record PacketRecord(string Interface, DateTimeOffset Timestamp, int Length, string Protocol, string? Source, string? Destination, string Summary,
+        int? EtherType = null, int? IpProtocol = null, int? SourcePort = null, int? DestinationPort = null, int? IcmpType = null, int? IcmpCode = null,
+        int? IcmpId = null, int? IcmpSequence = null, int? TcpFlags = null);
 
     /// <summary>Writes the runs (all of one experiment) to <paramref name="output"/> as a zip.</summary>
     public static async Task ExportAsync(DashboardDbContext db, string dataDirectory, Guid experimentId, IReadOnlyList<Guid> runIds, string kind, string host, Stream output, CancellationToken ct = default)
@@ -65,7 +68,8 @@ public static partial class RunArchive
             }
 
             var packets = await db.RunPackets.AsNoTracking().Where(p => p.RunId == id).OrderBy(p => p.Timestamp)
-                .Select(p => new PacketRecord(p.Interface, p.Timestamp, p.Length, p.Protocol, p.Source, p.Destination, p.Summary)).ToListAsync(ct);
+                .Select(p => new PacketRecord(p.Interface, p.Timestamp, p.Length, p.Protocol, p.Source, p.Destination, p.Summary,
+                    p.Decoded ? p.EtherType : null, p.IpProtocol, p.SourcePort, p.DestinationPort, p.IcmpType, p.IcmpCode, p.IcmpId, p.IcmpSequence, p.TcpFlags)).ToListAsync(ct);
             await WriteAsync(zip, $"{folder}packets.json", JsonSerializer.Serialize(packets, Json), ct);
 
             var captures = new List<CaptureRecord>();
@@ -177,9 +181,9 @@ public static partial class RunArchive
                 throw new ImportRejectedException($"manifest.json is not valid: {ex.Message}");
             }
 
-            if (manifest.SchemaVersion != SchemaVersion)
+            if (manifest.SchemaVersion is not (1 or SchemaVersion))
             {
-                throw new ImportRejectedException($"schema version {manifest.SchemaVersion} is not supported (this dashboard reads {SchemaVersion})");
+                throw new ImportRejectedException($"schema version {manifest.SchemaVersion} is not supported (this dashboard reads 1 and {SchemaVersion})");
             }
 
             if (manifest.Experiment?.Name is not { Length: >= 1 and <= 100 } experimentName || manifest.Runs is null || manifest.Runs.Count > 1000)
@@ -250,7 +254,13 @@ public static partial class RunArchive
                         throw new ImportRejectedException($"run {r.Id}: packets.json is not valid: {ex.Message}");
                     }
 
-                    packets.AddRange((list ?? []).Select(p => new RunPacket { RunId = id, Interface = Shorten(p.Interface, 20)!, Timestamp = p.Timestamp, Length = p.Length, Protocol = Shorten(p.Protocol, 20)!, Source = Shorten(p.Source, 60), Destination = Shorten(p.Destination, 60), Summary = Shorten(p.Summary, 500)! }));
+                    packets.AddRange((list ?? []).Where(p => p is not null).Select(p => new RunPacket
+                    {
+                        RunId = id, Interface = Shorten(p.Interface, 20) ?? "", Timestamp = p.Timestamp, Length = p.Length, Protocol = Shorten(p.Protocol, 20) ?? "",
+                        Source = Shorten(p.Source, 60), Destination = Shorten(p.Destination, 60), Summary = Shorten(p.Summary, 500) ?? "",
+                        Decoded = manifest.SchemaVersion >= 2 && p.EtherType is not null, EtherType = p.EtherType ?? -1, IpProtocol = p.IpProtocol, SourcePort = p.SourcePort,
+                        DestinationPort = p.DestinationPort, IcmpType = p.IcmpType, IcmpCode = p.IcmpCode, IcmpId = p.IcmpId, IcmpSequence = p.IcmpSequence, TcpFlags = p.TcpFlags,
+                    }));
                 }
 
                 var captures = new List<RunCapture>();
@@ -276,6 +286,20 @@ public static partial class RunArchive
 
                         target = Path.Combine("runs", id.ToString("N"), Path.GetFileName(c.Pcap));
                         stagedPcaps.Add((c.Pcap, target));
+
+                        // The pcap is the record of what was seen: its packets are decoded here rather than taken from packets.json.
+                        var iface = Shorten(c.Interface, 20) ?? "";
+                        try
+                        {
+                            await using var ps = entry.Open();
+                            var (_, rows) = await RunPackets.DecodeAsync(ps, id, iface, RunPackets.MaxStoredPerCapture, ct);
+                            packets.RemoveAll(p => p.Interface == iface);
+                            packets.AddRange(rows);
+                        }
+                        catch (InvalidDataException ex)
+                        {
+                            throw new ImportRejectedException($"run {r.Id}: '{Shorten(c.Pcap)}' is not a readable pcap: {ex.Message}");
+                        }
                     }
 
                     captures.Add(new RunCapture { RunId = id, Interface = Shorten(c.Interface, 20)!, Network = Shorten(c.Network, 40)!, PcapFile = target, Packets = c.Packets, Stored = c.Stored, KernelDrops = c.KernelDrops });

@@ -1,5 +1,8 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
+using Dashboard.Core.Capture;
+using Dashboard.Core.Experiments;
 using Dashboard.Data;
 using Dashboard.Data.Entities;
 using Microsoft.EntityFrameworkCore;
@@ -20,11 +23,36 @@ public sealed record ProbeComparison(string From, string To, string Kind, RunPro
 
 public sealed record RuleComparison(string Table, string Chain, string Rule, long? DeltaA, long? DeltaB, string? ChangeA, string? ChangeB);
 
-public sealed record TimelinePacket(string Network, double OffsetMs, string Summary);
+/// <summary>
+/// A stored packet on a run's timeline: where and when (ms from the run's first packet, to the microsecond), tcpdump's
+/// summary, its kind from the header fields, and the probe flow it belongs to (index into the run's probes) and direction.
+/// </summary>
+public sealed record TimelinePacket(string Network, string Interface, DateTimeOffset Timestamp, double OffsetMs, string Summary, string Kind, int? Probe, FlowDirection? Direction);
 
+/// <summary>
+/// What a run's captures show: packets in kernel-time order (at most a page of them; <see cref="Total"/> all stored),
+/// the NAT its probes' flows show ("on net1: ping c2 → c1, echo request: source … → … (gateway of net1), …"), the other
+/// traffic per bridge and kind, and how many rows predate stored header fields (not analysed).
+/// </summary>
+public sealed record RunTraffic(IReadOnlyList<TimelinePacket> Packets, int Total, IReadOnlyList<string> Nat, IReadOnlyList<OtherTraffic> Other, int NotDecoded);
+
+/// <summary>Two runs side by side; each side's traffic as <see cref="RunQueries.TrafficAsync"/> reads it.</summary>
 public sealed record RunComparison(RunSummary A, RunSummary B, IReadOnlyList<ProbeComparison> Probes, IReadOnlyList<RuleComparison> Rules,
-    IReadOnlyList<string> RulesOnlyInA, IReadOnlyList<string> RulesOnlyInB, IReadOnlyList<TimelinePacket> TimelineA, IReadOnlyList<TimelinePacket> TimelineB,
-    IReadOnlyList<string> NatA, IReadOnlyList<string> NatB);
+    IReadOnlyList<string> RulesOnlyInA, IReadOnlyList<string> RulesOnlyInB, [property: JsonIgnore] RunTraffic TrafficA, [property: JsonIgnore] RunTraffic TrafficB)
+{
+    /// <summary>Other traffic on the bridges (IGMP, ARP, MLD, ...): never NAT evidence, counted per network and kind.</summary>
+    public IReadOnlyList<OtherTraffic> OtherA => TrafficA.Other;
+
+    public IReadOnlyList<OtherTraffic> OtherB => TrafficB.Other;
+
+    public IReadOnlyList<string> NatA => TrafficA.Nat;
+
+    public IReadOnlyList<string> NatB => TrafficB.Nat;
+
+    public IReadOnlyList<TimelinePacket> TimelineA => TrafficA.Packets;
+
+    public IReadOnlyList<TimelinePacket> TimelineB => TrafficB.Packets;
+}
 
 /// <summary>Reads runs back: filtered pages of summaries, one run whole, and two runs compared side by side.</summary>
 public static class RunQueries
@@ -123,11 +151,11 @@ public static class RunQueries
             .OrderBy(c => c.Table).ThenBy(c => c.Chain)
             .ToList();
 
-        var (ta, natA) = await TimelineAsync(db, a, na, ct);
-        var (tb, natB) = await TimelineAsync(db, b, nb, ct);
+        var ta = await TrafficAsync(db, a, na, ct: ct);
+        var tb = await TrafficAsync(db, b, nb, ct: ct);
         var addedA = ra.Where(kv => kv.Value.Change == "added").Select(kv => kv.Key.Rule).ToHashSet();
         var addedB = rb.Where(kv => kv.Value.Change == "added").Select(kv => kv.Key.Rule).ToHashSet();
-        return new RunComparison(da.Summary, dbb.Summary, probes, rules, [.. addedA.Except(addedB)], [.. addedB.Except(addedA)], ta, tb, natA, natB);
+        return new RunComparison(da.Summary, dbb.Summary, probes, rules, [.. addedA.Except(addedB)], [.. addedB.Except(addedA)], ta, tb);
     }
 
     /// <summary>
@@ -136,52 +164,104 @@ public static class RunQueries
     /// </summary>
     private static async Task<Func<string, string>> NormalizerAsync(DashboardDbContext db, Guid run, CancellationToken ct)
     {
-        var topology = await db.RunArtifacts.AsNoTracking().Where(x => x.RunId == run && x.Kind == "topology").Select(x => x.Content).SingleOrDefaultAsync(ct);
-        if (topology is null)
+        if (await TopologyAsync(db, run, ct) is not { } topology)
         {
             return s => s;
         }
 
         var map = new List<(string From, string To)>();
-        using var doc = JsonDocument.Parse(topology);
-        foreach (var n in doc.RootElement.GetProperty("networks").EnumerateArray())
+        foreach (var n in topology.Networks)
         {
-            var name = n.GetProperty("name").GetString()!;
-            var shortName = name[(name.LastIndexOf('-') + 1)..];
-            map.Add((n.GetProperty("bridge").GetString()!, "{" + shortName + "}"));
-            map.Add((n.GetProperty("subnet").GetString()!, "{" + shortName + ".subnet}"));
-            map.Add((n.GetProperty("gateway").GetString()!, "{" + shortName + ".gateway}"));
+            map.Add((n.Bridge, "{" + n.Name + "}"));
+            map.Add((n.Subnet, "{" + n.Name + ".subnet}"));
+            map.Add((n.Gateway, "{" + n.Name + ".gateway}"));
         }
 
-        foreach (var c in doc.RootElement.GetProperty("containers").EnumerateArray())
-        {
-            var name = c.GetProperty("name").GetString()!;
-            map.Add((c.GetProperty("address").GetString()!, "{" + name[(name.LastIndexOf('-') + 1)..] + "}"));
-        }
+        map.AddRange(topology.Containers.Select(c => (c.Address, "{" + c.Name + "}")));
 
         // Longest first, and whole tokens only, so 172.18.0.1 never rewrites part of 172.18.0.12.
-        var ordered = map.OrderByDescending(m => m.From.Length).ToList();
+        var ordered = map.Where(m => m.From.Length > 0).OrderByDescending(m => m.From.Length).ToList();
+        if (ordered.Count == 0)
+        {
+            return s => s;
+        }
+
         var pattern = new Regex(string.Join('|', ordered.Select(m => $@"(?<![\w.]){Regex.Escape(m.From)}(?![\w]|\.\d)")), RegexOptions.CultureInvariant);
         var lookup = ordered.GroupBy(m => m.From).ToDictionary(g => g.Key, g => g.First().To);
         var tag = new Regex(@"netlab:run-[a-z0-9]+-[0-9a-f]{32}", RegexOptions.CultureInvariant);
         return s => tag.Replace(pattern.Replace(s, m => lookup[m.Value]), "netlab:run");
     }
 
-    private static async Task<(IReadOnlyList<TimelinePacket> Packets, IReadOnlyList<string> Nat)> TimelineAsync(DashboardDbContext db, Guid run, Func<string, string> normalize, CancellationToken ct)
+    private sealed record TopologyNetwork(string Name, string Bridge, string Subnet, string Gateway);
+
+    private sealed record TopologyContainer(string Name, string Address);
+
+    private sealed record RunTopology(IReadOnlyList<TopologyNetwork> Networks, IReadOnlyList<TopologyContainer> Containers);
+
+    /// <summary>The run's own networks and containers (its "topology" artifact), by their names in the scenario.</summary>
+    private static async Task<RunTopology?> TopologyAsync(DashboardDbContext db, Guid run, CancellationToken ct)
     {
-        var captures = await db.RunCaptures.AsNoTracking().Where(c => c.RunId == run).ToDictionaryAsync(c => c.Interface, c => c.Network, ct);
-        var packets = await db.RunPackets.AsNoTracking().Where(p => p.RunId == run).OrderBy(p => p.Timestamp).Select(p => new { p.Interface, p.Timestamp, p.Summary }).ToListAsync(ct);
-        if (packets.Count == 0)
+        var content = await db.RunArtifacts.AsNoTracking().Where(x => x.RunId == run && x.Kind == "topology").Select(x => x.Content).SingleOrDefaultAsync(ct);
+        if (content is null)
         {
-            return ([], []);
+            return null;
         }
 
-        var t0 = packets[0].Timestamp;
-        var list = packets.Select(p => new TimelinePacket(captures.GetValueOrDefault(p.Interface) ?? p.Interface, (p.Timestamp - t0).TotalMilliseconds, normalize(p.Summary))).ToList();
+        try
+        {
+            using var doc = JsonDocument.Parse(content);
+            var networks = Items(doc.RootElement, "networks").Select(n => new TopologyNetwork(ScenarioName(Text(n, "name")), Text(n, "bridge"), Text(n, "subnet"), Text(n, "gateway"))).ToList();
+            var containers = Items(doc.RootElement, "containers").Select(c => new TopologyContainer(ScenarioName(Text(c, "name")), Text(c, "address"))).ToList();
+            return new RunTopology(networks, containers);
+        }
+        catch (JsonException)
+        {
+            // An imported run's topology is only as good as its file: without it, names stay as recorded.
+            return null;
+        }
 
-        // NAT seen: a packet on a network whose source is another network's gateway was masqueraded on the way in.
-        var nat = list.Where(p => Regex.IsMatch(p.Summary, @"^IP \{[a-z0-9-]+\.gateway\} > ")).Select(p => $"on {p.Network}: {p.Summary.Split(':')[0]}").Distinct().ToList();
-        return (list, nat);
+        static string Text(JsonElement e, string name) =>
+            e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
+
+        static IEnumerable<JsonElement> Items(JsonElement root, string name) =>
+            root.ValueKind == JsonValueKind.Object && root.TryGetProperty(name, out var a) && a.ValueKind == JsonValueKind.Array ? a.EnumerateArray().ToList() : [];
     }
 
+    /// <summary>"nlrun-1a2b3c4d-net-a" → "net-a": the name a run gave its network or container, back to the scenario's.</summary>
+    private static string ScenarioName(string name)
+    {
+        var parts = name.Split('-', 3);
+        return parts.Length == 3 && parts[0] == "nlrun" ? parts[2] : name;
+    }
+
+    /// <summary>
+    /// A run's stored packets in kernel-time order, each with its kind and the probe flow it belongs to, the NAT its
+    /// flows show and the other traffic on the bridges, all from decoded header fields (see <see cref="ProbeTraffic"/>).
+    /// </summary>
+    public static async Task<RunTraffic> TrafficAsync(DashboardDbContext db, Guid run, Func<string, string>? normalize = null, int max = 2000, CancellationToken ct = default)
+    {
+        normalize ??= s => s;
+        var captures = await db.RunCaptures.AsNoTracking().Where(c => c.RunId == run).ToListAsync(ct);
+        var networkOf = captures.GroupBy(c => c.Interface).ToDictionary(g => g.Key, g => g.First().Network);
+        var rows = await db.RunPackets.AsNoTracking().Where(p => p.RunId == run).OrderBy(p => p.Timestamp).ThenBy(p => p.Id).ToListAsync(ct);
+        var probes = await db.RunProbes.AsNoTracking().Where(p => p.RunId == run).OrderBy(p => p.Order).ToListAsync(ct);
+        var topology = await TopologyAsync(db, run, ct);
+        var addressOf = (topology?.Containers ?? []).GroupBy(c => c.Name).ToDictionary(g => g.Key, g => g.First().Address);
+        var flows = probes.Select(p => new ProbeFlow(p.Kind, p.From, p.To, addressOf.GetValueOrDefault(p.From) ?? "", p.Address, p.Port)).ToList();
+        var host = (topology?.Networks ?? []).Where(n => n.Gateway.Length > 0).Select(n => new HostAddress(n.Gateway, $"gateway of {n.Name}")).ToList();
+
+        var seen = rows.Select(r => new SeenPacket(networkOf.GetValueOrDefault(r.Interface) ?? r.Interface, RunPackets.ToDecoded(r))).ToList();
+        var decoded = Enumerable.Range(0, rows.Count).Where(i => rows[i].Decoded).ToList();
+        var analysis = ProbeTraffic.Analyse([.. decoded.Select(i => seen[i])], flows, host);
+        var flowOf = new FlowMembership?[rows.Count];
+        for (var k = 0; k < decoded.Count; k++)
+        {
+            flowOf[decoded[k]] = analysis.Flows[k];
+        }
+
+        var t0 = rows.Count == 0 ? DateTimeOffset.UnixEpoch : rows[0].Timestamp;
+        var packets = rows.Take(max).Select((r, i) => new TimelinePacket(seen[i].Network, r.Interface, r.Timestamp, (r.Timestamp - t0).TotalMilliseconds, normalize(r.Summary),
+            r.Decoded ? TrafficKind.Of(seen[i].Packet) : "not decoded", flowOf[i]?.Probe, flowOf[i]?.Direction)).ToList();
+        return new RunTraffic(packets, rows.Count, [.. analysis.Nat.Select(n => normalize(n.Describe()))], analysis.Other, rows.Count - decoded.Count);
+    }
 }

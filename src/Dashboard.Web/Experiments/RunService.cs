@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Threading.Channels;
-using Dashboard.Core.Capture;
 using Dashboard.Core.Changes;
 using Dashboard.Core.Evaluation;
 using Dashboard.Core.Experiments;
@@ -42,7 +41,7 @@ public sealed class RunService(
     ILogger<RunService> logger) : BackgroundService
 {
     /// <summary>Decoded packets stored per capture; the pcap keeps all of them.</summary>
-    public const int MaxStoredPacketsPerCapture = 10_000;
+    public const int MaxStoredPacketsPerCapture = RunPackets.MaxStoredPerCapture;
 
     public const string BuiltInSeedName = "Seed: two networks, c2 pings c1";
 
@@ -188,6 +187,11 @@ public sealed class RunService(
 
             await db.SaveChangesAsync(ct);
             Interrupted = [.. stale.Select(r => r.Id)];
+            if (await RunPackets.DecodeLegacyRowsAsync(db, dataOptions.Value.ResolveDirectory(), logger, ct) is > 0 and var redecoded)
+            {
+                logger.LogInformation("{Count} captures of earlier runs decoded again from their pcaps (header fields kept from now on)", redecoded);
+            }
+
             var keep = (await db.Runs.Where(r => r.KeepResources).Select(r => r.Id).ToListAsync(ct)).Select(id => id.ToString("N")).ToHashSet();
             foreach (var result in await writer.DeleteTaggedWhereAsync(c => c.StartsWith(RuleTag.Prefix + $"run-{_instance}-", StringComparison.Ordinal), ct))
             {
@@ -470,27 +474,15 @@ public sealed class RunService(
             await s.StopAsync();
             var file = $"{s.Request.Interface}.pcap";
             File.Copy(s.PcapPath, Path.Combine(folder, file), overwrite: true);
-            long total = 0, stored = 0;
+            long total;
+            List<RunPacket> rows;
             await using (var stream = File.OpenRead(s.PcapPath))
             {
-                var reader = new PcapStreamReader(stream);
-                if (await reader.ReadHeaderAsync() is { } header)
-                {
-                    while (await reader.ReadRecordAsync() is { } record)
-                    {
-                        total++;
-                        if (stored >= MaxStoredPacketsPerCapture)
-                        {
-                            continue;
-                        }
-
-                        var p = PacketDecoder.Decode(record, header.LinkType);
-                        db.RunPackets.Add(new RunPacket { RunId = runId, Interface = s.Request.Interface, Timestamp = p.Timestamp, Length = p.Length, Protocol = p.Protocol, Source = p.Source, Destination = p.Destination, Summary = p.Summary });
-                        stored++;
-                    }
-                }
+                (total, rows) = await RunPackets.DecodeAsync(stream, runId, s.Request.Interface, MaxStoredPacketsPerCapture);
             }
 
+            db.RunPackets.AddRange(rows);
+            var stored = rows.Count;
             db.RunCaptures.Add(new RunCapture { RunId = runId, Interface = s.Request.Interface, Network = network, PcapFile = Path.Combine("runs", runId.ToString("N"), file), Packets = total, Stored = stored, KernelDrops = s.Stats.DroppedByKernel });
         }
 

@@ -41,9 +41,10 @@ public class CaptureServiceTests
         var (sub1, gw1) = (net1.GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString()!, net1.GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Gateway").GetString()!);
         var sub2 = net2.GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString()!;
 
-        // Isolated: the requests enter the source bridge and never leave on the destination bridge.
-        var on2 = await service.StartAsync(new CaptureRequest(seed.Bridge2, "icmp"));
-        var on1 = await service.StartAsync(new CaptureRequest(seed.Bridge1, "icmp"));
+        // Isolated: the requests enter the source bridge and never leave on the destination bridge. Each capture is
+        // filtered to the probe's flow (ICMP to or from c1), so a bridge's own chatter cannot make "no packets" fail.
+        var on2 = await service.StartAsync(new CaptureRequest(seed.Bridge2, $"icmp and host {seed.C1Ip}"));
+        var on1 = await service.StartAsync(new CaptureRequest(seed.Bridge1, $"icmp and host {seed.C1Ip}"));
         Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip, 3));
         await on2.StopAsync();
         await on1.StopAsync();
@@ -60,8 +61,8 @@ public class CaptureServiceTests
         // With the ACCEPT pair: on the destination bridge the request arrives from net1's gateway (MASQUERADE) and the reply goes back.
         await lab.InsertAsync(new RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = sub1, Destination = sub2, Target = "ACCEPT", Tag = lab.Tag });
         await lab.InsertAsync(new RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = sub2, Destination = sub1, Target = "ACCEPT", Tag = lab.Tag });
-        on2 = await service.StartAsync(new CaptureRequest(seed.Bridge2, "icmp"));
-        on1 = await service.StartAsync(new CaptureRequest(seed.Bridge1, "icmp"));
+        on2 = await service.StartAsync(new CaptureRequest(seed.Bridge2, $"icmp and host {seed.C1Ip}"));
+        on1 = await service.StartAsync(new CaptureRequest(seed.Bridge1, $"icmp and host {seed.C1Ip}"));
         Assert.Equal((3, 3), await lab.PingAsync(seed.C2, seed.C1Ip, 3));
         await on2.StopAsync();
         await on1.StopAsync();
@@ -130,7 +131,7 @@ public class CaptureServiceTests
         await using var lab = new LabScope();
         var seed = await lab.CreateSeedLabAsync();
         var service = NewService();
-        var limited = await service.StartAsync(new CaptureRequest(seed.Bridge2, "icmp", PacketLimit: 2));
+        var limited = await service.StartAsync(new CaptureRequest(seed.Bridge2, $"icmp and host {seed.C1Ip}", PacketLimit: 2));
         var open = await service.StartAsync(new CaptureRequest(seed.Bridge1));
 
         await lab.PingAsync(seed.C2, seed.C1Ip, 3);

@@ -36,7 +36,7 @@ public class CaptureApiTests
         using var factory = new DashboardFactory();
         using var client = factory.CreateClient();
 
-        using var started = await client.PostAsJsonAsync("/api/captures", new { @interface = seed.Bridge2, filter = "icmp" });
+        using var started = await client.PostAsJsonAsync("/api/captures", new { @interface = seed.Bridge2, filter = $"icmp and host {seed.C1Ip}" });
         Assert.Equal(HttpStatusCode.Created, started.StatusCode);
         var id = JsonDocument.Parse(await started.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString();
         await lab.PingAsync(seed.C2, seed.C1Ip, 3);
@@ -50,7 +50,7 @@ public class CaptureApiTests
         var requests = 0;
         while (await reader.ReadRecordAsync() is { } r)
         {
-            requests += PacketDecoder.Decode(r).Echo is { IsRequest: true } ? 1 : 0;
+            requests += PacketDecoder.Decode(r) is { Echo.IsRequest: true } p && p.Destination == seed.C1Ip ? 1 : 0;
         }
 
         Assert.Equal(3, requests);

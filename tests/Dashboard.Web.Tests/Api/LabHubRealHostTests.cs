@@ -87,7 +87,7 @@ public class LabHubRealHostTests
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Contains("must be one IPv4 address", await bad.Content.ReadAsStringAsync(), StringComparison.Ordinal);
 
-        var capture = await (await http.PostAsJsonAsync("/api/captures", new { @interface = seed.Bridge2, filter = "icmp" })).Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+        var capture = await (await http.PostAsJsonAsync("/api/captures", new { @interface = seed.Bridge2, filter = $"icmp and host {seed.C1Ip}" })).Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
         var traceResponse = await http.PostAsJsonAsync("/api/traces", new { source = c2Ip, destination = seed.C1Ip, protocol = "icmp" });
         Assert.Equal(System.Net.HttpStatusCode.Created, traceResponse.StatusCode);
         var trace = await traceResponse.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();

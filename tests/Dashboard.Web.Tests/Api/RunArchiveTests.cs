@@ -25,7 +25,16 @@ public sealed class RunArchiveTests : IDisposable
         _factory.Dispose();
     }
 
-    private async Task<Guid> SeedRunAsync()
+    private static readonly (string Network, string Bridge)[] FixtureBridges = [("net1", "br-c45a0ec488ce"), ("net2", "br-49a8c2441132")];
+
+    private const string FixtureTopology = """
+        {"networks":[{"name":"nlrun-0a1b2c3d-net1","id":"c45a0ec488ce","bridge":"br-c45a0ec488ce","subnet":"172.29.1.0/24","gateway":"172.29.1.1"},
+                     {"name":"nlrun-0a1b2c3d-net2","id":"49a8c2441132","bridge":"br-49a8c2441132","subnet":"172.29.2.0/24","gateway":"172.29.2.1"}],
+         "containers":[{"name":"nlrun-0a1b2c3d-c1","id":"1","network":"nlrun-0a1b2c3d-net1","address":"172.29.1.2"},
+                       {"name":"nlrun-0a1b2c3d-c2","id":"2","network":"nlrun-0a1b2c3d-net2","address":"172.29.2.2"}]}
+        """;
+
+    private async Task<Guid> SeedRunAsync(bool legacyRows = false)
     {
         await using var scope = _factory.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
@@ -36,15 +45,26 @@ public sealed class RunArchiveTests : IDisposable
         db.Runs.Add(new Run { Id = id, LabId = 1, ExperimentId = experiment.Id, ExperimentName = experiment.Name, Variant = "docker-user", Status = RunStatus.Succeeded, Author = "alice", StartedAt = started, EndedAt = started.AddSeconds(9), Host = "lab-host", EngineVersion = "20.10.24", FirewallBackend = "IptablesNft", Layout = "Docker18To27", ProbesSent = 3, ProbesReceived = 3, Outcome = "3 of 3 replies" });
         db.RunArtifacts.Add(new RunArtifact { RunId = id, Kind = "ruleset-before", Content = "*filter\n:FORWARD DROP [0:0]\nCOMMIT\n" });
         db.RunArtifacts.Add(new RunArtifact { RunId = id, Kind = "scenario", Content = experiment.ScenarioJson });
-        db.RunProbes.Add(new RunProbe { RunId = id, Order = 0, Kind = "ping", From = "c2", To = "c1", Address = "172.18.0.2", Sent = 3, Received = 3, Predicted = true, PredictedRule = "filter DOCKER-USER #2: ...", Output = "3 packets transmitted, 3 packets received" });
+        db.RunProbes.Add(new RunProbe { RunId = id, Order = 0, Kind = "ping", From = "c2", To = "c1", Address = "172.29.1.2", Sent = 3, Received = 3, Predicted = true, PredictedRule = "filter DOCKER-USER #2: ...", Output = "3 packets transmitted, 3 packets received" });
         db.RunRuleDeltas.Add(new RunRuleDelta { RunId = id, Table = "filter", Chain = "DOCKER-USER", Position = 1, Rule = "-A DOCKER-USER -s 172.18.0.0/24 -d 172.19.0.0/24 -j ACCEPT", Owner = "Dashboard", DeltaPackets = 3, DeltaBytes = 252, Change = "added" });
+        db.RunArtifacts.Add(new RunArtifact { RunId = id, Kind = "topology", Content = FixtureTopology });
         var folder = Path.Combine(_factory.DataDirectory, "runs", id.ToString("N"));
         Directory.CreateDirectory(folder);
-        await File.WriteAllBytesAsync(Path.Combine(folder, "br-test.pcap"), [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0]);
-        db.RunCaptures.Add(new RunCapture { RunId = id, Interface = "br-test", Network = "net1", PcapFile = Path.Combine("runs", id.ToString("N"), "br-test.pcap"), Packets = 2, Stored = 2, KernelDrops = 0 });
-        for (var i = 0; i < 2; i++)
+        foreach (var (network, bridge) in FixtureBridges)
         {
-            db.RunPackets.Add(new RunPacket { RunId = id, Interface = "br-test", Timestamp = started.AddMilliseconds(i), Length = 98, Protocol = "ICMP", Source = "172.18.0.1", Destination = "172.18.0.2", Summary = $"IP 172.18.0.1 > 172.18.0.2: ICMP echo request, id 1, seq {i}, length 64" });
+            // The recorded seed (docker-user variant, with a gateway's IGMP, mDNS and MLD): see Fixtures/pcap/record-seed-noisy.sh.
+            var pcap = Path.Combine(folder, bridge + ".pcap");
+            File.Copy(Path.Combine(AppContext.BaseDirectory, "Fixtures", "pcap", $"seed-docker-user-{network}.pcap"), pcap);
+            await using var stream = File.OpenRead(pcap);
+            var (total, rows) = await RunPackets.DecodeAsync(stream, id, bridge);
+            if (legacyRows)
+            {
+                // As rows were kept before header fields were stored: summary only.
+                rows = [.. rows.Select(r => new RunPacket { RunId = id, Interface = r.Interface, Timestamp = r.Timestamp, Length = r.Length, Protocol = r.Protocol, Source = r.Source, Destination = r.Destination, Summary = r.Summary })];
+            }
+
+            db.RunPackets.AddRange(rows);
+            db.RunCaptures.Add(new RunCapture { RunId = id, Interface = bridge, Network = network, PcapFile = Path.Combine("runs", id.ToString("N"), bridge + ".pcap"), Packets = total, Stored = rows.Count, KernelDrops = 0 });
         }
 
         await db.SaveChangesAsync();
@@ -84,15 +104,70 @@ public sealed class RunArchiveTests : IDisposable
 
         Assert.Equal(a.GetProperty("engineVersion").GetString(), b.GetProperty("engineVersion").GetString());
         Assert.Equal(a.GetProperty("artifacts").EnumerateArray().Select(x => x.GetString()).Order(), b.GetProperty("artifacts").EnumerateArray().Select(x => x.GetString()).Order());
-        var capture = b.GetProperty("captures")[0];
-        Assert.Equal(2, capture.GetProperty("packets").GetInt64());
+        var capture = b.GetProperty("captures").EnumerateArray().Single(c => c.GetProperty("network").GetString() == "net1");
+        Assert.Equal(15, capture.GetProperty("packets").GetInt64());
         var pcap = await _client.GetByteArrayAsync($"/api/runs/{imported}/captures/{capture.GetProperty("id").GetInt64()}/pcap");
-        Assert.Equal(24, pcap.Length);
+        Assert.Equal(new FileInfo(Path.Combine(AppContext.BaseDirectory, "Fixtures", "pcap", "seed-docker-user-net1.pcap")).Length, pcap.Length);
 
         // Compared with its original, nothing differs.
         var cmp = await _client.GetFromJsonAsync<JsonElement>($"/api/runs/compare?a={id}&b={imported}");
         Assert.Empty(cmp.GetProperty("rulesOnlyInA").EnumerateArray());
         Assert.Equal(cmp.GetProperty("timelineA").GetArrayLength(), cmp.GetProperty("timelineB").GetArrayLength());
+        Assert.Equal(cmp.GetProperty("natA").ToString(), cmp.GetProperty("natB").ToString());
+    }
+
+    [Fact]
+    public async Task Compare_GatewayIgmpMdnsAndMld_AreOtherTraffic_NatComesFromTheProbesFlow()
+    {
+        var id = await SeedRunAsync();
+
+        var cmp = await _client.GetFromJsonAsync<JsonElement>($"/api/runs/compare?a={id}&b={id}");
+
+        // Before: every packet whose summary began "IP {gateway} >" was NAT, so the IGMP reports and the mDNS query were too.
+        var nat = cmp.GetProperty("natA").EnumerateArray().Select(n => n.GetString()).ToList();
+        Assert.Equal(["on net1: ping c2 → c1, echo request: source {c2} → {net1.gateway} (gateway of net1), source NAT, 3 packets"], nat);
+        var other = cmp.GetProperty("otherA").EnumerateArray().ToDictionary(o => (o.GetProperty("network").GetString(), o.GetProperty("kind").GetString()), o => o.GetProperty("packets").GetInt32());
+        Assert.Equal(3, other[("net1", "IGMP")]);
+        Assert.Equal(1, other[("net1", "mDNS")]);
+        Assert.True(other[("net1", "ICMPv6 MLD")] > 0);
+        var timeline = cmp.GetProperty("timelineA").EnumerateArray().ToList();
+        Assert.All(timeline.Where(p => p.GetProperty("kind").GetString() is "IGMP" or "mDNS" or "ARP" or "ICMPv6 MLD"), p => Assert.Equal(JsonValueKind.Null, p.GetProperty("probe").ValueKind));
+        Assert.Equal(12, timeline.Count(p => p.GetProperty("probe").ValueKind == JsonValueKind.Number));
+    }
+
+    [Fact]
+    public async Task Timeline_PacketsWithinATenthOfAMillisecondOnTwoBridges_KeepKernelOrderToTheMicrosecond()
+    {
+        var id = await SeedRunAsync();
+
+        var cmp = await _client.GetFromJsonAsync<JsonElement>($"/api/runs/compare?a={id}&b={id}");
+
+        // The first echo: request on net2, masqueraded request on net1 44 µs later, reply on net1, reply back on net2.
+        var first = cmp.GetProperty("timelineA").EnumerateArray().Where(p => p.GetProperty("probe").ValueKind == JsonValueKind.Number).Take(4)
+            .Select(p => (p.GetProperty("network").GetString(), p.GetProperty("direction").GetString(), Math.Round(p.GetProperty("offsetMs").GetDouble(), 3))).ToList();
+        Assert.Equal([("net2", "Request"), ("net1", "Request"), ("net1", "Reply"), ("net2", "Reply")], first.Select(f => (f.Item1, f.Item2)));
+        Assert.Equal(0.044, first[1].Item3 - first[0].Item3, 3);
+        Assert.True(first[3].Item3 - first[0].Item3 < 0.2);
+    }
+
+    [Fact]
+    public async Task RowsKeptBeforeHeaderFields_AreDecodedAgainFromTheRunsPcap()
+    {
+        var id = await SeedRunAsync(legacyRows: true);
+        await using (var scope = _factory.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
+            var before = await _client.GetFromJsonAsync<JsonElement>($"/api/runs/compare?a={id}&b={id}");
+            Assert.Empty(before.GetProperty("natA").EnumerateArray());
+
+            var redecoded = await RunPackets.DecodeLegacyRowsAsync(db, _factory.DataDirectory, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
+            Assert.Equal(2, redecoded);
+            Assert.False(await db.RunPackets.AnyAsync(p => p.RunId == id && !p.Decoded));
+        }
+
+        var after = await _client.GetFromJsonAsync<JsonElement>($"/api/runs/compare?a={id}&b={id}");
+        Assert.Single(after.GetProperty("natA").EnumerateArray());
     }
 
     private static string Strip(JsonElement list) => string.Join('\n', list.EnumerateArray().Select(e =>
@@ -122,6 +197,49 @@ public sealed class RunArchiveTests : IDisposable
         return await r.ReadToEndAsync();
     }
 
+    [Fact]
+    public async Task SchemaOneArchive_IsImported_WithPacketsDecodedFromItsPcaps()
+    {
+        var id = await SeedRunAsync();
+        var zip = new ZipArchive(new MemoryStream(await _client.GetByteArrayAsync($"/api/runs/{id}/export")));
+        var folder = $"runs/{id:N}/";
+        var entries = new List<(string, byte[])>();
+        foreach (var e in zip.Entries)
+        {
+            using var ms = new MemoryStream();
+            await using (var s = e.Open())
+            {
+                await s.CopyToAsync(ms);
+            }
+
+            var bytes = ms.ToArray();
+            if (e.FullName == "manifest.json")
+            {
+                bytes = Text(Encoding.UTF8.GetString(bytes).Replace("\"schemaVersion\": 2", "\"schemaVersion\": 1", StringComparison.Ordinal));
+            }
+            else if (e.FullName == $"{folder}packets.json")
+            {
+                // Schema 1 kept only the summary and addresses of each packet.
+                var old = JsonSerializer.Deserialize<JsonElement>(bytes).EnumerateArray().Select(p => new
+                {
+                    @interface = p.GetProperty("interface").GetString(), timestamp = p.GetProperty("timestamp").GetDateTimeOffset(), length = p.GetProperty("length").GetInt32(),
+                    protocol = p.GetProperty("protocol").GetString(), source = p.GetProperty("source").GetString(), destination = p.GetProperty("destination").GetString(), summary = p.GetProperty("summary").GetString(),
+                });
+                bytes = JsonSerializer.SerializeToUtf8Bytes(old);
+            }
+
+            entries.Add((e.FullName, bytes));
+        }
+
+        var response = await _client.PostAsync("/api/runs/import", new ByteArrayContent(Zip([.. entries])));
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var imported = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("runs")[0].GetGuid();
+        var cmp = await _client.GetFromJsonAsync<JsonElement>($"/api/runs/compare?a={id}&b={imported}");
+        Assert.Equal(cmp.GetProperty("natA").ToString(), cmp.GetProperty("natB").ToString());
+        Assert.Single(cmp.GetProperty("natB").EnumerateArray());
+    }
+
     public static TheoryData<string> Hostile => ["not-a-zip", "traversal", "absolute", "bomb", "schema", "no-manifest", "bad-scenario", "fake-pcap", "foreign-pcap", "duplicate"];
 
     [Theory]
@@ -137,11 +255,11 @@ public sealed class RunArchiveTests : IDisposable
             "traversal" => Zip(("manifest.json", Text(manifest)), ("../../etc/cron.d/evil", Text("* * * * * root reboot"))),
             "absolute" => Zip(("manifest.json", Text(manifest)), ("/etc/passwd", Text("x"))),
             "bomb" => Zip(("manifest.json", Text(manifest)), ($"{folder}packets.json", new byte[50 * 1024 * 1024])),
-            "schema" => Zip(("manifest.json", Text(manifest.Replace("\"schemaVersion\": 1", "\"schemaVersion\": 2", StringComparison.Ordinal)))),
+            "schema" => Zip(("manifest.json", Text(manifest.Replace("\"schemaVersion\": 2", "\"schemaVersion\": 3", StringComparison.Ordinal)))),
             "no-manifest" => Zip(($"{folder}packets.json", Text("[]"))),
             "bad-scenario" => Zip(("manifest.json", Text(manifest.Replace("\"to\": \"c1\"", "\"to\": \"nobody\"", StringComparison.Ordinal)))),
-            "fake-pcap" => Zip(("manifest.json", Text(manifest)), ($"{folder}pcap/br-test.pcap", Text("#!/bin/sh\nreboot\n"))),
-            "foreign-pcap" => Zip(("manifest.json", Text(manifest.Replace($"{folder}pcap/br-test.pcap", $"runs/{Guid.NewGuid():N}/pcap/br-test.pcap", StringComparison.Ordinal))), ($"runs/{Guid.NewGuid():N}/pcap/br-test.pcap", [0xd4, 0xc3, 0xb2, 0xa1])),
+            "fake-pcap" => Zip(("manifest.json", Text(manifest)), ($"{folder}pcap/br-c45a0ec488ce.pcap", Text("#!/bin/sh\nreboot\n"))),
+            "foreign-pcap" => Zip(("manifest.json", Text(manifest.Replace($"{folder}pcap/br-c45a0ec488ce.pcap", $"runs/{Guid.NewGuid():N}/pcap/br-c45a0ec488ce.pcap", StringComparison.Ordinal))), ($"runs/{Guid.NewGuid():N}/pcap/br-c45a0ec488ce.pcap", [0xd4, 0xc3, 0xb2, 0xa1])),
             _ => Zip(("manifest.json", Text(manifest)), ("manifest.json", Text(manifest))),
         };
         var before = await CountsAsync();

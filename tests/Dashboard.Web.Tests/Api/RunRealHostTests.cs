@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Dashboard.Host.Processes;
@@ -53,6 +54,58 @@ public class RunRealHostTests
         Assert.DoesNotContain("netlab:run-", (await runner.RunAsync("iptables-save", [], TimeSpan.FromSeconds(20))).StdOut, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Once the run's captures are on, the host makes the chatter a fresh machine's bridges make: it joins a multicast
+    /// group on each of the run's gateways (the kernel sends IGMP membership reports from the gateway onto the bridge)
+    /// and sends an mDNS query from each gateway. Link-local multicast: it stays on the run's own bridges.
+    /// </summary>
+    private static async Task<List<Socket>> MakeBridgesNoisyAsync(HttpClient http, Guid run)
+    {
+        for (var i = 0; i < 400; i++)
+        {
+            var p = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{run}/progress");
+            if (p.GetProperty("step").GetString()!.StartsWith("probe ", StringComparison.Ordinal))
+            {
+                break;
+            }
+
+            await Task.Delay(25);
+        }
+
+        var runner = new ProcessRunner();
+        var ids = (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={run:N}"], TimeSpan.FromSeconds(20))).StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var sockets = new List<Socket>();
+        foreach (var id in ids)
+        {
+            var gateway = IPAddress.Parse((await runner.RunAsync("docker", ["network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", id], TimeSpan.FromSeconds(20))).StdOut.Trim());
+            Assert.True(gateway.GetAddressBytes() is [172, >= 16 and <= 31, _, _], $"lab gateway {gateway} outside 172.16.0.0/12");
+            var member = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            member.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.AddMembership, new MulticastOption(IPAddress.Parse("239.255.77.1"), gateway));
+            var mdns = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            mdns.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastInterface, gateway.GetAddressBytes());
+            mdns.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastTimeToLive, 1);
+            mdns.Bind(new IPEndPoint(gateway, 0));
+            await mdns.SendToAsync(Convert.FromHexString("000000000001000000000000046c616273056c6f63616c0000010001"), new IPEndPoint(IPAddress.Parse("224.0.0.251"), 5353));
+            sockets.AddRange([member, mdns]);
+        }
+
+        return sockets;
+    }
+
+    private static async Task<JsonElement> RunNoisyAsync(HttpClient http, Guid experiment, string variant)
+    {
+        var id = await StartAsync(http, experiment, variant);
+        var sockets = await MakeBridgesNoisyAsync(http, id);
+        try
+        {
+            return await WaitForEndAsync(http, id);
+        }
+        finally
+        {
+            sockets.ForEach(s => s.Dispose());
+        }
+    }
+
     [SkippableFact]
     public async Task SeedExperiment_IsolatedVersusDockerUser_RecordedAndCompared()
     {
@@ -61,10 +114,10 @@ public class RunRealHostTests
         using var http = factory.CreateClient();
         var experiment = await SeedExperimentAsync(http);
 
-        var a = await StartAsync(http, experiment, "isolated");
-        var runA = await WaitForEndAsync(http, a);
-        var b = await StartAsync(http, experiment, "docker-user");
-        var runB = await WaitForEndAsync(http, b);
+        var runA = await RunNoisyAsync(http, experiment, "isolated");
+        var a = runA.GetProperty("summary").GetProperty("id").GetGuid();
+        var runB = await RunNoisyAsync(http, experiment, "docker-user");
+        var b = runB.GetProperty("summary").GetProperty("id").GetGuid();
 
         Assert.Equal("Succeeded", runA.GetProperty("summary").GetProperty("status").GetString());
         Assert.Equal("Succeeded", runB.GetProperty("summary").GetProperty("status").GetString());
@@ -104,11 +157,25 @@ public class RunRealHostTests
         var drop = cmp.GetProperty("rules").EnumerateArray().Single(r => r.GetProperty("rule").GetString() == "-A DOCKER-ISOLATION-STAGE-2 -o {net1} -j DROP");
         Assert.Equal(3, drop.GetProperty("deltaA").GetInt64());
         Assert.True(drop.GetProperty("deltaB").ValueKind == JsonValueKind.Null || drop.GetProperty("deltaB").GetInt64() == 0);
+        // NAT from the probe's own flow only: the gateways' IGMP reports and mDNS queries are other traffic, never NAT.
         Assert.Empty(cmp.GetProperty("natA").EnumerateArray());
-        Assert.Contains("on net1: IP {net1.gateway} > {c1}", cmp.GetProperty("natB").EnumerateArray().Select(n => n.GetString()));
-        Assert.Contains(cmp.GetProperty("timelineB").EnumerateArray(), p => p.GetProperty("network").GetString() == "net1" && p.GetProperty("summary").GetString()!.Contains("ICMP echo reply", StringComparison.Ordinal));
-        Assert.DoesNotContain(cmp.GetProperty("timelineA").EnumerateArray(), p => p.GetProperty("network").GetString() == "net1" && p.GetProperty("summary").GetString()!.Contains("ICMP echo", StringComparison.Ordinal));
-        Assert.Equal(3, cmp.GetProperty("timelineA").EnumerateArray().Count(p => p.GetProperty("network").GetString() == "net2" && p.GetProperty("summary").GetString()!.StartsWith("IP {c2} > {c1}: ICMP echo request", StringComparison.Ordinal)));
+        Assert.Equal(["on net1: ping c2 → c1, echo request: source {c2} → {net1.gateway} (gateway of net1), source NAT, 3 packets"],
+            cmp.GetProperty("natB").EnumerateArray().Select(n => n.GetString()));
+        static Dictionary<(string?, string?), int> Other(JsonElement list) => list.EnumerateArray()
+            .ToDictionary(o => (o.GetProperty("network").GetString(), o.GetProperty("kind").GetString()), o => o.GetProperty("packets").GetInt32());
+        var otherA = Other(cmp.GetProperty("otherA"));
+        Assert.True(otherA.GetValueOrDefault(("net1", "IGMP")) > 0, "the isolated run captured no IGMP report from net1's gateway: " + cmp.GetProperty("otherA"));
+        Assert.True(otherA.GetValueOrDefault(("net1", "mDNS")) > 0, "the isolated run captured no mDNS query from net1's gateway: " + cmp.GetProperty("otherA"));
+        Assert.True(Other(cmp.GetProperty("otherB")).GetValueOrDefault(("net1", "IGMP")) > 0);
+
+        // Requests and replies told from decoded fields: B's reply crossed net1, A's requests never reached it.
+        static IEnumerable<JsonElement> Flow(JsonElement timeline, string network, string direction) => timeline.EnumerateArray()
+            .Where(p => p.GetProperty("network").GetString() == network && p.GetProperty("probe").ValueKind == JsonValueKind.Number && p.GetProperty("direction").GetString() == direction);
+        Assert.Equal(3, Flow(cmp.GetProperty("timelineB"), "net1", "Reply").Count());
+        Assert.Empty(Flow(cmp.GetProperty("timelineA"), "net1", "Request"));
+        Assert.Empty(Flow(cmp.GetProperty("timelineA"), "net1", "Reply"));
+        Assert.Equal(3, Flow(cmp.GetProperty("timelineA"), "net2", "Request").Count());
+        Assert.All(Flow(cmp.GetProperty("timelineA"), "net2", "Request"), p => Assert.StartsWith("IP {c2} > {c1}: ICMP echo request", p.GetProperty("summary").GetString(), StringComparison.Ordinal));
 
         // History: both listed, newest first, filtered by variant.
         var page = await http.GetFromJsonAsync<JsonElement>($"/api/runs?experiment={experiment}&variant=docker-user");

@@ -39,6 +39,43 @@ public class WebRootAndDatabaseTests
     }
 
     [Fact]
+    public async Task Migration_RunPacketFields_TurnsTheOldTimestampsIntoTheSameInstantsInUtcTicks()
+    {
+        var folder = Directory.CreateTempSubdirectory("netlab-migration-").FullName;
+        try
+        {
+            var options = new DbContextOptionsBuilder<DashboardDbContext>()
+                .UseSqlite($"Data Source={Path.Combine(folder, "old.db")};Pooling=False", b => b.MigrationsAssembly(Dashboard.Data.ServiceCollectionExtensions.MigrationsAssembly)).Options;
+            await using var db = new DashboardDbContext(options);
+            var migrator = Microsoft.EntityFrameworkCore.Infrastructure.AccessorExtensions.GetService<Microsoft.EntityFrameworkCore.Migrations.IMigrator>(db);
+            await migrator.MigrateAsync("20261128213048_TeamLabs");
+
+            // Written as the earlier schema did: EF's DateTimeOffset binary form, at +02:00 and at UTC.
+            var converter = new Microsoft.EntityFrameworkCore.Storage.ValueConversion.DateTimeOffsetToBinaryConverter();
+            var atPlusTwo = new DateTimeOffset(2026, 11, 28, 14, 0, 0, 123, TimeSpan.FromHours(2)).AddTicks(4000);
+            var atUtc = new DateTimeOffset(2026, 11, 28, 12, 0, 1, 0, TimeSpan.Zero);
+            await db.Database.OpenConnectionAsync();
+            await db.Database.ExecuteSqlRawAsync("PRAGMA foreign_keys = OFF");
+            foreach (var (t, i) in new[] { (atPlusTwo, 1), (atUtc, 2) })
+            {
+                var binary = (long)converter.ConvertToProvider(t)!;
+                await db.Database.ExecuteSqlAsync($"INSERT INTO RunPackets (Id, RunId, Interface, Timestamp, Length, Protocol, Summary) VALUES ({i}, {Guid.NewGuid()}, 'br-x', {binary}, 60, 'ICMP', 'x')");
+            }
+
+            await db.Database.MigrateAsync();
+
+            var stamps = await db.RunPackets.OrderBy(p => p.Id).Select(p => p.Timestamp).ToListAsync();
+            Assert.Equal([atPlusTwo.UtcDateTime, atUtc.UtcDateTime], stamps.Select(s => s.UtcDateTime));
+            Assert.False(await db.RunPackets.AnyAsync(p => p.Decoded));
+            Assert.Equal(-1, (await db.RunPackets.FirstAsync()).EtherType);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     [Trait("Category", "Publish")]
     public async Task Publish_Output_ServesTheRootWwwroot()
     {

@@ -1,15 +1,21 @@
 using Dashboard.Core.Capture;
+using Dashboard.Core.Experiments;
+using Dashboard.Web.Experiments;
 
 namespace Dashboard.Web.Components.Pages.Captures;
 
-/// <summary>A packet in the live view, with the capture and interface it was seen on.</summary>
-public sealed record PacketRow(string CaptureId, string Interface, DecodedPacket Packet)
+/// <summary>
+/// A packet in a view, with the capture and interface it was seen on; for a run's stored packet also the direction of
+/// the probe flow it belongs to (told from its header fields), which colours requests and replies.
+/// </summary>
+public sealed record PacketRow(string CaptureId, string Interface, DecodedPacket Packet, FlowDirection? Direction = null)
 {
-    /// <summary>A packet kept by a run (its summary and addresses), as a row; echo requests and replies are told by their summary.</summary>
-    public static PacketRow FromStored(string captureId, string iface, DateTimeOffset timestamp, int length, string protocol, string? source, string? destination, string summary) =>
-        new(captureId, iface, new DecodedPacket(timestamp, length, protocol, source, destination, null, null, null, null,
-            summary.Contains("echo request", StringComparison.Ordinal) ? new IcmpEcho(true, 0, 0) : summary.Contains("echo reply", StringComparison.Ordinal) ? new IcmpEcho(false, 0, 0) : null,
-            summary));
+    /// <summary>A run's packet from its timeline: what it is comes from the stored header fields, never from the summary.</summary>
+    public static PacketRow FromTimeline(string lane, TimelinePacket p) =>
+        new(lane, lane, new DecodedPacket(p.Timestamp, 0, p.Kind, null, null, null, null, null, null, null, p.Summary), p.Direction);
+
+    /// <summary>Request or reply: the probe flow's direction where known, else the ICMP echo type.</summary>
+    public bool? IsRequest => Direction is { } d ? d == FlowDirection.Request : Packet.Echo?.IsRequest;
 }
 
 /// <summary>
