@@ -16,7 +16,12 @@ public static class ServiceCollectionExtensions
         services.AddSingleton(options);
         if (string.IsNullOrWhiteSpace(options.ConnectionString))
         {
-            System.IO.Directory.CreateDirectory(options.ResolveDirectory());
+            // The folder holds password and token hashes, pcaps and data-protection keys: the dashboard's user only.
+            var folder = System.IO.Directory.CreateDirectory(options.ResolveDirectory());
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(folder.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
         }
 
         services.AddDbContextFactory<DashboardDbContext>(o => o.UseSqlite(
@@ -32,6 +37,14 @@ public static class ServiceCollectionExtensions
         await using var db = await factory.CreateDbContextAsync(ct).ConfigureAwait(false);
         await db.Database.MigrateAsync(ct).ConfigureAwait(false);
         await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct).ConfigureAwait(false);
+        if (!OperatingSystem.IsWindows() && db.Database.GetDbConnection().DataSource is { Length: > 0 } file && File.Exists(file))
+        {
+            foreach (var f in new[] { file, file + "-wal", file + "-shm" }.Where(File.Exists))
+            {
+                File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+        }
+
         if (!await db.Labs.AnyAsync(ct).ConfigureAwait(false))
         {
             db.Labs.Add(new Entities.Lab { Name = "Default lab", CreatedAt = DateTimeOffset.UtcNow });

@@ -33,4 +33,17 @@ public sealed class HostOptions
     public int XtablesLockWaitSeconds { get; set; } = 5;
 
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// Interfaces that may be captured beyond Docker's bridges and their containers' host veths (a site setting; empty by
+    /// default). <c>lo</c> and the host's NICs carry the dashboard's own sessions and the host's traffic: never list them
+    /// lightly. Each capture is audited either way.
+    /// </summary>
+    public string[] CaptureExtraInterfaces { get; set; } = [];
+
+    /// <summary>Where running and recent captures keep their pcaps (the web app puts it under its data folder). Null: a temporary folder.</summary>
+    public string? CaptureDirectory { get; set; }
+
+    /// <summary>How long an ended capture (and its pcap) stays listed before it is purged; runs keep their own copies.</summary>
+    public TimeSpan CaptureRetention { get; set; } = TimeSpan.FromHours(1);
 }

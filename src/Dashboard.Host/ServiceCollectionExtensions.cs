@@ -27,6 +27,7 @@ public static class ServiceCollectionExtensions
                 .Build();
         });
         services.AddSingleton<DockerTopologyReader>();
+        services.AddSingleton<ITopologySource>(sp => sp.GetRequiredService<DockerTopologyReader>());
         services.AddSingleton<HostFirewallReader>();
         services.AddSingleton<IptablesRuleWriter>();
         services.AddSingleton<HostInspector>();

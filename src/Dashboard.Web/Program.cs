@@ -10,10 +10,18 @@ using Dashboard.Web.Changes;
 using Dashboard.Web.Hubs;
 using Dashboard.Web.Identity;
 using Dashboard.Web.Live;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Diagnostics;
 using MudBlazor.Services;
 
 var builder = WebApplication.CreateBuilder(args);
+
+// Host names this dashboard answers to (DNS rebinding cannot reach /setup under another name): configuration
+// "AllowedHosts", by default the loopback names and this machine's name.
+if (string.IsNullOrWhiteSpace(builder.Configuration["AllowedHosts"]))
+{
+    builder.Configuration["AllowedHosts"] = string.Join(';', new[] { "localhost", "127.0.0.1", "[::1]", Environment.MachineName, Environment.MachineName.ToLowerInvariant() }.Distinct());
+}
 
 // Serve package and root-wwwroot assets from the build output in every environment (scripts/run.sh uses
 // `dotnet run` in Production); in published output the manifest is absent and this does nothing.
@@ -24,7 +32,9 @@ builder.Services.AddMudServices();
 builder.Services.AddProblemDetails();
 builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new JsonStringEnumConverter()));
 builder.Services.AddSingleton(builder.Configuration.GetSection(ApiOptions.Section).Get<ApiOptions>() ?? new ApiOptions());
-builder.Services.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));
+builder.Services.AddSingleton<HubSessionGuard>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<HubSessionGuard>());
+builder.Services.AddSignalR(o => Microsoft.AspNetCore.SignalR.HubOptionsExtensions.AddFilter<HubSessionGuard>(o)).AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));
 builder.Services.AddSingleton<LiveFeed>();
 builder.Services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<LiveFeed>());
 builder.Services.AddHostedService<LabHubForwarder>();
@@ -33,8 +43,19 @@ builder.Services.AddSingleton<Dashboard.Web.Isolation.IsolationService>();
 builder.Services.AddSingleton<Dashboard.Web.Experiments.RunService>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<Dashboard.Web.Experiments.RunService>());
 builder.Services.AddDashboardHost(builder.Configuration);
+// Captures keep their pcaps under the data folder (0700), not in /tmp.
+builder.Services.AddOptions<Dashboard.Host.HostOptions>().PostConfigure<Microsoft.Extensions.Options.IOptions<DataOptions>>((h, d) => h.CaptureDirectory ??= Path.Combine(d.Value.ResolveDirectory(), "captures"));
+builder.Services.AddOptions<Dashboard.Web.Captures.CaptureLimitsOptions>().Bind(builder.Configuration.GetSection(Dashboard.Web.Captures.CaptureLimitsOptions.Section));
+builder.Services.AddSingleton<Dashboard.Web.Captures.HostSessions>();
 builder.Services.AddDashboardData(builder.Configuration);
+// Data-protection keys (cookies, antiforgery) live in the data folder (0700), so a restart keeps everyone signed in.
+var dataDirectory = (builder.Configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new DataOptions()).ResolveDirectory();
+builder.Services.AddDataProtection().PersistKeysToFileSystem(Directory.CreateDirectory(Path.Combine(dataDirectory, "keys"))).SetApplicationName("netlab-dashboard");
 builder.Services.AddDashboardIdentity(builder.Configuration);
+builder.Services.AddDashboardRateLimits(builder.Configuration);
+
+// The documented upload limit (run imports) is 100 MiB; Kestrel's own default is about 28.6 MB.
+builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = Dashboard.Web.Experiments.RunArchive.MaxArchiveBytes + 1024 * 1024);
 builder.Services.AddSingleton<ChangeRequestService>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<ChangeRequestService>());
 
@@ -64,9 +85,12 @@ app.UseExceptionHandler(new ExceptionHandlerOptions
     },
 });
 app.UseStatusCodePages();
+app.UseMiddleware<SecurityHeaders>();
 app.UseFirstStartSetup();
 app.UseAuthentication();
+app.UseMiddleware<CrossSiteGuard>();
 app.UseAuthorization();
+app.UseRateLimiter();
 app.UseAntiforgery();
 
 await app.Services.MigrateDashboardDatabaseAsync();

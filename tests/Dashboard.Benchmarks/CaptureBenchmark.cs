@@ -35,7 +35,7 @@ internal static partial class CaptureBenchmark
         long batches = 0;
         using var subscription = feed.Subscribe(e => Interlocked.Increment(ref batches));
         var relay = new TaskCompletionSource();
-        await using var captures = new CaptureService(new ProcessRunner(), Options.Create(new HostOptions()));
+        await using var captures = new CaptureService(new ProcessRunner(), Dashboard.TestSupport.RealTopology.Reader(), Options.Create(new HostOptions()));
         captures.SessionStarted += s => _ = Task.Run(async () =>
         {
             await CapturePump.RunAsync(s, (batch, final) =>

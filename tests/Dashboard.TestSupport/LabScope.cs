@@ -125,14 +125,15 @@ public sealed partial class LabScope : IAsyncDisposable
         (await DockerAsync(["inspect", "-f", $"{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}", container])).Trim();
 
     /// <summary>Bounded ping from inside a lab container: <c>ping -c N -W 1</c> to a lab address. Returns (transmitted, received).</summary>
-    public async Task<(int Sent, int Received)> PingAsync(string fromContainer, string toAddress, int count = 3)
+    public async Task<(int Sent, int Received)> PingAsync(string fromContainer, string toAddress, int count = 3, int? payloadBytes = null)
     {
         if (!toAddress.StartsWith("172.", StringComparison.Ordinal) || !System.Net.IPAddress.TryParse(toAddress, out _))
         {
             throw new ArgumentException($"lab pings go only to lab addresses in 172.16.0.0/12, not '{toAddress}'");
         }
 
-        var r = await _runner.RunAsync("docker", ["exec", fromContainer, "ping", "-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "-W", "1", toAddress], Timeout);
+        string[] size = payloadBytes is { } b ? ["-s", b.ToString(System.Globalization.CultureInfo.InvariantCulture)] : [];
+        var r = await _runner.RunAsync("docker", ["exec", fromContainer, "ping", "-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "-W", "1", .. size, toAddress], Timeout);
         var m = PingSummary().Match(r.StdOut);
         return m.Success
             ? (int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture))

@@ -143,6 +143,12 @@ public static class PacketDecoder
             { IpProtocol = 58, IcmpType = (int)icmp6.Type, IcmpCode = icmp6.Code };
         }
 
+        if (!v6 && ip.Protocol == ProtocolType.Igmp && ip.PayloadData is { Length: >= 8 } igmp)
+        {
+            return new DecodedPacket(record.Timestamp, record.OriginalLength, "IGMP", src, dst, null, null, srcMac, dstMac, null, $"{prefix} {src} > {dst}: {Igmp(igmp)}")
+            { IpProtocol = 2 };
+        }
+
         var proto = ip.Protocol.ToString();
         return new DecodedPacket(record.Timestamp, record.OriginalLength, proto, src, dst, null, null, srcMac, dstMac, null,
             $"{prefix} {src} > {dst}: {proto}, length {payloadLength}")
@@ -173,6 +179,17 @@ public static class PacketDecoder
             _ => null,
         };
     }
+
+    /// <summary>IGMP in tcpdump's words: "igmp v3 report, 1 group record(s)", "igmp v2 report 239.1.2.3", "igmp leave …", "igmp query v3".</summary>
+    private static string Igmp(byte[] b) => b[0] switch
+    {
+        0x11 => b.Length > 8 ? "igmp query v3" : b[1] == 0 ? "igmp query v1" : "igmp query v2",
+        0x12 => $"igmp v1 report {new System.Net.IPAddress(b.AsSpan(4, 4))}",
+        0x16 => $"igmp v2 report {new System.Net.IPAddress(b.AsSpan(4, 4))}",
+        0x17 => $"igmp leave {new System.Net.IPAddress(b.AsSpan(4, 4))}",
+        0x22 => $"igmp v3 report, {(b[6] << 8) | b[7]} group record(s)",
+        _ => $"igmp type 0x{b[0]:x2}",
+    };
 
     /// <summary>Flags as tcpdump prints them: S, F, R, P, U, E, W and '.' for ACK.</summary>
     private static string TcpFlags(TcpPacket t)

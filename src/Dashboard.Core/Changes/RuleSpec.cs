@@ -211,10 +211,34 @@ public sealed partial record RuleSpec
             return;
         }
 
-        if (value.Length > 43 || !(IPNetwork.TryParse(value, out _) || IPAddress.TryParse(value, out _)) || value.Contains(' ', StringComparison.Ordinal))
+        if (value.Length > 43 || !IsCanonical(value))
         {
-            errors[field] = $"'{Shorten(value)}' is not an IPv4/IPv6 address or CIDR prefix (e.g. 172.18.0.0/16)";
+            errors[field] = $"'{Shorten(value)}' is not an address or prefix in canonical form (e.g. 172.18.0.2 or 172.18.0.0/16, all four parts, no host bits): short forms such as 172.20/30 read differently in iptables";
         }
+    }
+
+    /// <summary>
+    /// An address or prefix written exactly as it prints (so what the approver reads is what iptables applies): .NET
+    /// reads "172.20/30" as 172.0.0.20/30, iptables as 172.20.0.0/30. The prefix has no host bits.
+    /// </summary>
+    public static bool IsCanonical(string value)
+    {
+        var slash = value.IndexOf('/', StringComparison.Ordinal);
+        var address = slash < 0 ? value : value[..slash];
+        if (!IPAddress.TryParse(address, out var a) || a.ToString() != address)
+        {
+            return false;
+        }
+
+        if (slash < 0)
+        {
+            return true;
+        }
+
+        var prefix = value[(slash + 1)..];
+        return int.TryParse(prefix, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var bits)
+            && bits.ToString(System.Globalization.CultureInfo.InvariantCulture) == prefix
+            && IPNetwork.TryParse(value, out var net) && net.BaseAddress.Equals(a) && net.PrefixLength == bits;
     }
 
     private static string Shorten(string s) => s.Length > 40 ? s[..40] + "…" : s;

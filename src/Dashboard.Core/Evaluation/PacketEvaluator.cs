@@ -74,6 +74,16 @@ public static class PacketEvaluator
 {
     private const int MaxDepth = 64;
 
+    /// <summary>
+    /// Rules one packet's walk may examine. Depth alone does not bound a walk: chains that each jump twice to the next
+    /// cost 2^depth visits. A real Docker host's walk examines a few thousand at most; past this the answer is
+    /// undetermined, with the reason, in bounded time and memory.
+    /// </summary>
+    public const int MaxSteps = 200_000;
+
+    /// <summary>Path steps kept for display; the walk goes on (within <see cref="MaxSteps"/>) without recording more.</summary>
+    public const int MaxRecordedSteps = 5_000;
+
     /// <summary>The hooks a packet can meet, in order (a packet meets forward or input, never both).</summary>
     private static readonly string[] HookOrder = ["prerouting", "forward", "input", "postrouting"];
 
@@ -161,6 +171,7 @@ public static class PacketEvaluator
     private sealed class Walk(CompiledRuleset rs, EvaluationContext ctx, bool record)
     {
         private readonly List<PathStep>? _path = record ? [] : null;
+        private int _steps;
         private string _hook = "";
         private string? _natSource;
         private string? _natDestination;
@@ -246,8 +257,17 @@ public static class PacketEvaluator
         private Evaluation Result(Verdict v, RuleRef? deciding, Packet p, string? reason) =>
             new(v, deciding, (IReadOnlyList<PathStep>?)_path ?? [], _natSource, _natDestination, p.Out.Length > 0 ? p.Out : null, reason);
 
-        private void Step(string table, string chain, int? position, string rule, bool matched, string? why, string? action) =>
-            _path?.Add(new PathStep(_hook, table, chain, position, rule, matched, why, action));
+        private void Step(string table, string chain, int? position, string rule, bool matched, string? why, string? action)
+        {
+            if (_path is null || _path.Count > MaxRecordedSteps)
+            {
+                return;
+            }
+
+            _path.Add(_path.Count < MaxRecordedSteps
+                ? new PathStep(_hook, table, chain, position, rule, matched, why, action)
+                : new PathStep(_hook, table, chain, null, $"(the path is longer than {MaxRecordedSteps:N0} steps; the rest is not shown)", false, null, null));
+        }
 
         private ChainResult RunChain(FirewallTable table, FirewallChain chain, Packet p, int depth)
         {
@@ -261,6 +281,12 @@ public static class PacketEvaluator
             var filters = candidates.Filters;
             for (var i = 0; i < rules.Length; i++)
             {
+                if (++_steps > MaxSteps)
+                {
+                    return new ChainResult(Outcome.Undetermined, null,
+                        $"the walk examined more than {MaxSteps:N0} rules (jumps that fan out, e.g. chains each jumping twice to the next); the answer is not computed");
+                }
+
                 if (!record && !filters[i].MayMatch(p))
                 {
                     continue;

@@ -1,4 +1,3 @@
-using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
@@ -43,13 +42,26 @@ public sealed partial record ScenarioDefinition(
 
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Converters = { new JsonStringEnumConverter() } };
 
-    private static readonly IPNetwork LabRange = IPNetwork.Parse("172.16.0.0/12");
+    /// <summary>
+    /// The chains a variant's rules may go in: the user chain and the isolation chains of Docker's layouts. A variant runs
+    /// without approval (Operator role), so it may only change what happens to the run's own traffic.
+    /// </summary>
+    public static readonly IReadOnlyList<string> VariantChains = ["DOCKER-USER", "DOCKER-ISOLATION", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2", "DOCKER-INTERNAL"];
+
+    private static string Describe(ScenarioRule? r)
+    {
+        if (r is null)
+        {
+            return "?";
+        }
+
+        var t = $"{r.Table} {r.Chain} {r.Position}{(r.Source is null ? "" : " -s " + r.Source)}{(r.Destination is null ? "" : " -d " + r.Destination)}{(r.Protocol is null ? "" : " -p " + r.Protocol)} -j {r.Target}";
+        return t.Length > 120 ? t[..120] : t;
+    }
 
     [GeneratedRegex("^[a-z][a-z0-9-]{0,19}$", RegexOptions.CultureInvariant)]
     private static partial Regex ShortName();
 
-    [GeneratedRegex("^[A-Za-z0-9_.-]{1,28}$", RegexOptions.CultureInvariant)]
-    private static partial Regex ChainName();
 
     public static ScenarioDefinition Parse(string json)
     {
@@ -180,9 +192,21 @@ public sealed partial record ScenarioDefinition(
 
             foreach (var r in v?.Rules ?? [])
             {
-                if (r.Table is not ("filter" or "raw") || !ChainName().IsMatch(r.Chain ?? "") || r.Target is not ("ACCEPT" or "DROP" or "RETURN") || r.Position is < 1 or > 1000)
+                var which = $"variant {v!.Name}: rule '{Describe(r)}'";
+                if (r is null)
                 {
-                    e.Add($"variant {v!.Name}: a rule is in table filter or raw, names a chain, targets ACCEPT, DROP or RETURN, at position 1-1000");
+                    e.Add($"variant {v.Name}: a rule is missing");
+                    continue;
+                }
+
+                if (r.Table != "filter" || !VariantChains.Contains(r.Chain ?? "") || r.Target is not ("ACCEPT" or "DROP" or "RETURN") || r.Position is < 1 or > 1000)
+                {
+                    e.Add($"{which}: a variant's rule goes in table filter, in {string.Join(", ", VariantChains)} (never INPUT, OUTPUT, FORWARD or raw), targets ACCEPT, DROP or RETURN, at position 1-1000");
+                }
+
+                if (r.Source is null && r.Destination is null)
+                {
+                    e.Add($"{which}: names no source or destination, so it would match every packet the chain sees; name one of the run's networks (net:<name>) or containers (ctr:<name>)");
                 }
 
                 foreach (var end in new[] { r.Source, r.Destination })
@@ -193,17 +217,16 @@ public sealed partial record ScenarioDefinition(
                     }
 
                     var ok = end.StartsWith("net:", StringComparison.Ordinal) ? names.Contains(end[4..])
-                        : end.StartsWith("ctr:", StringComparison.Ordinal) ? containerNames.Contains(end[4..])
-                        : IPNetwork.TryParse(end, out var cidr) && LabRange.Contains(cidr.BaseAddress) && cidr.PrefixLength >= 12;
+                        : end.StartsWith("ctr:", StringComparison.Ordinal) && containerNames.Contains(end[4..]);
                     if (!ok)
                     {
-                        e.Add($"variant {v!.Name}: '{(end.Length > 40 ? end[..40] : end)}' is not net:<network>, ctr:<container> or a CIDR inside {LabRange}");
+                        e.Add($"{which}: '{(end.Length > 40 ? end[..40] : end)}' is not net:<network> or ctr:<container> of this scenario (a variant touches only the run's own networks and containers, never other addresses)");
                     }
                 }
 
                 if (r.Protocol is not (null or "icmp" or "tcp" or "udp") || r.DestinationPort is not null && r.Protocol is not ("tcp" or "udp"))
                 {
-                    e.Add($"variant {v!.Name}: protocol icmp, tcp or udp; a port needs tcp or udp");
+                    e.Add($"{which}: protocol icmp, tcp or udp; a port needs tcp or udp");
                 }
             }
         }

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.RegularExpressions;
+using Dashboard.Core.Topology;
+using Dashboard.Host.Docker;
 using Dashboard.Host.Processes;
 using Microsoft.Extensions.Options;
 
@@ -10,11 +12,14 @@ namespace Dashboard.Host.Capture;
 public sealed class CaptureRejectedException(string message) : Exception(message);
 
 /// <summary>
-/// Starts and tracks capture sessions. The interface must exist and have a kernel-valid name; a filter is compiled by
-/// <c>tcpdump -d</c> on that interface first, and a filter that does not compile starts no process. Every session ends
-/// when the service is disposed (no orphan tcpdump).
+/// Starts and tracks capture sessions. Only the interfaces of Docker's bridge networks can be captured (their bridges
+/// and the host veths of their containers, read from the engine at the start; more only by the site setting
+/// <see cref="HostOptions.CaptureExtraInterfaces"/>), never the loopback or a NIC. A filter is compiled by
+/// <c>tcpdump -d</c> on that interface first, and a filter that does not compile starts no process. At most
+/// <see cref="MaxRunningSessions"/> run at once, however many requests arrive together. Ended sessions are purged with
+/// their pcaps after <see cref="HostOptions.CaptureRetention"/>. Every session ends when the service is disposed.
 /// </summary>
-public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostOptions> options) : IAsyncDisposable, IDisposable, Microsoft.Extensions.Hosting.IHostedService
+public sealed partial class CaptureService(IProcessRunner runner, ITopologySource topology, IOptions<HostOptions> options) : IAsyncDisposable, IDisposable, Microsoft.Extensions.Hosting.IHostedService
 {
     public const int MaxFilterLength = 2_000;
 
@@ -22,9 +27,55 @@ public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostO
     public const int MaxRunningSessions = 8;
 
     private readonly ConcurrentDictionary<string, CaptureSession> _sessions = new();
-    private readonly string _dataDirectory = Directory.CreateTempSubdirectory("netlab-captures-").FullName;
+    private readonly StartSlots _slots = new(MaxRunningSessions);
+    private readonly string _dataDirectory = CreateDirectory(options.Value.CaptureDirectory);
 
-    public IReadOnlyCollection<CaptureSession> Sessions => _sessions.Values.OrderBy(s => s.StartedAt).ToList();
+    /// <summary>Running sessions and those ended within the retention, oldest first.</summary>
+    public IReadOnlyCollection<CaptureSession> Sessions
+    {
+        get
+        {
+            Purge();
+            return _sessions.Values.OrderBy(s => s.StartedAt).ToList();
+        }
+    }
+
+    private static string CreateDirectory(string? configured)
+    {
+        if (configured is null)
+        {
+            return Directory.CreateTempSubdirectory("netlab-captures-").FullName;
+        }
+
+        // Pcaps hold whole frames: readable by root only.
+        var d = Directory.CreateDirectory(Path.Combine(configured, "session-" + Guid.NewGuid().ToString("N")[..8]));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(configured, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.SetUnixFileMode(d.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
+        return d.FullName;
+    }
+
+    /// <summary>Forgets sessions that ended longer ago than the retention, and deletes their pcaps.</summary>
+    public void Purge()
+    {
+        var before = DateTimeOffset.UtcNow - options.Value.CaptureRetention;
+        foreach (var s in _sessions.Values.Where(s => s.EndedAt is { } e && e < before))
+        {
+            if (_sessions.TryRemove(s.Id, out _))
+            {
+                try
+                {
+                    File.Delete(s.PcapPath);
+                }
+                catch (IOException)
+                {
+                }
+            }
+        }
+    }
 
     public CaptureSession? Find(string id) => _sessions.GetValueOrDefault(id);
 
@@ -34,7 +85,7 @@ public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostO
     [GeneratedRegex("^[A-Za-z0-9_.@:-]{1,15}$", RegexOptions.CultureInvariant)]
     private static partial Regex InterfaceName();
 
-    /// <summary>Null when the interface can be captured on, else why not.</summary>
+    /// <summary>Null when the name is a kernel-valid interface name that exists here, else why not.</summary>
     public static string? CheckInterface(string name)
     {
         if (string.IsNullOrEmpty(name) || !InterfaceName().IsMatch(name) || name.StartsWith('-') || name is "." or "..")
@@ -43,6 +94,25 @@ public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostO
         }
 
         return Directory.Exists(Path.Combine("/sys/class/net", name)) ? null : $"interface {name} does not exist on this host";
+    }
+
+    /// <summary>Null when the interface may be captured (a Docker bridge, a container's host veth, or a configured extra), else why not.</summary>
+    public async Task<string?> CheckScopeAsync(string name, CancellationToken ct = default)
+    {
+        if (CheckInterface(name) is { } bad)
+        {
+            return bad;
+        }
+
+        if (options.Value.CaptureExtraInterfaces.Contains(name, StringComparer.Ordinal))
+        {
+            return null;
+        }
+
+        var allowed = CaptureScope.Interfaces(await topology.ReadAsync(ct).ConfigureAwait(false));
+        return allowed.Contains(name)
+            ? null
+            : $"only the bridges of Docker networks and their containers' host veths can be captured; {name} is neither (the loopback and the host's own interfaces carry its sessions and traffic)";
     }
 
     /// <summary>Null when the filter compiles for the interface (tcpdump -d), else tcpdump's own explanation.</summary>
@@ -64,20 +134,27 @@ public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostO
 
     public async Task<CaptureSession> StartAsync(CaptureRequest request, CancellationToken ct = default)
     {
-        if (CheckInterface(request.Interface) is { } bad)
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.SnapLength is < 64 or > 262_144 || request.PacketLimit is < 1 || request.TimeLimit is { } t && t <= TimeSpan.Zero || request.ByteLimit is < 1024)
+        {
+            throw new CaptureRejectedException("snapshot length is 64-262144 bytes; packet and time limits are positive; a byte limit is at least 1024");
+        }
+
+        if (await CheckScopeAsync(request.Interface, ct).ConfigureAwait(false) is { } bad)
         {
             throw new CaptureRejectedException(bad);
         }
 
-        if (_sessions.Values.Count(s => s.EndReason == CaptureEndReason.Running) >= MaxRunningSessions)
+        using (_slots.TryTake(() => _sessions.Values.Count(s => s.EndReason == CaptureEndReason.Running))
+            ?? throw new CaptureRejectedException($"{MaxRunningSessions} captures are already running: stop one first"))
         {
-            throw new CaptureRejectedException($"{MaxRunningSessions} captures are already running: stop one first");
+            return await StartReservedAsync(request, ct).ConfigureAwait(false);
         }
+    }
 
-        if (request.SnapLength is < 64 or > 262_144 || request.PacketLimit is < 1 || request.TimeLimit is { } t && t <= TimeSpan.Zero)
-        {
-            throw new CaptureRejectedException("snapshot length is 64-262144 bytes; packet and time limits are positive");
-        }
+    private async Task<CaptureSession> StartReservedAsync(CaptureRequest request, CancellationToken ct)
+    {
+        Purge();
 
         if (await CheckFilterAsync(request.Interface, request.Filter, ct).ConfigureAwait(false) is { } filterError)
         {
@@ -106,7 +183,17 @@ public sealed partial class CaptureService(IProcessRunner runner, IOptions<HostO
         var process = Process.Start(psi) ?? throw new CaptureRejectedException("tcpdump could not be started");
         var session = new CaptureSession(id, request, process, Path.Combine(_dataDirectory, id + ".pcap"));
         _sessions[id] = session;
-        await session.Listening.WaitAsync(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+        try
+        {
+            await session.Listening.WaitAsync(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+        {
+            // Never leave a running tcpdump behind a failed start.
+            await session.StopAsync(CaptureEndReason.Failed).ConfigureAwait(false);
+            throw new CaptureRejectedException($"tcpdump did not start listening on {request.Interface} within 10 s");
+        }
+
         SessionStarted?.Invoke(session);
         return session;
     }

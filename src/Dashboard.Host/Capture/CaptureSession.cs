@@ -6,8 +6,11 @@ using Dashboard.Core.Capture;
 
 namespace Dashboard.Host.Capture;
 
-/// <summary>What to capture: an interface, an optional BPF filter, and when to stop by itself.</summary>
-public sealed record CaptureRequest(string Interface, string? Filter = null, int SnapLength = 262_144, long? PacketLimit = null, TimeSpan? TimeLimit = null);
+/// <summary>What to capture: an interface, an optional BPF filter, when to stop by itself (packets, time, pcap bytes), and whose it is.</summary>
+public sealed record CaptureRequest(string Interface, string? Filter = null, int SnapLength = 262_144, long? PacketLimit = null, TimeSpan? TimeLimit = null, long? ByteLimit = null, SessionOwner? Owner = null)
+{
+    public SessionOwner OwnerOrSystem => Owner ?? SessionOwner.System;
+}
 
 public enum CaptureEndReason
 {
@@ -15,6 +18,7 @@ public enum CaptureEndReason
     Requested,
     PacketLimit,
     TimeLimit,
+    ByteLimit,
     InterfaceGone,
     ShuttingDown,
     Failed,
@@ -135,6 +139,12 @@ public sealed partial class CaptureSession : IAsyncDisposable
             {
                 while (await reader.ReadRecordAsync().ConfigureAwait(false) is { } record)
                 {
+                    if (Request.ByteLimit is { } max && file.Position > max && _requestedReason == CaptureEndReason.Running)
+                    {
+                        // The pcap holds what was read so far; tcpdump is asked to stop, what it still sends is decoded too.
+                        _ = StopAsync(CaptureEndReason.ByteLimit);
+                    }
+
                     Interlocked.Increment(ref _decoded);
                     if (!_packets.Writer.TryWrite(PacketDecoder.Decode(record, header.LinkType)))
                     {

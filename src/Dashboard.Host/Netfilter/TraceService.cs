@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using Dashboard.Core.Changes;
 using Dashboard.Core.Firewall;
 using Dashboard.Core.Topology;
+using Dashboard.Host.Docker;
 using Dashboard.Host.Processes;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -17,8 +18,10 @@ namespace Dashboard.Host.Netfilter;
 /// to the source and to each of <see cref="ReplyDestinations"/> (where a reply goes when the request was masqueraded,
 /// e.g. the destination network's gateway).
 /// </summary>
-public sealed record TraceRequest(string Source, string Destination, string Protocol = "icmp", IReadOnlyList<string>? ReplyDestinations = null, TimeSpan? TimeLimit = null)
+public sealed record TraceRequest(string Source, string Destination, string Protocol = "icmp", IReadOnlyList<string>? ReplyDestinations = null, TimeSpan? TimeLimit = null, SessionOwner? Owner = null)
 {
+    public SessionOwner OwnerOrSystem => Owner ?? SessionOwner.System;
+
     public static readonly IReadOnlyList<string> Protocols = ["icmp", "tcp", "udp", "all"];
 
     /// <summary>Every problem with the request, in words; empty when it can be traced.</summary>
@@ -176,7 +179,7 @@ public sealed class TraceSession
 /// (legacy iptables logs TRACE to the kernel log instead). The rules go when the trace stops, when the dashboard stops,
 /// and, if a crash left one behind, at the next start.
 /// </summary>
-public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter writer, HostFirewallReader firewall, IOptions<HostOptions> options, ILogger<TraceService> logger) : IHostedService, IAsyncDisposable, IDisposable
+public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter writer, HostFirewallReader firewall, ITopologySource topology, IOptions<HostOptions> options, ILogger<TraceService> logger) : IHostedService, IAsyncDisposable, IDisposable
 {
     public const string TagPrefix = RuleTag.Prefix + "trace-";
     public const int MaxRunning = 4;
@@ -185,6 +188,7 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
     private readonly HostOptions _options = options.Value;
     private readonly ConcurrentDictionary<string, TraceSession> _sessions = new();
+    private readonly StartSlots _slots = new(MaxRunning);
 
     /// <summary>This instance's trace tags start with this: <c>netlab:trace-&lt;instance&gt;-</c>.</summary>
     public string InstanceTagPrefix { get; } = RuleTag.For($"trace-{CheckInstance(options.Value.InstanceId)}-");
@@ -239,9 +243,12 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
             throw new TraceRejectedException(string.Join("; ", errors));
         }
 
-        if (_sessions.Values.Count(s => s.IsRunning) >= MaxRunning)
+        // Only lab traffic is traced: the host's real flows are nobody's experiment.
+        var host = await topology.ReadAsync(ct).ConfigureAwait(false);
+        var outside = new[] { request.Source, request.Destination }.Where(a => !CaptureScope.IsDockerAddress(host, a)).ToList();
+        if (outside.Count > 0)
         {
-            throw new TraceRejectedException($"{MaxRunning} traces are already running: stop one first");
+            throw new TraceRejectedException($"only addresses inside Docker networks can be traced; {string.Join(" and ", outside)} {(outside.Count == 1 ? "is" : "are")} not in any network's subnet");
         }
 
         if (await UnavailableReasonAsync(ct).ConfigureAwait(false) is { } why)
@@ -249,6 +256,15 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
             throw new TraceRejectedException("tracing is unavailable: " + why);
         }
 
+        using (_slots.TryTake(() => _sessions.Values.Count(s => s.IsRunning))
+            ?? throw new TraceRejectedException($"{MaxRunning} traces are already running: stop one first"))
+        {
+            return await StartReservedAsync(request, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<TraceSession> StartReservedAsync(TraceRequest request, CancellationToken ct)
+    {
         var session = new TraceSession(Guid.NewGuid().ToString("N")[..10], request, InstanceTagPrefix);
 
         // The monitor first, so the first traced packet is not missed.

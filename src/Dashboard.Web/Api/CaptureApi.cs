@@ -1,43 +1,40 @@
 using Dashboard.Host.Capture;
+using Dashboard.Web.Captures;
+using Dashboard.Web.Identity;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Dashboard.Web.Api;
 
-/// <summary>Captures: <c>POST /api/captures</c> starts one, <c>GET</c> lists them, <c>DELETE /api/captures/{id}</c> stops one, <c>GET /api/captures/{id}/pcap</c> downloads its raw pcap.</summary>
+/// <summary>
+/// Captures: <c>POST /api/captures</c> starts one (Operator; Docker bridges and container veths only; default limits),
+/// <c>GET</c> lists those the caller may see, <c>DELETE /api/captures/{id}</c> stops one (its starter, an Admin of its
+/// lab, a site administrator), <c>GET /api/captures/{id}/pcap</c> downloads its raw pcap (those who may see it).
+/// </summary>
 public static class CaptureApi
 {
     public static IEndpointRouteBuilder MapCaptureApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/captures").WithTags("Capture");
-        api.MapGet("/", (CaptureService captures) => TypedResults.Ok(captures.Sessions.Select(CaptureDto.From).ToList()));
-        api.MapPost("/", StartAsync).DisableAntiforgery().RequireHostOperator("capture.started");
-        api.MapDelete("/{id}", async Task<Results<Ok<CaptureDto>, NotFound>> (string id, CaptureService captures) =>
+        api.MapGet("/", async (HttpContext http, HostSessions sessions, CancellationToken ct) =>
+            TypedResults.Ok((await sessions.CapturesAsync(Actor.From(http), ct)).Select(CaptureDto.From).ToList()));
+        api.MapPost("/", StartAsync).DisableAntiforgery();
+        api.MapDelete("/{id}", async (string id, HttpContext http, HostSessions sessions, CancellationToken ct) =>
+            TypedResults.Ok(CaptureDto.From(await sessions.StopCaptureAsync(Actor.From(http), id, ct))));
+        api.MapGet("/{id}/pcap", async Task<Results<PhysicalFileHttpResult, NotFound>> (string id, HttpContext http, HostSessions sessions, CancellationToken ct) =>
         {
-            if (captures.Find(id) is not { } s)
-            {
-                return TypedResults.NotFound();
-            }
-
-            await s.StopAsync();
-            return TypedResults.Ok(CaptureDto.From(s));
-        }).RequireHostOperator("capture.stopped");
-        api.MapGet("/{id}/pcap", Results<PhysicalFileHttpResult, NotFound> (string id, CaptureService captures) =>
-            captures.Find(id) is { } s && File.Exists(s.PcapPath)
+            var s = await sessions.CaptureAsync(Actor.From(http), id, ct);
+            return File.Exists(s.PcapPath)
                 ? TypedResults.PhysicalFile(s.PcapPath, "application/vnd.tcpdump.pcap", $"{s.Request.Interface}-{s.StartedAt:yyyyMMdd-HHmmss}.pcap")
-                : TypedResults.NotFound());
+                : TypedResults.NotFound();
+        });
         return app;
     }
 
-    private static async Task<Results<Created<CaptureDto>, ProblemHttpResult>> StartAsync(StartCaptureRequest body, CaptureService captures, CancellationToken ct)
+    private static async Task<Results<Created<CaptureDto>, ProblemHttpResult>> StartAsync(StartCaptureRequest body, HttpContext http, HostSessions sessions, CancellationToken ct)
     {
         try
         {
-            var s = await captures.StartAsync(new CaptureRequest(
-                body.Interface ?? "",
-                body.Filter,
-                body.SnapLength ?? 262_144,
-                body.PacketLimit,
-                body.TimeLimitSeconds is { } t ? TimeSpan.FromSeconds(t) : null), ct);
+            var s = await sessions.StartCaptureAsync(Actor.From(http), new CaptureStart(body.Interface, body.Filter, body.SnapLength, body.PacketLimit, body.TimeLimitSeconds, body.ByteLimit), ct);
             return TypedResults.Created($"/api/captures/{s.Id}", CaptureDto.From(s));
         }
         catch (CaptureRejectedException ex)
@@ -47,9 +44,11 @@ public static class CaptureApi
     }
 }
 
-public sealed record StartCaptureRequest(string? Interface, string? Filter, int? SnapLength, long? PacketLimit, double? TimeLimitSeconds);
+public sealed record StartCaptureRequest(string? Interface, string? Filter, int? SnapLength, long? PacketLimit, double? TimeLimitSeconds, long? ByteLimit = null);
 
-public sealed record CaptureDto(string Id, string Interface, string? Filter, DateTimeOffset StartedAt, DateTimeOffset? EndedAt, CaptureEndReason EndReason, string? EndMessage, CaptureStats Stats)
+public sealed record CaptureDto(string Id, string Interface, string? Filter, DateTimeOffset StartedAt, DateTimeOffset? EndedAt, CaptureEndReason EndReason, string? EndMessage, CaptureStats Stats,
+    string Owner, int? LabId, Guid? RunId, long? PacketLimit, double? TimeLimitSeconds, long? ByteLimit)
 {
-    public static CaptureDto From(CaptureSession s) => new(s.Id, s.Request.Interface, s.Request.Filter, s.StartedAt, s.EndedAt, s.EndReason, s.EndMessage, s.Stats);
+    public static CaptureDto From(CaptureSession s) => new(s.Id, s.Request.Interface, s.Request.Filter, s.StartedAt, s.EndedAt, s.EndReason, s.EndMessage, s.Stats,
+        s.Request.OwnerOrSystem.UserName, s.Request.Owner?.LabId, s.Request.Owner?.RunId, s.Request.PacketLimit, s.Request.TimeLimit?.TotalSeconds, s.Request.ByteLimit);
 }

@@ -4,7 +4,10 @@ using Dashboard.Web.Labs;
 
 namespace Dashboard.Web.Api;
 
-/// <summary>Host-changing routes (captures, traces, verifying pings) need the Operator role in at least one lab; each call is audited, refusals too.</summary>
+/// <summary>
+/// Host-changing routes without a use case of their own (verifying pings) need the Operator role in at least one lab;
+/// each call is audited with the status it was answered with: a 4xx is audited as refused, not as done.
+/// </summary>
 public static class HostOperatorFilter
 {
     public static RouteHandlerBuilder RequireHostOperator(this RouteHandlerBuilder builder, string action) =>
@@ -15,7 +18,12 @@ public static class HostOperatorFilter
             // A refusal is audited by LabAccess and answered 403 by the exception handler.
             await http.RequestServices.GetRequiredService<LabAccess>().RequireHostOperatorAsync(actor, action, http.Request.Path, http.RequestAborted);
             var result = await next(context);
-            await http.RequestServices.GetRequiredService<AuditLog>().WriteAsync(actor, action, http.Request.Path, $"{http.Request.Method} {http.Request.Path} → {http.Response.StatusCode}", ct: CancellationToken.None);
+
+            // The response has not been written yet: the status is the result's own.
+            var status = result is IStatusCodeHttpResult { StatusCode: { } code } ? code : StatusCodes.Status200OK;
+            var ok = status < 400;
+            await http.RequestServices.GetRequiredService<AuditLog>().WriteAsync(actor, ok ? action : action + "-refused", http.Request.Path,
+                $"{http.Request.Method} {http.Request.Path} → {status}{(result is IValueHttpResult { Value: Microsoft.AspNetCore.Mvc.ProblemDetails p } ? ": " + p.Detail : "")}", succeeded: ok, ct: CancellationToken.None);
             return result;
         });
 }

@@ -7,6 +7,8 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 
+using Dashboard.Web.Identity;
+
 namespace Dashboard.Web.Api;
 
 /// <summary>
@@ -17,11 +19,11 @@ public static class IsolationApi
 {
     public static IEndpointRouteBuilder MapIsolationApi(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/api/explain", ExplainAsync).DisableAntiforgery().WithTags("Isolation");
+        app.MapPost("/api/explain", ExplainAsync).DisableAntiforgery().WithTags("Isolation").RequireRateLimiting(RateLimits.Expensive);
         var api = app.MapGroup("/api/isolation").WithTags("Isolation");
         api.MapGet("/", async Task<Results<Ok<MatrixDto>, ProblemHttpResult>> (string? by, string? protocol, int? port, IsolationService isolation, CancellationToken ct) =>
             Probe(by, protocol, port) is { } bad ? bad : TypedResults.Ok(MatrixDto.From(await isolation.MatrixAsync(by ?? "networks", new MatrixProbe(protocol ?? "icmp", port), ct))));
-        api.MapPost("/what-if", WhatIfAsync).DisableAntiforgery();
+        api.MapPost("/what-if", WhatIfAsync).DisableAntiforgery().RequireRateLimiting(RateLimits.Expensive);
         api.MapPost("/verify", async Task<Results<Ok<VerificationDto>, ProblemHttpResult>> (VerifyRequest body, IsolationService isolation, CancellationToken ct) =>
         {
             if (Probe(body.By, body.Protocol, body.Port) is { } bad)
@@ -32,7 +34,7 @@ public static class IsolationApi
             var matrix = await isolation.MatrixAsync(body.By ?? "networks", new MatrixProbe(body.Protocol ?? "icmp", body.Port), ct);
             var v = await isolation.VerifyAsync(matrix, ct: ct);
             return TypedResults.Ok(new VerificationDto(MatrixDto.From(v.Matrix), v.Cells, v.Agreed, v.Disagreed, v.At));
-        }).DisableAntiforgery().RequireHostOperator("isolation.verify");
+        }).DisableAntiforgery().RequireHostOperator("isolation.verify").RequireRateLimiting(RateLimits.Expensive);
         return app;
     }
 

@@ -32,7 +32,7 @@ public static class ReadApi
                 v.Snapshot.Warnings,
                 RulesetDto.From(v.Snapshot.Ruleset)));
         });
-        api.MapPost("/firewall/parse", ParseAsync).DisableAntiforgery();
+        api.MapPost("/firewall/parse", ParseAsync).DisableAntiforgery().RequireRateLimiting(Dashboard.Web.Identity.RateLimits.Expensive);
         api.MapGet("/collector", (Live.LiveFeed feed) => TypedResults.Ok(feed.Status));
         return app;
     }

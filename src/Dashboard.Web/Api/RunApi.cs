@@ -45,7 +45,7 @@ public static class RunApi
         var runs = app.MapGroup("/api/runs").WithTags("Runs");
         runs.MapGet("/", async (int? lab, Guid? experiment, string? variant, RunStatus? status, string? author, DateTimeOffset? from, DateTimeOffset? to, int? page, int? pageSize, HttpContext http, LabAccess access, DashboardDbContext db, CancellationToken ct) =>
             TypedResults.Ok(await RunQueries.ListAsync(db, await access.ResolveAsync(Actor.From(http), lab, ct), new RunFilter(experiment, variant, status, author, from, to, page ?? 1, pageSize ?? 25), ct)));
-        runs.MapPost("/", StartAsync).DisableAntiforgery();
+        runs.MapPost("/", StartAsync).DisableAntiforgery().RequireRateLimiting(RateLimits.Expensive);
         runs.MapGet("/compare", async Task<Results<Ok<RunComparison>, NotFound>> (Guid a, Guid b, HttpContext http, LabAccess access, DashboardDbContext db, CancellationToken ct) =>
             await RunQueries.CompareAsync(db, await RequireRunAsync(http, access, db, a, LabRole.Viewer, ct), a, b, ct) is { } c ? TypedResults.Ok(c) : TypedResults.NotFound());
         runs.MapGet("/{id:guid}", async Task<Results<Ok<RunDetail>, NotFound>> (Guid id, HttpContext http, LabAccess access, DashboardDbContext db, CancellationToken ct) =>
@@ -56,7 +56,7 @@ public static class RunApi
             var r = await db.Runs.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id && x.LabId == labId && x.Status != RunStatus.Running, ct);
             return r is null ? TypedResults.NotFound() : await ZipAsync(db, data.Value.ResolveDirectory(), r.ExperimentId, [id], "run", host.Value.Name, $"run-{Slug(r.ExperimentName)}-{r.Variant}-{r.StartedAt:yyyyMMdd-HHmmss}.zip", ct);
         });
-        runs.MapPost("/import", ImportAsync).DisableAntiforgery();
+        runs.MapPost("/import", ImportAsync).DisableAntiforgery().RequireRateLimiting(RateLimits.Expensive);
         runs.MapGet("/{id:guid}/artifacts/{kind}", async Task<Results<ContentHttpResult, NotFound>> (Guid id, string kind, HttpContext http, LabAccess access, DashboardDbContext db, CancellationToken ct) =>
         {
             await RequireRunAsync(http, access, db, id, LabRole.Viewer, ct);
@@ -129,7 +129,7 @@ public static class RunApi
 
         try
         {
-            var result = await RunArchive.ImportAsync(db, data.Value.ResolveDirectory(), labId, body, name, ct);
+            var result = await RunArchive.ImportAsync(db, data.Value.ResolveDirectory(), labId, body, name, actor.Name, ct);
             await audit.WriteAsync(actor, "run.imported", $"experiment {result.ExperimentId}", $"imported {result.Runs.Count} run(s) of {result.Experiment} from {name}", labId, ct: ct);
             return TypedResults.Created($"/api/experiments/{result.ExperimentId}", result);
         }
@@ -149,6 +149,11 @@ public static class RunApi
         catch (ScenarioException ex)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Run not started", detail: ex.Message);
+        }
+        catch (RunQueueFullException ex)
+        {
+            http.Response.Headers.RetryAfter = "30";
+            return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Run not started", detail: ex.Message);
         }
     }
 

@@ -1,5 +1,7 @@
 using Dashboard.Core.Firewall;
 using Dashboard.Host.Netfilter;
+using Dashboard.Web.Captures;
+using Dashboard.Web.Identity;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Dashboard.Web.Api;
@@ -15,33 +17,21 @@ public static class TraceApi
         var api = app.MapGroup("/api/traces").WithTags("Trace");
         api.MapGet("/availability", async (TraceService traces, CancellationToken ct) =>
             await traces.UnavailableReasonAsync(ct) is { } why ? new TraceAvailability(false, why) : new TraceAvailability(true, null));
-        api.MapGet("/", (TraceService traces) => TypedResults.Ok(traces.Sessions.Select(s => TraceDto.From(s, includePackets: false)).ToList()));
-        api.MapGet("/{id}", Results<Ok<TraceDto>, NotFound> (string id, TraceService traces) =>
-            traces.Find(id) is { } s ? TypedResults.Ok(TraceDto.From(s, includePackets: true)) : TypedResults.NotFound());
-        api.MapPost("/", StartAsync).DisableAntiforgery().RequireHostOperator("trace.started");
-        api.MapDelete("/{id}", async Task<Results<Ok<TraceDto>, NotFound>> (string id, TraceService traces) =>
-        {
-            if (traces.Find(id) is not { } s)
-            {
-                return TypedResults.NotFound();
-            }
-
-            await traces.StopAsync(s);
-            return TypedResults.Ok(TraceDto.From(s, includePackets: true));
-        }).RequireHostOperator("trace.stopped");
+        api.MapGet("/", async (HttpContext http, HostSessions sessions, CancellationToken ct) =>
+            TypedResults.Ok((await sessions.TracesAsync(Actor.From(http), ct)).Select(s => TraceDto.From(s, includePackets: false)).ToList()));
+        api.MapGet("/{id}", async (string id, HttpContext http, HostSessions sessions, CancellationToken ct) =>
+            TypedResults.Ok(TraceDto.From(await sessions.TraceAsync(Actor.From(http), id, ct), includePackets: true)));
+        api.MapPost("/", StartAsync).DisableAntiforgery();
+        api.MapDelete("/{id}", async (string id, HttpContext http, HostSessions sessions, CancellationToken ct) =>
+            TypedResults.Ok(TraceDto.From(await sessions.StopTraceAsync(Actor.From(http), id, ct), includePackets: true)));
         return app;
     }
 
-    private static async Task<Results<Created<TraceDto>, ProblemHttpResult>> StartAsync(StartTraceRequest body, TraceService traces, CancellationToken ct)
+    private static async Task<Results<Created<TraceDto>, ProblemHttpResult>> StartAsync(StartTraceRequest body, HttpContext http, HostSessions sessions, CancellationToken ct)
     {
         try
         {
-            var s = await traces.StartAsync(new TraceRequest(
-                body.Source ?? "",
-                body.Destination ?? "",
-                body.Protocol ?? "icmp",
-                body.ReplyDestinations,
-                body.TimeLimitSeconds is { } t ? TimeSpan.FromSeconds(t) : null), ct);
+            var s = await sessions.StartTraceAsync(Actor.From(http), new TraceStart(body.Source, body.Destination, body.Protocol, body.ReplyDestinations, body.TimeLimitSeconds), ct);
             return TypedResults.Created($"/api/traces/{s.Id}", TraceDto.From(s, includePackets: false));
         }
         catch (TraceRejectedException ex)

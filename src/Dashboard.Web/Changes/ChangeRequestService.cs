@@ -193,12 +193,18 @@ public sealed class ChangeRequestService(
         {
             var lab = await db.Labs.AsNoTracking().SingleAsync(l => l.Id == c.LabId, ct).ConfigureAwait(false);
             var members = await db.LabMembers.CountAsync(m => m.LabId == c.LabId, ct).ConfigureAwait(false);
-            if (!lab.AllowSelfApprovalWhenAlone || members != 1)
+
+            // Alone since the proposal, not made alone: removing the other members (the append-only audit says when) does
+            // not open self-approval for a change proposed while they were there.
+            var proposedAt = c.CreatedAt;
+            var someoneLeft = await db.AuditEntries.AnyAsync(a => a.LabId == c.LabId && a.Action == "lab.member-removed" && a.At >= proposedAt, ct).ConfigureAwait(false);
+            if (!lab.AllowSelfApprovalWhenAlone || members != 1 || someoneLeft)
             {
-                await audit.WriteAsync(actor, "change.approve-refused", $"change {c.Id}", "self-approval refused: a different member with the Approver role must approve", c.LabId, succeeded: false, ct: ct).ConfigureAwait(false);
-                throw new LabAccessException(403, members == 1
-                    ? "you proposed this change: self-approval is off in this lab (a lab Admin can allow it while the lab has one member)"
-                    : "you proposed this change: a different member with the Approver role must approve it");
+                var why = members != 1 ? "you proposed this change: a different member with the Approver role must approve it"
+                    : someoneLeft ? "you proposed this change while the lab had other members: self-approval is only for a lab that has had one member since the change was proposed"
+                    : "you proposed this change: self-approval is off in this lab (a lab Admin can allow it while the lab has one member)";
+                await audit.WriteAsync(actor, "change.approve-refused", $"change {c.Id}", "self-approval refused: " + why, c.LabId, succeeded: false, ct: ct).ConfigureAwait(false);
+                throw new LabAccessException(403, why);
             }
         }
 

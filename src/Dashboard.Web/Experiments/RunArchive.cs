@@ -27,6 +27,7 @@ public static partial class RunArchive
     public const long MaxUnpackedBytes = 400L * 1024 * 1024;
     public const int MaxEntries = 2_000;
     public const int MaxCompressionRatio = 200;
+    public const int MaxDeltasPerRun = 50_000;
 
     private static readonly JsonSerializerOptions Json = ScenarioDefinition.Json;
 
@@ -108,7 +109,7 @@ public static partial class RunArchive
     }
 
     /// <summary>Validates the whole archive, then stores it in <paramref name="labId"/>; throws <see cref="ImportRejectedException"/> with the first problem, having stored nothing.</summary>
-    public static async Task<ImportResult> ImportAsync(DashboardDbContext db, string dataDirectory, int labId, Stream archive, string fileName, CancellationToken ct = default)
+    public static async Task<ImportResult> ImportAsync(DashboardDbContext db, string dataDirectory, int labId, Stream archive, string fileName, string importedBy, CancellationToken ct = default)
     {
         // 1. Bounded copy: the upload itself.
         using var buffer = new MemoryStream();
@@ -211,6 +212,11 @@ public static partial class RunArchive
                     throw new ImportRejectedException($"run {r?.Id} does not fit its scenario (variant, author, probes)");
                 }
 
+                if ((r.Captures?.Count ?? 0) > ScenarioDefinition.MaxNetworks || (r.Deltas?.Count ?? 0) > MaxDeltasPerRun)
+                {
+                    throw new ImportRejectedException($"run {r.Id}: at most {ScenarioDefinition.MaxNetworks} captures and {MaxDeltasPerRun:N0} counter deltas per run");
+                }
+
                 var id = Guid.NewGuid();
                 var folder = $"runs/{r.Id:N}/";
                 var run = new Run
@@ -220,7 +226,8 @@ public static partial class RunArchive
                     ExperimentName = experimentName,
                     Variant = r.Variant,
                     Status = r.Status == RunStatus.Running ? RunStatus.Interrupted : r.Status,
-                    Author = r.Author,
+                    // The importer is the author here; who recorded it elsewhere is part of its origin, not a claim.
+                    Author = Shorten(importedBy, 100)!,
                     StartedAt = r.StartedAt,
                     EndedAt = r.EndedAt,
                     Host = Shorten(r.Host, 200),
@@ -232,7 +239,7 @@ public static partial class RunArchive
                     Outcome = Shorten(r.Outcome, 200),
                     Error = Shorten(r.Error, 3900),
                     LastStep = Shorten(r.LastStep, 200),
-                    Origin = r.Origin ?? origin,
+                    Origin = Shorten($"{r.Origin ?? origin} · recorded by {r.Author}", 300),
                 };
                 var artifacts = new List<RunArtifact>();
                 foreach (var kind in r.Artifacts ?? [])
@@ -252,6 +259,11 @@ public static partial class RunArchive
                     catch (JsonException ex)
                     {
                         throw new ImportRejectedException($"run {r.Id}: packets.json is not valid: {ex.Message}");
+                    }
+
+                    if ((list?.Count ?? 0) > RunPackets.MaxStoredPerCapture * Math.Max(1, r.Captures?.Count ?? 0))
+                    {
+                        throw new ImportRejectedException($"run {r.Id}: packets.json holds {list!.Count:N0} packets, more than {RunPackets.MaxStoredPerCapture:N0} per capture");
                     }
 
                     packets.AddRange((list ?? []).Where(p => p is not null).Select(p => new RunPacket

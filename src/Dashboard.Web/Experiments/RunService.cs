@@ -26,6 +26,9 @@ public sealed record RunProgress(Guid RunId, string Step, double Fraction, RunSt
 /// snapshot again, record everything, and remove what it added, also when the run fails, is cancelled, or (at the next
 /// start) when the dashboard was killed mid-run. Progress goes to the live feed.
 /// </summary>
+/// <summary>The run queue is full: nothing was queued; try again when runs have finished.</summary>
+public sealed class RunQueueFullException(int capacity) : Exception($"{capacity} runs are already waiting: try again when some have finished");
+
 public sealed class RunService(
     IServiceScopeFactory scopes,
     LabProvisioner provisioner,
@@ -36,6 +39,7 @@ public sealed class RunService(
     TraceService traces,
     ContainerProbe probe,
     LiveFeed feed,
+    Dashboard.Web.Audit.AuditLog audit,
     IOptions<Dashboard.Host.HostOptions> hostOptions,
     IOptions<DataOptions> dataOptions,
     ILogger<RunService> logger) : BackgroundService
@@ -45,7 +49,10 @@ public sealed class RunService(
 
     public const string BuiltInSeedName = "Seed: two networks, c2 pings c1";
 
-    private readonly Channel<Guid> _queue = Channel.CreateBounded<Guid>(new BoundedChannelOptions(20) { FullMode = BoundedChannelFullMode.Wait });
+    /// <summary>Runs waiting at most; one more is refused at once (429), never left waiting.</summary>
+    public const int QueueCapacity = 20;
+
+    private readonly Channel<Guid> _queue = Channel.CreateBounded<Guid>(new BoundedChannelOptions(QueueCapacity) { FullMode = BoundedChannelFullMode.Wait });
     private readonly ConcurrentDictionary<Guid, CancellationTokenSource> _cancels = new();
     private readonly ConcurrentDictionary<Guid, RunProgress> _progress = new();
     private readonly ConcurrentDictionary<Guid, int> _labs = new();
@@ -104,8 +111,17 @@ public sealed class RunService(
         await db.SaveChangesAsync(ct);
         _cancels[run.Id] = new CancellationTokenSource();
         _labs[run.Id] = run.LabId;
+        if (!_queue.Writer.TryWrite(run.Id))
+        {
+            run.Status = RunStatus.Failed;
+            run.Error = $"not started: {QueueCapacity} runs were already waiting";
+            run.EndedAt = DateTimeOffset.UtcNow;
+            await db.SaveChangesAsync(CancellationToken.None);
+            _cancels.TryRemove(run.Id, out _);
+            throw new RunQueueFullException(QueueCapacity);
+        }
+
         Report(run.Id, "queued", 0, RunStatus.Running, []);
-        await _queue.Writer.WriteAsync(run.Id, ct);
         return run.Id;
     }
 
@@ -298,6 +314,7 @@ public sealed class RunService(
                 ct.ThrowIfCancellationRequested();
                 var result = await writer.InsertAsync(spec, CancellationToken.None);
                 commands.Add($"{result.CommandLine} → {result.Message}");
+                await audit.WriteAsync(RunActor(run), "run.rule-inserted", $"run {runId}", $"variant '{run.Variant}' holds a rule for the run", run.LabId, result.CommandLine, result.Message, result.Succeeded, CancellationToken.None);
                 if (!result.Succeeded)
                 {
                     throw new ProvisioningException($"the variant's rule could not be inserted ({result.CommandLine}): {result.Message}");
@@ -337,7 +354,7 @@ public sealed class RunService(
             foreach (var n in scenario.Captures)
             {
                 ct.ThrowIfCancellationRequested();
-                sessions.Add((await captures.StartAsync(new CaptureRequest(networks[n].Bridge, TimeLimit: TimeSpan.FromMinutes(5)), CancellationToken.None), n));
+                sessions.Add((await captures.StartAsync(new CaptureRequest(networks[n].Bridge, TimeLimit: TimeSpan.FromMinutes(5), ByteLimit: 256L * 1024 * 1024, Owner: new Dashboard.Host.SessionOwner(null, run.Author, run.LabId, runId)), CancellationToken.None), n));
             }
 
             if (scenario.Trace && scenario.Probes.Count > 0)
@@ -352,7 +369,7 @@ public sealed class RunService(
                 else
                 {
                     ct.ThrowIfCancellationRequested();
-                    trace = await traces.StartAsync(new TraceRequest(src.Address, dst.Address, first.Kind == "tcp" ? "tcp" : "icmp", [dstNet.Gateway], TimeSpan.FromMinutes(5)), CancellationToken.None);
+                    trace = await traces.StartAsync(new TraceRequest(src.Address, dst.Address, first.Kind == "tcp" ? "tcp" : "icmp", [dstNet.Gateway], TimeSpan.FromMinutes(5), new Dashboard.Host.SessionOwner(null, run.Author, run.LabId, runId)), CancellationToken.None);
                 }
             }
 
@@ -435,6 +452,7 @@ public sealed class RunService(
                 foreach (var r in await writer.DeleteTaggedAsync(tag, CancellationToken.None))
                 {
                     cleanup.Add($"{r.CommandLine} → {r.Message}");
+                    await audit.WriteAsync(RunActor(run), "run.rule-removed", $"run {runId}", $"the run ended ({run.Status}); its rule removed", run.LabId, r.CommandLine, r.Message, r.Succeeded, CancellationToken.None);
                 }
 
                 if (!run.KeepResources)
@@ -456,6 +474,9 @@ public sealed class RunService(
             Report(runId, run.Status == RunStatus.Succeeded ? "done" : run.Error ?? run.Status.ToString(), 1, run.Status, steps);
         }
     }
+
+    /// <summary>A run acts for the user who started it.</summary>
+    private static Dashboard.Web.Identity.Actor RunActor(Run run) => new(null, run.Author, false);
 
     private static string? Resolve(string? end, Dictionary<string, ProvisionedNetwork> networks, Dictionary<string, ProvisionedContainer> containers) => end switch
     {

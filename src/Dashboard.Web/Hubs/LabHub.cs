@@ -21,7 +21,16 @@ public sealed class LabHub(ChangeRequestService changes, LabAccess access) : Hub
     public static string GroupFor(string host) => "host:" + host;
 
     /// <summary>Starts receiving a host's updates. Without a call, a client is put in the local host's group on connect.</summary>
-    public Task JoinHost(string host) => Groups.AddToGroupAsync(Context.ConnectionId, GroupFor(host));
+    public Task JoinHost(string host) => KnownHost(host) is { } h
+        ? Groups.AddToGroupAsync(Context.ConnectionId, GroupFor(h))
+        : throw new HubException($"404: no host named '{(host?.Length > 40 ? host[..40] + "…" : host)}' (groups exist for known hosts only)");
+
+    /// <summary>The host a name means, when this dashboard has it (so a client cannot make up any number of groups).</summary>
+    private string? KnownHost(string? host)
+    {
+        var local = Context.GetHttpContext()?.RequestServices.GetService<Live.LiveFeed>()?.Host;
+        return string.IsNullOrEmpty(host) ? local : host == local ? host : null;
+    }
 
     public Task LeaveHost(string host) => Groups.RemoveFromGroupAsync(Context.ConnectionId, GroupFor(host));
 
@@ -46,8 +55,11 @@ public sealed class LabHub(ChangeRequestService changes, LabAccess access) : Hub
     public override async Task OnConnectedAsync()
     {
         var host = Context.GetHttpContext()?.Request.Query["host"].ToString();
-        var feed = Context.GetHttpContext()?.RequestServices.GetService<Live.LiveFeed>();
-        await Groups.AddToGroupAsync(Context.ConnectionId, GroupFor(string.IsNullOrEmpty(host) ? feed?.Host ?? "" : host));
+        if (KnownHost(host) is { } h)
+        {
+            await Groups.AddToGroupAsync(Context.ConnectionId, GroupFor(h));
+        }
+
         await base.OnConnectedAsync();
     }
 

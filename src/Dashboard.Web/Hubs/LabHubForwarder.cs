@@ -36,14 +36,46 @@ public sealed class LabHubForwarder(LiveFeed feed, IHubContext<LabHub> hub, Dash
             TopologyChangedEvent t => group.SendAsync("TopologyChanged", t.Topology),
             FirewallChangedEvent f => group.SendAsync("FirewallChanged", new FirewallMessage(f.Host, f.ReadAt, DockerLayoutDetector.Detect(f.Ruleset), RulesetDto.From(f.Ruleset))),
             StatusChangedEvent s => group.SendAsync("CollectorStatus", s.Status),
-            PacketsCapturedEvent p => group.SendAsync("PacketsCaptured", PacketsMessage.From(p)),
+            PacketsCapturedEvent p => ToOwnersAsync(p.Capture.Session.Request.OwnerOrSystem, "PacketsCaptured", PacketsMessage.From(p)),
             RunUpdatedEvent r => ToLabAsync(r.Progress.LabId, "RunUpdated", r.Progress),
             ChangeRequestUpdatedEvent c => ToLabAsync(c.Change.LabId, "ChangeRequestUpdated", c.Change),
-            TraceUpdatedEvent t => group.SendAsync("TraceUpdated", new TraceMessage(t.Host, TraceDto.From(t.Trace.Session, includePackets: false), t.Packets)),
+            TraceUpdatedEvent t => ToOwnersAsync(t.Trace.Session.Request.OwnerOrSystem, "TraceUpdated", new TraceMessage(t.Host, TraceDto.From(t.Trace.Session, includePackets: false), t.Packets)),
             _ => Task.CompletedTask,
         };
         send.ContinueWith(t => logger.LogDebug(t.Exception, "hub send failed"), TaskContinuationOptions.OnlyOnFaulted);
     }
+
+    /// <summary>
+    /// A capture's packets and a trace's paths go to those who may see them (its starter, its lab's members, site
+    /// administrators), never to the whole host group: a capture carries whatever crossed the bridge.
+    /// </summary>
+    private async Task ToOwnersAsync(Dashboard.Host.SessionOwner owner, string method, object message)
+    {
+        var key = (owner.UserId, owner.LabId);
+        if (!_recipients.TryGetValue(key, out var cached) || cached.At < Environment.TickCount64 - 5_000)
+        {
+            var ids = new HashSet<string>(await access.SiteAdministratorIdsAsync());
+            if (owner.UserId is { } u)
+            {
+                ids.Add(u);
+            }
+
+            if (owner.LabId is { } lab)
+            {
+                ids.UnionWith(await access.MemberIdsAsync(lab));
+            }
+
+            cached = (Environment.TickCount64, [.. ids]);
+            _recipients[key] = cached;
+        }
+
+        if (cached.Ids.Count > 0)
+        {
+            await hub.Clients.Users(cached.Ids).SendAsync(method, message);
+        }
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string? UserId, int? LabId), (long At, IReadOnlyList<string> Ids)> _recipients = new();
 
     /// <summary>Lab messages go to the lab's members as they are now (not to a group joined earlier), so a removed member stops receiving them at once.</summary>
     private async Task ToLabAsync(int labId, string method, object message)

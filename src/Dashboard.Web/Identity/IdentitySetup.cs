@@ -71,6 +71,8 @@ public static class IdentitySetup
             .AddClaimsPrincipalFactory<DashboardClaimsFactory>()
             .AddDefaultTokenProviders();
 
+        // A password change, reset or lock ends other cookie sessions within a minute (Identity's default is 30).
+        services.Configure<SecurityStampValidatorOptions>(o => o.ValidationInterval = TimeSpan.FromMinutes(1));
         services.AddAuthorization(o => o.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
         services.AddSingleton<AuditLog>();
         services.AddSingleton<ApiTokenService>();

@@ -88,6 +88,13 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
             .ToListAsync(ct).ConfigureAwait(false);
     }
 
+    /// <summary>User ids of the site administrators (who may see every capture and trace).</summary>
+    public async Task<IReadOnlyList<string>> SiteAdministratorIdsAsync(CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        return await db.Users.Where(u => u.IsAdministrator).Select(u => u.Id).ToListAsync(ct).ConfigureAwait(false);
+    }
+
     /// <summary>User ids of a lab's members (who receive its live updates).</summary>
     public async Task<IReadOnlyList<string>> MemberIdsAsync(int labId, CancellationToken ct = default)
     {
@@ -185,6 +192,14 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
     public async Task SetSelfApprovalAsync(Actor actor, int labId, bool allow, CancellationToken ct = default)
     {
         await RequireAsync(actor, labId, LabRole.Admin, ct).ConfigureAwait(false);
+        if (allow && !actor.IsAdministrator)
+        {
+            // A lab Admin could otherwise remove the other members, allow it and approve their own host-wide rule.
+            var refused = new LabAccessException(403, "only a site administrator allows self-approval; a lab Admin may turn it off");
+            await audit.WriteAsync(actor, "lab.settings-refused", $"lab {labId}", refused.Message, labId, succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
+            throw refused;
+        }
+
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
         var lab = await db.Labs.SingleAsync(l => l.Id == labId, ct).ConfigureAwait(false);
         lab.AllowSelfApprovalWhenAlone = allow;

@@ -27,6 +27,11 @@ public class RuleSpecTests
     [InlineData("172.18.0.0/16 -j ACCEPT")]
     [InlineData("$(reboot)")]
     [InlineData("172.18.0.0/33")]
+    [InlineData("172.20/30")]
+    [InlineData("172.20.0.5/16")]
+    [InlineData("172.018.0.1")]
+    [InlineData("172.18.0.0/016")]
+    [InlineData("2886860802")]
     public void Validate_HostileAddress_IsRejectedAndNeverRendered(string source)
     {
         var spec = Accept(source);

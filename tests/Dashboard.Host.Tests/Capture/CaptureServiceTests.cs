@@ -10,7 +10,7 @@ namespace Dashboard.Host.Tests.Capture;
 [Trait("Category", "RealHost")]
 public class CaptureServiceTests
 {
-    private static CaptureService NewService() => new(new ProcessRunner(), Options.Create(new HostOptions()));
+    private static CaptureService NewService(HostOptions? options = null) => new(new ProcessRunner(), RealTopology.Reader(), Options.Create(options ?? new HostOptions()));
 
     private static async Task<List<DecodedPacket>> DrainAsync(CaptureSession s)
     {
@@ -83,7 +83,8 @@ public class CaptureServiceTests
     public async Task Start_BadFilter_ExplainsAndStartsNoProcess()
     {
         Dashboard.TestSupport.RealHost.Require();
-        await using var service = NewService();
+        // The loopback is allowed here only by the site setting, to reach the filter check without a lab network.
+        await using var service = NewService(new HostOptions { CaptureExtraInterfaces = ["lo"] });
         var marker = "portt" + Guid.NewGuid().ToString("N")[..6];
 
         var ex = await Assert.ThrowsAsync<CaptureRejectedException>(() => service.StartAsync(new CaptureRequest("lo", $"icmp and {marker} 80")));
@@ -91,6 +92,74 @@ public class CaptureServiceTests
         Assert.StartsWith("the filter does not compile", ex.Message);
         Assert.Equal(0, await TcpdumpProcessesAsync(marker));
         Assert.Empty(service.Sessions);
+    }
+
+    [SkippableTheory]
+    [InlineData("lo")]
+    [InlineData("eth0")]
+    [InlineData("docker0-not-a-bridge")]
+    public async Task Start_LoopbackOrTheHostsNic_IsRefused_StartsNoProcess(string name)
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        if (name == "eth0" && !Directory.Exists("/sys/class/net/eth0"))
+        {
+            name = Directory.GetDirectories("/sys/class/net").Select(Path.GetFileName).First(n => n is not null && n != "lo" && File.Exists($"/sys/class/net/{n}/device/uevent"))!;
+        }
+
+        await using var service = NewService();
+
+        var ex = await Assert.ThrowsAsync<CaptureRejectedException>(() => service.StartAsync(new CaptureRequest(name)));
+
+        Assert.Contains(name == "docker0-not-a-bridge" ? "interface name" : "only the bridges of Docker networks", ex.Message);
+        Assert.Equal(0, await TcpdumpProcessesAsync($"-i {name} "));
+        Assert.Empty(service.Sessions);
+    }
+
+    [SkippableFact]
+    public async Task Start_ParallelRequests_NeverMoreThanTheCap()
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        await using var lab = new LabScope();
+        var seed = await lab.CreateSeedLabAsync();
+        await using var service = NewService();
+
+        var attempts = await Task.WhenAll(Enumerable.Range(0, 20).Select(i => Task.Run(async () =>
+        {
+            try
+            {
+                return await service.StartAsync(new CaptureRequest(i % 2 == 0 ? seed.Bridge1 : seed.Bridge2, "icmp"));
+            }
+            catch (CaptureRejectedException)
+            {
+                return null;
+            }
+        })));
+
+        Assert.Equal(CaptureService.MaxRunningSessions, attempts.Count(a => a is not null));
+        Assert.Equal(CaptureService.MaxRunningSessions, service.Sessions.Count(s => s.EndReason == CaptureEndReason.Running));
+    }
+
+    [SkippableFact]
+    public async Task Capture_ByteLimit_EndsByItself_PcapStaysNearTheLimit()
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        await using var lab = new LabScope();
+        var seed = await lab.CreateSeedLabAsync();
+        var folder = Directory.CreateTempSubdirectory("netlab-capture-dir-").FullName;
+        await using var service = NewService(new HostOptions { CaptureDirectory = folder });
+        var session = await service.StartAsync(new CaptureRequest(seed.Bridge2, $"icmp and host {seed.C1Ip}", ByteLimit: 2048));
+
+        await lab.PingAsync(seed.C2, seed.C1Ip, 6, payloadBytes: 1000);
+        await session.Completion.WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal(CaptureEndReason.ByteLimit, session.EndReason);
+        Assert.StartsWith(folder, session.PcapPath, StringComparison.Ordinal);
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(folder));
+        }
+
+        Assert.True(new FileInfo(session.PcapPath).Length < 2048 + 4096, $"pcap of {new FileInfo(session.PcapPath).Length} bytes");
     }
 
     [Theory]

@@ -18,12 +18,14 @@ public class PacketDecoderRealPcapTests
         var c1 = await lab.RunBusyboxAsync("c1", net);
         var c2 = await lab.RunBusyboxAsync("c2", net);
         var c1Ip = await lab.IpOfAsync(c1, net);
+        var c2Ip = await lab.IpOfAsync(c2, net);
         var bridge = "br-" + id[..12];
         var pcap = Path.Combine(Path.GetTempPath(), $"netlab-{lab.Id}.pcap");
         try
         {
-            var tcpdump = Process.Start(new ProcessStartInfo("tcpdump") { ArgumentList = { "-i", bridge, "-w", pcap, "-U", "-n", "not ip6" }, RedirectStandardError = true })!;
+            var tcpdump = Process.Start(new ProcessStartInfo("tcpdump") { ArgumentList = { "-i", bridge, "-w", pcap, "-U", "-n", $"arp or (host {c1Ip} and host {c2Ip})" }, RedirectStandardError = true })!;
 
+            // Only the test's own flows (a new bridge also sends IGMP and MLD reports from its gateway, seen on fresh hosts).
             // Traffic starts only once tcpdump says it is listening, so nothing is missed.
             using var listening = new CancellationTokenSource(TimeSpan.FromSeconds(20));
             while (await tcpdump.StandardError.ReadLineAsync(listening.Token) is { } line && !line.Contains("listening on", StringComparison.Ordinal))

@@ -91,12 +91,15 @@ public sealed class RunArchiveTests : IDisposable
 
         var a = await _client.GetFromJsonAsync<JsonElement>($"/api/runs/{id}");
         var b = await _client.GetFromJsonAsync<JsonElement>($"/api/runs/{imported}");
-        foreach (var field in new[] { "variant", "status", "author", "startedAt", "endedAt", "probesSent", "probesReceived", "outcome", "experiment" })
+        foreach (var field in new[] { "variant", "status", "startedAt", "endedAt", "probesSent", "probesReceived", "outcome", "experiment" })
         {
             Assert.Equal(a.GetProperty("summary").GetProperty(field).ToString(), b.GetProperty("summary").GetProperty(field).ToString());
         }
 
+        // The file cannot make a run someone else's here: the importer is its author, who recorded it is its origin.
+        Assert.Equal("admin", b.GetProperty("summary").GetProperty("author").GetString());
         Assert.StartsWith("upload.zip from ", b.GetProperty("summary").GetProperty("origin").GetString(), StringComparison.Ordinal);
+        Assert.EndsWith("recorded by alice", b.GetProperty("summary").GetProperty("origin").GetString(), StringComparison.Ordinal);
         foreach (var list in new[] { "probes", "deltas" })
         {
             Assert.Equal(Strip(a.GetProperty(list)), Strip(b.GetProperty(list)));

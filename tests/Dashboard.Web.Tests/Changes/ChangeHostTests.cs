@@ -257,9 +257,23 @@ public sealed class ChangeHostTests
             Assert.Equal(ChangeState.Reverted, (await changes.RevertAsync(admin, first.Id)).State);
 
             // A second member ends it, setting or not.
-            await factory.CreateUserAsync("carol", solo, LabRole.Viewer);
+            var carolOne = await factory.CreateUserAsync("carol", solo, LabRole.Viewer);
             var second = await changes.ProposeAsync(admin, solo, rule, "two members now", null);
             Assert.Equal(403, (await Assert.ThrowsAsync<Dashboard.Web.Identity.LabAccessException>(() => changes.ApproveAsync(admin, second.Id, null))).Status);
+
+            // The bypass: the lab is made single-member again after the proposal. Still refused: it has not been alone since.
+            var carol = await factory.CreateUserAsync("carol2", solo, LabRole.Approver);
+            var third = await changes.ProposeAsync(admin, solo, rule, "proposed with carol2 present", null);
+            await access.RemoveMemberAsync(admin, solo, carolOne.Id);
+            await access.RemoveMemberAsync(admin, solo, carol.Id);
+            var bypass = await Assert.ThrowsAsync<Dashboard.Web.Identity.LabAccessException>(() => changes.ApproveAsync(admin, third.Id, null));
+            Assert.Equal(403, bypass.Status);
+            Assert.Contains("has had one member since the change was proposed", bypass.Message, StringComparison.Ordinal);
+
+            // A lab Admin who is not a site administrator cannot turn self-approval on.
+            var lena = await factory.CreateUserAsync("lena", solo, LabRole.Admin);
+            Assert.Equal(403, (await Assert.ThrowsAsync<Dashboard.Web.Identity.LabAccessException>(() => access.SetSelfApprovalAsync(lena.Actor, solo, true))).Status);
+            await access.SetSelfApprovalAsync(lena.Actor, solo, false);
 
             using var http = factory.CreateClient();
             var audit = await http.GetFromJsonAsync<JsonElement>($"/api/audit?text=SELF-APPROVED&lab={solo}");
