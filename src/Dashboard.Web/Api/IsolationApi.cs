@@ -32,8 +32,15 @@ public static class IsolationApi
             }
 
             var matrix = await isolation.MatrixAsync(body.By ?? "networks", new MatrixProbe(body.Protocol ?? "icmp", body.Port), ct);
-            var v = await isolation.VerifyAsync(matrix, ct: ct);
-            return TypedResults.Ok(new VerificationDto(MatrixDto.From(v.Matrix), v.Cells, v.Agreed, v.Disagreed, v.At));
+            try
+            {
+                var v = await isolation.VerifyAsync(matrix, ct: ct);
+                return TypedResults.Ok(new VerificationDto(MatrixDto.From(v.Matrix), v.Cells, v.Agreed, v.Disagreed, v.At));
+            }
+            catch (VerifyBusyException ex)
+            {
+                return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Not verified", detail: ex.Message);
+            }
         }).DisableAntiforgery().RequireHostOperator("isolation.verify").RequireRateLimiting(RateLimits.Expensive);
         return app;
     }

@@ -12,14 +12,17 @@ public static class ReadApi
     public static IEndpointRouteBuilder MapReadApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api").WithTags("Host");
-        api.MapGet("/host", async (HostInspector host, CancellationToken ct) =>
+        api.MapGet("/host", async (bool? fresh, HttpContext http, HostInspector host, Live.LiveFeed feed, Labs.LabAccess access, CancellationToken ct) =>
         {
-            var t = await host.ReadTopologyAsync(ct);
+            var t = await TopologyAsync(fresh, http, host, feed, access, ct);
             return TypedResults.Ok(new HostSummary(t.Engine, t.Networks.Count, t.Containers.Count, t.Containers.Count(c => c.State == "running"), t.Bridges.Count, t.ReadAt, t.Warnings));
         });
-        api.MapGet("/networks", async (HostInspector host, CancellationToken ct) => TypedResults.Ok((await host.ReadTopologyAsync(ct)).Networks));
-        api.MapGet("/containers", async (HostInspector host, CancellationToken ct) => TypedResults.Ok((await host.ReadTopologyAsync(ct)).Containers));
-        api.MapGet("/bridges", async (HostInspector host, CancellationToken ct) => TypedResults.Ok((await host.ReadTopologyAsync(ct)).Bridges));
+        api.MapGet("/networks", async (bool? fresh, HttpContext http, HostInspector host, Live.LiveFeed feed, Labs.LabAccess access, CancellationToken ct) =>
+            TypedResults.Ok((await TopologyAsync(fresh, http, host, feed, access, ct)).Networks));
+        api.MapGet("/containers", async (bool? fresh, HttpContext http, HostInspector host, Live.LiveFeed feed, Labs.LabAccess access, CancellationToken ct) =>
+            TypedResults.Ok((await TopologyAsync(fresh, http, host, feed, access, ct)).Containers));
+        api.MapGet("/bridges", async (bool? fresh, HttpContext http, HostInspector host, Live.LiveFeed feed, Labs.LabAccess access, CancellationToken ct) =>
+            TypedResults.Ok((await TopologyAsync(fresh, http, host, feed, access, ct)).Bridges));
         api.MapGet("/firewall", async (HostInspector host, CancellationToken ct) =>
         {
             var v = await host.ReadFirewallAsync(ct);
@@ -35,6 +38,23 @@ public static class ReadApi
         api.MapPost("/firewall/parse", ParseAsync).DisableAntiforgery().RequireRateLimiting(Dashboard.Web.Identity.RateLimits.Expensive);
         api.MapGet("/collector", (Live.LiveFeed feed) => TypedResults.Ok(feed.Status));
         return app;
+    }
+
+    /// <summary>
+    /// The collector's latest topology (kept current by Docker's events) with its read time in <c>X-Read-At</c>; a fresh
+    /// read of the engine (one <c>nsenter</c> per container) only when there is no snapshot, or when an Operator asks
+    /// with <c>?fresh=true</c>, so reads by many users cost nothing on the host.
+    /// </summary>
+    private static async Task<HostTopology> TopologyAsync(bool? fresh, HttpContext http, HostInspector host, Live.LiveFeed feed, Labs.LabAccess access, CancellationToken ct)
+    {
+        if (fresh == true)
+        {
+            await access.RequireHostOperatorAsync(Identity.Actor.From(http), "host.fresh-read", http.Request.Path, ct);
+        }
+
+        var t = fresh != true && feed.Topology is { } snapshot ? snapshot : await host.ReadTopologyAsync(ct);
+        http.Response.Headers["X-Read-At"] = t.ReadAt.ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+        return t;
     }
 
     /// <summary>Parses an uploaded dump (raw body, or the first file of a multipart form) into the same model as <c>/api/firewall</c>.</summary>

@@ -31,6 +31,9 @@ public sealed record WhatIf(IsolationMatrix Before, IsolationMatrix After, IRead
 /// Isolation matrices for the live host (the live feed's ruleset and topology, or a fresh read when the collector is
 /// off), what-if matrices with a proposed rule, and verification by real pings from inside the lab containers.
 /// </summary>
+/// <summary>A verification is already running on this host.</summary>
+public sealed class VerifyBusyException() : Exception("a verification is already running on this host: wait for it to finish");
+
 public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector inspector, ContainerProbe probe, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> hostOptions)
 {
     /// <summary>Probes run at most this many at a time (each a bounded ping inside a container).</summary>
@@ -84,6 +87,30 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
     public async Task<Verification> VerifyAsync(IsolationMatrix matrix, IProgress<(int Done, int Total)>? progress = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(matrix);
+
+        // One verification at a time on this host, and pings only inside the lab's own containers (labelled by a run or
+        // a test): a host's other containers are nobody's experiment.
+        if (!await _verifying.WaitAsync(0, ct))
+        {
+            throw new VerifyBusyException();
+        }
+
+        try
+        {
+            var (_, topology) = await CurrentAsync(ct);
+            var lab = topology.Containers.Where(c => c.Labels.ContainsKey(LabProvisioner.RunLabel) || c.Labels.ContainsKey("netlab.test")).Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
+            return await VerifyLabAsync(matrix, lab, progress, ct);
+        }
+        finally
+        {
+            _verifying.Release();
+        }
+    }
+
+    private readonly SemaphoreSlim _verifying = new(1, 1);
+
+    private async Task<Verification> VerifyLabAsync(IsolationMatrix matrix, IReadOnlySet<string> labContainers, IProgress<(int Done, int Total)>? progress, CancellationToken ct)
+    {
         var byKey = matrix.Endpoints.ToDictionary(e => e.Key);
         var results = new VerifiedCell[matrix.Cells.Count];
         var done = 0;
@@ -93,7 +120,7 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
             await gate.WaitAsync(ct);
             try
             {
-                results[i] = await VerifyCellAsync(matrix.Probe, cell, byKey[cell.From], byKey[cell.To], ct);
+                results[i] = await VerifyCellAsync(matrix.Probe, cell, byKey[cell.From], byKey[cell.To], labContainers, ct);
             }
             finally
             {
@@ -105,7 +132,7 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
         return new Verification(matrix, results, DateTimeOffset.UtcNow);
     }
 
-    private async Task<VerifiedCell> VerifyCellAsync(MatrixProbe matrixProbe, MatrixCell cell, MatrixEndpoint from, MatrixEndpoint to, CancellationToken ct)
+    private async Task<VerifiedCell> VerifyCellAsync(MatrixProbe matrixProbe, MatrixCell cell, MatrixEndpoint from, MatrixEndpoint to, IReadOnlySet<string> labContainers, CancellationToken ct)
     {
         var same = from.Key == to.Key;
         var (target, targetContainer) = same ? (to.Peer, to.PeerContainer) : (to.Address, to.Container);
@@ -123,6 +150,12 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
         {
             return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, from.Container, targetContainer,
                 same ? "needs two running containers on this network" : "needs a running container on both networks");
+        }
+
+        if (!labContainers.Contains(from.Container) || !labContainers.Contains(targetContainer))
+        {
+            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, from.Container, targetContainer,
+                $"only the lab's own containers (labelled {LabProvisioner.RunLabel} by a run) are probed; {(labContainers.Contains(from.Container) ? targetContainer : from.Container)} is not one");
         }
 
         try

@@ -8,7 +8,7 @@ namespace Dashboard.Web.Labs;
 /// One browser session's signed-in user and chosen lab (the lab picker in the app bar). Pages ask it who acts and in which
 /// lab; the services they call check the role again, server-side.
 /// </summary>
-public sealed class LabSession(AuthenticationStateProvider auth, LabAccess access, Dashboard.Web.Audit.AuditLog audit)
+public sealed class LabSession(AuthenticationStateProvider auth, LabAccess access)
 {
     private IReadOnlyList<LabMembership> _labs = [];
     private Actor? _actor;
@@ -52,14 +52,15 @@ public sealed class LabSession(AuthenticationStateProvider auth, LabAccess acces
     }
 
     /// <summary>
-    /// For page handlers that change the host (captures, traces, verifying pings): checks the Operator role in some lab on
-    /// the server and audits the action. Returns why it is refused, or null when it may go ahead.
+    /// For page handlers that change the host (verifying pings): checks the Operator role in some lab on the server, from
+    /// the database (a refusal is audited). Returns why it is refused, or null when it may go ahead.
     /// </summary>
-    public async Task<string?> HostActionAsync(string action, string detail)
+    public async Task<string?> HostActionAsync(string action)
     {
         var actor = await ActorAsync();
         try
         {
+            // Refusals are audited by LabAccess; the caller audits what the action then did.
             await access.RequireHostOperatorAsync(actor, action);
         }
         catch (LabAccessException ex)
@@ -67,7 +68,6 @@ public sealed class LabSession(AuthenticationStateProvider auth, LabAccess acces
             return ex.Message;
         }
 
-        await audit.WriteAsync(actor, action, null, detail);
         return null;
     }
 

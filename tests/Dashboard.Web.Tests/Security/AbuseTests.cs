@@ -348,4 +348,41 @@ public sealed partial class AbuseTests : IAsyncLifetime
         await _factory.Services.GetRequiredService<Dashboard.Web.Hubs.HubSessionGuard>().SweepAsync();
         await closed.Task.WaitAsync(TimeSpan.FromSeconds(15));
     }
+
+    [SkippableFact]
+    [Trait("Category", "RealHost")]
+    public async Task Verify_PingsOnlyInsideTheLabsOwnContainers()
+    {
+        RealHost.Require();
+        await using var lab = new LabScope();
+        var net = lab.Name("verify");
+        await lab.CreateNetworkAsync("verify");
+        var ours = await lab.RunBusyboxAsync("ours", net);
+        var stranger = lab.Name("stranger");
+        try
+        {
+            // A container nobody labelled as the lab's (someone's service on the same host).
+            await lab.DockerAsync(["run", "-d", "--name", stranger, "--network", net, "busybox:latest", "sleep", "300"]);
+            using var http = _factory.CreateClient(_operator.Token);
+            http.Timeout = TimeSpan.FromMinutes(2);
+
+            var response = await http.PostAsJsonAsync("/api/isolation/verify", new { by = "containers", protocol = "icmp" });
+
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var cells = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("cells").EnumerateArray().ToList();
+            var touching = cells.Where(c => c.GetProperty("from").GetString() != c.GetProperty("to").GetString()
+                && (c.GetProperty("from").GetString()!.StartsWith(stranger, StringComparison.Ordinal) || c.GetProperty("to").GetString()!.StartsWith(stranger, StringComparison.Ordinal))).ToList();
+            Assert.NotEmpty(touching);
+            Assert.All(touching, c =>
+            {
+                Assert.Equal("NotProbed", c.GetProperty("agreement").GetString());
+                Assert.Contains("only the lab's own containers", c.GetProperty("detail").GetString(), StringComparison.Ordinal);
+            });
+            Assert.DoesNotContain(cells, c => c.GetProperty("detail").GetString()!.Contains($"{ours} is not one", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await lab.DockerAsync(["rm", "-f", stranger]).ContinueWith(_ => { });
+        }
+    }
 }
