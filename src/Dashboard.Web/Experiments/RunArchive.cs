@@ -29,6 +29,9 @@ public static partial class RunArchive
     public const int MaxCompressionRatio = 200;
     public const int MaxDeltasPerRun = 50_000;
 
+    /// <summary>Packets (from packets.json and decoded pcaps) one archive brings at most: bounds memory and the time the database is locked.</summary>
+    public const int MaxPacketsPerArchive = 200_000;
+
     private static readonly JsonSerializerOptions Json = ScenarioDefinition.Json;
 
     [GeneratedRegex(@"^(manifest\.json|runs/[0-9a-f]{32}/(artifacts/[a-z-]{1,40}\.txt|packets\.json|pcap/[A-Za-z0-9_.@-]{1,20}\.pcap))$", RegexOptions.CultureInvariant)]
@@ -205,6 +208,7 @@ public static partial class RunArchive
             var origin = Shorten($"{Path.GetFileName(fileName)}{(manifest.SourceHost is null ? "" : " from " + manifest.SourceHost)}", 280);
             var stagedPcaps = new List<(string Entry, string Target)>();
             var runs = new List<(Run Run, List<RunArtifact> Artifacts, List<RunProbe> Probes, List<RunRuleDelta> Deltas, List<RunCapture> Captures, List<RunPacket> Packets)>();
+            var totalPackets = 0;
             foreach (var r in manifest.Runs)
             {
                 if (r is null || !scenario.Variants.Any(v => v.Name == r.Variant) || r.Author is not { Length: >= 1 and <= 100 } || (r.Probes?.Count ?? 0) > ScenarioDefinition.MaxProbes || (r.Artifacts?.Count ?? 0) > 20)
@@ -251,22 +255,33 @@ public static partial class RunArchive
                 var packets = new List<RunPacket>();
                 if (zip.GetEntry($"{folder}packets.json") is { } pe)
                 {
-                    List<PacketRecord>? list;
+                    // Streamed record by record and counted as it goes: a packets.json of millions of records is refused
+                    // at the first one over the cap, never held whole in memory.
+                    var cap = Math.Min(RunPackets.MaxStoredPerCapture * Math.Max(1, r.Captures?.Count ?? 0), MaxPacketsPerArchive - totalPackets);
+                    var list = new List<PacketRecord>();
                     try
                     {
-                        list = JsonSerializer.Deserialize<List<PacketRecord>>(await ReadBoundedAsync(pe, ct), Json);
+                        await using var ps = pe.Open();
+                        await foreach (var p in JsonSerializer.DeserializeAsyncEnumerable<PacketRecord>(ps, Json, ct))
+                        {
+                            if (list.Count >= cap)
+                            {
+                                throw new ImportRejectedException($"run {r.Id}: packets.json holds more than {cap:N0} packets (at most {RunPackets.MaxStoredPerCapture:N0} per capture and {MaxPacketsPerArchive:N0} per archive)");
+                            }
+
+                            if (p is not null)
+                            {
+                                list.Add(p);
+                            }
+                        }
                     }
                     catch (JsonException ex)
                     {
                         throw new ImportRejectedException($"run {r.Id}: packets.json is not valid: {ex.Message}");
                     }
 
-                    if ((list?.Count ?? 0) > RunPackets.MaxStoredPerCapture * Math.Max(1, r.Captures?.Count ?? 0))
-                    {
-                        throw new ImportRejectedException($"run {r.Id}: packets.json holds {list!.Count:N0} packets, more than {RunPackets.MaxStoredPerCapture:N0} per capture");
-                    }
-
-                    packets.AddRange((list ?? []).Where(p => p is not null).Select(p => new RunPacket
+                    totalPackets += list.Count;
+                    packets.AddRange(list.Select(p => new RunPacket
                     {
                         RunId = id, Interface = Shorten(p.Interface, 20) ?? "", Timestamp = p.Timestamp, Length = p.Length, Protocol = Shorten(p.Protocol, 20) ?? "",
                         Source = Shorten(p.Source, 60), Destination = Shorten(p.Destination, 60), Summary = Shorten(p.Summary, 500) ?? "",
@@ -304,9 +319,10 @@ public static partial class RunArchive
                         try
                         {
                             await using var ps = entry.Open();
-                            var (_, rows) = await RunPackets.DecodeAsync(ps, id, iface, RunPackets.MaxStoredPerCapture, ct);
-                            packets.RemoveAll(p => p.Interface == iface);
+                            var removed = packets.RemoveAll(p => p.Interface == iface);
+                            var (_, rows) = await RunPackets.DecodeAsync(ps, id, iface, Math.Min(RunPackets.MaxStoredPerCapture, MaxPacketsPerArchive - totalPackets + removed), ct);
                             packets.AddRange(rows);
+                            totalPackets += rows.Count - removed;
                         }
                         catch (InvalidDataException ex)
                         {

@@ -162,6 +162,25 @@ public class CaptureServiceTests
         Assert.True(new FileInfo(session.PcapPath).Length < 2048 + 4096, $"pcap of {new FileInfo(session.PcapPath).Length} bytes");
     }
 
+    [SkippableFact]
+    public async Task EndedSessions_ArePurgedWithTheirPcaps_AfterTheRetention()
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        await using var lab = new LabScope();
+        var seed = await lab.CreateSeedLabAsync();
+        await using var service = NewService(new HostOptions { CaptureRetention = TimeSpan.FromSeconds(1) });
+        var session = await service.StartAsync(new CaptureRequest(seed.Bridge2, $"icmp and host {seed.C1Ip}"));
+        await session.StopAsync();
+        Assert.Single(service.Sessions);
+        Assert.True(File.Exists(session.PcapPath));
+
+        await Task.Delay(1500);
+
+        Assert.Empty(service.Sessions);
+        Assert.False(File.Exists(session.PcapPath));
+        Assert.Null(service.Find(session.Id));
+    }
+
     [Theory]
     [InlineData("netlab-nope0", "does not exist")]
     [InlineData("eth0; reboot", "interface name")]

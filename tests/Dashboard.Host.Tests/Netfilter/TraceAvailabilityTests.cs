@@ -42,4 +42,21 @@ public class TraceAvailabilityTests
         Assert.Equal(["iptables -V", "iptables -V"], runner.Asked);
         Assert.Empty(traces.Sessions);
     }
+
+    [Theory]
+    [InlineData("192.0.2.10", "172.18.0.3", "192.0.2.10 is not")]
+    [InlineData("172.18.0.2", "198.51.100.7", "198.51.100.7 is not")]
+    [InlineData("10.1.2.3", "198.51.100.7", "10.1.2.3 and 198.51.100.7 are not")]
+    public async Task Start_AddressOutsideDockerNetworks_IsRefused_AndStartsNothing(string source, string destination, string expected)
+    {
+        var runner = new FixedRunner(new ProcessResult(0, "iptables v1.8.9 (nf_tables)\n", "", TimeSpan.Zero));
+        await using var traces = Service(runner);
+
+        var ex = await Assert.ThrowsAsync<TraceRejectedException>(() => traces.StartAsync(new TraceRequest(source, destination)));
+
+        Assert.Contains("only addresses inside Docker networks can be traced", ex.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+        Assert.Empty(runner.Asked);
+        Assert.Empty(traces.Sessions);
+    }
 }

@@ -243,7 +243,20 @@ public sealed class RunArchiveTests : IDisposable
         Assert.Single(cmp.GetProperty("natB").EnumerateArray());
     }
 
-    public static TheoryData<string> Hostile => ["not-a-zip", "traversal", "absolute", "bomb", "schema", "no-manifest", "bad-scenario", "fake-pcap", "foreign-pcap", "duplicate"];
+    public static TheoryData<string> Hostile => ["not-a-zip", "traversal", "absolute", "bomb", "schema", "no-manifest", "bad-scenario", "fake-pcap", "foreign-pcap", "duplicate", "too-many-packets", "host-wide-variant"];
+
+    /// <summary>More packet records than a run with two captures may bring (10,000 each), varied so they compress as real ones do.</summary>
+    private static byte[] ManyPackets(int count)
+    {
+        var rng = new Random(7);
+        var sb = new StringBuilder("[");
+        for (var i = 0; i < count; i++)
+        {
+            sb.Append(i == 0 ? "" : ",").Append($$"""{"interface":"br-c45a0ec488ce","timestamp":"2026-11-28T12:00:{{i % 60:00}}.{{rng.Next(999999):000000}}Z","length":{{rng.Next(60, 1500)}},"protocol":"UDP","summary":"IP 172.29.1.{{rng.Next(255)}}.{{rng.Next(65535)}} > 172.29.1.{{rng.Next(255)}}.{{rng.Next(65535)}}: UDP, length {{rng.Next(1400)}}"}""");
+        }
+
+        return Text(sb.Append(']').ToString());
+    }
 
     [Theory]
     [MemberData(nameof(Hostile))]
@@ -261,6 +274,8 @@ public sealed class RunArchiveTests : IDisposable
             "schema" => Zip(("manifest.json", Text(manifest.Replace("\"schemaVersion\": 2", "\"schemaVersion\": 3", StringComparison.Ordinal)))),
             "no-manifest" => Zip(($"{folder}packets.json", Text("[]"))),
             "bad-scenario" => Zip(("manifest.json", Text(manifest.Replace("\"to\": \"c1\"", "\"to\": \"nobody\"", StringComparison.Ordinal)))),
+            "too-many-packets" => Zip(("manifest.json", Text(manifest)), ($"{folder}packets.json", ManyPackets(20_001))),
+            "host-wide-variant" => Zip(("manifest.json", Text(manifest.Replace("\"chain\": \"DOCKER-USER\"", "\"chain\": \"FORWARD\"", StringComparison.Ordinal)))),
             "fake-pcap" => Zip(("manifest.json", Text(manifest)), ($"{folder}pcap/br-c45a0ec488ce.pcap", Text("#!/bin/sh\nreboot\n"))),
             "foreign-pcap" => Zip(("manifest.json", Text(manifest.Replace($"{folder}pcap/br-c45a0ec488ce.pcap", $"runs/{Guid.NewGuid():N}/pcap/br-c45a0ec488ce.pcap", StringComparison.Ordinal))), ($"runs/{Guid.NewGuid():N}/pcap/br-c45a0ec488ce.pcap", [0xd4, 0xc3, 0xb2, 0xa1])),
             _ => Zip(("manifest.json", Text(manifest)), ("manifest.json", Text(manifest))),

@@ -62,6 +62,11 @@ public sealed class RoleMatrixTests : IAsyncLifetime
 
     private static readonly JsonElement BadScenario = JsonDocument.Parse("{\"networks\":[]}").RootElement;
 
+    private static readonly JsonElement HostWideScenario = JsonDocument.Parse("""
+        {"networks":[{"name":"net1"}],"containers":[{"name":"c1","network":"net1"},{"name":"c2","network":"net1"}],"probes":[{"kind":"ping","from":"c2","to":"c1"}],
+         "variants":[{"name":"open","rules":[{"table":"filter","chain":"FORWARD","position":1,"target":"ACCEPT"}]}],"captures":["net1"]}
+        """).RootElement;
+
     public static TheoryData<string, string, string, string> Actions() => new()
     {
         // action, method, path (ids filled in), expected codes for viewer/operator/approver/labadmin/outsider/anonymous
@@ -81,6 +86,10 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         { "lab members", "GET", "/api/labs/1/members", "200 200 200 200 404 401" },
         { "start a capture (no such interface)", "POST", "/api/captures", "403 400 400 400 403 401" },
         { "start a trace (invalid flow)", "POST", "/api/traces", "403 400 400 400 403 401" },
+        { "download a capture's pcap (not theirs)", "GET", "/api/captures/notyours0001/pcap", "404 404 404 404 404 401" },
+        { "stop a capture (not theirs)", "DELETE", "/api/captures/notyours0001", "404 404 404 404 404 401" },
+        { "read a trace (not theirs)", "GET", "/api/traces/notyours01", "404 404 404 404 404 401" },
+        { "create an experiment (host-wide variant)", "POST", "/api/experiments", "403 400 400 400 404 401" },
         { "create a lab", "POST", "/api/labs", "403 403 403 403 403 401" },
         { "list accounts", "GET", "/api/users", "403 403 403 403 403 401" },
         { "audit log", "GET", "/api/audit", "200 200 200 200 200 401" },
@@ -99,6 +108,7 @@ public sealed class RoleMatrixTests : IAsyncLifetime
             "propose (invalid rule)" => new { lab = 1, rule = new { chain = "DOCKER-USER", source = "1.2.3.4; reboot", target = "ACCEPT" }, rationale = "x" },
             "start a run (unknown variant)" => new { experimentId = _experiment, variant = "no-such-variant" },
             "create an experiment (invalid)" => new { name = "x", scenario = BadScenario, lab = 1 },
+            "create an experiment (host-wide variant)" => new { name = "wide", lab = 1, scenario = HostWideScenario },
             "set a member" => new { userName = "vera", role = "Viewer" },
             "lab settings" => new { allowSelfApprovalWhenAlone = false },
             "start a capture (no such interface)" => new { @interface = "nosuchif0", filter = "icmp" },

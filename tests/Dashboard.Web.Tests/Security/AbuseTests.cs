@@ -7,6 +7,7 @@ using System.Text.RegularExpressions;
 using Dashboard.Data;
 using Dashboard.Data.Entities;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -37,6 +38,20 @@ public sealed partial class AbuseTests : IAsyncLifetime
     {
         _factory.Dispose();
         return Task.CompletedTask;
+    }
+
+    /// <summary>A hub client over the test server, signed in with an API token (long polling: no real socket needed).</summary>
+    private HubConnection Hub(string token)
+    {
+        var server = _factory.Server;
+        return new HubConnectionBuilder()
+            .WithUrl(new Uri(server.BaseAddress, "hubs/lab"), o =>
+            {
+                o.HttpMessageHandlerFactory = _ => server.CreateHandler();
+                o.Transports = Microsoft.AspNetCore.Http.Connections.HttpTransportType.LongPolling;
+                o.AccessTokenProvider = () => Task.FromResult<string?>(token);
+            })
+            .Build();
     }
 
     private async Task<List<AuditEntry>> AuditAsync(string action)
@@ -321,15 +336,7 @@ public sealed partial class AbuseTests : IAsyncLifetime
     [Fact]
     public async Task Hub_TokenRevokedWhileConnected_ConnectionClosedAndCallsRefused()
     {
-        var server = _factory.Server;
-        await using var hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(server.BaseAddress, "hubs/lab"), o =>
-            {
-                o.HttpMessageHandlerFactory = _ => server.CreateHandler();
-                o.Transports = Microsoft.AspNetCore.Http.Connections.HttpTransportType.LongPolling;
-                o.AccessTokenProvider = () => Task.FromResult<string?>(_approver.Token);
-            })
-            .Build();
+        await using var hub = Hub(_approver.Token);
         var closed = new TaskCompletionSource();
         hub.Closed += _ =>
         {
@@ -384,5 +391,63 @@ public sealed partial class AbuseTests : IAsyncLifetime
         {
             await lab.DockerAsync(["rm", "-f", stranger]).ContinueWith(_ => { });
         }
+    }
+
+    [Fact]
+    public async Task Headers_CspFramingSniffingReferrer_OnEveryResponse_KeysAndDatabaseKeptPrivate()
+    {
+        using var http = _factory.CreateAnonymousClient();
+
+        var page = await http.GetAsync("/account/login");
+
+        var csp = page.Headers.GetValues("Content-Security-Policy").Single();
+        Assert.Contains("script-src 'self'", csp, StringComparison.Ordinal);
+        Assert.Contains("frame-ancestors 'none'", csp, StringComparison.Ordinal);
+        Assert.DoesNotContain("unsafe-eval", csp, StringComparison.Ordinal);
+        Assert.Equal("nosniff", page.Headers.GetValues("X-Content-Type-Options").Single());
+        Assert.Equal("DENY", page.Headers.GetValues("X-Frame-Options").Single());
+        Assert.Equal("same-origin", page.Headers.GetValues("Referrer-Policy").Single());
+        Assert.True(Directory.EnumerateFiles(Path.Combine(_factory.DataDirectory, "keys"), "key-*.xml").Any(), "data-protection keys are kept in the data folder");
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(_factory.DataDirectory));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_factory.DatabasePath));
+        }
+    }
+
+    [Theory]
+    [InlineData("/%09/evil.example")]
+    [InlineData("/%0a/evil.example")]
+    [InlineData("/\\evil.example")]
+    [InlineData("//evil.example")]
+    [InlineData("https://evil.example/")]
+    public async Task SignIn_ReturnUrlThatIsNotALocalPath_GoesHome(string returnUrl)
+    {
+        using var http = _factory.CreateClient(new WebApplicationFactoryClientOptions { HandleCookies = true, AllowAutoRedirect = false });
+        http.DefaultRequestHeaders.Authorization = null;
+        var page = await http.GetStringAsync("/account/login");
+        var form = new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["_handler"] = "login",
+            ["__RequestVerificationToken"] = WebUtility.HtmlDecode(AntiforgeryField().Match(page).Groups[1].Value),
+            ["Input.UserName"] = _operator.Name,
+            ["Input.Password"] = _operator.Password,
+        });
+
+        var response = await http.PostAsync("/account/login?ReturnUrl=" + returnUrl, form);
+
+        Assert.True(response.StatusCode is HttpStatusCode.Redirect or HttpStatusCode.Found or HttpStatusCode.SeeOther, response.StatusCode.ToString());
+        Assert.Equal("/", response.Headers.Location?.OriginalString.Replace("http://localhost", "", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Hub_JoinAnUnknownHost_IsRefused_NoGroupIsMade()
+    {
+        await using var hub = Hub(_operator.Token);
+        await hub.StartAsync();
+
+        var ex = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync("JoinHost", new string('x', 5000)));
+
+        Assert.Contains("no host named", ex.Message, StringComparison.Ordinal);
     }
 }
