@@ -54,8 +54,6 @@ builder.Services.AddDataProtection().PersistKeysToFileSystem(Directory.CreateDir
 builder.Services.AddDashboardIdentity(builder.Configuration);
 builder.Services.AddDashboardRateLimits(builder.Configuration);
 
-// The documented upload limit (run imports) is 100 MiB; Kestrel's own default is about 28.6 MB.
-builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = Dashboard.Web.Experiments.RunArchive.MaxArchiveBytes + 1024 * 1024);
 builder.Services.AddSingleton<ChangeRequestService>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<ChangeRequestService>());
 

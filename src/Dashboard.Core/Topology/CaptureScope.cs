@@ -45,7 +45,7 @@ public static class CaptureScope
         return set;
     }
 
-    /// <summary>True when the IPv4 address lies inside the subnet of one of the host's Docker networks.</summary>
+    /// <summary>True when the IPv4 address lies inside the subnet of one of the host's Docker bridge networks.</summary>
     public static bool IsDockerAddress(HostTopology topology, string address)
     {
         ArgumentNullException.ThrowIfNull(topology);
@@ -54,6 +54,7 @@ public static class CaptureScope
             return false;
         }
 
-        return topology.Networks.SelectMany(n => n.Subnets).Select(s => s.ToNetwork()).Any(n => n is { } net && net.BaseAddress.AddressFamily == AddressFamily.InterNetwork && net.Contains(a));
+        // Bridge networks only: a macvlan, ipvlan or overlay subnet is often the physical network itself.
+        return topology.Networks.Where(n => n.Driver == "bridge").SelectMany(n => n.Subnets).Select(s => s.ToNetwork()).Any(n => n is { } net && net.BaseAddress.AddressFamily == AddressFamily.InterNetwork && net.Contains(a));
     }
 }

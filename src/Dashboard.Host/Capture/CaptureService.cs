@@ -47,7 +47,20 @@ public sealed partial class CaptureService(IProcessRunner runner, ITopologySourc
             return Directory.CreateTempSubdirectory("netlab-captures-").FullName;
         }
 
-        // Pcaps hold whole frames: readable by root only.
+        // Pcaps hold whole frames: readable by root only. A dashboard that died left its folder behind: nothing in it
+        // is listed any more, so it goes (retention holds across crashes too).
+        Directory.CreateDirectory(configured);
+        foreach (var old in Directory.EnumerateDirectories(configured, "session-*"))
+        {
+            try
+            {
+                Directory.Delete(old, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+
         var d = Directory.CreateDirectory(Path.Combine(configured, "session-" + Guid.NewGuid().ToString("N")[..8]));
         if (!OperatingSystem.IsWindows())
         {
@@ -180,7 +193,16 @@ public sealed partial class CaptureService(IProcessRunner runner, ITopologySourc
             psi.ArgumentList.Add(request.Filter);
         }
 
-        var process = Process.Start(psi) ?? throw new CaptureRejectedException("tcpdump could not be started");
+        Process process;
+        try
+        {
+            process = Process.Start(psi) ?? throw new CaptureRejectedException("tcpdump could not be started");
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            throw new CaptureRejectedException($"tcpdump could not be started (is it installed?): {ex.Message}");
+        }
+
         var session = new CaptureSession(id, request, process, Path.Combine(_dataDirectory, id + ".pcap"));
         _sessions[id] = session;
         try

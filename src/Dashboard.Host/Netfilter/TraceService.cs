@@ -245,7 +245,7 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
         // Only lab traffic is traced: the host's real flows are nobody's experiment.
         var host = await topology.ReadAsync(ct).ConfigureAwait(false);
-        var outside = new[] { request.Source, request.Destination }.Where(a => !CaptureScope.IsDockerAddress(host, a)).ToList();
+        var outside = request.Pairs().SelectMany(p => new[] { p.Source, p.Destination }).Distinct().Where(a => !CaptureScope.IsDockerAddress(host, a)).ToList();
         if (outside.Count > 0)
         {
             throw new TraceRejectedException($"only addresses inside Docker networks can be traced; {string.Join(" and ", outside)} {(outside.Count == 1 ? "is" : "are")} not in any network's subnet");
@@ -271,24 +271,41 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
         var psi = new ProcessStartInfo(_options.XtablesMonitor) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add("--trace");
         psi.ArgumentList.Add("-4");
-        session.Process = Process.Start(psi) ?? throw new TraceRejectedException($"{_options.XtablesMonitor} could not be started");
-        session.Reader = Task.Run(() => ReadAsync(session));
-        _sessions[session.Id] = session;
-
-        foreach (var (src, dst) in request.Pairs())
+        try
         {
-            var spec = new RuleSpec { Table = "raw", Chain = "PREROUTING", Position = 1, Source = src, Destination = dst, Protocol = request.Protocol == "all" ? null : request.Protocol, Target = "TRACE", Tag = session.Tag };
-            var result = await writer.InsertAsync(spec, ct).ConfigureAwait(false);
-            session.Record([result]);
-            if (!result.Succeeded)
-            {
-                await EndAsync(session, $"a TRACE rule could not be inserted: {result.Message}").ConfigureAwait(false);
-                throw new TraceRejectedException($"the TRACE rule could not be inserted ({result.CommandLine}): {result.Message}");
-            }
+            session.Process = Process.Start(psi) ?? throw new TraceRejectedException($"{_options.XtablesMonitor} could not be started");
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            throw new TraceRejectedException($"{_options.XtablesMonitor} could not be started: {ex.Message}");
         }
 
-        // The trace's own rules are now part of the path: read the ruleset again so they get their positions.
-        await RefreshLocatorAsync(force: true, ct).ConfigureAwait(false);
+        session.Reader = Task.Run(() => ReadAsync(session));
+        _sessions[session.Id] = session;
+        try
+        {
+            foreach (var (src, dst) in request.Pairs())
+            {
+                // Not cancellable: a rule half-inserted when the caller went away would be left behind.
+                var spec = new RuleSpec { Table = "raw", Chain = "PREROUTING", Position = 1, Source = src, Destination = dst, Protocol = request.Protocol == "all" ? null : request.Protocol, Target = "TRACE", Tag = session.Tag };
+                var result = await writer.InsertAsync(spec, CancellationToken.None).ConfigureAwait(false);
+                session.Record([result]);
+                if (!result.Succeeded)
+                {
+                    throw new TraceRejectedException($"the TRACE rule could not be inserted ({result.CommandLine}): {result.Message}");
+                }
+            }
+
+            // The trace's own rules are now part of the path: read the ruleset again so they get their positions.
+            await RefreshLocatorAsync(force: true, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // Whatever went wrong after the monitor started: its rules are removed and its slot freed, never left on.
+            await EndAsync(session, $"failed to start: {ex.Message}").ConfigureAwait(false);
+            throw ex as TraceRejectedException ?? new TraceRejectedException($"the trace could not be started: {ex.Message}");
+        }
+
         _ = Task.Delay(request.TimeLimit ?? DefaultDuration, session.Stop.Token)
             .ContinueWith(t => t.IsCompletedSuccessfully ? EndAsync(session, "time limit reached") : Task.CompletedTask, TaskScheduler.Default);
         TraceChanged?.Invoke(session);

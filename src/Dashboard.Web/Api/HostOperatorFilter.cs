@@ -1,6 +1,7 @@
 using Dashboard.Web.Audit;
 using Dashboard.Web.Identity;
 using Dashboard.Web.Labs;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Dashboard.Web.Api;
 
@@ -17,13 +18,29 @@ public static class HostOperatorFilter
             var actor = Actor.From(http);
             // A refusal is audited by LabAccess and answered 403 by the exception handler.
             await http.RequestServices.GetRequiredService<LabAccess>().RequireHostOperatorAsync(actor, action, http.Request.Path, http.RequestAborted);
-            var result = await next(context);
+            var audit = http.RequestServices.GetRequiredService<AuditLog>();
+            object? result;
+            try
+            {
+                result = await next(context);
+            }
+            catch (Exception ex)
+            {
+                await audit.WriteAsync(actor, action + "-failed", http.Request.Path, $"{http.Request.Method} {http.Request.Path}: {ex.GetType().Name}: {ex.Message}", succeeded: false, ct: CancellationToken.None);
+                throw;
+            }
 
-            // The response has not been written yet: the status is the result's own.
-            var status = result is IStatusCodeHttpResult { StatusCode: { } code } ? code : StatusCodes.Status200OK;
+            // The response has not been written yet: the status is the result's own (Results<A, B> wraps it).
+            var inner = result;
+            while (inner is INestedHttpResult nested)
+            {
+                inner = nested.Result;
+            }
+
+            var status = inner is IStatusCodeHttpResult { StatusCode: { } code } ? code : StatusCodes.Status200OK;
             var ok = status < 400;
-            await http.RequestServices.GetRequiredService<AuditLog>().WriteAsync(actor, ok ? action : action + "-refused", http.Request.Path,
-                $"{http.Request.Method} {http.Request.Path} → {status}{(result is IValueHttpResult { Value: Microsoft.AspNetCore.Mvc.ProblemDetails p } ? ": " + p.Detail : "")}", succeeded: ok, ct: CancellationToken.None);
+            await audit.WriteAsync(actor, ok ? action : action + "-refused", http.Request.Path,
+                $"{http.Request.Method} {http.Request.Path} → {status}{(inner is ProblemHttpResult { ProblemDetails.Detail: { } d } ? ": " + d : "")}", succeeded: ok, ct: CancellationToken.None);
             return result;
         });
 }

@@ -24,7 +24,7 @@ public static class IsolationApi
         api.MapGet("/", async Task<Results<Ok<MatrixDto>, ProblemHttpResult>> (string? by, string? protocol, int? port, IsolationService isolation, CancellationToken ct) =>
             Probe(by, protocol, port) is { } bad ? bad : TypedResults.Ok(MatrixDto.From(await isolation.MatrixAsync(by ?? "networks", new MatrixProbe(protocol ?? "icmp", port), ct))));
         api.MapPost("/what-if", WhatIfAsync).DisableAntiforgery().RequireRateLimiting(RateLimits.Expensive);
-        api.MapPost("/verify", async Task<Results<Ok<VerificationDto>, ProblemHttpResult>> (VerifyRequest body, IsolationService isolation, CancellationToken ct) =>
+        api.MapPost("/verify", async Task<Results<Ok<VerificationDto>, ProblemHttpResult>> (VerifyRequest body, HttpContext http, IsolationService isolation, CancellationToken ct) =>
         {
             if (Probe(body.By, body.Protocol, body.Port) is { } bad)
             {
@@ -34,7 +34,7 @@ public static class IsolationApi
             var matrix = await isolation.MatrixAsync(body.By ?? "networks", new MatrixProbe(body.Protocol ?? "icmp", body.Port), ct);
             try
             {
-                var v = await isolation.VerifyAsync(matrix, ct: ct);
+                var v = await isolation.VerifyAsync(Actor.From(http), matrix, ct: ct);
                 return TypedResults.Ok(new VerificationDto(MatrixDto.From(v.Matrix), v.Cells, v.Agreed, v.Disagreed, v.At));
             }
             catch (VerifyBusyException ex)

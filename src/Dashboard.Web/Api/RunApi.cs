@@ -113,6 +113,13 @@ public static class RunApi
         var actor = Actor.From(request.HttpContext);
         var labId = await access.ResolveAsync(actor, lab, ct);
         await access.RequireAsync(actor, labId, LabRole.Operator, ct);
+
+        // Only this route takes the documented 100 MiB (Kestrel's default, about 28.6 MB, stays for every other body).
+        if (request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+        {
+            size.MaxRequestBodySize = RunArchive.MaxArchiveBytes + 1024 * 1024;
+        }
+
         var body = request.Body;
         var name = "upload.zip";
         if (request.HasFormContentType)

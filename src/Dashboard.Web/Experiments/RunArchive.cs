@@ -259,8 +259,14 @@ public static partial class RunArchive
                     // at the first one over the cap, never held whole in memory.
                     var cap = Math.Min(RunPackets.MaxStoredPerCapture * Math.Max(1, r.Captures?.Count ?? 0), MaxPacketsPerArchive - totalPackets);
                     var list = new List<PacketRecord>();
+                    if (pe.Length > 64 * 1024 * 1024)
+                    {
+                        throw new ImportRejectedException($"run {r.Id}: packets.json is larger than 64 MiB");
+                    }
+
                     try
                     {
+                        // .NET inflates an entry to its declared length at most, checked just above.
                         await using var ps = pe.Open();
                         await foreach (var p in JsonSerializer.DeserializeAsyncEnumerable<PacketRecord>(ps, Json, ct))
                         {

@@ -42,6 +42,7 @@ public sealed class RunService(
     Dashboard.Web.Audit.AuditLog audit,
     IOptions<Dashboard.Host.HostOptions> hostOptions,
     IOptions<DataOptions> dataOptions,
+    IConfiguration configuration,
     ILogger<RunService> logger) : BackgroundService
 {
     /// <summary>Decoded packets stored per capture; the pcap keeps all of them.</summary>
@@ -49,10 +50,10 @@ public sealed class RunService(
 
     public const string BuiltInSeedName = "Seed: two networks, c2 pings c1";
 
-    /// <summary>Runs waiting at most; one more is refused at once (429), never left waiting.</summary>
-    public const int QueueCapacity = 20;
+    /// <summary>Runs waiting at most (configuration <c>Runs:QueueCapacity</c>, 20 by default); one more is refused at once (429), never left waiting.</summary>
+    public int QueueCapacity { get; } = Math.Clamp(configuration.GetValue("Runs:QueueCapacity", 20), 1, 1000);
 
-    private readonly Channel<Guid> _queue = Channel.CreateBounded<Guid>(new BoundedChannelOptions(QueueCapacity) { FullMode = BoundedChannelFullMode.Wait });
+    private readonly Channel<Guid> _queue = Channel.CreateBounded<Guid>(new BoundedChannelOptions(Math.Clamp(configuration.GetValue("Runs:QueueCapacity", 20), 1, 1000)) { FullMode = BoundedChannelFullMode.Wait });
     private readonly ConcurrentDictionary<Guid, CancellationTokenSource> _cancels = new();
     private readonly ConcurrentDictionary<Guid, RunProgress> _progress = new();
     private readonly ConcurrentDictionary<Guid, int> _labs = new();

@@ -22,7 +22,11 @@ public sealed class HubSessionGuard(IDbContextFactory<DashboardDbContext> dbs, I
 
     private readonly ConcurrentDictionary<string, Entry> _connections = new();
 
-    private sealed record Entry(HubCallerContext Context, string UserId, string? TokenHash, string? Stamp);
+    private sealed record Entry(HubCallerContext Context, string UserId, string? TokenHash, string? Stamp)
+    {
+        /// <summary>When a call last found the credentials good (monotonic ms): calls within 5 s of it are not checked again.</summary>
+        public long CheckedAt { get; set; } = Environment.TickCount64;
+    }
 
     public int Count => _connections.Count;
 
@@ -30,7 +34,9 @@ public sealed class HubSessionGuard(IDbContextFactory<DashboardDbContext> dbs, I
     {
         var http = context.Context.GetHttpContext();
         var user = context.Context.User;
-        if (user?.FindFirstValue(ClaimTypes.NameIdentifier) is { } id)
+
+        // The lab hub only: Blazor's own circuit hub is revalidated by the circuit's authentication state provider.
+        if (context.Hub is LabHub && user?.FindFirstValue(ClaimTypes.NameIdentifier) is { } id)
         {
             var token = http is null ? null : ApiTokenAuthenticationHandler.TokenOf(http.Request);
             _connections[context.Context.ConnectionId] = new Entry(context.Context, id, token is null ? null : ApiTokenService.Hash(token),
@@ -49,10 +55,15 @@ public sealed class HubSessionGuard(IDbContextFactory<DashboardDbContext> dbs, I
     /// <summary>Every call is made with credentials that are still good.</summary>
     public async ValueTask<object?> InvokeMethodAsync(HubInvocationContext invocationContext, Func<HubInvocationContext, ValueTask<object?>> next)
     {
-        if (_connections.TryGetValue(invocationContext.Context.ConnectionId, out var entry) && await WhyInvalidAsync(entry, invocationContext.Context.ConnectionAborted) is { } why)
+        if (_connections.TryGetValue(invocationContext.Context.ConnectionId, out var entry) && Environment.TickCount64 - entry.CheckedAt > 5_000)
         {
-            invocationContext.Context.Abort();
-            throw new HubException("401: " + why);
+            if (await WhyInvalidAsync(entry, invocationContext.Context.ConnectionAborted) is { } why)
+            {
+                invocationContext.Context.Abort();
+                throw new HubException("401: " + why);
+            }
+
+            entry.CheckedAt = Environment.TickCount64;
         }
 
         return await next(invocationContext);
@@ -65,7 +76,15 @@ public sealed class HubSessionGuard(IDbContextFactory<DashboardDbContext> dbs, I
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                await SweepAsync(stoppingToken);
+                try
+                {
+                    await SweepAsync(stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // One failed sweep (the database busy) must not end the guard, or the dashboard with it.
+                    logger.LogWarning(ex, "hub session sweep failed; the next one runs in {Interval}", Interval);
+                }
             }
         }
         catch (OperationCanceledException)

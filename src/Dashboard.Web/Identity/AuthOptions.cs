@@ -16,4 +16,7 @@ public sealed class AuthOptions
 
     /// <summary>Sign-in cookie lifetime (sliding).</summary>
     public TimeSpan CookieLifetime { get; set; } = TimeSpan.FromHours(12);
+
+    /// <summary>How often a cookie's security stamp is checked against the database: a password change, reset or lock ends other sessions within this.</summary>
+    public TimeSpan SessionRevalidation { get; set; } = TimeSpan.FromMinutes(1);
 }

@@ -72,7 +72,7 @@ public static class IdentitySetup
             .AddDefaultTokenProviders();
 
         // A password change, reset or lock ends other cookie sessions within a minute (Identity's default is 30).
-        services.Configure<SecurityStampValidatorOptions>(o => o.ValidationInterval = TimeSpan.FromMinutes(1));
+        services.AddOptions<SecurityStampValidatorOptions>().Configure<IOptions<AuthOptions>>((o, auth) => o.ValidationInterval = auth.Value.SessionRevalidation);
         services.AddAuthorization(o => o.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
         services.AddSingleton<AuditLog>();
         services.AddSingleton<ApiTokenService>();

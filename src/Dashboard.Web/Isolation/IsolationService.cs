@@ -4,6 +4,7 @@ using Dashboard.Core.Firewall;
 using Dashboard.Core.Topology;
 using Dashboard.Host.Docker;
 using Dashboard.Web.Live;
+using Microsoft.EntityFrameworkCore;
 
 namespace Dashboard.Web.Isolation;
 
@@ -34,7 +35,8 @@ public sealed record WhatIf(IsolationMatrix Before, IsolationMatrix After, IRead
 /// <summary>A verification is already running on this host.</summary>
 public sealed class VerifyBusyException() : Exception("a verification is already running on this host: wait for it to finish");
 
-public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector inspector, ContainerProbe probe, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> hostOptions)
+public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector inspector, ContainerProbe probe, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> hostOptions,
+    Microsoft.EntityFrameworkCore.IDbContextFactory<Dashboard.Data.DashboardDbContext> dbs)
 {
     /// <summary>Probes run at most this many at a time (each a bounded ping inside a container).</summary>
     public const int ProbeConcurrency = 4;
@@ -84,8 +86,9 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
     }
 
     /// <summary>Pings each cell from a container of the source to a container of the destination and compares with the prediction.</summary>
-    public async Task<Verification> VerifyAsync(IsolationMatrix matrix, IProgress<(int Done, int Total)>? progress = null, CancellationToken ct = default)
+    public async Task<Verification> VerifyAsync(Dashboard.Web.Identity.Actor actor, IsolationMatrix matrix, IProgress<(int Done, int Total)>? progress = null, CancellationToken ct = default)
     {
+        ArgumentNullException.ThrowIfNull(actor);
         ArgumentNullException.ThrowIfNull(matrix);
 
         // One verification at a time on this host, and pings only inside the lab's own containers (labelled by a run or
@@ -97,8 +100,15 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
 
         try
         {
+            // A run's containers only for an Operator of the run's lab (another lab's run is not theirs to ping).
             var (_, topology) = await CurrentAsync(ct);
-            var lab = topology.Containers.Where(c => c.Labels.ContainsKey(LabProvisioner.RunLabel) || c.Labels.ContainsKey("netlab.test")).Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
+            await using var db = await dbs.CreateDbContextAsync(ct);
+            var labs = await db.LabMembers.Where(m => m.UserId == actor.UserId && m.Role >= Dashboard.Data.Entities.LabRole.Operator).Select(m => m.LabId).ToListAsync(ct);
+            var runs = (await db.Runs.Where(r => labs.Contains(r.LabId) && (r.Status == Dashboard.Data.Entities.RunStatus.Running || r.KeepResources)).Select(r => r.Id).ToListAsync(ct))
+                .Select(id => id.ToString("N")).ToHashSet(StringComparer.Ordinal);
+            var lab = topology.Containers
+                .Where(c => (c.Labels.TryGetValue(LabProvisioner.RunLabel, out var run) && runs.Contains(run)) || c.Labels.ContainsKey("netlab.test"))
+                .Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
             return await VerifyLabAsync(matrix, lab, progress, ct);
         }
         finally
@@ -155,7 +165,7 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
         if (!labContainers.Contains(from.Container) || !labContainers.Contains(targetContainer))
         {
             return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, from.Container, targetContainer,
-                $"only the lab's own containers (labelled {LabProvisioner.RunLabel} by a run) are probed; {(labContainers.Contains(from.Container) ? targetContainer : from.Container)} is not one");
+                $"only the lab's own containers (those of a run in a lab where you are an Operator) are probed; {(labContainers.Contains(from.Container) ? targetContainer : from.Container)} is not one");
         }
 
         try

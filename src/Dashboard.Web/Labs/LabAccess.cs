@@ -186,7 +186,8 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
 
         db.LabMembers.Remove(member);
         await db.SaveChangesAsync(ct).ConfigureAwait(false);
-        await audit.WriteAsync(actor, "lab.member-removed", $"user {member.User?.UserName}", $"{member.User?.UserName} ({member.Role}) removed", labId, ct: ct).ConfigureAwait(false);
+        // Not cancellable: self-approval is decided by this entry (a lab is "alone since" only if no member left since).
+        await audit.WriteAsync(actor, "lab.member-removed", $"user {member.User?.UserName}", $"{member.User?.UserName} ({member.Role}) removed", labId, ct: CancellationToken.None).ConfigureAwait(false);
     }
 
     public async Task SetSelfApprovalAsync(Actor actor, int labId, bool allow, CancellationToken ct = default)

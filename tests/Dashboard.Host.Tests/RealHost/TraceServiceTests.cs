@@ -27,6 +27,44 @@ public class TraceServiceTests
     }
 
     [SkippableFact]
+    public async Task Start_ParallelRequests_NeverMoreThanFourTraces_AndEveryRuleRemoved()
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        using var sp = HostServices.Build();
+        var traces = sp.GetRequiredService<TraceService>();
+        await using var lab = new LabScope();
+        var seed = await lab.CreateSeedLabAsync();
+        var c2Ip = await lab.IpOfAsync(seed.C2, seed.Net2);
+
+        var attempts = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => Task.Run(async () =>
+        {
+            try
+            {
+                return await traces.StartAsync(new TraceRequest(c2Ip, seed.C1Ip, "icmp"));
+            }
+            catch (TraceRejectedException)
+            {
+                return null;
+            }
+        })));
+
+        try
+        {
+            Assert.Equal(TraceService.MaxRunning, attempts.Count(a => a is not null));
+            Assert.Equal(TraceService.MaxRunning, traces.Sessions.Count(s => s.IsRunning));
+        }
+        finally
+        {
+            foreach (var t in attempts.OfType<TraceSession>())
+            {
+                await traces.StopAsync(t);
+            }
+        }
+
+        Assert.DoesNotContain("netlab:trace-", await lab.RunAsync("iptables-save", "-t", "raw"), StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
     public async Task Trace_IsolatedThenAccepted_DecidedByIsolationDropThenByAcceptRules()
     {
         Dashboard.TestSupport.RealHost.Require();

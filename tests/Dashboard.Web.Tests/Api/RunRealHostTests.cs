@@ -219,6 +219,39 @@ public class RunRealHostTests
     }
 
     [SkippableFact]
+    public async Task RunQueueFull_NextStartAnswers429AtOnce_WithRetryAfter()
+    {
+        RealHost.Require();
+        using var factory = new DashboardFactory(new() { ["Runs:QueueCapacity"] = "1" });
+        using var http = factory.CreateClient();
+        var experiment = await SeedExperimentAsync(http);
+
+        // One run executing, one waiting: the queue holds one, so a third is refused without waiting.
+        var running = await StartAsync(http, experiment, "isolated");
+        for (var i = 0; i < 200 && (await http.GetFromJsonAsync<JsonElement>($"/api/runs/{running}/progress")).GetProperty("step").GetString() == "queued"; i++)
+        {
+            await Task.Delay(25);
+        }
+
+        var waiting = await StartAsync(http, experiment, "isolated");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var refused = await http.PostAsJsonAsync("/api/runs", new { experimentId = experiment, variant = "isolated" });
+        watch.Stop();
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Equal("30", refused.Headers.GetValues("Retry-After").Single());
+        Assert.Contains("runs are already waiting", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"answered after {watch.Elapsed.TotalMilliseconds:0} ms");
+        foreach (var id in new[] { running, waiting })
+        {
+            await http.PostAsync($"/api/runs/{id}/cancel", null);
+            await WaitForEndAsync(http, id);
+        }
+
+        await AssertHostCleanAsync(running, waiting);
+    }
+
+    [SkippableFact]
     public async Task RunCancelledMidWay_IsRecordedAsCancelled_AndLeavesNothing()
     {
         RealHost.Require();
