@@ -2,8 +2,9 @@ namespace Dashboard.Host;
 
 /// <summary>
 /// Caps how many sessions (captures, traces) run at once when starts arrive together: a start takes a slot in the same
-/// step as it counts the running ones, holds it while it starts (awaits included), and gives it back when the session
-/// is listed as running or the start failed. Check-then-act across an await would let parallel requests all pass.
+/// step as it counts the running ones, holds it while it starts (awaits included), and gives it back as soon as the
+/// session is listed as running (else it would count twice and refuse starts that fit) or the start failed.
+/// Check-then-act across an await would let parallel requests all pass.
 /// </summary>
 public sealed class StartSlots(int capacity)
 {

@@ -47,6 +47,7 @@ builder.Services.AddDashboardHost(builder.Configuration);
 builder.Services.AddOptions<Dashboard.Host.HostOptions>().PostConfigure<Microsoft.Extensions.Options.IOptions<DataOptions>>((h, d) => h.CaptureDirectory ??= Path.Combine(d.Value.ResolveDirectory(), "captures"));
 builder.Services.AddOptions<Dashboard.Web.Captures.CaptureLimitsOptions>().Bind(builder.Configuration.GetSection(Dashboard.Web.Captures.CaptureLimitsOptions.Section));
 builder.Services.AddSingleton<Dashboard.Web.Captures.HostSessions>();
+builder.Services.AddSingleton<SharedFirewallRead>();
 builder.Services.AddDashboardData(builder.Configuration);
 // Data-protection keys (cookies, antiforgery) live in the data folder (0700), so a restart keeps everyone signed in.
 var dataDirectory = (builder.Configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new DataOptions()).ResolveDirectory();

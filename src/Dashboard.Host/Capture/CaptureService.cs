@@ -158,14 +158,12 @@ public sealed partial class CaptureService(IProcessRunner runner, ITopologySourc
             throw new CaptureRejectedException(bad);
         }
 
-        using (_slots.TryTake(() => _sessions.Values.Count(s => s.EndReason == CaptureEndReason.Running))
-            ?? throw new CaptureRejectedException($"{MaxRunningSessions} captures are already running: stop one first"))
-        {
-            return await StartReservedAsync(request, ct).ConfigureAwait(false);
-        }
+        using var slot = _slots.TryTake(() => _sessions.Values.Count(s => s.EndReason == CaptureEndReason.Running))
+            ?? throw new CaptureRejectedException($"{MaxRunningSessions} captures are already running: stop one first");
+        return await StartReservedAsync(request, slot, ct).ConfigureAwait(false);
     }
 
-    private async Task<CaptureSession> StartReservedAsync(CaptureRequest request, CancellationToken ct)
+    private async Task<CaptureSession> StartReservedAsync(CaptureRequest request, IDisposable slot, CancellationToken ct)
     {
         Purge();
 
@@ -205,6 +203,9 @@ public sealed partial class CaptureService(IProcessRunner runner, ITopologySourc
 
         var session = new CaptureSession(id, request, process, Path.Combine(_dataDirectory, id + ".pcap"));
         _sessions[id] = session;
+
+        // Counted as running from here: its slot is given back now, or it would count twice and refuse others.
+        slot.Dispose();
         try
         {
             await session.Listening.WaitAsync(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);

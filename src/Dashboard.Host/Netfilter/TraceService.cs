@@ -256,14 +256,12 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
             throw new TraceRejectedException("tracing is unavailable: " + why);
         }
 
-        using (_slots.TryTake(() => _sessions.Values.Count(s => s.IsRunning))
-            ?? throw new TraceRejectedException($"{MaxRunning} traces are already running: stop one first"))
-        {
-            return await StartReservedAsync(request, ct).ConfigureAwait(false);
-        }
+        using var slot = _slots.TryTake(() => _sessions.Values.Count(s => s.IsRunning))
+            ?? throw new TraceRejectedException($"{MaxRunning} traces are already running: stop one first");
+        return await StartReservedAsync(request, slot, ct).ConfigureAwait(false);
     }
 
-    private async Task<TraceSession> StartReservedAsync(TraceRequest request, CancellationToken ct)
+    private async Task<TraceSession> StartReservedAsync(TraceRequest request, IDisposable slot, CancellationToken ct)
     {
         var session = new TraceSession(Guid.NewGuid().ToString("N")[..10], request, InstanceTagPrefix);
 
@@ -282,6 +280,9 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
         session.Reader = Task.Run(() => ReadAsync(session));
         _sessions[session.Id] = session;
+
+        // Counted as running from here: its slot is given back now, or it would count twice and refuse others.
+        slot.Dispose();
         try
         {
             foreach (var (src, dst) in request.Pairs())

@@ -23,9 +23,15 @@ public static class ReadApi
             TypedResults.Ok((await TopologyAsync(fresh, http, host, feed, access, ct)).Containers));
         api.MapGet("/bridges", async (bool? fresh, HttpContext http, HostInspector host, Live.LiveFeed feed, Labs.LabAccess access, CancellationToken ct) =>
             TypedResults.Ok((await TopologyAsync(fresh, http, host, feed, access, ct)).Bridges));
-        api.MapGet("/firewall", async (HostInspector host, CancellationToken ct) =>
+        api.MapGet("/firewall", async (bool? fresh, HttpContext http, SharedFirewallRead reads, Labs.LabAccess access, CancellationToken ct) =>
         {
-            var v = await host.ReadFirewallAsync(ct);
+            if (fresh == true)
+            {
+                await access.RequireHostOperatorAsync(Identity.Actor.From(http), "host.fresh-read", http.Request.Path, ct);
+            }
+
+            var v = await reads.ReadAsync(fresh == true, ct);
+            http.Response.Headers["X-Read-At"] = v.Snapshot.ReadAt.ToString("O", System.Globalization.CultureInfo.InvariantCulture);
             return TypedResults.Ok(new FirewallResponse(
                 v.Snapshot.ReadAt,
                 v.Snapshot.Duration.TotalMilliseconds,

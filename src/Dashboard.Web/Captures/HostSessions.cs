@@ -95,18 +95,7 @@ public sealed class HostSessions(
 
     public async Task<CaptureSession> StopCaptureAsync(Actor actor, string id, CancellationToken ct = default)
     {
-        var viewer = await ViewerAsync(actor, ct);
-        if (captures.Find(id) is not { } s || !viewer.CanSee(s.Request.OwnerOrSystem))
-        {
-            throw new LabAccessException(404, $"no capture {Cut(id)} of yours");
-        }
-
-        if (!viewer.CanStop(s.Request.OwnerOrSystem))
-        {
-            var refused = new LabAccessException(403, "only its starter, an Admin of its lab or a site administrator stops this capture");
-            await audit.WriteAsync(actor, "capture.stop-refused", s.Id, $"capture on {s.Request.Interface}: {refused.Message}", s.Request.Owner?.LabId, succeeded: false, ct: CancellationToken.None);
-            throw refused;
-        }
+        var s = await RequireStopAsync(actor, "capture", id, captures.Find(id), c => c.Request.OwnerOrSystem, c => $"capture on {c.Request.Interface}", ct);
 
         await s.StopAsync();
         await audit.WriteAsync(actor, "capture.stopped", s.Id, $"capture on {s.Request.Interface} stopped ({s.Stats.Decoded} packets)", s.Request.Owner?.LabId, ct: CancellationToken.None);
@@ -149,23 +138,36 @@ public sealed class HostSessions(
 
     public async Task<TraceSession> StopTraceAsync(Actor actor, string id, CancellationToken ct = default)
     {
-        var viewer = await ViewerAsync(actor, ct);
-        if (traces.Find(id) is not { } s || !viewer.CanSee(s.Request.OwnerOrSystem))
-        {
-            throw new LabAccessException(404, $"no trace {Cut(id)} of yours");
-        }
-
-        if (!viewer.CanStop(s.Request.OwnerOrSystem))
-        {
-            var refused = new LabAccessException(403, "only its starter, an Admin of its lab or a site administrator stops this trace");
-            await audit.WriteAsync(actor, "trace.stop-refused", s.Id, refused.Message, s.Request.Owner?.LabId, succeeded: false, ct: CancellationToken.None);
-            throw refused;
-        }
+        var s = await RequireStopAsync(actor, "trace", id, traces.Find(id), t => t.Request.OwnerOrSystem, t => $"trace {t.Request.Source} → {t.Request.Destination}", ct);
 
         await traces.StopAsync(s);
         await audit.WriteAsync(actor, "trace.stopped", s.Id, $"trace {s.Request.Source} → {s.Request.Destination} stopped; its rules removed", s.Request.Owner?.LabId,
             command: string.Join('\n', s.Commands.Select(c => c.CommandLine)), ct: CancellationToken.None);
         return s;
+    }
+
+    /// <summary>
+    /// 404 when the session is not there or not the actor's to see (another's is not disclosed); 403, audited, when they
+    /// see it but may not stop it (a run's session for a lab member who is not its Admin).
+    /// </summary>
+    private async Task<T> RequireStopAsync<T>(Actor actor, string kind, string id, T? session, Func<T, SessionOwner> ownerOf, Func<T, string> what, CancellationToken ct)
+        where T : class
+    {
+        var viewer = await ViewerAsync(actor, ct);
+        if (session is null || !viewer.CanSee(ownerOf(session)))
+        {
+            throw new LabAccessException(404, $"no {kind} {Cut(id)} of yours");
+        }
+
+        var owner = ownerOf(session);
+        if (!viewer.CanStop(owner))
+        {
+            var refused = new LabAccessException(403, $"only its starter, an Admin of its run's lab or a site administrator stops this {kind}");
+            await audit.WriteAsync(actor, kind + ".stop-refused", id, $"{what(session)}: {refused.Message}", owner.LabId, succeeded: false, ct: CancellationToken.None);
+            throw refused;
+        }
+
+        return session;
     }
 
     /// <summary>A limit as asked (or the default), refused when it is not a finite number between 1 and the maximum.</summary>

@@ -32,6 +32,7 @@ public static class RateLimits
     {
         var o = configuration.GetSection(RateLimitOptions.Section).Get<RateLimitOptions>() ?? new RateLimitOptions();
         services.AddSingleton(new SignInThrottle(o));
+        services.AddSingleton(new PageRateLimiter(o));
         services.AddRateLimiter(r =>
         {
             r.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
@@ -95,4 +96,37 @@ public sealed class SignInThrottle(RateLimitOptions options) : IDisposable
         _byAddress.Dispose();
         _byAccount.Dispose();
     }
+}
+
+/// <summary>
+/// The same per-user budget for the pages' expensive handlers (explain, what-if, verify, import, run start), which run
+/// on the circuit and never pass through the HTTP rate limiter.
+/// </summary>
+public sealed class PageRateLimiter(RateLimitOptions options) : IDisposable
+{
+    private readonly PartitionedRateLimiter<string> _limiter = PartitionedRateLimiter.Create<string, string>(key => RateLimitPartition.GetTokenBucketLimiter(key,
+        _ => new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = Math.Max(1, options.ExpensiveBurst),
+            TokensPerPeriod = Math.Max(1, options.ExpensivePerMinute / 6),
+            ReplenishmentPeriod = TimeSpan.FromSeconds(10),
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        }));
+
+    /// <summary>Null when the user may go ahead, else a sentence saying when to try again.</summary>
+    public string? Refuse(Actor actor)
+    {
+        ArgumentNullException.ThrowIfNull(actor);
+        using var lease = _limiter.AttemptAcquire(actor.UserId ?? actor.Name);
+        if (lease.IsAcquired)
+        {
+            return null;
+        }
+
+        var wait = lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)) : 10;
+        return $"Too many of these requests in a short time: try again in {wait} s.";
+    }
+
+    public void Dispose() => _limiter.Dispose();
 }

@@ -484,4 +484,16 @@ public sealed partial class AbuseTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync("/api/me")).StatusCode);
         http.Dispose();
     }
+
+    [Fact]
+    public void PageRateLimiter_SameBudgetAsTheApi_PerUser()
+    {
+        using var limiter = new Dashboard.Web.Identity.PageRateLimiter(new Dashboard.Web.Identity.RateLimitOptions { ExpensiveBurst = 3, ExpensivePerMinute = 6 });
+
+        var answers = Enumerable.Range(0, 4).Select(_ => limiter.Refuse(_operator.Actor)).ToList();
+
+        Assert.Equal(3, answers.Count(a => a is null));
+        Assert.StartsWith("Too many of these requests", answers[3], StringComparison.Ordinal);
+        Assert.Null(limiter.Refuse(_approver.Actor));
+    }
 }
