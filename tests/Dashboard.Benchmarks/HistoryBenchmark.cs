@@ -65,8 +65,16 @@ internal static class HistoryBenchmark
                     for (var i = 0; i < 10_000; i++)
                     {
                         var (iface, src, dst) = i % 2 == 0 ? ($"br-{k}bbbbbbbbbb", $"172.19.{k}.2", $"172.18.{k}.2") : ($"br-{k}aaaaaaaaaa", $"172.18.{k}.1", $"172.18.{k}.2");
-                        db.RunPackets.Add(new RunPacket { RunId = id, Interface = iface, Timestamp = t0.AddMilliseconds(i * 10), Length = 98, Protocol = "ICMP", Source = src, Destination = dst, Summary = $"IP {src} > {dst}: ICMP echo request, id 7, seq {i / 2}, length 64" });
+                        // Decoded as a run stores them, so the comparison's flow analysis does its real work (NAT on net1).
+                        db.RunPackets.Add(new RunPacket
+                        {
+                            RunId = id, Interface = iface, Timestamp = t0.AddMilliseconds(i * 10), Length = 98, Protocol = "ICMP", Source = src, Destination = dst,
+                            Summary = $"IP {src} > {dst}: ICMP echo request, id 7, seq {i / 2}, length 64",
+                            Decoded = true, EtherType = 0x0800, IpProtocol = 1, IcmpType = 8, IcmpCode = 0, IcmpId = 7, IcmpSequence = i / 2,
+                        });
                     }
+
+                    db.RunProbes.Add(new RunProbe { RunId = id, Order = 0, Kind = "ping", From = "c2", To = "c1", Address = $"172.18.{k}.2", Sent = 3, Received = 0, Output = "" });
 
                     for (var i = 0; i < 60; i++)
                     {

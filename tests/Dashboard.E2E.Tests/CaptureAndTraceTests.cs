@@ -45,7 +45,7 @@ public class CaptureAndTraceTests
                 await page.WaitForTimeoutAsync(1000);
             }
 
-            await page.WaitForURLAsync($"**/captures?interface={seed.Bridge1}");
+            await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex($"/captures\\?interface={seed.Bridge1}$"), new() { Timeout = 30_000 });
             await captures.Page.Locator("[data-testid='circuit'][data-interactive='true']").WaitForAsync(new() { State = WaitForSelectorState.Attached });
 
             // A filter that does not compile: a message, and no capture.

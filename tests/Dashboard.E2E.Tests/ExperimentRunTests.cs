@@ -13,7 +13,9 @@ public class ExperimentRunTests
     {
         await new DashboardPage(page).OpenAsync("experiments");
         await page.Locator($"[data-testid='experiment'] [data-testid='run-variant'][data-variant='{variant}']").First.ClickAsync();
-        await page.WaitForURLAsync("**/runs/*");
+        // Blazor navigates within the document (no load event follows): wait for the address itself. Waiting for a
+        // navigation "until Load" timed out now and then (seen on 578fb7d and here) although the run page was showing.
+        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/runs/[0-9a-f-]{36}$"), new() { Timeout = 30_000 });
         await Assertions.Expect(page.Locator("[data-testid='run-status']").First).ToHaveTextAsync("Succeeded", new() { Timeout = 60_000 });
         await Assertions.Expect(page.Locator("[data-testid='run-outcome']")).ToHaveTextAsync(outcome);
     }
@@ -40,7 +42,7 @@ public class ExperimentRunTests
             await rows.Nth(0).Locator("input[type='checkbox']").CheckAsync();
             await rows.Nth(1).Locator("input[type='checkbox']").CheckAsync();
             await page.Locator("[data-testid='compare-picked']").ClickAsync();
-            await page.WaitForURLAsync("**/runs/compare?*");
+            await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/runs/compare\\?"), new() { Timeout = 30_000 });
             await Assertions.Expect(page.Locator("[data-testid='compare-probe']")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("differs"), new() { Timeout = 15_000 });
             await Assertions.Expect(page.Locator("[data-testid='only-in-a']")).ToHaveCountAsync(2);
             await Assertions.Expect(page.Locator("[data-testid='nat-b']")).ToContainTextAsync("none");
