@@ -36,6 +36,7 @@ builder.Services.AddSingleton<HubSessionGuard>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<HubSessionGuard>());
 builder.Services.AddSignalR(o => Microsoft.AspNetCore.SignalR.HubOptionsExtensions.AddFilter<HubSessionGuard>(o)).AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));
 builder.Services.AddSingleton<LiveFeed>();
+builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, CircuitCounter>();
 builder.Services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<LiveFeed>());
 builder.Services.AddHostedService<LabHubForwarder>();
 builder.Services.AddHostedService<CaptureRelay>();
@@ -103,6 +104,7 @@ app.MapIsolationApi();
 app.MapRunApi();
 app.MapChangeApi();
 app.MapAccountApi();
+app.MapDiagnosticsApi();
 app.MapHub<LabHub>("/hubs/lab");
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 

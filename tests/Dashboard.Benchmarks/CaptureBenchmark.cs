@@ -33,7 +33,7 @@ internal static partial class CaptureBenchmark
 
         var feed = new LiveFeed(Options.Create(new HostOptions()));
         long batches = 0;
-        using var subscription = feed.Subscribe(e => Interlocked.Increment(ref batches));
+        using var subscription = feed.Subscribe([LiveTopic.Captures()], e => Interlocked.Increment(ref batches));
         var relay = new TaskCompletionSource();
         await using var captures = new CaptureService(new ProcessRunner(), Dashboard.TestSupport.RealTopology.Reader(), Options.Create(new HostOptions()));
         captures.SessionStarted += s => _ = Task.Run(async () =>

@@ -175,14 +175,14 @@ internal static partial class LiveBenchmark
     }
 
     /// <summary>utime + stime of a process, from /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s).</summary>
-    private static double CpuSeconds(int pid)
+    internal static double CpuSeconds(int pid)
     {
         var stat = File.ReadAllText($"/proc/{pid}/stat");
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
     }
 
-    private static double RssMiB(int pid)
+    internal static double RssMiB(int pid)
     {
         var m = RssLine().Match(File.ReadAllText($"/proc/{pid}/status"));
         return m.Success ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) / 1024.0 : double.NaN;
@@ -191,13 +191,13 @@ internal static partial class LiveBenchmark
     [GeneratedRegex(@"VmRSS:\s+(\d+) kB")]
     private static partial Regex RssLine();
 
-    private static double Pct(List<double> sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Count) - 1, 0, sorted.Count - 1)];
+    internal static double Pct(List<double> sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Count) - 1, 0, sorted.Count - 1)];
 
     private static Process StartApp(string dll, int port, string work) => dll == AppProcess.ReleaseDll
         ? AppProcess.Start(port, work)
         : throw new ArgumentException("the benchmark measures the Release build", nameof(dll));
 
-    private static async Task WaitForAsync(string url)
+    internal static async Task WaitForAsync(string url)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AppProcess.AdminToken);

@@ -1,6 +1,6 @@
 using Dashboard.Benchmarks;
 
-// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders] | matrix [networks] | history [runs] | changes [count] | explain [depth]
+// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages]
 var what = args.Length > 0 ? args[0] : "readers";
 int Arg(int fallback) => args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
 return what switch
@@ -12,11 +12,12 @@ return what switch
     "history" => await HistoryBenchmark.RunAsync(Arg(10_000)),
     "changes" => await ChangeBenchmark.RunAsync(Arg(20)),
     "explain" => ExplainBenchmark.Run(Arg(40)),
+    "circuits" => await CircuitsBenchmark.RunAsync(Arg(100)),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders] | matrix [networks] | history [runs] | changes [count] | explain [depth]");
+    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages]");
     return 64;
 }

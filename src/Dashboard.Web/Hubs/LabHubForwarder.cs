@@ -13,7 +13,7 @@ public sealed class LabHubForwarder(LiveFeed feed, IHubContext<LabHub> hub, Dash
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _subscription = feed.Subscribe(Forward);
+        _subscription = feed.Subscribe(LiveTopic.Everything, Forward);
         return Task.CompletedTask;
     }
 

@@ -8,12 +8,14 @@ namespace Dashboard.Web.Live;
 /// <summary>
 /// The in-process live feed: the collector's sink, the current state of the host (topology, ruleset with the latest
 /// counters, status, a minute of counter history), and subscriptions for components and the hub forwarder.
-/// Subscribers are called on the collector's thread: components marshal with InvokeAsync and dispose their subscription.
+/// Each subscription names its topics (<see cref="LiveTopic"/>); an event reaches only the subscribers whose topics
+/// match it, decided on the publisher's thread before anything is posted to a circuit. Subscribers are called on that
+/// thread: components marshal with InvokeAsync (<c>LiveComponentBase</c> does) and dispose their subscription.
 /// </summary>
 public partial class LiveFeed(IOptions<Dashboard.Host.HostOptions> hostOptions) : ICollectorSink
 {
     private readonly object _gate = new();
-    private readonly List<Action<LiveEvent>> _subscribers = [];
+    private Subscription[] _subscribers = []; // copy-on-write: Publish reads it without the lock
     private readonly CounterHistory _history = new();
     private readonly Dictionary<RuleId, (ulong Packets, ulong Bytes)> _counters = new();
 
@@ -27,26 +29,24 @@ public partial class LiveFeed(IOptions<Dashboard.Host.HostOptions> hostOptions) 
 
     public CollectorStatus Status { get; private set; } = CollectorStatus.Starting(hostOptions.Value.Name, 0);
 
-    public int SubscriberCount
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _subscribers.Count;
-            }
-        }
-    }
+    public int SubscriberCount => Volatile.Read(ref _subscribers).Length;
 
-    /// <summary>Subscribes to every event; dispose the result to stop.</summary>
-    public IDisposable Subscribe(Action<LiveEvent> onEvent)
+    /// <summary>Subscribers per topic kind (a subscription with several topics counts once under each), for diagnostics.</summary>
+    public IReadOnlyDictionary<string, int> SubscribersByTopic() => Volatile.Read(ref _subscribers)
+        .SelectMany(s => s.Topics.Select(t => t.GetType().Name.Replace("Topic", "", StringComparison.Ordinal)).Distinct())
+        .GroupBy(n => n).ToDictionary(g => g.Key, g => g.Count());
+
+    /// <summary>Subscribes to events of the given topics; dispose the result to stop.</summary>
+    public IDisposable Subscribe(IReadOnlyCollection<LiveTopic> topics, Action<LiveEvent> onEvent)
     {
+        ArgumentOutOfRangeException.ThrowIfZero(topics.Count);
+        var s = new Subscription(this, [.. topics], onEvent);
         lock (_gate)
         {
-            _subscribers.Add(onEvent);
+            _subscribers = [.. _subscribers, s];
         }
 
-        return new Subscription(this, onEvent);
+        return s;
     }
 
     /// <summary>The latest counters of a rule (the ruleset's own until a counter update arrives).</summary>
@@ -131,17 +131,16 @@ public partial class LiveFeed(IOptions<Dashboard.Host.HostOptions> hostOptions) 
 
     protected void Publish(LiveEvent e)
     {
-        Action<LiveEvent>[] targets;
-        lock (_gate)
+        foreach (var s in Volatile.Read(ref _subscribers))
         {
-            targets = [.. _subscribers];
-        }
+            if (!s.Wants(e))
+            {
+                continue;
+            }
 
-        foreach (var t in targets)
-        {
             try
             {
-                t(e);
+                s.OnEvent(e);
             }
             catch (Exception)
             {
@@ -150,23 +149,45 @@ public partial class LiveFeed(IOptions<Dashboard.Host.HostOptions> hostOptions) 
         }
     }
 
-    private void Unsubscribe(Action<LiveEvent> onEvent)
+    private void Unsubscribe(Subscription s)
     {
         lock (_gate)
         {
-            _subscribers.Remove(onEvent);
+            _subscribers = [.. _subscribers.Where(x => !ReferenceEquals(x, s))];
         }
     }
 
-    private sealed class Subscription(LiveFeed feed, Action<LiveEvent> onEvent) : IDisposable
+    private sealed class Subscription(LiveFeed feed, LiveTopic[] topics, Action<LiveEvent> onEvent) : IDisposable
     {
         private int _disposed;
+
+        public LiveTopic[] Topics { get; } = topics;
+
+        public Action<LiveEvent> OnEvent { get; } = onEvent;
+
+        public bool Wants(LiveEvent e)
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                return false;
+            }
+
+            foreach (var t in Topics)
+            {
+                if (t.Matches(e))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
 
         public void Dispose()
         {
             if (Interlocked.Exchange(ref _disposed, 1) == 0)
             {
-                feed.Unsubscribe(onEvent);
+                feed.Unsubscribe(this);
             }
         }
     }

@@ -201,16 +201,4 @@ public class LivePagesTests : DashboardTestContext
 
         Assert.Contains("No network named \"gone\"", cut.Markup);
     }
-
-    [Fact]
-    public void Pages_Disposed_UnsubscribeFromTheFeed()
-    {
-        var before = Feed.SubscriberCount;
-        var cut = Render<FirewallPage>();
-        Assert.Equal(before + 1, Feed.SubscriberCount);
-
-        cut.Instance.Dispose();
-
-        Assert.Equal(before, Feed.SubscriberCount);
-    }
 }

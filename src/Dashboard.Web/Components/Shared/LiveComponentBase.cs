@@ -4,28 +4,62 @@ using Microsoft.AspNetCore.Components;
 namespace Dashboard.Web.Components.Shared;
 
 /// <summary>
-/// A component fed by the live feed: subscribes on init, re-renders at most ten times a second however fast events
-/// arrive, and disposes its subscription with the component.
+/// A component fed by the live feed, safe by construction:
+/// <list type="bullet">
+/// <item>it subscribes exactly once, to <see cref="Topics"/>, before the component's own lifecycle runs (in a sealed
+/// <see cref="SetParametersAsync"/>, so no override can skip or repeat it); when the topics change with the parameters or
+/// after <see cref="TopicsChanged"/>, the subscription is replaced;</item>
+/// <item>the feed filters by topic before anything is posted to this circuit; <see cref="Apply"/> runs on the
+/// circuit's dispatcher and says whether to render; renders happen at most ten times a second however fast events arrive;</item>
+/// <item>it is disposed asynchronously only (the framework calls nothing else), unsubscribing before
+/// <see cref="DisposeCoreAsync"/>, the hook for a page's own timers and loops. Pages do not implement disposal interfaces.</item>
+/// </list>
 /// </summary>
-public abstract class LiveComponentBase : ComponentBase, IDisposable
+public abstract class LiveComponentBase : ComponentBase, IAsyncDisposable
 {
     private static readonly TimeSpan MinRenderInterval = TimeSpan.FromMilliseconds(100);
     private IDisposable? _subscription;
+    private LiveTopic[] _topics = [];
     private int _renderPending;
     private long _lastRender; // Stopwatch timestamp: a step of the wall clock must not hold renders back
-    private bool _disposed;
+    private volatile bool _disposed;
 
     [Inject]
     protected LiveFeed Feed { get; set; } = default!;
 
-    protected override void OnInitialized()
+    /// <summary>What this component listens to; read after every parameter change and after <see cref="TopicsChanged"/>.</summary>
+    protected abstract IReadOnlyList<LiveTopic> Topics { get; }
+
+    /// <summary>Decides whether an event concerns this component (it matched one of <see cref="Topics"/>); return true to schedule a render.</summary>
+    protected abstract bool Apply(LiveEvent e);
+
+    public sealed override Task SetParametersAsync(ParameterView parameters)
     {
-        _subscription = Feed.Subscribe(OnFeedEvent);
-        base.OnInitialized();
+        parameters.SetParameterProperties(this);
+        Subscribe();
+        return base.SetParametersAsync(ParameterView.Empty);
     }
 
-    /// <summary>Decides whether an event concerns this component; return true to schedule a render.</summary>
-    protected abstract bool Apply(LiveEvent e);
+    /// <summary>Call when what <see cref="Topics"/> returns has changed for another reason than parameters (a lab picked, a capture chosen).</summary>
+    protected void TopicsChanged() => Subscribe();
+
+    private void Subscribe()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        var topics = Topics;
+        if (_subscription is not null && topics.SequenceEqual(_topics))
+        {
+            return;
+        }
+
+        _subscription?.Dispose();
+        _topics = [.. topics];
+        _subscription = _topics.Length > 0 ? Feed.Subscribe(_topics, OnFeedEvent) : null;
+    }
 
     private void OnFeedEvent(LiveEvent e)
     {
@@ -36,7 +70,7 @@ public abstract class LiveComponentBase : ComponentBase, IDisposable
 
         _ = InvokeAsync(() =>
         {
-            if (!Apply(e) || Interlocked.Exchange(ref _renderPending, 1) == 1)
+            if (_disposed || !Apply(e) || Interlocked.Exchange(ref _renderPending, 1) == 1)
             {
                 return Task.CompletedTask;
             }
@@ -64,10 +98,20 @@ public abstract class LiveComponentBase : ComponentBase, IDisposable
         return Task.CompletedTask;
     }
 
-    public void Dispose()
+    /// <summary>A page's own clean-up (timers, loops), after the subscription is gone.</summary>
+    protected virtual ValueTask DisposeCoreAsync() => ValueTask.CompletedTask;
+
+    public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
         _disposed = true;
         _subscription?.Dispose();
+        _subscription = null;
+        await DisposeCoreAsync();
         GC.SuppressFinalize(this);
     }
 }

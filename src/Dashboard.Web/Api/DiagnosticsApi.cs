@@ -1,0 +1,37 @@
+using Dashboard.Web.Identity;
+using Dashboard.Web.Live;
+
+namespace Dashboard.Web.Api;
+
+/// <summary>What this process holds for its viewers: circuits, live subscriptions and managed memory.</summary>
+public sealed record DiagnosticsResponse(int Circuits, int LiveSubscribers, long ManagedHeapBytes, long WorkingSetBytes, int Gen2Collections);
+
+/// <summary><c>GET /api/diagnostics</c> (site administrators): the figures the circuits benchmark and an operator watching for leaks read.</summary>
+public static class DiagnosticsApi
+{
+    public static IEndpointRouteBuilder MapDiagnosticsApi(this IEndpointRouteBuilder app)
+    {
+        // ?collect=true runs a full blocking collection first (what "memory back to the baseline" needs); rate-limited.
+        app.MapGet("/api/diagnostics", async (bool? collect, HttpContext http, LiveFeed feed, Audit.AuditLog audit, CancellationToken ct) =>
+        {
+            var actor = Actor.From(http);
+            if (!actor.IsAdministrator)
+            {
+                var refused = new LabAccessException(403, "diagnostics are for site administrators");
+                await audit.WriteAsync(actor, "diagnostics.read-refused", http.Request.Path, refused.Message, succeeded: false, ct: CancellationToken.None);
+                throw refused;
+            }
+
+            if (collect == true)
+            {
+                GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+                GC.WaitForPendingFinalizers();
+                GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+            }
+
+            using var self = System.Diagnostics.Process.GetCurrentProcess();
+            return TypedResults.Ok(new DiagnosticsResponse(CircuitCounter.Open, feed.SubscriberCount, GC.GetTotalMemory(false), self.WorkingSet64, GC.CollectionCount(2)));
+        }).WithTags("Host").RequireRateLimiting(RateLimits.Expensive);
+        return app;
+    }
+}
