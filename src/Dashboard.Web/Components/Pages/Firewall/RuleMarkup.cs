@@ -1,0 +1,125 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Encodings.Web;
+using Dashboard.Core.Firewall;
+using Dashboard.Web.Components.Shared;
+using Microsoft.AspNetCore.Components;
+
+namespace Dashboard.Web.Components.Pages.Firewall;
+
+/// <summary>
+/// The parts of a rule's row that are the same for every viewer, rendered once and shared by every open Firewall page:
+/// the target (with its jump links), the iptables columns and the owner chip as one markup string per rule (it only
+/// changes with a new ruleset), and each counter's minute sparkline as one SVG per rule and second. A row then costs
+/// each circuit a handful of render frames and no child components, however many pages are open.
+/// </summary>
+internal static class RuleMarkup
+{
+    private static readonly ConditionalWeakTable<FirewallRule, StrongBox<MarkupString>> Columns = new();
+    private static readonly ConcurrentDictionary<RuleId, (DateTimeOffset LastSample, int Count, long Second, MarkupString Svg)> Sparklines = new();
+    private const int SparklineWidth = 90;
+    private const int SparklineHeight = 18;
+    private const int MaxSparklines = 50_000;
+
+    /// <summary>The cells from target to owner (markup, HTML-encoded), cached for as long as the rule object lives.</summary>
+    public static MarkupString ColumnsOf(FirewallRule rule) => Columns.GetValue(rule, r => new StrongBox<MarkupString>(new MarkupString(Render(r)))).Value;
+
+    private static string Render(FirewallRule rule)
+    {
+        var e = HtmlEncoder.Default;
+        var col = RuleColumns.Of(rule);
+        var html = new StringBuilder(512).Append("<td>");
+        if (rule.JumpChains.Count == 1)
+        {
+            html.Append("<a href=\"").Append(e.Encode(Link(rule.Table, rule.JumpChains[0]))).Append("\" class=\"jump\">").Append(e.Encode(col.Target)).Append("</a>");
+        }
+        else if (rule.JumpChains.Count > 1)
+        {
+            html.Append("<span>").Append(e.Encode(col.Target)).Append("</span>");
+            foreach (var j in rule.JumpChains)
+            {
+                html.Append("<a href=\"").Append(e.Encode(Link(rule.Table, j))).Append("\" class=\"jump ml-1\">").Append(e.Encode(j)).Append("</a>");
+            }
+        }
+        else
+        {
+            var verdict = col.Target is "DROP" or "drop" or "REJECT" ? "verdict-drop" : col.Target is "ACCEPT" or "accept" ? "verdict-accept" : "";
+            html.Append("<span class=\"").Append(verdict).Append("\">").Append(e.Encode(col.Target)).Append("</span>");
+        }
+
+        html.Append("</td>");
+        foreach (var cell in new[] { col.Prot, col.Opt, col.In, col.Out, col.Source, col.Destination })
+        {
+            html.Append("<td>").Append(e.Encode(cell)).Append("</td>");
+        }
+
+        html.Append("<td class=\"extra\">").Append(e.Encode(col.Extra)).Append("</td>");
+        var owner = rule.Owner.ToString();
+        html.Append("<td><div class=\"mud-chip-container\"><div class=\"mud-chip mud-chip-outlined mud-chip-size-small mud-chip-color-")
+            .Append(OwnerChip.ColorOf(rule.Owner).ToString().ToLowerInvariant()).Append(" owner-chip\" data-owner=\"").Append(e.Encode(owner))
+            .Append("\"><span class=\"mud-chip-content\">").Append(e.Encode(owner)).Append("</span></div></div></td>");
+        return html.ToString();
+    }
+
+    private static string Link(string table, string chain) => $"firewall#{FirewallPage.ChainAnchor(table, chain)}";
+
+    /// <summary>
+    /// A minute of a counter as a line (packets per sample interval, at each later sample's time), drawn for the
+    /// current second and shared by every page showing that rule in that second.
+    /// </summary>
+    public static MarkupString SparklineOf(RuleId id, IReadOnlyList<CounterSample> samples, DateTimeOffset now)
+    {
+        var second = now.ToUnixTimeSeconds();
+        var last = samples.Count > 0 ? samples[^1].At : default;
+        if (Sparklines.TryGetValue(id, out var cached) && cached.Second == second && cached.LastSample == last && cached.Count == samples.Count)
+        {
+            return cached.Svg;
+        }
+
+        var svg = new MarkupString(Svg(samples, DateTimeOffset.FromUnixTimeSeconds(second)));
+        if (Sparklines.Count > MaxSparklines)
+        {
+            Sparklines.Clear(); // rules of old rulesets; a page redraws what it shows
+        }
+
+        Sparklines[id] = (last, samples.Count, second, svg);
+        return svg;
+    }
+
+    internal static string Svg(IReadOnlyList<CounterSample> samples, DateTimeOffset now)
+    {
+        var window = TimeSpan.FromMinutes(1).TotalSeconds;
+        var rates = new List<(double X, double Rate)>();
+        for (var i = 1; i < samples.Count; i++)
+        {
+            var dt = (samples[i].At - samples[i - 1].At).TotalSeconds;
+            if (dt <= 0 || samples[i].Packets < samples[i - 1].Packets)
+            {
+                continue;
+            }
+
+            var x = SparklineWidth - (now - samples[i].At).TotalSeconds / window * SparklineWidth;
+            rates.Add((Math.Clamp(x, 0, SparklineWidth), (samples[i].Packets - samples[i - 1].Packets) / dt));
+        }
+
+        var svg = new StringBuilder(256).Append(CultureInfo.InvariantCulture,
+            $"<svg class=\"sparkline\" width=\"{SparklineWidth}\" height=\"{SparklineHeight}\" viewBox=\"0 0 {SparklineWidth} {SparklineHeight}\" role=\"img\" aria-label=\"packets in the last minute\">");
+        if (rates.Count > 0)
+        {
+            var max = rates.Max(r => r.Rate);
+            svg.Append("<polyline points=\"");
+            foreach (var (x, rate) in rates)
+            {
+                var y = max <= 0 ? SparklineHeight - 1 : SparklineHeight - 1 - (rate / max) * (SparklineHeight - 2);
+                svg.Append(CultureInfo.InvariantCulture, $"{x:0.#},{y:0.#} ");
+            }
+
+            svg.Length--;
+            svg.Append("\" fill=\"none\" stroke=\"currentColor\" stroke-width=\"1.5\" />");
+        }
+
+        return svg.Append("</svg>").ToString();
+    }
+}
