@@ -15,11 +15,11 @@ public static class ServiceCollectionExtensions
     /// <summary>Registers the host collector's adapters: the Docker client, the process runner, the firewall and topology readers.</summary>
     public static IServiceCollection AddDashboardHost(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<HostOptions>().Bind(configuration.GetSection(HostOptions.Section));
+        services.AddOptions<DockerHostOptions>().Bind(configuration.GetSection(DockerHostOptions.Section));
         services.AddSingleton<IProcessRunner, ProcessRunner>();
         services.AddSingleton<IDockerClient>(sp =>
         {
-            var o = sp.GetRequiredService<IOptions<HostOptions>>().Value;
+            var o = sp.GetRequiredService<IOptions<DockerHostOptions>>().Value;
             return new DockerClientBuilder()
                 .WithEndpoint(new Uri(o.DockerEndpoint))
                 .WithApiVersion(Version.Parse(o.DockerApiVersion))

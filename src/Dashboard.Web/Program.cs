@@ -1,15 +1,13 @@
 using System.Text.Json.Serialization;
+using Dashboard.App;
 using Dashboard.Data;
 using Dashboard.Host;
-using Dashboard.Host.Collector;
 using Dashboard.Host.Docker;
 using Dashboard.Host.Netfilter;
 using Dashboard.Web.Api;
 using Dashboard.Web.Components;
-using Dashboard.Web.Changes;
+using Dashboard.App.Changes;
 using Dashboard.Web.Hubs;
-using Dashboard.Web.Identity;
-using Dashboard.Web.Live;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Diagnostics;
 using MudBlazor.Services;
@@ -35,19 +33,10 @@ builder.Services.AddSingleton(builder.Configuration.GetSection(ApiOptions.Sectio
 builder.Services.AddSingleton<HubSessionGuard>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<HubSessionGuard>());
 builder.Services.AddSignalR(o => Microsoft.AspNetCore.SignalR.HubOptionsExtensions.AddFilter<HubSessionGuard>(o)).AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));
-builder.Services.AddSingleton<LiveFeed>();
-builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, CircuitCounter>();
-builder.Services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<LiveFeed>());
+builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, Dashboard.Web.Components.CircuitCounter>();
 builder.Services.AddHostedService<LabHubForwarder>();
-builder.Services.AddHostedService<CaptureRelay>();
-builder.Services.AddSingleton<Dashboard.Web.Isolation.IsolationService>();
-builder.Services.AddSingleton<Dashboard.Web.Experiments.RunService>();
-builder.Services.AddHostedService(sp => sp.GetRequiredService<Dashboard.Web.Experiments.RunService>());
 builder.Services.AddDashboardHost(builder.Configuration);
-// Captures keep their pcaps under the data folder (0700), not in /tmp.
-builder.Services.AddOptions<Dashboard.Host.HostOptions>().PostConfigure<Microsoft.Extensions.Options.IOptions<DataOptions>>((h, d) => h.CaptureDirectory ??= Path.Combine(d.Value.ResolveDirectory(), "captures"));
-builder.Services.AddOptions<Dashboard.Web.Captures.CaptureLimitsOptions>().Bind(builder.Configuration.GetSection(Dashboard.Web.Captures.CaptureLimitsOptions.Section));
-builder.Services.AddSingleton<Dashboard.Web.Captures.HostSessions>();
+builder.Services.AddDashboardApp(builder.Configuration);
 builder.Services.AddSingleton<SharedFirewallRead>();
 builder.Services.AddDashboardData(builder.Configuration);
 // Data-protection keys (cookies, antiforgery) live in the data folder (0700), so a restart keeps everyone signed in.
@@ -56,8 +45,6 @@ builder.Services.AddDataProtection().PersistKeysToFileSystem(Directory.CreateDir
 builder.Services.AddDashboardIdentity(builder.Configuration);
 builder.Services.AddDashboardRateLimits(builder.Configuration);
 
-builder.Services.AddSingleton<ChangeRequestService>();
-builder.Services.AddHostedService(sp => sp.GetRequiredService<ChangeRequestService>());
 
 var app = builder.Build();
 

@@ -5,7 +5,7 @@ using Dashboard.Host;
 using Dashboard.Host.Capture;
 using Dashboard.Host.Processes;
 using Dashboard.TestSupport;
-using Dashboard.Web.Live;
+using Dashboard.App.Live;
 using Microsoft.Extensions.Options;
 
 namespace Dashboard.Benchmarks;
@@ -31,11 +31,11 @@ internal static partial class CaptureBenchmark
             from.Add(await lab.RunBusyboxAsync($"s{i}", lab.Name("bench")));
         }
 
-        var feed = new LiveFeed(Options.Create(new HostOptions()));
+        var feed = new LiveFeed(Options.Create(new DockerHostOptions()));
         long batches = 0;
         using var subscription = feed.Subscribe([LiveTopic.Captures()], e => Interlocked.Increment(ref batches));
         var relay = new TaskCompletionSource();
-        await using var captures = new CaptureService(new ProcessRunner(), Dashboard.TestSupport.RealTopology.Reader(), Options.Create(new HostOptions()));
+        await using var captures = new CaptureService(new ProcessRunner(), Dashboard.TestSupport.RealTopology.Reader(), Options.Create(new DockerHostOptions()));
         captures.SessionStarted += s => _ = Task.Run(async () =>
         {
             await CapturePump.RunAsync(s, (batch, final) =>

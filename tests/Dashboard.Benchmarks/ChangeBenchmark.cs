@@ -4,8 +4,8 @@ using Dashboard.Data;
 using Dashboard.Data.Entities;
 using Dashboard.Host.Netfilter;
 using Dashboard.TestSupport;
-using Dashboard.Web.Audit;
-using Dashboard.Web.Changes;
+using Dashboard.App.Audit;
+using Dashboard.App.Changes;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Dashboard.Benchmarks;

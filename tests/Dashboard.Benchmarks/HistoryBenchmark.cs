@@ -1,7 +1,7 @@
 using System.Globalization;
 using Dashboard.Data;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Experiments;
+using Dashboard.App.Runs;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

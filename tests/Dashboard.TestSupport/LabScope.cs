@@ -26,7 +26,7 @@ public sealed partial class LabScope : IAsyncDisposable
     {
         Id = Guid.NewGuid().ToString("N")[..8];
         Tag = RuleTag.For("test-" + Id);
-        Writer = new IptablesRuleWriter(_runner, Options.Create(new HostOptions()));
+        Writer = new IptablesRuleWriter(_runner, Options.Create(new DockerHostOptions()));
     }
 
     /// <summary>Short random id in every name this scope creates.</summary>

@@ -14,7 +14,7 @@ public static class RealTopology
     /// <summary>The local engine's topology, read as the dashboard reads it.</summary>
     public static DockerTopologyReader Reader()
     {
-        var options = Options.Create(new HostOptions());
+        var options = Options.Create(new DockerHostOptions());
         var docker = new DockerClientBuilder().WithEndpoint(new Uri(options.Value.DockerEndpoint)).WithApiVersion(Version.Parse(options.Value.DockerApiVersion)).Build();
         return new DockerTopologyReader(docker, new ProcessRunner(), options, NullLogger<DockerTopologyReader>.Instance);
     }

@@ -14,12 +14,12 @@ public sealed class CaptureRejectedException(string message) : Exception(message
 /// <summary>
 /// Starts and tracks capture sessions. Only the interfaces of Docker's bridge networks can be captured (their bridges
 /// and the host veths of their containers, read from the engine at the start; more only by the site setting
-/// <see cref="HostOptions.CaptureExtraInterfaces"/>), never the loopback or a NIC. A filter is compiled by
+/// <see cref="DockerHostOptions.CaptureExtraInterfaces"/>), never the loopback or a NIC. A filter is compiled by
 /// <c>tcpdump -d</c> on that interface first, and a filter that does not compile starts no process. At most
 /// <see cref="MaxRunningSessions"/> run at once, however many requests arrive together. Ended sessions are purged with
-/// their pcaps after <see cref="HostOptions.CaptureRetention"/>. Every session ends when the service is disposed.
+/// their pcaps after <see cref="DockerHostOptions.CaptureRetention"/>. Every session ends when the service is disposed.
 /// </summary>
-public sealed partial class CaptureService(IProcessRunner runner, ITopologySource topology, IOptions<HostOptions> options) : IAsyncDisposable, IDisposable, Microsoft.Extensions.Hosting.IHostedService
+public sealed partial class CaptureService(IProcessRunner runner, ITopologySource topology, IOptions<DockerHostOptions> options) : IAsyncDisposable, IDisposable, Microsoft.Extensions.Hosting.IHostedService
 {
     public const int MaxFilterLength = 2_000;
 

@@ -22,7 +22,7 @@ public sealed class HostCollector(
     IDockerClient docker,
     ICollectorSink sink,
     IOptions<CollectorOptions> options,
-    IOptions<HostOptions> hostOptions,
+    IOptions<DockerHostOptions> hostOptions,
     ILogger<HostCollector> logger) : BackgroundService
 {
     private readonly CollectorOptions _options = options.Value;

@@ -15,9 +15,9 @@ public sealed class EngineUnavailableException(string message, Exception? inner 
 /// Reads the Docker side of the host: engine version and firewall backend, networks with their bridges, containers
 /// with their endpoints, and each endpoint's veth pair (container interface in its namespace ↔ host veth ↔ bridge).
 /// </summary>
-public sealed class DockerTopologyReader(IDockerClient docker, IProcessRunner runner, IOptions<HostOptions> options, ILogger<DockerTopologyReader> logger) : ITopologySource
+public sealed class DockerTopologyReader(IDockerClient docker, IProcessRunner runner, IOptions<DockerHostOptions> options, ILogger<DockerTopologyReader> logger) : ITopologySource
 {
-    private readonly HostOptions _options = options.Value;
+    private readonly DockerHostOptions _options = options.Value;
 
     public async Task<HostTopology> ReadAsync(CancellationToken ct = default)
     {

@@ -20,7 +20,7 @@ public sealed record ProvisionedContainer(string Name, string Id, string Network
 /// labelled <c>netlab.run=&lt;run id&gt;</c> and <c>netlab.instance=&lt;instance&gt;</c>, subnets are /24s inside 172.16.0.0/12
 /// chosen clear of every existing network, and removal goes by those labels only.
 /// </summary>
-public sealed class LabProvisioner(IDockerClient docker, Processes.IProcessRunner runner, IOptions<HostOptions> options)
+public sealed class LabProvisioner(IDockerClient docker, Processes.IProcessRunner runner, IOptions<DockerHostOptions> options)
 {
     public const string Image = "busybox:latest";
     public const string RunLabel = "netlab.run";

@@ -22,9 +22,9 @@ public sealed class FirewallUnavailableException(string message, Exception? inne
 /// Reads the whole ruleset with counters: <c>iptables-save -c</c> and <c>ip6tables-save -c</c> on iptables hosts (nft or legacy),
 /// <c>nft -j list ruleset</c> on Docker's nftables backend.
 /// </summary>
-public sealed class HostFirewallReader(IProcessRunner runner, IOptions<HostOptions> options)
+public sealed class HostFirewallReader(IProcessRunner runner, IOptions<DockerHostOptions> options)
 {
-    private readonly HostOptions _options = options.Value;
+    private readonly DockerHostOptions _options = options.Value;
     private bool _ipv6Empty;
     private long _ipv6CheckedAt; // Stopwatch timestamp (monotonic)
 

@@ -13,9 +13,9 @@ public sealed record RuleCommandResult(bool Succeeded, string CommandLine, strin
 /// rules by that exact tag in a fresh read and deletes each by its full specification. It never flushes a chain, never
 /// changes a policy and never touches a rule without the tag.
 /// </summary>
-public sealed class IptablesRuleWriter(IProcessRunner runner, IOptions<HostOptions> options)
+public sealed class IptablesRuleWriter(IProcessRunner runner, IOptions<DockerHostOptions> options)
 {
-    private readonly HostOptions _options = options.Value;
+    private readonly DockerHostOptions _options = options.Value;
 
     public async Task<RuleCommandResult> InsertAsync(RuleSpec spec, CancellationToken ct = default)
     {

@@ -179,14 +179,14 @@ public sealed class TraceSession
 /// (legacy iptables logs TRACE to the kernel log instead). The rules go when the trace stops, when the dashboard stops,
 /// and, if a crash left one behind, at the next start.
 /// </summary>
-public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter writer, HostFirewallReader firewall, ITopologySource topology, IOptions<HostOptions> options, ILogger<TraceService> logger) : IHostedService, IAsyncDisposable, IDisposable
+public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter writer, HostFirewallReader firewall, ITopologySource topology, IOptions<DockerHostOptions> options, ILogger<TraceService> logger) : IHostedService, IAsyncDisposable, IDisposable
 {
     public const string TagPrefix = RuleTag.Prefix + "trace-";
     public const int MaxRunning = 4;
     public static readonly TimeSpan MaxDuration = TimeSpan.FromMinutes(30);
     public static readonly TimeSpan DefaultDuration = TimeSpan.FromMinutes(5);
 
-    private readonly HostOptions _options = options.Value;
+    private readonly DockerHostOptions _options = options.Value;
     private readonly ConcurrentDictionary<string, TraceSession> _sessions = new();
     private readonly StartSlots _slots = new(MaxRunning);
 

@@ -1,7 +1,6 @@
 using Dashboard.Data.Entities;
-using Dashboard.Web.Audit;
-using Dashboard.Web.Identity;
-using Dashboard.Web.Labs;
+using Dashboard.App.Audit;
+using Dashboard.App.Labs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Identity;
 

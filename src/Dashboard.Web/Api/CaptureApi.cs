@@ -1,6 +1,5 @@
 using Dashboard.Host.Capture;
-using Dashboard.Web.Captures;
-using Dashboard.Web.Identity;
+using Dashboard.App.Captures;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Dashboard.Web.Api;

@@ -1,8 +1,7 @@
 using Dashboard.Core.Changes;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Changes;
-using Dashboard.Web.Identity;
-using Dashboard.Web.Labs;
+using Dashboard.App.Changes;
+using Dashboard.App.Labs;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Dashboard.Web.Api;

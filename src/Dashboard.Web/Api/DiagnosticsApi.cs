@@ -1,5 +1,4 @@
-using Dashboard.Web.Identity;
-using Dashboard.Web.Live;
+using Dashboard.App.Live;
 
 namespace Dashboard.Web.Api;
 
@@ -12,12 +11,12 @@ public static class DiagnosticsApi
     public static IEndpointRouteBuilder MapDiagnosticsApi(this IEndpointRouteBuilder app)
     {
         // ?collect=true runs a full blocking collection first (what "memory back to the baseline" needs); rate-limited.
-        app.MapGet("/api/diagnostics", async (bool? collect, HttpContext http, LiveFeed feed, Audit.AuditLog audit, CancellationToken ct) =>
+        app.MapGet("/api/diagnostics", async (bool? collect, HttpContext http, LiveFeed feed, Dashboard.App.Audit.AuditLog audit, CancellationToken ct) =>
         {
             var actor = Actor.From(http);
             if (!actor.IsAdministrator)
             {
-                var refused = new LabAccessException(403, "diagnostics are for site administrators");
+                var refused = new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, "diagnostics are for site administrators");
                 await audit.WriteAsync(actor, "diagnostics.read-refused", http.Request.Path, refused.Message, succeeded: false, ct: CancellationToken.None);
                 throw refused;
             }
@@ -30,7 +29,7 @@ public static class DiagnosticsApi
             }
 
             using var self = System.Diagnostics.Process.GetCurrentProcess();
-            return TypedResults.Ok(new DiagnosticsResponse(CircuitCounter.Open, feed.SubscriberCount, GC.GetTotalMemory(false), self.WorkingSet64, GC.CollectionCount(2)));
+            return TypedResults.Ok(new DiagnosticsResponse(Dashboard.Web.Components.CircuitCounter.Open, feed.SubscriberCount, GC.GetTotalMemory(false), self.WorkingSet64, GC.CollectionCount(2)));
         }).WithTags("Host").RequireRateLimiting(RateLimits.Expensive);
         return app;
     }

@@ -1,6 +1,5 @@
-using Dashboard.Web.Audit;
-using Dashboard.Web.Identity;
-using Dashboard.Web.Labs;
+using Dashboard.App.Audit;
+using Dashboard.App.Labs;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Dashboard.Web.Api;

@@ -2,12 +2,11 @@ using System.Text.Json;
 using Dashboard.Core.Changes;
 using Dashboard.Core.Evaluation;
 using Dashboard.Core.Firewall;
-using Dashboard.Web.Isolation;
+using Dashboard.App.Isolation;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 
-using Dashboard.Web.Identity;
 
 namespace Dashboard.Web.Api;
 

@@ -12,22 +12,22 @@ public static class ReadApi
     public static IEndpointRouteBuilder MapReadApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api").WithTags("Host");
-        api.MapGet("/host", async (bool? fresh, HttpContext http, HostInspector host, Live.LiveFeed feed, Labs.LabAccess access, CancellationToken ct) =>
+        api.MapGet("/host", async (bool? fresh, HttpContext http, HostInspector host, Dashboard.App.Live.LiveFeed feed, Dashboard.App.Labs.LabAccess access, CancellationToken ct) =>
         {
             var t = await TopologyAsync(fresh, http, host, feed, access, ct);
             return TypedResults.Ok(new HostSummary(t.Engine, t.Networks.Count, t.Containers.Count, t.Containers.Count(c => c.State == "running"), t.Bridges.Count, t.ReadAt, t.Warnings));
         });
-        api.MapGet("/networks", async (bool? fresh, HttpContext http, HostInspector host, Live.LiveFeed feed, Labs.LabAccess access, CancellationToken ct) =>
+        api.MapGet("/networks", async (bool? fresh, HttpContext http, HostInspector host, Dashboard.App.Live.LiveFeed feed, Dashboard.App.Labs.LabAccess access, CancellationToken ct) =>
             TypedResults.Ok((await TopologyAsync(fresh, http, host, feed, access, ct)).Networks));
-        api.MapGet("/containers", async (bool? fresh, HttpContext http, HostInspector host, Live.LiveFeed feed, Labs.LabAccess access, CancellationToken ct) =>
+        api.MapGet("/containers", async (bool? fresh, HttpContext http, HostInspector host, Dashboard.App.Live.LiveFeed feed, Dashboard.App.Labs.LabAccess access, CancellationToken ct) =>
             TypedResults.Ok((await TopologyAsync(fresh, http, host, feed, access, ct)).Containers));
-        api.MapGet("/bridges", async (bool? fresh, HttpContext http, HostInspector host, Live.LiveFeed feed, Labs.LabAccess access, CancellationToken ct) =>
+        api.MapGet("/bridges", async (bool? fresh, HttpContext http, HostInspector host, Dashboard.App.Live.LiveFeed feed, Dashboard.App.Labs.LabAccess access, CancellationToken ct) =>
             TypedResults.Ok((await TopologyAsync(fresh, http, host, feed, access, ct)).Bridges));
-        api.MapGet("/firewall", async (bool? fresh, HttpContext http, SharedFirewallRead reads, Labs.LabAccess access, CancellationToken ct) =>
+        api.MapGet("/firewall", async (bool? fresh, HttpContext http, SharedFirewallRead reads, Dashboard.App.Labs.LabAccess access, CancellationToken ct) =>
         {
             if (fresh == true)
             {
-                await access.RequireHostOperatorAsync(Identity.Actor.From(http), "host.fresh-read", http.Request.Path, ct);
+                await access.RequireHostOperatorAsync(Actor.From(http), "host.fresh-read", http.Request.Path, ct);
             }
 
             var v = await reads.ReadAsync(fresh == true, ct);
@@ -42,7 +42,7 @@ public static class ReadApi
                 RulesetDto.From(v.Snapshot.Ruleset)));
         });
         api.MapPost("/firewall/parse", ParseAsync).DisableAntiforgery().RequireRateLimiting(Dashboard.Web.Identity.RateLimits.Expensive);
-        api.MapGet("/collector", (Live.LiveFeed feed) => TypedResults.Ok(feed.Status));
+        api.MapGet("/collector", (Dashboard.App.Live.LiveFeed feed) => TypedResults.Ok(feed.Status));
         return app;
     }
 
@@ -51,11 +51,11 @@ public static class ReadApi
     /// read of the engine (one <c>nsenter</c> per container) only when there is no snapshot, or when an Operator asks
     /// with <c>?fresh=true</c>, so reads by many users cost nothing on the host.
     /// </summary>
-    private static async Task<HostTopology> TopologyAsync(bool? fresh, HttpContext http, HostInspector host, Live.LiveFeed feed, Labs.LabAccess access, CancellationToken ct)
+    private static async Task<HostTopology> TopologyAsync(bool? fresh, HttpContext http, HostInspector host, Dashboard.App.Live.LiveFeed feed, Dashboard.App.Labs.LabAccess access, CancellationToken ct)
     {
         if (fresh == true)
         {
-            await access.RequireHostOperatorAsync(Identity.Actor.From(http), "host.fresh-read", http.Request.Path, ct);
+            await access.RequireHostOperatorAsync(Actor.From(http), "host.fresh-read", http.Request.Path, ct);
         }
 
         var t = fresh != true && feed.Topology is { } snapshot ? snapshot : await host.ReadTopologyAsync(ct);

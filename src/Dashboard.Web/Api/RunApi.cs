@@ -2,9 +2,8 @@ using System.Text.Json;
 using Dashboard.Core.Experiments;
 using Dashboard.Data;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Experiments;
-using Dashboard.Web.Identity;
-using Dashboard.Web.Labs;
+using Dashboard.App.Runs;
+using Dashboard.App.Labs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
@@ -30,7 +29,7 @@ public static class RunApi
                 .ToList());
         });
         experiments.MapPost("/", CreateExperimentAsync).DisableAntiforgery();
-        experiments.MapGet("/{id:guid}/export", async Task<Results<FileStreamHttpResult, NotFound>> (Guid id, HttpContext http, LabAccess access, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> host, CancellationToken ct) =>
+        experiments.MapGet("/{id:guid}/export", async Task<Results<FileStreamHttpResult, NotFound>> (Guid id, HttpContext http, LabAccess access, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, Microsoft.Extensions.Options.IOptions<Dashboard.Host.DockerHostOptions> host, CancellationToken ct) =>
         {
             var e = await db.Experiments.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id, ct);
             if (e is null || await access.RoleAsync(Actor.From(http), e.LabId, ct) is null)
@@ -50,7 +49,7 @@ public static class RunApi
             await RunQueries.CompareAsync(db, await RequireRunAsync(http, access, db, a, LabRole.Viewer, ct), a, b, ct) is { } c ? TypedResults.Ok(c) : TypedResults.NotFound());
         runs.MapGet("/{id:guid}", async Task<Results<Ok<RunDetail>, NotFound>> (Guid id, HttpContext http, LabAccess access, DashboardDbContext db, CancellationToken ct) =>
             await RunQueries.GetAsync(db, await RequireRunAsync(http, access, db, id, LabRole.Viewer, ct), id, ct) is { } r ? TypedResults.Ok(r) : TypedResults.NotFound());
-        runs.MapGet("/{id:guid}/export", async Task<Results<FileStreamHttpResult, NotFound>> (Guid id, HttpContext http, LabAccess access, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> host, CancellationToken ct) =>
+        runs.MapGet("/{id:guid}/export", async Task<Results<FileStreamHttpResult, NotFound>> (Guid id, HttpContext http, LabAccess access, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, Microsoft.Extensions.Options.IOptions<Dashboard.Host.DockerHostOptions> host, CancellationToken ct) =>
         {
             var labId = await RequireRunAsync(http, access, db, id, LabRole.Viewer, ct);
             var r = await db.Runs.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id && x.LabId == labId && x.Status != RunStatus.Running, ct);
@@ -68,7 +67,7 @@ public static class RunApi
             await RequireRunAsync(http, access, db, id, LabRole.Viewer, ct);
             return service.Progress(id) is { } p ? TypedResults.Ok(p) : TypedResults.NotFound();
         });
-        runs.MapPost("/{id:guid}/cancel", async Task<Results<Accepted, NotFound>> (Guid id, HttpContext http, LabAccess access, Dashboard.Web.Audit.AuditLog audit, DashboardDbContext db, RunService service, CancellationToken ct) =>
+        runs.MapPost("/{id:guid}/cancel", async Task<Results<Accepted, NotFound>> (Guid id, HttpContext http, LabAccess access, Dashboard.App.Audit.AuditLog audit, DashboardDbContext db, RunService service, CancellationToken ct) =>
         {
             var labId = await RequireRunAsync(http, access, db, id, LabRole.Operator, ct);
             if (!service.Cancel(id))
@@ -101,14 +100,14 @@ public static class RunApi
     private static async Task<int> RequireRunAsync(HttpContext http, LabAccess access, DashboardDbContext db, Guid id, LabRole minimum, CancellationToken ct)
     {
         var labId = await RunQueries.LabOfAsync(db, id, ct)
-            ?? throw new LabAccessException(404, $"run {id} does not exist or is in a lab you are not a member of");
+            ?? throw new LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"run {id} does not exist or is in a lab you are not a member of");
         await access.RequireAsync(Actor.From(http), labId, minimum, ct);
         return labId;
     }
 
     private static string Slug(string s) => new([.. s.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-')]);
 
-    private static async Task<Results<Created<ImportResult>, ProblemHttpResult>> ImportAsync(int? lab, HttpRequest request, LabAccess access, Dashboard.Web.Audit.AuditLog audit, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, CancellationToken ct)
+    private static async Task<Results<Created<ImportResult>, ProblemHttpResult>> ImportAsync(int? lab, HttpRequest request, LabAccess access, Dashboard.App.Audit.AuditLog audit, DashboardDbContext db, Microsoft.Extensions.Options.IOptions<DataOptions> data, CancellationToken ct)
     {
         var actor = Actor.From(request.HttpContext);
         var labId = await access.ResolveAsync(actor, lab, ct);
@@ -164,7 +163,7 @@ public static class RunApi
         }
     }
 
-    private static async Task<Results<Created<ExperimentDto>, ProblemHttpResult>> CreateExperimentAsync(CreateExperimentRequest body, HttpContext http, LabAccess access, Dashboard.Web.Audit.AuditLog audit, DashboardDbContext db, CancellationToken ct)
+    private static async Task<Results<Created<ExperimentDto>, ProblemHttpResult>> CreateExperimentAsync(CreateExperimentRequest body, HttpContext http, LabAccess access, Dashboard.App.Audit.AuditLog audit, DashboardDbContext db, CancellationToken ct)
     {
         var actor = Actor.From(http);
         var labId = await access.ResolveAsync(actor, body.Lab, ct);

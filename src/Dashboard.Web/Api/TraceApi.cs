@@ -1,7 +1,6 @@
 using Dashboard.Core.Firewall;
 using Dashboard.Host.Netfilter;
-using Dashboard.Web.Captures;
-using Dashboard.Web.Identity;
+using Dashboard.App.Captures;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Dashboard.Web.Api;

@@ -1,8 +1,7 @@
 using Dashboard.Core.Changes;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Changes;
-using Dashboard.Web.Identity;
-using Dashboard.Web.Labs;
+using Dashboard.App.Changes;
+using Dashboard.App.Labs;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
 
@@ -28,7 +27,7 @@ public sealed class LabHub(ChangeRequestService changes, LabAccess access) : Hub
     /// <summary>The host a name means, when this dashboard has it (so a client cannot make up any number of groups).</summary>
     private string? KnownHost(string? host)
     {
-        var local = Context.GetHttpContext()?.RequestServices.GetService<Live.LiveFeed>()?.Host;
+        var local = Context.GetHttpContext()?.RequestServices.GetService<Dashboard.App.Live.LiveFeed>()?.Host;
         return string.IsNullOrEmpty(host) ? local : host == local ? host : null;
     }
 

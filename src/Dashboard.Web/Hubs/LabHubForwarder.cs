@@ -1,13 +1,13 @@
 using Dashboard.Core.Capture;
 using Dashboard.Core.Firewall;
 using Dashboard.Web.Api;
-using Dashboard.Web.Live;
+using Dashboard.App.Live;
 using Microsoft.AspNetCore.SignalR;
 
 namespace Dashboard.Web.Hubs;
 
 /// <summary>Forwards the live feed to <c>/hubs/lab</c>, to the group of the host it came from.</summary>
-public sealed class LabHubForwarder(LiveFeed feed, IHubContext<LabHub> hub, Dashboard.Web.Labs.LabAccess access, ILogger<LabHubForwarder> logger) : IHostedService
+public sealed class LabHubForwarder(LiveFeed feed, IHubContext<LabHub> hub, Dashboard.App.Labs.LabAccess access, ILogger<LabHubForwarder> logger) : IHostedService
 {
     private IDisposable? _subscription;
 

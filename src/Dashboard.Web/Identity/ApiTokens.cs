@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using Dashboard.Data;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Audit;
+using Dashboard.App.Audit;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;

@@ -1,6 +1,5 @@
 using Dashboard.Data;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Audit;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Components.Authorization;
@@ -74,11 +73,9 @@ public static class IdentitySetup
         // A password change, reset or lock ends other cookie sessions within a minute (Identity's default is 30).
         services.AddOptions<SecurityStampValidatorOptions>().Configure<IOptions<AuthOptions>>((o, auth) => o.ValidationInterval = auth.Value.SessionRevalidation);
         services.AddAuthorization(o => o.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
-        services.AddSingleton<AuditLog>();
         services.AddSingleton<ApiTokenService>();
-        services.AddSingleton<Labs.LabAccess>();
         services.AddScoped<UserAdmin>();
-        services.AddScoped<Labs.LabSession>();
+        services.AddScoped<Dashboard.Web.Components.LabSession>();
         return services;
     }
 

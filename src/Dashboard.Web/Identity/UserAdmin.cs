@@ -1,6 +1,6 @@
 using Dashboard.Data;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Audit;
+using Dashboard.App.Audit;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 
@@ -115,7 +115,7 @@ public sealed class UserAdmin(UserManager<DashboardUser> users, IDbContextFactor
     {
         if (!actor.IsAdministrator)
         {
-            throw new LabAccessException(403, "only a site administrator manages accounts");
+            throw new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, "only a site administrator manages accounts");
         }
     }
 }

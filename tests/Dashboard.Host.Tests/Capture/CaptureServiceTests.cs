@@ -10,7 +10,7 @@ namespace Dashboard.Host.Tests.Capture;
 [Trait("Category", "RealHost")]
 public class CaptureServiceTests
 {
-    private static CaptureService NewService(HostOptions? options = null) => new(new ProcessRunner(), RealTopology.Reader(), Options.Create(options ?? new HostOptions()));
+    private static CaptureService NewService(DockerHostOptions? options = null) => new(new ProcessRunner(), RealTopology.Reader(), Options.Create(options ?? new DockerHostOptions()));
 
     private static async Task<List<DecodedPacket>> DrainAsync(CaptureSession s)
     {
@@ -84,7 +84,7 @@ public class CaptureServiceTests
     {
         Dashboard.TestSupport.RealHost.Require();
         // The loopback is allowed here only by the site setting, to reach the filter check without a lab network.
-        await using var service = NewService(new HostOptions { CaptureExtraInterfaces = ["lo"] });
+        await using var service = NewService(new DockerHostOptions { CaptureExtraInterfaces = ["lo"] });
         var marker = "portt" + Guid.NewGuid().ToString("N")[..6];
 
         var ex = await Assert.ThrowsAsync<CaptureRejectedException>(() => service.StartAsync(new CaptureRequest("lo", $"icmp and {marker} 80")));
@@ -146,7 +146,7 @@ public class CaptureServiceTests
         await using var lab = new LabScope();
         var seed = await lab.CreateSeedLabAsync();
         var folder = Directory.CreateTempSubdirectory("netlab-capture-dir-").FullName;
-        await using var service = NewService(new HostOptions { CaptureDirectory = folder });
+        await using var service = NewService(new DockerHostOptions { CaptureDirectory = folder });
         var session = await service.StartAsync(new CaptureRequest(seed.Bridge2, $"icmp and host {seed.C1Ip}", ByteLimit: 2048));
 
         await lab.PingAsync(seed.C2, seed.C1Ip, 6, payloadBytes: 1000);
@@ -168,7 +168,7 @@ public class CaptureServiceTests
         Dashboard.TestSupport.RealHost.Require();
         await using var lab = new LabScope();
         var seed = await lab.CreateSeedLabAsync();
-        await using var service = NewService(new HostOptions { CaptureRetention = TimeSpan.FromSeconds(1) });
+        await using var service = NewService(new DockerHostOptions { CaptureRetention = TimeSpan.FromSeconds(1) });
         var session = await service.StartAsync(new CaptureRequest(seed.Bridge2, $"icmp and host {seed.C1Ip}"));
         await session.StopAsync();
         Assert.Single(service.Sessions);

@@ -25,7 +25,7 @@ public class TraceAvailabilityTests
 
     private static TraceService Service(IProcessRunner runner)
     {
-        var options = Options.Create(new HostOptions());
+        var options = Options.Create(new DockerHostOptions());
         return new TraceService(runner, new IptablesRuleWriter(runner, options), new HostFirewallReader(runner, options), Dashboard.TestSupport.RealTopology.Fixed(("br-test", "172.18.0.0/24")), options, NullLogger<TraceService>.Instance);
     }
 

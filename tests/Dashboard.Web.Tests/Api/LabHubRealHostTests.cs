@@ -20,7 +20,7 @@ public class LabHubRealHostTests
 
         using var factory = new DashboardFactory(new() { ["Collector:Enabled"] = "true" });
         var server = factory.Server;
-        var feed = factory.Services.GetRequiredService<Live.LiveFeed>();
+        var feed = factory.Services.GetRequiredService<Dashboard.App.Live.LiveFeed>();
         var received = new ConcurrentQueue<CountersMessage>();
         var statuses = 0;
         await using var hub = new HubConnectionBuilder()

@@ -5,7 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Dashboard.Data;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Experiments;
+using Dashboard.App.Runs;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 

@@ -121,7 +121,7 @@ public class RunKilledRealHostTests
                     await runner.RunAsync("docker", ["network", "rm", n], TimeSpan.FromSeconds(30));
                 }
 
-                var writer = new Dashboard.Host.Netfilter.IptablesRuleWriter(runner, Microsoft.Extensions.Options.Options.Create(new Dashboard.Host.HostOptions()));
+                var writer = new Dashboard.Host.Netfilter.IptablesRuleWriter(runner, Microsoft.Extensions.Options.Options.Create(new Dashboard.Host.DockerHostOptions()));
                 await writer.DeleteTaggedWhereAsync(c => c.StartsWith($"netlab:run-{instance}-", StringComparison.Ordinal));
             }
 

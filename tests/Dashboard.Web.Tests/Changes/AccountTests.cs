@@ -2,8 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Audit;
-using Dashboard.Web.Identity;
+using Dashboard.App.Audit;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -45,7 +44,7 @@ public sealed class AccountTests : IDisposable
         Assert.Equal("SetupDone", again.Errors.Single().Code);
         var root = await scope.ServiceProvider.GetRequiredService<UserManager<DashboardUser>>().FindByNameAsync("root");
         Assert.True(root!.IsAdministrator);
-        Assert.Equal(LabRole.Admin, await fresh.Services.GetRequiredService<Dashboard.Web.Labs.LabAccess>().RoleAsync(new Actor(root.Id, "root", true), 1));
+        Assert.Equal(LabRole.Admin, await fresh.Services.GetRequiredService<Dashboard.App.Labs.LabAccess>().RoleAsync(new Actor(root.Id, "root", true), 1));
 
         using var login = await http.GetAsync("/account/login");
         Assert.Equal(HttpStatusCode.OK, login.StatusCode);
@@ -107,7 +106,7 @@ public sealed class AccountTests : IDisposable
         Assert.Contains(weak.Errors, e => e.Code == "PasswordRequiresDigit");
         Assert.Contains((await admin.CreateUserAsync(me, "bad name!", "good-pass-word-1", false)).Errors, e => e.Code == "InvalidUserName");
         Assert.True((await admin.CreateUserAsync(me, "paul", "good-pass-word-1", false)).Succeeded);
-        Assert.Equal(403, (await Assert.ThrowsAsync<LabAccessException>(() => admin.CreateUserAsync(new Actor("x", "x", false), "eve", "good-pass-word-1", true))).Status);
+        Assert.Equal(Dashboard.App.Access.AccessDenial.Forbidden, (await Assert.ThrowsAsync<LabAccessException>(() => admin.CreateUserAsync(new Actor("x", "x", false), "eve", "good-pass-word-1", true))).Reason);
 
         var users = scope.ServiceProvider.GetRequiredService<UserManager<DashboardUser>>();
         var paul = await users.FindByNameAsync("paul");

@@ -4,8 +4,8 @@ using Dashboard.Core.Changes;
 using Dashboard.Core.Firewall;
 using Dashboard.Data.Entities;
 using Dashboard.Host.Netfilter;
-using Dashboard.Web.Changes;
-using Dashboard.Web.Labs;
+using Dashboard.App.Changes;
+using Dashboard.App.Labs;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Dashboard.Web.Tests.Changes;
@@ -163,7 +163,7 @@ public sealed class ChangeHostTests
         var instance = "c" + Guid.NewGuid().ToString("N")[..8];
         var data = Directory.CreateTempSubdirectory("netlab-reconcile-").FullName;
         var settings = new Dictionary<string, string?> { ["Host:InstanceId"] = instance };
-        var writer = new IptablesRuleWriter(new Dashboard.Host.Processes.ProcessRunner(), Microsoft.Extensions.Options.Options.Create(new Dashboard.Host.HostOptions()));
+        var writer = new IptablesRuleWriter(new Dashboard.Host.Processes.ProcessRunner(), Microsoft.Extensions.Options.Options.Create(new Dashboard.Host.DockerHostOptions()));
         int kept, deleted, expiring;
         string orphanTag = RuleTag.For($"change-{instance}-9999");
         try
@@ -248,7 +248,7 @@ public sealed class ChangeHostTests
             var rule = new ChangeRule { Chain = "DOCKER-USER", Position = 1, Source = "172.31.247.0/24", Destination = "172.31.246.0/24", Target = "RETURN" };
 
             var first = await changes.ProposeAsync(admin, solo, rule, "alone, setting off", null);
-            Assert.Equal(403, (await Assert.ThrowsAsync<Dashboard.Web.Identity.LabAccessException>(() => changes.ApproveAsync(admin, first.Id, null))).Status);
+            Assert.Equal(Dashboard.App.Access.AccessDenial.Forbidden, (await Assert.ThrowsAsync<Dashboard.App.Access.LabAccessException>(() => changes.ApproveAsync(admin, first.Id, null))).Reason);
 
             await access.SetSelfApprovalAsync(admin, solo, true);
             var self = await changes.ApproveAsync(admin, first.Id, null);
@@ -259,20 +259,20 @@ public sealed class ChangeHostTests
             // A second member ends it, setting or not.
             var carolOne = await factory.CreateUserAsync("carol", solo, LabRole.Viewer);
             var second = await changes.ProposeAsync(admin, solo, rule, "two members now", null);
-            Assert.Equal(403, (await Assert.ThrowsAsync<Dashboard.Web.Identity.LabAccessException>(() => changes.ApproveAsync(admin, second.Id, null))).Status);
+            Assert.Equal(Dashboard.App.Access.AccessDenial.Forbidden, (await Assert.ThrowsAsync<Dashboard.App.Access.LabAccessException>(() => changes.ApproveAsync(admin, second.Id, null))).Reason);
 
             // The bypass: the lab is made single-member again after the proposal. Still refused: it has not been alone since.
             var carol = await factory.CreateUserAsync("carol2", solo, LabRole.Approver);
             var third = await changes.ProposeAsync(admin, solo, rule, "proposed with carol2 present", null);
             await access.RemoveMemberAsync(admin, solo, carolOne.Id);
             await access.RemoveMemberAsync(admin, solo, carol.Id);
-            var bypass = await Assert.ThrowsAsync<Dashboard.Web.Identity.LabAccessException>(() => changes.ApproveAsync(admin, third.Id, null));
+            var bypass = await Assert.ThrowsAsync<Dashboard.App.Access.LabAccessException>(() => changes.ApproveAsync(admin, third.Id, null));
             Assert.Equal(403, bypass.Status);
             Assert.Contains("has had one member since the change was proposed", bypass.Message, StringComparison.Ordinal);
 
             // A lab Admin who is not a site administrator cannot turn self-approval on.
             var lena = await factory.CreateUserAsync("lena", solo, LabRole.Admin);
-            Assert.Equal(403, (await Assert.ThrowsAsync<Dashboard.Web.Identity.LabAccessException>(() => access.SetSelfApprovalAsync(lena.Actor, solo, true))).Status);
+            Assert.Equal(Dashboard.App.Access.AccessDenial.Forbidden, (await Assert.ThrowsAsync<Dashboard.App.Access.LabAccessException>(() => access.SetSelfApprovalAsync(lena.Actor, solo, true))).Reason);
             await access.SetSelfApprovalAsync(lena.Actor, solo, false);
 
             using var http = factory.CreateClient();

@@ -4,9 +4,8 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Dashboard.Core.Changes;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Changes;
-using Dashboard.Web.Experiments;
-using Dashboard.Web.Identity;
+using Dashboard.App.Changes;
+using Dashboard.App.Runs;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
@@ -133,7 +132,7 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         {
             // Host actions refused from the API are audited, as they are from the pages.
             var kind = path == "/api/captures" ? "capture" : "trace";
-            var audit = _factory.Services.GetRequiredService<Dashboard.Web.Audit.AuditLog>();
+            var audit = _factory.Services.GetRequiredService<Dashboard.App.Audit.AuditLog>();
             foreach (var role in new[] { "viewer", "outsider" })
             {
                 var entries = await audit.QueryAsync(_users["labadmin"].Actor with { IsAdministrator = true }, new(User: _users[role].Name, Action: $"{kind}.started-refused"));
@@ -246,18 +245,18 @@ public sealed class RoleMatrixTests : IAsyncLifetime
     {
         RealHost.Require();
         var changes = _factory.Services.GetRequiredService<ChangeRequestService>();
-        var access = _factory.Services.GetRequiredService<Dashboard.Web.Labs.LabAccess>();
+        var access = _factory.Services.GetRequiredService<Dashboard.App.Labs.LabAccess>();
         var runs = _factory.Services.GetRequiredService<RunService>();
         var rule = new ChangeRule { Chain = "DOCKER-USER", Source = "172.31.250.0/24", Target = "ACCEPT" };
 
-        Assert.Equal(403, (await Assert.ThrowsAsync<LabAccessException>(() => changes.ProposeAsync(_users["viewer"].Actor, 1, rule, "why", null))).Status);
-        Assert.Equal(404, (await Assert.ThrowsAsync<LabAccessException>(() => changes.ProposeAsync(_users["outsider"].Actor, 1, rule, "why", null))).Status);
-        Assert.Equal(403, (await Assert.ThrowsAsync<LabAccessException>(() => changes.ApproveAsync(_users["operator"].Actor, _proposed, null))).Status);
-        Assert.Equal(404, (await Assert.ThrowsAsync<LabAccessException>(() => changes.ApproveAsync(_users["outsider"].Actor, _proposed, null))).Status);
-        Assert.Equal(404, (await Assert.ThrowsAsync<LabAccessException>(() => changes.GetAsync(_users["outsider"].Actor, _proposed))).Status);
-        Assert.Equal(403, (await Assert.ThrowsAsync<LabAccessException>(() => runs.StartAsync(_users["viewer"].Actor, _experiment, "isolated"))).Status);
-        Assert.Equal(403, (await Assert.ThrowsAsync<LabAccessException>(() => access.SetMemberAsync(_users["approver"].Actor, 1, "vera", LabRole.Admin))).Status);
-        Assert.Equal(403, (await Assert.ThrowsAsync<LabAccessException>(() => access.RequireHostOperatorAsync(_users["viewer"].Actor, "isolation.verify"))).Status);
+        Assert.Equal(Dashboard.App.Access.AccessDenial.Forbidden, (await Assert.ThrowsAsync<LabAccessException>(() => changes.ProposeAsync(_users["viewer"].Actor, 1, rule, "why", null))).Reason);
+        Assert.Equal(Dashboard.App.Access.AccessDenial.NotFound, (await Assert.ThrowsAsync<LabAccessException>(() => changes.ProposeAsync(_users["outsider"].Actor, 1, rule, "why", null))).Reason);
+        Assert.Equal(Dashboard.App.Access.AccessDenial.Forbidden, (await Assert.ThrowsAsync<LabAccessException>(() => changes.ApproveAsync(_users["operator"].Actor, _proposed, null))).Reason);
+        Assert.Equal(Dashboard.App.Access.AccessDenial.NotFound, (await Assert.ThrowsAsync<LabAccessException>(() => changes.ApproveAsync(_users["outsider"].Actor, _proposed, null))).Reason);
+        Assert.Equal(Dashboard.App.Access.AccessDenial.NotFound, (await Assert.ThrowsAsync<LabAccessException>(() => changes.GetAsync(_users["outsider"].Actor, _proposed))).Reason);
+        Assert.Equal(Dashboard.App.Access.AccessDenial.Forbidden, (await Assert.ThrowsAsync<LabAccessException>(() => runs.StartAsync(_users["viewer"].Actor, _experiment, "isolated"))).Reason);
+        Assert.Equal(Dashboard.App.Access.AccessDenial.Forbidden, (await Assert.ThrowsAsync<LabAccessException>(() => access.SetMemberAsync(_users["approver"].Actor, 1, "vera", LabRole.Admin))).Reason);
+        Assert.Equal(Dashboard.App.Access.AccessDenial.Forbidden, (await Assert.ThrowsAsync<LabAccessException>(() => access.RequireHostOperatorAsync(_users["viewer"].Actor, "isolation.verify"))).Reason);
         Assert.Equal(LabRole.Viewer, await access.RoleAsync(_users["viewer"].Actor, 1));
     }
 
@@ -271,7 +270,7 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         var refused = await Assert.ThrowsAsync<LabAccessException>(() => changes.ApproveAsync(_users["approver"].Actor, own.Id, null));
         Assert.Equal(403, refused.Status);
         Assert.Contains("different member", refused.Message, StringComparison.Ordinal);
-        Assert.Equal(404, (await Assert.ThrowsAsync<LabAccessException>(() => changes.ApproveAsync(_users["outsider"].Actor, own.Id, null))).Status);
+        Assert.Equal(Dashboard.App.Access.AccessDenial.NotFound, (await Assert.ThrowsAsync<LabAccessException>(() => changes.ApproveAsync(_users["outsider"].Actor, own.Id, null))).Reason);
         Assert.Equal(ChangeState.Proposed, (await changes.GetAsync(_users["viewer"].Actor, own.Id)).State);
 
         using var admin = _factory.CreateClient();

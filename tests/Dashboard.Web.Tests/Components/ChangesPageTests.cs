@@ -2,10 +2,10 @@ using System.Security.Claims;
 using Bunit;
 using Dashboard.Core.Changes;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Audit;
-using Dashboard.Web.Changes;
+using Dashboard.App.Audit;
+using Dashboard.App.Changes;
 using Dashboard.Web.Components.Pages.Changes;
-using Dashboard.Web.Labs;
+using Dashboard.App.Labs;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Dashboard.Web.Tests.Components;
@@ -59,7 +59,7 @@ public sealed class ChangesPageTests : DashboardTestContext
         Assert.Empty(page.FindAll("[data-testid='propose-panel']"));
         page.WaitForAssertion(() => Assert.Contains("Approver role", page.Find("[data-testid='cannot-decide']").TextContent, StringComparison.Ordinal), TimeSpan.FromSeconds(20));
         Assert.Empty(page.FindAll("[data-testid='approve']"));
-        Assert.Equal(403, (await Assert.ThrowsAsync<Dashboard.Web.Identity.LabAccessException>(() => changes.ApproveAsync(vera.Actor, proposed.Id, null))).Status);
+        Assert.Equal(Dashboard.App.Access.AccessDenial.Forbidden, (await Assert.ThrowsAsync<Dashboard.App.Access.LabAccessException>(() => changes.ApproveAsync(vera.Actor, proposed.Id, null))).Reason);
     }
 
     [SkippableFact]

@@ -1,6 +1,6 @@
 using Bunit;
 using Dashboard.Host;
-using Dashboard.Web.Live;
+using Dashboard.App.Live;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using MudBlazor.Services;
@@ -22,7 +22,7 @@ public abstract class DashboardTestContext : BunitContext, IAsyncLifetime
             o.SnackbarConfiguration.HideTransitionDuration = 0;
             o.PopoverOptions.CheckForPopoverProvider = false;
         });
-        Feed = new LiveFeed(Options.Create(new HostOptions { Name = "test-host" }));
+        Feed = new LiveFeed(Options.Create(new DockerHostOptions { Name = "test-host" }));
         Services.AddSingleton(Feed);
     }
 

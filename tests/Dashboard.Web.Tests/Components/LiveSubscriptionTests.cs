@@ -13,8 +13,8 @@ using Dashboard.Web.Components.Pages.Networks;
 using Dashboard.Web.Components.Pages.Overview;
 using Dashboard.Web.Components.Pages.Topology;
 using Dashboard.Web.Components.Shared;
-using Dashboard.Web.Labs;
-using Dashboard.Web.Live;
+using Dashboard.App.Labs;
+using Dashboard.App.Live;
 using Microsoft.AspNetCore.Components;
 using Microsoft.Extensions.DependencyInjection;
 

@@ -1,4 +1,4 @@
-using Dashboard.Web.Live;
+using Dashboard.App.Live;
 using Microsoft.AspNetCore.Components;
 
 namespace Dashboard.Web.Components.Shared;

@@ -1,6 +1,6 @@
 using Dashboard.Core.Capture;
 using Dashboard.Core.Experiments;
-using Dashboard.Web.Experiments;
+using Dashboard.App.Runs;
 
 namespace Dashboard.Web.Components.Pages.Captures;
 

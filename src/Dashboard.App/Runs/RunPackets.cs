@@ -3,7 +3,7 @@ using Dashboard.Data;
 using Dashboard.Data.Entities;
 using Microsoft.EntityFrameworkCore;
 
-namespace Dashboard.Web.Experiments;
+namespace Dashboard.App.Runs;
 
 /// <summary>
 /// A run's stored packets: decoded from its pcaps (when the run records them, when an archive is imported, and for rows

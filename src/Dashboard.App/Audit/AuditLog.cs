@@ -3,10 +3,10 @@ using CsvHelper;
 using CsvHelper.Configuration;
 using Dashboard.Data;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Identity;
+using Dashboard.App.Access;
 using Microsoft.EntityFrameworkCore;
 
-namespace Dashboard.Web.Audit;
+namespace Dashboard.App.Audit;
 
 public sealed record AuditFilter(string? User = null, string? Action = null, int? Lab = null, string? Text = null, DateTimeOffset? From = null, DateTimeOffset? To = null, bool? Failed = null, int Page = 1, int PageSize = 50);
 

@@ -4,7 +4,7 @@ using Dashboard.Core.Firewall;
 using Dashboard.Host.Capture;
 using Dashboard.Host.Netfilter;
 
-namespace Dashboard.Web.Live;
+namespace Dashboard.App.Live;
 
 public partial class LiveFeed
 {
@@ -46,10 +46,10 @@ public partial class LiveFeed
     }
 
     /// <summary>A change request's new state.</summary>
-    public void ChangeUpdated(Dashboard.Web.Changes.ChangeDto change) => Publish(new ChangeRequestUpdatedEvent(Host, change));
+    public void ChangeUpdated(Dashboard.App.Changes.ChangeDto change) => Publish(new ChangeRequestUpdatedEvent(Host, change));
 
     /// <summary>The run service's progress report.</summary>
-    public void RunUpdated(Dashboard.Web.Experiments.RunProgress progress) => Publish(new RunUpdatedEvent(Host, progress));
+    public void RunUpdated(Dashboard.App.Runs.RunProgress progress) => Publish(new RunUpdatedEvent(Host, progress));
 
     private static void Prune<T>(ConcurrentDictionary<string, T> views, Func<T, bool> ended, Func<T, DateTimeOffset> started)
     {

@@ -3,7 +3,7 @@ using Dashboard.Core.Firewall;
 using Dashboard.Host.Capture;
 using Dashboard.Host.Netfilter;
 
-namespace Dashboard.Web.Live;
+namespace Dashboard.App.Live;
 
 /// <summary>
 /// Carries captures and traces from the host services to the live feed: one pump per capture session (batches every

@@ -3,10 +3,10 @@ using Dashboard.Core.Evaluation;
 using Dashboard.Core.Firewall;
 using Dashboard.Core.Topology;
 using Dashboard.Host.Docker;
-using Dashboard.Web.Live;
+using Dashboard.App.Live;
 using Microsoft.EntityFrameworkCore;
 
-namespace Dashboard.Web.Isolation;
+namespace Dashboard.App.Isolation;
 
 /// <summary>Whether the kernel agreed with a cell's prediction, from a real probe.</summary>
 public enum Agreement
@@ -35,7 +35,7 @@ public sealed record WhatIf(IsolationMatrix Before, IsolationMatrix After, IRead
 /// <summary>A verification is already running on this host.</summary>
 public sealed class VerifyBusyException() : Exception("a verification is already running on this host: wait for it to finish");
 
-public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector inspector, ContainerProbe probe, Microsoft.Extensions.Options.IOptions<Dashboard.Host.HostOptions> hostOptions,
+public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector inspector, ContainerProbe probe, Microsoft.Extensions.Options.IOptions<Dashboard.Host.DockerHostOptions> hostOptions,
     Microsoft.EntityFrameworkCore.IDbContextFactory<Dashboard.Data.DashboardDbContext> dbs)
 {
     /// <summary>Probes run at most this many at a time (each a bounded ping inside a container).</summary>
@@ -86,7 +86,7 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
     }
 
     /// <summary>Pings each cell from a container of the source to a container of the destination and compares with the prediction.</summary>
-    public async Task<Verification> VerifyAsync(Dashboard.Web.Identity.Actor actor, IsolationMatrix matrix, IProgress<(int Done, int Total)>? progress = null, CancellationToken ct = default)
+    public async Task<Verification> VerifyAsync(Dashboard.App.Access.Actor actor, IsolationMatrix matrix, IProgress<(int Done, int Total)>? progress = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(actor);
         ArgumentNullException.ThrowIfNull(matrix);

@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Components.Server.Circuits;
 
-namespace Dashboard.Web.Live;
+namespace Dashboard.Web.Components;
 
 /// <summary>Counts the interactive circuits this process holds (open and disconnected-but-retained), for <c>/api/diagnostics</c>.</summary>
 public sealed class CircuitCounter : CircuitHandler

@@ -5,15 +5,15 @@ using Dashboard.Data;
 using Dashboard.Data.Entities;
 using Dashboard.Host.Netfilter;
 using Dashboard.Host.Processes;
-using Dashboard.Web.Audit;
-using Dashboard.Web.Identity;
-using Dashboard.Web.Isolation;
-using Dashboard.Web.Labs;
-using Dashboard.Web.Live;
+using Dashboard.App.Audit;
+using Dashboard.App.Access;
+using Dashboard.App.Isolation;
+using Dashboard.App.Labs;
+using Dashboard.App.Live;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
-namespace Dashboard.Web.Changes;
+namespace Dashboard.App.Changes;
 
 /// <summary>A change request as the UI, the API and the hub show it.</summary>
 public sealed record ChangeDto(
@@ -76,11 +76,11 @@ public sealed class ChangeRequestService(
     IptablesRuleWriter writer,
     IsolationService isolation,
     LiveFeed feed,
-    IOptions<Dashboard.Host.HostOptions> hostOptions,
+    IOptions<Dashboard.Host.DockerHostOptions> hostOptions,
     ILogger<ChangeRequestService> logger) : BackgroundService
 {
     private readonly SemaphoreSlim _hostGate = new(1, 1);
-    private readonly Dashboard.Host.HostOptions _host = hostOptions.Value;
+    private readonly Dashboard.Host.DockerHostOptions _host = hostOptions.Value;
 
     /// <summary>Where interface names are checked (a folder per interface, as in /sys/class/net).</summary>
     public string InterfacesPath { get; set; } = "/sys/class/net";
@@ -204,7 +204,7 @@ public sealed class ChangeRequestService(
                     : someoneLeft ? "you proposed this change while the lab had other members: self-approval is only for a lab that has had one member since the change was proposed"
                     : "you proposed this change: self-approval is off in this lab (a lab Admin can allow it while the lab has one member)";
                 await audit.WriteAsync(actor, "change.approve-refused", $"change {c.Id}", "self-approval refused: " + why, c.LabId, succeeded: false, ct: ct).ConfigureAwait(false);
-                throw new LabAccessException(403, why);
+                throw new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, why);
             }
         }
 
@@ -503,7 +503,7 @@ public sealed class ChangeRequestService(
         var role = c is null ? null : await LabAccess.RoleAsync(db, actor, c.LabId, ct).ConfigureAwait(false);
         if (c is null || role is null)
         {
-            throw new LabAccessException(404, $"change {id} does not exist or is in a lab you are not a member of");
+            throw new LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"change {id} does not exist or is in a lab you are not a member of");
         }
 
         try

@@ -1,8 +1,8 @@
 using Dashboard.Data.Entities;
-using Dashboard.Web.Identity;
+using Dashboard.App.Labs;
 using Microsoft.AspNetCore.Components.Authorization;
 
-namespace Dashboard.Web.Labs;
+namespace Dashboard.Web.Components;
 
 /// <summary>
 /// One browser session's signed-in user and chosen lab (the lab picker in the app bar). Pages ask it who acts and in which

@@ -3,7 +3,7 @@ using Dashboard.Core.Firewall;
 using Dashboard.Host.Capture;
 using Dashboard.Host.Netfilter;
 
-namespace Dashboard.Web.Live;
+namespace Dashboard.App.Live;
 
 /// <summary>
 /// What viewers know of one capture: the most recent packets shown whole (bounded), the totals per flow over every

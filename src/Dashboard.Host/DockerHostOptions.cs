@@ -1,7 +1,7 @@
 namespace Dashboard.Host;
 
 /// <summary>Configuration section "Host": where the engine is and which programs read the firewall.</summary>
-public sealed class HostOptions
+public sealed class DockerHostOptions
 {
     public const string Section = "Host";
 

@@ -2,7 +2,7 @@ using Dashboard.Core.Firewall;
 using Dashboard.Core.Topology;
 using Dashboard.Host.Collector;
 
-namespace Dashboard.Web.Live;
+namespace Dashboard.App.Live;
 
 /// <summary>What the live feed tells its subscribers.</summary>
 public abstract record LiveEvent(string Host);
@@ -22,7 +22,7 @@ public sealed record PacketsCapturedEvent(string Host, CaptureView Capture, Dash
 public sealed record TraceUpdatedEvent(string Host, TraceView Trace, IReadOnlyList<Dashboard.Core.Firewall.TracedPacket> Packets) : LiveEvent(Host);
 
 /// <summary>An experiment run moved to another step, or ended.</summary>
-public sealed record RunUpdatedEvent(string Host, Dashboard.Web.Experiments.RunProgress Progress) : LiveEvent(Host);
+public sealed record RunUpdatedEvent(string Host, Dashboard.App.Runs.RunProgress Progress) : LiveEvent(Host);
 
 /// <summary>A change request was proposed or moved to another state (sent to its lab's members only).</summary>
-public sealed record ChangeRequestUpdatedEvent(string Host, Dashboard.Web.Changes.ChangeDto Change) : LiveEvent(Host);
+public sealed record ChangeRequestUpdatedEvent(string Host, Dashboard.App.Changes.ChangeDto Change) : LiveEvent(Host);

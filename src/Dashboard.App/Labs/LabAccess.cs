@@ -1,10 +1,10 @@
 using Dashboard.Data;
 using Dashboard.Data.Entities;
-using Dashboard.Web.Audit;
-using Dashboard.Web.Identity;
+using Dashboard.App.Audit;
+using Dashboard.App.Access;
 using Microsoft.EntityFrameworkCore;
 
-namespace Dashboard.Web.Labs;
+namespace Dashboard.App.Labs;
 
 public sealed record LabMembership(int LabId, string LabName, LabRole Role, bool AllowSelfApprovalWhenAlone, int MemberCount);
 
@@ -40,12 +40,12 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
     {
         if (role is null)
         {
-            throw new LabAccessException(404, $"lab {labId} does not exist or you are not a member");
+            throw new LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"lab {labId} does not exist or you are not a member");
         }
 
         if (role < minimum)
         {
-            throw new LabAccessException(403, $"this needs the {minimum} role in lab {labId}; you are {role}");
+            throw new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, $"this needs the {minimum} role in lab {labId}; you are {role}");
         }
 
         return role.Value;
@@ -62,7 +62,7 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
 
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
         var first = await db.LabMembers.Where(m => m.UserId == actor.UserId).OrderBy(m => m.LabId).Select(m => (int?)m.LabId).FirstOrDefaultAsync(ct).ConfigureAwait(false);
-        return first ?? throw new LabAccessException(403, "you are not a member of any lab; ask a lab admin to add you");
+        return first ?? throw new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, "you are not a member of any lab; ask a lab admin to add you");
     }
 
     /// <summary>
@@ -74,7 +74,7 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
         if (!await db.LabMembers.AnyAsync(m => m.UserId == actor.UserId && m.Role >= LabRole.Operator, ct).ConfigureAwait(false))
         {
-            var refused = new LabAccessException(403, "this changes the host: it needs the Operator role in at least one lab");
+            var refused = new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, "this changes the host: it needs the Operator role in at least one lab");
             await audit.WriteAsync(actor, action + "-refused", subject, refused.Message, succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
             throw refused;
         }
@@ -115,7 +115,7 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
     {
         if (!actor.IsAdministrator)
         {
-            throw new LabAccessException(403, "only a site administrator creates labs");
+            throw new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, "only a site administrator creates labs");
         }
 
         name = name?.Trim() ?? "";
@@ -196,7 +196,7 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
         if (allow && !actor.IsAdministrator)
         {
             // A lab Admin could otherwise remove the other members, allow it and approve their own host-wide rule.
-            var refused = new LabAccessException(403, "only a site administrator allows self-approval; a lab Admin may turn it off");
+            var refused = new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, "only a site administrator allows self-approval; a lab Admin may turn it off");
             await audit.WriteAsync(actor, "lab.settings-refused", $"lab {labId}", refused.Message, labId, succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
             throw refused;
         }

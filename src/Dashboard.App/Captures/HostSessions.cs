@@ -3,13 +3,13 @@ using Dashboard.Data;
 using Dashboard.Host;
 using Dashboard.Host.Capture;
 using Dashboard.Host.Netfilter;
-using Dashboard.Web.Audit;
-using Dashboard.Web.Identity;
-using Dashboard.Web.Labs;
+using Dashboard.App.Audit;
+using Dashboard.App.Access;
+using Dashboard.App.Labs;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
-namespace Dashboard.Web.Captures;
+namespace Dashboard.App.Captures;
 
 /// <summary>Configuration section "Capture": the limits a capture gets when its starter names none, and the most it may ask for.</summary>
 public sealed class CaptureLimitsOptions
@@ -43,7 +43,7 @@ public sealed class HostSessions(
     AuditLog audit,
     IDbContextFactory<DashboardDbContext> dbs,
     IOptions<CaptureLimitsOptions> limits,
-    IOptions<Dashboard.Host.HostOptions> hostOptions)
+    IOptions<Dashboard.Host.DockerHostOptions> hostOptions)
 {
     public Task<SessionViewer> ViewerAsync(Actor actor, CancellationToken ct = default) => SessionViewer.LoadAsync(dbs, actor, ct);
 
@@ -57,7 +57,7 @@ public sealed class HostSessions(
     public async Task<CaptureSession> CaptureAsync(Actor actor, string id, CancellationToken ct = default)
     {
         var viewer = await ViewerAsync(actor, ct);
-        return captures.Find(id) is { } s && viewer.CanSee(s.Request.OwnerOrSystem) ? s : throw new LabAccessException(404, $"no capture {Cut(id)} of yours");
+        return captures.Find(id) is { } s && viewer.CanSee(s.Request.OwnerOrSystem) ? s : throw new LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"no capture {Cut(id)} of yours");
     }
 
     public async Task<CaptureSession> StartCaptureAsync(Actor actor, CaptureStart start, CancellationToken ct = default)
@@ -111,7 +111,7 @@ public sealed class HostSessions(
     public async Task<TraceSession> TraceAsync(Actor actor, string id, CancellationToken ct = default)
     {
         var viewer = await ViewerAsync(actor, ct);
-        return traces.Find(id) is { } s && viewer.CanSee(s.Request.OwnerOrSystem) ? s : throw new LabAccessException(404, $"no trace {Cut(id)} of yours");
+        return traces.Find(id) is { } s && viewer.CanSee(s.Request.OwnerOrSystem) ? s : throw new LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"no trace {Cut(id)} of yours");
     }
 
     public async Task<TraceSession> StartTraceAsync(Actor actor, TraceStart start, CancellationToken ct = default)
@@ -156,13 +156,13 @@ public sealed class HostSessions(
         var viewer = await ViewerAsync(actor, ct);
         if (session is null || !viewer.CanSee(ownerOf(session)))
         {
-            throw new LabAccessException(404, $"no {kind} {Cut(id)} of yours");
+            throw new LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"no {kind} {Cut(id)} of yours");
         }
 
         var owner = ownerOf(session);
         if (!viewer.CanStop(owner))
         {
-            var refused = new LabAccessException(403, $"only its starter, an Admin of its run's lab or a site administrator stops this {kind}");
+            var refused = new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, $"only its starter, an Admin of its run's lab or a site administrator stops this {kind}");
             await audit.WriteAsync(actor, kind + ".stop-refused", id, $"{what(session)}: {refused.Message}", owner.LabId, succeeded: false, ct: CancellationToken.None);
             throw refused;
         }

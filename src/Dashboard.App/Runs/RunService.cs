@@ -10,11 +10,11 @@ using Dashboard.Data.Entities;
 using Dashboard.Host.Capture;
 using Dashboard.Host.Docker;
 using Dashboard.Host.Netfilter;
-using Dashboard.Web.Live;
+using Dashboard.App.Live;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
-namespace Dashboard.Web.Experiments;
+namespace Dashboard.App.Runs;
 
 /// <summary>Where a run is: its step, how far along (0-1), and whether it has ended.</summary>
 /// <summary>A run's progress; <see cref="LabId"/> decides who receives it live.</summary>
@@ -39,8 +39,8 @@ public sealed class RunService(
     TraceService traces,
     ContainerProbe probe,
     LiveFeed feed,
-    Dashboard.Web.Audit.AuditLog audit,
-    IOptions<Dashboard.Host.HostOptions> hostOptions,
+    Dashboard.App.Audit.AuditLog audit,
+    IOptions<Dashboard.Host.DockerHostOptions> hostOptions,
     IOptions<DataOptions> dataOptions,
     IConfiguration configuration,
     ILogger<RunService> logger) : BackgroundService
@@ -68,16 +68,16 @@ public sealed class RunService(
     public IReadOnlyList<Guid> Interrupted { get; private set; } = [];
 
     /// <summary>Queues a run for a signed-in user: needs the Operator role in the experiment's lab; audited.</summary>
-    public async Task<Guid> StartAsync(Dashboard.Web.Identity.Actor actor, Guid experimentId, string variant, bool keepResources = false, CancellationToken ct = default)
+    public async Task<Guid> StartAsync(Dashboard.App.Access.Actor actor, Guid experimentId, string variant, bool keepResources = false, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(actor);
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
         var labId = await db.Experiments.Where(e => e.Id == experimentId).Select(e => (int?)e.LabId).SingleOrDefaultAsync(ct)
-            ?? throw new Dashboard.Web.Identity.LabAccessException(404, $"experiment {experimentId} does not exist or is in a lab you are not a member of");
-        await scope.ServiceProvider.GetRequiredService<Dashboard.Web.Labs.LabAccess>().RequireAsync(actor, labId, Dashboard.Data.Entities.LabRole.Operator, ct);
+            ?? throw new Dashboard.App.Access.LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"experiment {experimentId} does not exist or is in a lab you are not a member of");
+        await scope.ServiceProvider.GetRequiredService<Dashboard.App.Labs.LabAccess>().RequireAsync(actor, labId, Dashboard.Data.Entities.LabRole.Operator, ct);
         var id = await StartAsync(experimentId, variant, actor.Name, keepResources, ct);
-        await scope.ServiceProvider.GetRequiredService<Dashboard.Web.Audit.AuditLog>().WriteAsync(actor, "run.started", $"run {id}", $"run of variant '{variant}' started", labId, ct: ct);
+        await scope.ServiceProvider.GetRequiredService<Dashboard.App.Audit.AuditLog>().WriteAsync(actor, "run.started", $"run {id}", $"run of variant '{variant}' started", labId, ct: ct);
         return id;
     }
 
@@ -477,7 +477,7 @@ public sealed class RunService(
     }
 
     /// <summary>A run acts for the user who started it.</summary>
-    private static Dashboard.Web.Identity.Actor RunActor(Run run) => new(null, run.Author, false);
+    private static Dashboard.App.Access.Actor RunActor(Run run) => new(null, run.Author, false);
 
     private static string? Resolve(string? end, Dictionary<string, ProvisionedNetwork> networks, Dictionary<string, ProvisionedContainer> containers) => end switch
     {

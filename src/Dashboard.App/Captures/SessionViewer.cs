@@ -1,10 +1,10 @@
 using Dashboard.Data;
 using Dashboard.Data.Entities;
 using Dashboard.Host;
-using Dashboard.Web.Identity;
+using Dashboard.App.Access;
 using Microsoft.EntityFrameworkCore;
 
-namespace Dashboard.Web.Captures;
+namespace Dashboard.App.Captures;
 
 /// <summary>
 /// What one user may do with captures and traces, from their lab roles as the database holds them now. A run's session

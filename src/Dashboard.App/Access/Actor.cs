@@ -1,6 +1,6 @@
 using System.Security.Claims;
 
-namespace Dashboard.Web.Identity;
+namespace Dashboard.App.Access;
 
 /// <summary>Who is acting: a signed-in user (cookie or API token), or the dashboard itself for expiry and reconciliation.</summary>
 public sealed record Actor(string? UserId, string Name, bool IsAdministrator, string? RemoteAddress = null)
@@ -17,17 +17,9 @@ public sealed record Actor(string? UserId, string Name, bool IsAdministrator, st
         var id = principal.FindFirstValue(ClaimTypes.NameIdentifier);
         if (principal.Identity?.IsAuthenticated != true || id is null)
         {
-            throw new LabAccessException(401, "sign in first");
+            throw new LabAccessException(AccessDenial.SignInRequired, "sign in first");
         }
 
         return new Actor(id, principal.Identity.Name ?? id, principal.HasClaim(AdministratorClaim, "true"), remoteAddress);
     }
-
-    public static Actor From(HttpContext http) => From(http.User, http.Connection.RemoteIpAddress?.ToString());
-}
-
-/// <summary>An action refused server-side: 401 not signed in, 403 role too low, 404 not a member (the lab's content is not disclosed).</summary>
-public sealed class LabAccessException(int status, string message) : Exception(message)
-{
-    public int Status { get; } = status;
 }

@@ -3,7 +3,7 @@ using Dashboard.Core.Topology;
 using Dashboard.Host.Collector;
 using Microsoft.Extensions.Options;
 
-namespace Dashboard.Web.Live;
+namespace Dashboard.App.Live;
 
 /// <summary>
 /// The in-process live feed: the collector's sink, the current state of the host (topology, ruleset with the latest
@@ -12,7 +12,7 @@ namespace Dashboard.Web.Live;
 /// match it, decided on the publisher's thread before anything is posted to a circuit. Subscribers are called on that
 /// thread: components marshal with InvokeAsync (<c>LiveComponentBase</c> does) and dispose their subscription.
 /// </summary>
-public partial class LiveFeed(IOptions<Dashboard.Host.HostOptions> hostOptions) : ICollectorSink
+public partial class LiveFeed(IOptions<Dashboard.Host.DockerHostOptions> hostOptions) : ICollectorSink
 {
     private readonly object _gate = new();
     private Subscription[] _subscribers = []; // copy-on-write: Publish reads it without the lock

@@ -6,7 +6,7 @@ using Dashboard.Data;
 using Dashboard.Data.Entities;
 using Microsoft.EntityFrameworkCore;
 
-namespace Dashboard.Web.Experiments;
+namespace Dashboard.App.Runs;
 
 /// <summary>An archive that is not imported, and why; nothing of it was kept.</summary>
 public sealed class ImportRejectedException(string message) : Exception(message);

@@ -1,4 +1,4 @@
-namespace Dashboard.Web.Live;
+namespace Dashboard.App.Live;
 
 /// <summary>
 /// What a live subscriber listens to. The feed matches every event against its subscribers' topics on the publisher's

@@ -7,7 +7,7 @@ using Dashboard.Data;
 using Dashboard.Data.Entities;
 using Microsoft.EntityFrameworkCore;
 
-namespace Dashboard.Web.Experiments;
+namespace Dashboard.App.Runs;
 
 public sealed record RunFilter(Guid? Experiment = null, string? Variant = null, RunStatus? Status = null, string? Author = null, DateTimeOffset? From = null, DateTimeOffset? To = null, int Page = 1, int PageSize = 25);
 

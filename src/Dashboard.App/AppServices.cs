@@ -1,0 +1,39 @@
+using Dashboard.App.Audit;
+using Dashboard.App.Captures;
+using Dashboard.App.Changes;
+using Dashboard.App.Isolation;
+using Dashboard.App.Labs;
+using Dashboard.App.Live;
+using Dashboard.App.Runs;
+using Dashboard.Data;
+using Dashboard.Host;
+using Dashboard.Host.Collector;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.App;
+
+/// <summary>Registers the application layer: every use case's service, the live feed and the hosted loops, in one place.</summary>
+public static class AppServices
+{
+    public static IServiceCollection AddDashboardApp(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddSingleton<AuditLog>();
+        services.AddSingleton<LabAccess>();
+
+        services.AddSingleton<LiveFeed>();
+        services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<LiveFeed>());
+        services.AddHostedService<CaptureRelay>();
+
+        // Captures keep their pcaps under the data folder (0700), not in /tmp.
+        services.AddOptions<DockerHostOptions>().PostConfigure<IOptions<DataOptions>>((h, d) => h.CaptureDirectory ??= Path.Combine(d.Value.ResolveDirectory(), "captures"));
+        services.AddOptions<CaptureLimitsOptions>().Bind(configuration.GetSection(CaptureLimitsOptions.Section));
+        services.AddSingleton<HostSessions>();
+
+        services.AddSingleton<IsolationService>();
+        services.AddSingleton<RunService>();
+        services.AddHostedService(sp => sp.GetRequiredService<RunService>());
+        services.AddSingleton<ChangeRequestService>();
+        services.AddHostedService(sp => sp.GetRequiredService<ChangeRequestService>());
+        return services;
+    }
+}
