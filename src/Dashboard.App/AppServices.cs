@@ -31,6 +31,8 @@ public static class AppServices
 
         services.AddSingleton<IsolationService>();
         services.AddSingleton<RunService>();
+        services.AddSingleton<RunHistory>();
+        services.AddSingleton<Dashboard.App.Experiments.ExperimentService>();
         services.AddHostedService(sp => sp.GetRequiredService<RunService>());
         services.AddSingleton<ChangeRequestService>();
         services.AddHostedService(sp => sp.GetRequiredService<ChangeRequestService>());

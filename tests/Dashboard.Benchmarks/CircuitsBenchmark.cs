@@ -87,9 +87,15 @@ internal static class CircuitsBenchmark
 
             foreach (var p in firewallPages)
             {
+                // Each change: the browser's clock, and the read time of the counters it shows (the page's data-read-at,
+                // updated in the same render batch): ping → screen, and the dashboard's own part, read → screen.
                 await p.Locator(cellSelector).First.EvaluateAsync(@"el => {
                     window.__changes = [];
-                    new MutationObserver(() => window.__changes.push(Date.now())).observe(el, { characterData: true, childList: true, subtree: true });
+                    window.__reads = [];
+                    new MutationObserver(() => {
+                        window.__changes.push(Date.now());
+                        window.__reads.push(Number(document.querySelector('[data-testid=firewall-source]')?.dataset.readAt ?? 0));
+                    }).observe(el, { characterData: true, childList: true, subtree: true });
                 }");
             }
 
@@ -116,10 +122,13 @@ internal static class CircuitsBenchmark
             await tcpdump.WaitForExitAsync();
 
             var latencies = new List<double>();
+            var delivery = new List<double>();
             var pagesSeeing = 0;
             foreach (var p in firewallPages)
             {
                 var changes = await p.EvaluateAsync<double[]>("() => window.__changes");
+                var reads = await p.EvaluateAsync<double[]>("() => window.__reads");
+                delivery.AddRange(changes.Zip(reads).Where(x => x.Second > 0).Select(x => x.First - x.Second));
                 pagesSeeing += changes.Length > 0 ? 1 : 0;
                 lock (sends)
                 {
@@ -135,6 +144,16 @@ internal static class CircuitsBenchmark
             }
 
             latencies.Sort();
+            delivery.Sort();
+            var collector = await http.GetFromJsonAsync<System.Text.Json.JsonElement>("api/collector");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"collector: {collector.GetProperty("achievedRateHz").GetDouble():0.00} reads/s (target {collector.GetProperty("targetRateHz").GetDouble():0}), last read {collector.GetProperty("lastReadMilliseconds").GetDouble():0} ms, duty cycle {collector.GetProperty("dutyCycle").GetDouble() * 100:0.0} %"));
+            if (delivery.Count > 0)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"read → screen (the dashboard's live path, from the collector's read to each page's DOM) over {delivery.Count} changes: p50 {LiveBenchmark.Pct(delivery, 0.5):0} ms, p95 {LiveBenchmark.Pct(delivery, 0.95):0} ms, max {delivery[^1]:0} ms"));
+            }
+
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"echo requests seen by tcpdump: {sends.Count} in {Stopwatch.GetElapsedTime(wall0).TotalSeconds:0} s; pages whose counter moved: {pagesSeeing}/{n}"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -6,6 +6,7 @@ using Dashboard.Data.Entities;
 using Dashboard.Host.Netfilter;
 using Dashboard.Host.Processes;
 using Dashboard.App.Audit;
+using Dashboard.App.Contracts;
 using Dashboard.App.Access;
 using Dashboard.App.Isolation;
 using Dashboard.App.Labs;
@@ -14,47 +15,6 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace Dashboard.App.Changes;
-
-/// <summary>A change request as the UI, the API and the hub show it.</summary>
-public sealed record ChangeDto(
-    int Id,
-    int LabId,
-    ChangeRule Rule,
-    string Description,
-    string Rationale,
-    int? TtlSeconds,
-    ChangeState State,
-    string ProposedBy,
-    DateTimeOffset CreatedAt,
-    DateTimeOffset UpdatedAt,
-    string? DecidedBy,
-    DateTimeOffset? DecidedAt,
-    string? DecisionNote,
-    bool SelfApproved,
-    string Tag,
-    string Command,
-    string? ApplyCommand,
-    DateTimeOffset? AppliedAt,
-    DateTimeOffset? ExpiresAt,
-    string? RevertCommand,
-    string? EndedBy,
-    DateTimeOffset? EndedAt,
-    string? Outcome);
-
-/// <summary>A proposal that does not hold up, field by field (nothing was saved).</summary>
-public sealed class ChangeValidationException(IReadOnlyDictionary<string, string> errors)
-    : Exception(string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}")))
-{
-    public IReadOnlyDictionary<string, string> Errors { get; } = errors;
-}
-
-/// <summary>The action does not fit the change's state (409), e.g. approving one that was already rejected.</summary>
-public sealed class ChangeStateException(string message) : Exception(message);
-
-/// <summary>What start-up reconciliation found and did.</summary>
-public sealed record ReconciliationReport(DateTimeOffset At, IReadOnlyList<string> Findings);
-
-public sealed record ChangeWhatIf(WhatIf Alone, WhatIf? WithOthers, IReadOnlyList<int> Others);
 
 /// <summary>
 /// Change requests from proposal to revert. Proposals are validated field by field and against the host (interfaces exist,

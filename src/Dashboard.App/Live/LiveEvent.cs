@@ -1,3 +1,4 @@
+using Dashboard.App.Contracts;
 using Dashboard.Core.Firewall;
 using Dashboard.Core.Topology;
 using Dashboard.Host.Collector;
@@ -22,7 +23,7 @@ public sealed record PacketsCapturedEvent(string Host, CaptureView Capture, Dash
 public sealed record TraceUpdatedEvent(string Host, TraceView Trace, IReadOnlyList<Dashboard.Core.Firewall.TracedPacket> Packets) : LiveEvent(Host);
 
 /// <summary>An experiment run moved to another step, or ended.</summary>
-public sealed record RunUpdatedEvent(string Host, Dashboard.App.Runs.RunProgress Progress) : LiveEvent(Host);
+public sealed record RunUpdatedEvent(string Host, RunProgress Progress) : LiveEvent(Host);
 
 /// <summary>A change request was proposed or moved to another state (sent to its lab's members only).</summary>
-public sealed record ChangeRequestUpdatedEvent(string Host, Dashboard.App.Changes.ChangeDto Change) : LiveEvent(Host);
+public sealed record ChangeRequestUpdatedEvent(string Host, ChangeDto Change) : LiveEvent(Host);

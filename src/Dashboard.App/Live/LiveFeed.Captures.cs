@@ -1,3 +1,4 @@
+using Dashboard.App.Contracts;
 using System.Collections.Concurrent;
 using Dashboard.Core.Capture;
 using Dashboard.Core.Firewall;
@@ -46,10 +47,10 @@ public partial class LiveFeed
     }
 
     /// <summary>A change request's new state.</summary>
-    public void ChangeUpdated(Dashboard.App.Changes.ChangeDto change) => Publish(new ChangeRequestUpdatedEvent(Host, change));
+    public void ChangeUpdated(ChangeDto change) => Publish(new ChangeRequestUpdatedEvent(Host, change));
 
     /// <summary>The run service's progress report.</summary>
-    public void RunUpdated(Dashboard.App.Runs.RunProgress progress) => Publish(new RunUpdatedEvent(Host, progress));
+    public void RunUpdated(RunProgress progress) => Publish(new RunUpdatedEvent(Host, progress));
 
     private static void Prune<T>(ConcurrentDictionary<string, T> views, Func<T, bool> ended, Func<T, DateTimeOffset> started)
     {

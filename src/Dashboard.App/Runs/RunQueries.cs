@@ -201,7 +201,7 @@ public static class RunQueries
     /// <summary>The run's own networks and containers (its "topology" artifact), by their names in the scenario.</summary>
     private static async Task<RunTopology?> TopologyAsync(DashboardDbContext db, Guid run, CancellationToken ct)
     {
-        var content = await db.RunArtifacts.AsNoTracking().Where(x => x.RunId == run && x.Kind == "topology").Select(x => x.Content).SingleOrDefaultAsync(ct);
+        var content = await db.RunArtifacts.AsNoTracking().Where(x => x.RunId == run && x.Kind == RunArtifactKind.Topology).Select(x => x.Content).SingleOrDefaultAsync(ct);
         if (content is null)
         {
             return null;

@@ -10,15 +10,12 @@ using Dashboard.Data.Entities;
 using Dashboard.Host.Capture;
 using Dashboard.Host.Docker;
 using Dashboard.Host.Netfilter;
+using Dashboard.App.Contracts;
 using Dashboard.App.Live;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace Dashboard.App.Runs;
-
-/// <summary>Where a run is: its step, how far along (0-1), and whether it has ended.</summary>
-/// <summary>A run's progress; <see cref="LabId"/> decides who receives it live.</summary>
-public sealed record RunProgress(Guid RunId, string Step, double Fraction, RunStatus Status, IReadOnlyList<string> Steps, int LabId = 0);
 
 /// <summary>
 /// Runs experiments one at a time: provision what the scenario needs (labelled networks and busybox containers),
@@ -108,7 +105,7 @@ public sealed class RunService(
             LastStep = "queued",
         };
         db.Runs.Add(run);
-        db.RunArtifacts.Add(new RunArtifact { RunId = run.Id, Kind = "scenario", Content = experiment.ScenarioJson });
+        db.RunArtifacts.Add(new RunArtifact { RunId = run.Id, Kind = RunArtifactKind.Scenario, Content = experiment.ScenarioJson });
         await db.SaveChangesAsync(ct);
         _cancels[run.Id] = new CancellationTokenSource();
         _labs[run.Id] = run.LabId;
@@ -243,7 +240,7 @@ public sealed class RunService(
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
         var run = await db.Runs.SingleAsync(r => r.Id == runId, CancellationToken.None);
-        var scenario = ScenarioDefinition.Parse((await db.RunArtifacts.SingleAsync(a => a.RunId == runId && a.Kind == "scenario", CancellationToken.None)).Content);
+        var scenario = ScenarioDefinition.Parse((await db.RunArtifacts.SingleAsync(a => a.RunId == runId && a.Kind == RunArtifactKind.Scenario, CancellationToken.None)).Content);
         var variant = scenario.Variants.Single(v => v.Name == run.Variant);
         var steps = new List<string>();
         var totalSteps = 9.0 + scenario.Probes.Count;
@@ -270,7 +267,7 @@ public sealed class RunService(
         try
         {
             await Step("checking the busybox image");
-            Save("image", await provisioner.EnsureImageAsync(ct));
+            Save(RunArtifactKind.Image, await provisioner.EnsureImageAsync(ct));
 
             await Step($"creating {scenario.Networks.Count} networks");
             foreach (var n in scenario.Networks)
@@ -292,8 +289,8 @@ public sealed class RunService(
             run.FirewallBackend = topology.Engine.FirewallBackend.ToString();
             before = await firewall.ReadAsync(topology.Engine.FirewallBackend, ct);
             run.Layout = DockerLayoutDetector.Detect(before.Ruleset).Kind.ToString();
-            Save("ruleset-before", before.RawText);
-            Save("topology", JsonSerializer.Serialize(new { networks = networks.Values, containers = containers.Values }, ScenarioDefinition.Json));
+            Save(RunArtifactKind.RulesetBefore, before.RawText);
+            Save(RunArtifactKind.Topology, JsonSerializer.Serialize(new { networks = networks.Values, containers = containers.Values }, ScenarioDefinition.Json));
             await db.SaveChangesAsync(CancellationToken.None);
 
             await Step(variant.Rules.Count == 0 ? "no rules to hold (baseline)" : $"inserting {variant.Rules.Count} rules tagged {tag}");
@@ -322,7 +319,7 @@ public sealed class RunService(
                 }
             }
 
-            Save("commands", string.Join('\n', commands));
+            Save(RunArtifactKind.Commands, string.Join('\n', commands));
 
             await Step("predicting the probes' outcome");
             var held = await firewall.ReadAsync(topology.Engine.FirewallBackend, ct);
@@ -349,7 +346,7 @@ public sealed class RunService(
                 return new MatrixEndpoint(n.Name, n.Name, net.Bridge, members.FirstOrDefault()?.Address ?? net.Gateway, members.FirstOrDefault()?.Name, members.Skip(1).FirstOrDefault()?.Address, members.Skip(1).FirstOrDefault()?.Name, members.Count == 0, net.Subnet);
             }).ToList();
             var matrix = IsolationMatrices.Build(held.Ruleset, endpoints, MatrixProbe.Ping, context);
-            Save("matrix", JsonSerializer.Serialize(matrix, ScenarioDefinition.Json));
+            Save(RunArtifactKind.Matrix, JsonSerializer.Serialize(matrix, ScenarioDefinition.Json));
 
             await Step($"capturing on {scenario.Captures.Count} bridges{(scenario.Trace ? ", tracing the first probe's flow" : "")}");
             foreach (var n in scenario.Captures)
@@ -365,7 +362,7 @@ public sealed class RunService(
                 var dstNet = networks[scenario.Containers.Single(c => c.Name == first.To).Network];
                 if (await traces.UnavailableReasonAsync(ct) is { } why)
                 {
-                    Save("traces", JsonSerializer.Serialize(new { unavailable = why }, ScenarioDefinition.Json));
+                    Save(RunArtifactKind.Traces, TraceArtifact.NotAvailable(why).ToJson());
                 }
                 else
                 {
@@ -415,12 +412,12 @@ public sealed class RunService(
             if (trace is not null)
             {
                 await traces.StopAsync(trace);
-                Save("traces", JsonSerializer.Serialize(new { trace.Request, trace.Tag, packets = trace.Packets }, ScenarioDefinition.Json));
+                Save(RunArtifactKind.Traces, TraceArtifact.Traced(trace.Request, trace.Tag, trace.Packets).ToJson());
                 trace = null;
             }
 
             var after = await firewall.ReadAsync(topology.Engine.FirewallBackend, ct);
-            Save("ruleset-after", after.RawText);
+            Save(RunArtifactKind.RulesetAfter, after.RawText);
             AddDeltas(db, runId, before.Ruleset, after.Ruleset);
             run.Status = RunStatus.Succeeded;
         }
@@ -468,7 +465,7 @@ public sealed class RunService(
                 run.Error ??= "cleanup failed: " + ex.Message;
             }
 
-            Save("cleanup", string.Join('\n', cleanup));
+            Save(RunArtifactKind.Cleanup, string.Join('\n', cleanup));
             run.EndedAt = DateTimeOffset.UtcNow;
             steps.Add(run.Status.ToString().ToLowerInvariant());
             await db.SaveChangesAsync(CancellationToken.None);

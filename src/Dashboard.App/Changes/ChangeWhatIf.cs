@@ -1,0 +1,5 @@
+using Dashboard.App.Isolation;
+
+namespace Dashboard.App.Changes;
+
+public sealed record ChangeWhatIf(WhatIf Alone, WhatIf? WithOthers, IReadOnlyList<int> Others);

@@ -1,0 +1,30 @@
+using Dashboard.Core.Changes;
+using Dashboard.Data.Entities;
+
+namespace Dashboard.App.Contracts;
+
+/// <summary>A change request as the UI, the API and the hub show it.</summary>
+public sealed record ChangeDto(
+    int Id,
+    int LabId,
+    ChangeRule Rule,
+    string Description,
+    string Rationale,
+    int? TtlSeconds,
+    ChangeState State,
+    string ProposedBy,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt,
+    string? DecidedBy,
+    DateTimeOffset? DecidedAt,
+    string? DecisionNote,
+    bool SelfApproved,
+    string Tag,
+    string Command,
+    string? ApplyCommand,
+    DateTimeOffset? AppliedAt,
+    DateTimeOffset? ExpiresAt,
+    string? RevertCommand,
+    string? EndedBy,
+    DateTimeOffset? EndedAt,
+    string? Outcome);

@@ -1,0 +1,15 @@
+using System.Text.Json;
+using Dashboard.Data.Entities;
+
+namespace Dashboard.Web.Api;
+
+public sealed record ExperimentDto(Guid Id, string Name, string? Description, bool BuiltIn, string CreatedBy, DateTimeOffset CreatedAt, string? Origin, JsonElement Scenario)
+{
+    public static ExperimentDto From(Experiment e) => new(e.Id, e.Name, e.Description, e.BuiltIn, e.CreatedBy, e.CreatedAt, e.Origin, JsonSerializer.Deserialize<JsonElement>(e.ScenarioJson));
+}
+
+public sealed record CreateExperimentRequest(string? Name, string? Description, JsonElement Scenario, int? Lab = null);
+
+public sealed record StartRunRequest(Guid ExperimentId, string? Variant, bool? Keep);
+
+public sealed record StartRunResponse(Guid Id);
