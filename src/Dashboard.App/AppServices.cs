@@ -34,8 +34,11 @@ public static class AppServices
         services.AddSingleton<RunHistory>();
         services.AddSingleton<Dashboard.App.Experiments.ExperimentService>();
         services.AddHostedService(sp => sp.GetRequiredService<RunService>());
+        services.AddOptions<ChangeOptions>().Bind(configuration.GetSection(ChangeOptions.Section));
+        services.AddSingleton<ChangeHostApplier>();
         services.AddSingleton<ChangeRequestService>();
-        services.AddHostedService(sp => sp.GetRequiredService<ChangeRequestService>());
+        services.AddSingleton<ChangeReconciler>();
+        services.AddHostedService(sp => sp.GetRequiredService<ChangeReconciler>());
         return services;
     }
 }

@@ -45,8 +45,8 @@ public static class ChangeApi
             TypedResults.Ok(await changes.RejectAsync(Actor.From(http), id, body?.Note, ct)));
         g.MapPost("/{id:int}/revert", async (int id, HttpContext http, ChangeRequestService changes, CancellationToken ct) =>
             TypedResults.Ok(await changes.RevertAsync(Actor.From(http), id, ct)));
-        g.MapGet("/reconciliation", (ChangeRequestService changes) =>
-            changes.LastReconciliation is { } r ? Results.Ok(r) : Results.NoContent());
+        g.MapGet("/reconciliation", (ChangeReconciler reconciler) =>
+            reconciler.LastReconciliation is { } r ? Results.Ok(r) : Results.NoContent());
         return app;
     }
 

@@ -193,13 +193,14 @@ public sealed class ChangeHostTests
 
             using var second = new DashboardFactory(settings, dataDirectory: data);
             var service = second.Services.GetRequiredService<ChangeRequestService>();
+            var reconciler = second.Services.GetRequiredService<ChangeReconciler>();
             var waited = System.Diagnostics.Stopwatch.StartNew();
-            while (service.LastReconciliation is null && waited.Elapsed < TimeSpan.FromSeconds(30))
+            while (reconciler.LastReconciliation is null && waited.Elapsed < TimeSpan.FromSeconds(30))
             {
                 await Task.Delay(200);
             }
 
-            var report = Assert.IsType<ReconciliationReport>(service.LastReconciliation);
+            var report = Assert.IsType<ReconciliationReport>(reconciler.LastReconciliation);
             var admin = await second.AdminAsync();
             var byId = (await service.ListAsync(admin, 1)).ToDictionary(c => c.Id);
             Assert.Equal(ChangeState.Applied, byId[kept].State);

@@ -22,6 +22,7 @@ public sealed class ChangesPageTests : DashboardTestContext
     public ChangesPageTests()
     {
         Services.AddSingleton(_app.Services.GetRequiredService<ChangeRequestService>());
+        Services.AddSingleton(_app.Services.GetRequiredService<ChangeReconciler>());
         Services.AddSingleton(_app.Services.GetRequiredService<LabAccess>());
         Services.AddSingleton(_app.Services.GetRequiredService<AuditLog>());
         Services.AddScoped<LabSession>();
