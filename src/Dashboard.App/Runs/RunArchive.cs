@@ -111,11 +111,47 @@ public static partial class RunArchive
         await w.WriteAsync(content.AsMemory(), ct);
     }
 
-    /// <summary>Validates the whole archive, then stores it in <paramref name="labId"/>; throws <see cref="ImportRejectedException"/> with the first problem, having stored nothing.</summary>
+    /// <summary>
+    /// Validates the whole archive, then stores it in <paramref name="labId"/>; throws <see cref="ImportRejectedException"/>
+    /// with the first problem, having stored nothing. The steps: a bounded read of the upload, the entries' checks, the
+    /// manifest, each run read and checked, then one transaction.
+    /// </summary>
     public static async Task<ImportResult> ImportAsync(DashboardDbContext db, string dataDirectory, int labId, Stream archive, string fileName, string importedBy, CancellationToken ct = default)
     {
-        // 1. Bounded copy: the upload itself.
-        using var buffer = new MemoryStream();
+        using var buffer = await ReadUploadAsync(archive, ct);
+        using var zip = OpenZip(buffer);
+        CheckEntries(zip);
+        var (manifest, scenario, experimentName) = await ReadManifestAsync(zip, ct);
+        var origin = Shorten($"{Path.GetFileName(fileName)}{(manifest.SourceHost is null ? "" : " from " + manifest.SourceHost)}", 280)!;
+        var batch = new ImportBatch(zip, labId, importedBy, origin, manifest.SchemaVersion, experimentName);
+        foreach (var r in manifest.Runs)
+        {
+            batch.Runs.Add(await ReadRunAsync(batch, r, scenario, ct));
+        }
+
+        return await StoreAsync(db, dataDirectory, batch, manifest, scenario, ct);
+    }
+
+    /// <summary>What one import gathers before it stores anything.</summary>
+    private sealed class ImportBatch(ZipArchive zip, int labId, string importedBy, string origin, int schemaVersion, string experimentName)
+    {
+        public ZipArchive Zip { get; } = zip;
+        public int LabId { get; } = labId;
+        public string ImportedBy { get; } = importedBy;
+        public string Origin { get; } = origin;
+        public int SchemaVersion { get; } = schemaVersion;
+        public string ExperimentName { get; } = experimentName;
+        public List<(string Entry, string Target)> StagedPcaps { get; } = [];
+        public List<ImportedRun> Runs { get; } = [];
+        public int TotalPackets { get; set; }
+    }
+
+    private sealed record ImportedRun(Run Run, List<RunArtifact> Artifacts, List<RunProbe> Probes, List<RunRuleDelta> Deltas, List<RunCapture> Captures, List<RunPacket> Packets);
+
+    /// <summary>1. Bounded copy: the upload itself.</summary>
+    private static async Task<MemoryStream> ReadUploadAsync(Stream archive, CancellationToken ct)
+    {
+        var buffer = new MemoryStream();
         var chunk = new byte[81920];
         int n;
         while ((n = await archive.ReadAsync(chunk, ct)) > 0)
@@ -129,280 +165,303 @@ public static partial class RunArchive
         }
 
         buffer.Position = 0;
-        ZipArchive zip;
+        return buffer;
+    }
+
+    private static ZipArchive OpenZip(MemoryStream buffer)
+    {
         try
         {
-            zip = new ZipArchive(buffer, ZipArchiveMode.Read, leaveOpen: true);
+            return new ZipArchive(buffer, ZipArchiveMode.Read, leaveOpen: true);
         }
         catch (InvalidDataException ex)
         {
             throw new ImportRejectedException($"not a zip archive: {ex.Message}");
         }
+    }
 
-        using (zip)
+    /// <summary>2. Entries: allowed names only, bounded count, size and compression ratio (zip bombs), no duplicates.</summary>
+    private static void CheckEntries(ZipArchive zip)
+    {
+        if (zip.Entries.Count > MaxEntries)
         {
-            // 2. Entries: allowed names only, bounded count, size and compression ratio (zip bombs), no duplicates.
-            if (zip.Entries.Count > MaxEntries)
+            throw new ImportRejectedException($"more than {MaxEntries} entries");
+        }
+
+        long unpacked = 0;
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in zip.Entries)
+        {
+            if (!AllowedEntry().IsMatch(e.FullName))
             {
-                throw new ImportRejectedException($"more than {MaxEntries} entries");
+                throw new ImportRejectedException($"unexpected entry '{Shorten(e.FullName)}' (only manifest.json and runs/<id>/... are allowed; no paths outside the archive)");
             }
 
-            long unpacked = 0;
-            var names = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var e in zip.Entries)
+            if (!names.Add(e.FullName))
             {
-                if (!AllowedEntry().IsMatch(e.FullName))
-                {
-                    throw new ImportRejectedException($"unexpected entry '{Shorten(e.FullName)}' (only manifest.json and runs/<id>/... are allowed; no paths outside the archive)");
-                }
-
-                if (!names.Add(e.FullName))
-                {
-                    throw new ImportRejectedException($"entry '{e.FullName}' appears twice");
-                }
-
-                unpacked += e.Length;
-                if (e.Length > MaxUnpackedBytes || unpacked > MaxUnpackedBytes)
-                {
-                    throw new ImportRejectedException($"the archive unpacks to more than {MaxUnpackedBytes / 1024 / 1024} MiB");
-                }
-
-                if (e.CompressedLength > 0 && e.Length / e.CompressedLength > MaxCompressionRatio)
-                {
-                    throw new ImportRejectedException($"entry '{e.FullName}' is compressed {e.Length / e.CompressedLength}:1, more than a real export ever is");
-                }
+                throw new ImportRejectedException($"entry '{e.FullName}' appears twice");
             }
 
-            // 3. The manifest: schema version, scenario, records.
-            var manifestEntry = zip.GetEntry("manifest.json") ?? throw new ImportRejectedException("manifest.json is missing");
-            Manifest manifest;
+            unpacked += e.Length;
+            if (e.Length > MaxUnpackedBytes || unpacked > MaxUnpackedBytes)
+            {
+                throw new ImportRejectedException($"the archive unpacks to more than {MaxUnpackedBytes / 1024 / 1024} MiB");
+            }
+
+            if (e.CompressedLength > 0 && e.Length / e.CompressedLength > MaxCompressionRatio)
+            {
+                throw new ImportRejectedException($"entry '{e.FullName}' is compressed {e.Length / e.CompressedLength}:1, more than a real export ever is");
+            }
+        }
+    }
+
+    /// <summary>3. The manifest: schema version, experiment name, scenario, records.</summary>
+    private static async Task<(Manifest Manifest, ScenarioDefinition Scenario, string ExperimentName)> ReadManifestAsync(ZipArchive zip, CancellationToken ct)
+    {
+        var manifestEntry = zip.GetEntry("manifest.json") ?? throw new ImportRejectedException("manifest.json is missing");
+        Manifest manifest;
+        try
+        {
+            manifest = JsonSerializer.Deserialize<Manifest>(await ReadBoundedAsync(manifestEntry, ct), Json) ?? throw new ImportRejectedException("manifest.json is empty");
+        }
+        catch (JsonException ex)
+        {
+            throw new ImportRejectedException($"manifest.json is not valid: {ex.Message}");
+        }
+
+        if (manifest.SchemaVersion is not (1 or SchemaVersion))
+        {
+            throw new ImportRejectedException($"schema version {manifest.SchemaVersion} is not supported (this dashboard reads 1 and {SchemaVersion})");
+        }
+
+        if (manifest.Experiment?.Name is not { Length: >= 1 and <= 100 } experimentName || manifest.Runs is null || manifest.Runs.Count > 1000)
+        {
+            throw new ImportRejectedException("the manifest needs an experiment name (1-100 characters) and at most 1,000 runs");
+        }
+
+        ScenarioDefinition scenario;
+        try
+        {
+            scenario = ScenarioDefinition.Parse(manifest.Experiment.Scenario.GetRawText());
+        }
+        catch (ScenarioException ex)
+        {
+            throw new ImportRejectedException($"the scenario is not valid: {ex.Message}");
+        }
+
+        return (manifest, scenario, experimentName);
+    }
+
+    /// <summary>One run of the manifest, read and checked: its record, artifacts, packets, captures, probes and deltas.</summary>
+    private static async Task<ImportedRun> ReadRunAsync(ImportBatch batch, RunRecord? r, ScenarioDefinition scenario, CancellationToken ct)
+    {
+        if (r is null || !scenario.Variants.Any(v => v.Name == r.Variant) || r.Author is not { Length: >= 1 and <= 100 } || (r.Probes?.Count ?? 0) > ScenarioDefinition.MaxProbes || (r.Artifacts?.Count ?? 0) > 20)
+        {
+            throw new ImportRejectedException($"run {r?.Id} does not fit its scenario (variant, author, probes)");
+        }
+
+        if ((r.Captures?.Count ?? 0) > ScenarioDefinition.MaxNetworks || (r.Deltas?.Count ?? 0) > MaxDeltasPerRun)
+        {
+            throw new ImportRejectedException($"run {r.Id}: at most {ScenarioDefinition.MaxNetworks} captures and {MaxDeltasPerRun:N0} counter deltas per run");
+        }
+
+        var id = Guid.NewGuid();
+        var folder = $"runs/{r.Id:N}/";
+        var run = new Run
+        {
+            Id = id,
+            LabId = batch.LabId,
+            ExperimentName = batch.ExperimentName,
+            Variant = r.Variant,
+            Status = r.Status == RunStatus.Running ? RunStatus.Interrupted : r.Status,
+            // The importer is the author here; who recorded it elsewhere is part of its origin, not a claim.
+            Author = Shorten(batch.ImportedBy, 100)!,
+            StartedAt = r.StartedAt,
+            EndedAt = r.EndedAt,
+            Host = Shorten(r.Host, 200),
+            EngineVersion = Shorten(r.EngineVersion, 100),
+            FirewallBackend = Shorten(r.FirewallBackend, 100),
+            Layout = Shorten(r.Layout, 100),
+            ProbesSent = r.ProbesSent,
+            ProbesReceived = r.ProbesReceived,
+            Outcome = Shorten(r.Outcome, 200),
+            Error = Shorten(r.Error, 3900),
+            LastStep = Shorten(r.LastStep, 200),
+            Origin = Shorten($"{r.Origin ?? batch.Origin} · recorded by {r.Author}", 300),
+        };
+        var artifacts = new List<RunArtifact>();
+        foreach (var kind in r.Artifacts ?? [])
+        {
+            var entry = batch.Zip.GetEntry($"{folder}artifacts/{kind}.txt") ?? throw new ImportRejectedException($"run {r.Id}: artifact '{Shorten(kind)}' is listed but missing");
+            artifacts.Add(new RunArtifact { RunId = id, Kind = kind, Content = await ReadBoundedAsync(entry, ct) });
+        }
+
+        var packets = await ReadPacketsAsync(batch, r, id, folder, ct);
+        var captures = await ReadCapturesAsync(batch, r, id, folder, packets, ct);
+        var probes = (r.Probes ?? []).Select(p => new RunProbe { RunId = id, Order = p.Order, Kind = Shorten(p.Kind, 10)!, From = Shorten(p.From, 40)!, To = Shorten(p.To, 40)!, Address = Shorten(p.Address, 60)!, Port = p.Port, Sent = p.Sent, Received = p.Received, Predicted = p.Predicted, PredictedRule = Shorten(p.PredictedRule, 1000), Output = Shorten(p.Output, 4000) ?? "" }).ToList();
+        var deltas = (r.Deltas ?? []).Select(d => new RunRuleDelta { RunId = id, Table = Shorten(d.Table, 40)!, Chain = Shorten(d.Chain, 100)!, Position = d.Position, Rule = Shorten(d.Rule, 4000)!, Owner = Shorten(d.Owner, 20)!, DeltaPackets = d.DeltaPackets, DeltaBytes = d.DeltaBytes, Change = Shorten(d.Change, 10) }).ToList();
+        return new ImportedRun(run, artifacts, probes, deltas, captures, packets);
+    }
+
+    /// <summary>A run's packets.json, streamed record by record and counted as it goes (refused at the first one over the cap).</summary>
+    private static async Task<List<RunPacket>> ReadPacketsAsync(ImportBatch batch, RunRecord r, Guid id, string folder, CancellationToken ct)
+    {
+        var packets = new List<RunPacket>();
+        if (batch.Zip.GetEntry($"{folder}packets.json") is { } pe)
+        {
+            // Streamed record by record and counted as it goes: a packets.json of millions of records is refused
+            // at the first one over the cap, never held whole in memory.
+            var cap = Math.Min(RunPackets.MaxStoredPerCapture * Math.Max(1, r.Captures?.Count ?? 0), MaxPacketsPerArchive - batch.TotalPackets);
+            var list = new List<PacketRecord>();
+            if (pe.Length > 64 * 1024 * 1024)
+            {
+                throw new ImportRejectedException($"run {r.Id}: packets.json is larger than 64 MiB");
+            }
+
             try
             {
-                manifest = JsonSerializer.Deserialize<Manifest>(await ReadBoundedAsync(manifestEntry, ct), Json) ?? throw new ImportRejectedException("manifest.json is empty");
+                // .NET inflates an entry to its declared length at most, checked just above.
+                await using var ps = pe.Open();
+                await foreach (var p in JsonSerializer.DeserializeAsyncEnumerable<PacketRecord>(ps, Json, ct))
+                {
+                    if (list.Count >= cap)
+                    {
+                        throw new ImportRejectedException($"run {r.Id}: packets.json holds more than {cap:N0} packets (at most {RunPackets.MaxStoredPerCapture:N0} per capture and {MaxPacketsPerArchive:N0} per archive)");
+                    }
+
+                    if (p is not null)
+                    {
+                        list.Add(p);
+                    }
+                }
             }
             catch (JsonException ex)
             {
-                throw new ImportRejectedException($"manifest.json is not valid: {ex.Message}");
+                throw new ImportRejectedException($"run {r.Id}: packets.json is not valid: {ex.Message}");
             }
 
-            if (manifest.SchemaVersion is not (1 or SchemaVersion))
+            batch.TotalPackets += list.Count;
+            packets.AddRange(list.Select(p => new RunPacket
             {
-                throw new ImportRejectedException($"schema version {manifest.SchemaVersion} is not supported (this dashboard reads 1 and {SchemaVersion})");
-            }
+                RunId = id, Interface = Shorten(p.Interface, 20) ?? "", Timestamp = p.Timestamp, Length = p.Length, Protocol = Shorten(p.Protocol, 20) ?? "",
+                Source = Shorten(p.Source, 60), Destination = Shorten(p.Destination, 60), Summary = Shorten(p.Summary, 500) ?? "",
+                Decoded = batch.SchemaVersion >= 2 && p.EtherType is not null, EtherType = p.EtherType ?? -1, IpProtocol = p.IpProtocol, SourcePort = p.SourcePort,
+                DestinationPort = p.DestinationPort, IcmpType = p.IcmpType, IcmpCode = p.IcmpCode, IcmpId = p.IcmpId, IcmpSequence = p.IcmpSequence, TcpFlags = p.TcpFlags,
+            }));
+        }
 
-            if (manifest.Experiment?.Name is not { Length: >= 1 and <= 100 } experimentName || manifest.Runs is null || manifest.Runs.Count > 1000)
-            {
-                throw new ImportRejectedException("the manifest needs an experiment name (1-100 characters) and at most 1,000 runs");
-            }
+        return packets;
+    }
 
-            ScenarioDefinition scenario;
-            try
+    /// <summary>A run's captures: pcaps checked and staged, their packets decoded from the pcap (authoritative over packets.json).</summary>
+    private static async Task<List<RunCapture>> ReadCapturesAsync(ImportBatch batch, RunRecord r, Guid id, string folder, List<RunPacket> packets, CancellationToken ct)
+    {
+        var captures = new List<RunCapture>();
+        foreach (var c in r.Captures ?? [])
+        {
+            string? target = null;
+            if (c.Pcap is not null)
             {
-                scenario = ScenarioDefinition.Parse(manifest.Experiment.Scenario.GetRawText());
-            }
-            catch (ScenarioException ex)
-            {
-                throw new ImportRejectedException($"the scenario is not valid: {ex.Message}");
-            }
-
-            var origin = Shorten($"{Path.GetFileName(fileName)}{(manifest.SourceHost is null ? "" : " from " + manifest.SourceHost)}", 280);
-            var stagedPcaps = new List<(string Entry, string Target)>();
-            var runs = new List<(Run Run, List<RunArtifact> Artifacts, List<RunProbe> Probes, List<RunRuleDelta> Deltas, List<RunCapture> Captures, List<RunPacket> Packets)>();
-            var totalPackets = 0;
-            foreach (var r in manifest.Runs)
-            {
-                if (r is null || !scenario.Variants.Any(v => v.Name == r.Variant) || r.Author is not { Length: >= 1 and <= 100 } || (r.Probes?.Count ?? 0) > ScenarioDefinition.MaxProbes || (r.Artifacts?.Count ?? 0) > 20)
+                var entry = batch.Zip.GetEntry(c.Pcap) ?? throw new ImportRejectedException($"run {r.Id}: pcap '{Shorten(c.Pcap)}' is listed but missing");
+                if (!c.Pcap.StartsWith(folder, StringComparison.Ordinal))
                 {
-                    throw new ImportRejectedException($"run {r?.Id} does not fit its scenario (variant, author, probes)");
+                    throw new ImportRejectedException($"run {r.Id}: pcap '{Shorten(c.Pcap)}' belongs to another run");
                 }
 
-                if ((r.Captures?.Count ?? 0) > ScenarioDefinition.MaxNetworks || (r.Deltas?.Count ?? 0) > MaxDeltasPerRun)
+                await using (var s = entry.Open())
                 {
-                    throw new ImportRejectedException($"run {r.Id}: at most {ScenarioDefinition.MaxNetworks} captures and {MaxDeltasPerRun:N0} counter deltas per run");
-                }
-
-                var id = Guid.NewGuid();
-                var folder = $"runs/{r.Id:N}/";
-                var run = new Run
-                {
-                    Id = id,
-                    LabId = labId,
-                    ExperimentName = experimentName,
-                    Variant = r.Variant,
-                    Status = r.Status == RunStatus.Running ? RunStatus.Interrupted : r.Status,
-                    // The importer is the author here; who recorded it elsewhere is part of its origin, not a claim.
-                    Author = Shorten(importedBy, 100)!,
-                    StartedAt = r.StartedAt,
-                    EndedAt = r.EndedAt,
-                    Host = Shorten(r.Host, 200),
-                    EngineVersion = Shorten(r.EngineVersion, 100),
-                    FirewallBackend = Shorten(r.FirewallBackend, 100),
-                    Layout = Shorten(r.Layout, 100),
-                    ProbesSent = r.ProbesSent,
-                    ProbesReceived = r.ProbesReceived,
-                    Outcome = Shorten(r.Outcome, 200),
-                    Error = Shorten(r.Error, 3900),
-                    LastStep = Shorten(r.LastStep, 200),
-                    Origin = Shorten($"{r.Origin ?? origin} · recorded by {r.Author}", 300),
-                };
-                var artifacts = new List<RunArtifact>();
-                foreach (var kind in r.Artifacts ?? [])
-                {
-                    var entry = zip.GetEntry($"{folder}artifacts/{kind}.txt") ?? throw new ImportRejectedException($"run {r.Id}: artifact '{Shorten(kind)}' is listed but missing");
-                    artifacts.Add(new RunArtifact { RunId = id, Kind = kind, Content = await ReadBoundedAsync(entry, ct) });
-                }
-
-                var packets = new List<RunPacket>();
-                if (zip.GetEntry($"{folder}packets.json") is { } pe)
-                {
-                    // Streamed record by record and counted as it goes: a packets.json of millions of records is refused
-                    // at the first one over the cap, never held whole in memory.
-                    var cap = Math.Min(RunPackets.MaxStoredPerCapture * Math.Max(1, r.Captures?.Count ?? 0), MaxPacketsPerArchive - totalPackets);
-                    var list = new List<PacketRecord>();
-                    if (pe.Length > 64 * 1024 * 1024)
+                    var magic = new byte[4];
+                    if (await s.ReadAtLeastAsync(magic, 4, throwOnEndOfStream: false, ct) < 4 || !IsPcapMagic(magic))
                     {
-                        throw new ImportRejectedException($"run {r.Id}: packets.json is larger than 64 MiB");
+                        throw new ImportRejectedException($"run {r.Id}: '{Shorten(c.Pcap)}' is not a pcap file");
                     }
-
-                    try
-                    {
-                        // .NET inflates an entry to its declared length at most, checked just above.
-                        await using var ps = pe.Open();
-                        await foreach (var p in JsonSerializer.DeserializeAsyncEnumerable<PacketRecord>(ps, Json, ct))
-                        {
-                            if (list.Count >= cap)
-                            {
-                                throw new ImportRejectedException($"run {r.Id}: packets.json holds more than {cap:N0} packets (at most {RunPackets.MaxStoredPerCapture:N0} per capture and {MaxPacketsPerArchive:N0} per archive)");
-                            }
-
-                            if (p is not null)
-                            {
-                                list.Add(p);
-                            }
-                        }
-                    }
-                    catch (JsonException ex)
-                    {
-                        throw new ImportRejectedException($"run {r.Id}: packets.json is not valid: {ex.Message}");
-                    }
-
-                    totalPackets += list.Count;
-                    packets.AddRange(list.Select(p => new RunPacket
-                    {
-                        RunId = id, Interface = Shorten(p.Interface, 20) ?? "", Timestamp = p.Timestamp, Length = p.Length, Protocol = Shorten(p.Protocol, 20) ?? "",
-                        Source = Shorten(p.Source, 60), Destination = Shorten(p.Destination, 60), Summary = Shorten(p.Summary, 500) ?? "",
-                        Decoded = manifest.SchemaVersion >= 2 && p.EtherType is not null, EtherType = p.EtherType ?? -1, IpProtocol = p.IpProtocol, SourcePort = p.SourcePort,
-                        DestinationPort = p.DestinationPort, IcmpType = p.IcmpType, IcmpCode = p.IcmpCode, IcmpId = p.IcmpId, IcmpSequence = p.IcmpSequence, TcpFlags = p.TcpFlags,
-                    }));
                 }
 
-                var captures = new List<RunCapture>();
-                foreach (var c in r.Captures ?? [])
+                target = Path.Combine("runs", id.ToString("N"), Path.GetFileName(c.Pcap));
+                batch.StagedPcaps.Add((c.Pcap, target));
+
+                // The pcap is the record of what was seen: its packets are decoded here rather than taken from packets.json.
+                var iface = Shorten(c.Interface, 20) ?? "";
+                try
                 {
-                    string? target = null;
-                    if (c.Pcap is not null)
-                    {
-                        var entry = zip.GetEntry(c.Pcap) ?? throw new ImportRejectedException($"run {r.Id}: pcap '{Shorten(c.Pcap)}' is listed but missing");
-                        if (!c.Pcap.StartsWith(folder, StringComparison.Ordinal))
-                        {
-                            throw new ImportRejectedException($"run {r.Id}: pcap '{Shorten(c.Pcap)}' belongs to another run");
-                        }
-
-                        await using (var s = entry.Open())
-                        {
-                            var magic = new byte[4];
-                            if (await s.ReadAtLeastAsync(magic, 4, throwOnEndOfStream: false, ct) < 4 || !IsPcapMagic(magic))
-                            {
-                                throw new ImportRejectedException($"run {r.Id}: '{Shorten(c.Pcap)}' is not a pcap file");
-                            }
-                        }
-
-                        target = Path.Combine("runs", id.ToString("N"), Path.GetFileName(c.Pcap));
-                        stagedPcaps.Add((c.Pcap, target));
-
-                        // The pcap is the record of what was seen: its packets are decoded here rather than taken from packets.json.
-                        var iface = Shorten(c.Interface, 20) ?? "";
-                        try
-                        {
-                            await using var ps = entry.Open();
-                            var removed = packets.RemoveAll(p => p.Interface == iface);
-                            var (_, rows) = await RunPackets.DecodeAsync(ps, id, iface, Math.Min(RunPackets.MaxStoredPerCapture, MaxPacketsPerArchive - totalPackets + removed), ct);
-                            packets.AddRange(rows);
-                            totalPackets += rows.Count - removed;
-                        }
-                        catch (InvalidDataException ex)
-                        {
-                            throw new ImportRejectedException($"run {r.Id}: '{Shorten(c.Pcap)}' is not a readable pcap: {ex.Message}");
-                        }
-                    }
-
-                    captures.Add(new RunCapture { RunId = id, Interface = Shorten(c.Interface, 20)!, Network = Shorten(c.Network, 40)!, PcapFile = target, Packets = c.Packets, Stored = c.Stored, KernelDrops = c.KernelDrops });
+                    await using var ps = entry.Open();
+                    var removed = packets.RemoveAll(p => p.Interface == iface);
+                    var (_, rows) = await RunPackets.DecodeAsync(ps, id, iface, Math.Min(RunPackets.MaxStoredPerCapture, MaxPacketsPerArchive - batch.TotalPackets + removed), ct);
+                    packets.AddRange(rows);
+                    batch.TotalPackets += rows.Count - removed;
                 }
-
-                var probes = (r.Probes ?? []).Select(p => new RunProbe { RunId = id, Order = p.Order, Kind = Shorten(p.Kind, 10)!, From = Shorten(p.From, 40)!, To = Shorten(p.To, 40)!, Address = Shorten(p.Address, 60)!, Port = p.Port, Sent = p.Sent, Received = p.Received, Predicted = p.Predicted, PredictedRule = Shorten(p.PredictedRule, 1000), Output = Shorten(p.Output, 4000) ?? "" }).ToList();
-                var deltas = (r.Deltas ?? []).Select(d => new RunRuleDelta { RunId = id, Table = Shorten(d.Table, 40)!, Chain = Shorten(d.Chain, 100)!, Position = d.Position, Rule = Shorten(d.Rule, 4000)!, Owner = Shorten(d.Owner, 20)!, DeltaPackets = d.DeltaPackets, DeltaBytes = d.DeltaBytes, Change = Shorten(d.Change, 10) }).ToList();
-                runs.Add((run, artifacts, probes, deltas, captures, packets));
+                catch (InvalidDataException ex)
+                {
+                    throw new ImportRejectedException($"run {r.Id}: '{Shorten(c.Pcap)}' is not a readable pcap: {ex.Message}");
+                }
             }
 
-            // 4. Store: one transaction; pcaps written to a staging folder and moved in only after the commit.
-            var staging = Directory.CreateDirectory(Path.Combine(dataDirectory, "import-staging", Guid.NewGuid().ToString("N"))).FullName;
-            try
+            captures.Add(new RunCapture { RunId = id, Interface = Shorten(c.Interface, 20)!, Network = Shorten(c.Network, 40)!, PcapFile = target, Packets = c.Packets, Stored = c.Stored, KernelDrops = c.KernelDrops });
+        }
+
+        return captures;
+    }
+
+    /// <summary>4. Store: one transaction; pcaps written to a staging folder and moved in only after the commit.</summary>
+    private static async Task<ImportResult> StoreAsync(DashboardDbContext db, string dataDirectory, ImportBatch batch, Manifest manifest, ScenarioDefinition scenario, CancellationToken ct)
+    {
+        var staging = Directory.CreateDirectory(Path.Combine(dataDirectory, "import-staging", Guid.NewGuid().ToString("N"))).FullName;
+        try
+        {
+            foreach (var (entry, target) in batch.StagedPcaps)
             {
-                foreach (var (entry, target) in stagedPcaps)
-                {
-                    var staged = Path.Combine(staging, target);
-                    Directory.CreateDirectory(Path.GetDirectoryName(staged)!);
-                    var e = zip.GetEntry(entry)!;
-                    await using var input = e.Open();
-                    await using var output = File.Create(staged);
-                    await CopyBoundedAsync(input, output, e.Length, entry, ct);
-                }
-
-                await using var tx = await db.Database.BeginTransactionAsync(ct);
-                var scenarioJson = scenario.ToJson();
-                var experiment = await db.Experiments.FirstOrDefaultAsync(e => e.LabId == labId && e.Name == experimentName, ct);
-                if (experiment is null || experiment.ScenarioJson != scenarioJson)
-                {
-                    var name = experiment is null ? experimentName : Shorten($"{experimentName} (imported {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss})", 100)!;
-                    experiment = new Experiment { Id = Guid.NewGuid(), LabId = labId, Name = name, Description = Shorten(manifest.Experiment.Description, 2000), ScenarioJson = scenarioJson, CreatedBy = "import", CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow, Origin = origin };
-                    db.Experiments.Add(experiment);
-                }
-
-                foreach (var (run, artifacts, probes, deltas, captures, packets) in runs)
-                {
-                    run.ExperimentId = experiment.Id;
-                    run.ExperimentName = experiment.Name;
-                    db.Runs.Add(run);
-                    db.RunArtifacts.AddRange(artifacts);
-                    db.RunProbes.AddRange(probes);
-                    db.RunRuleDeltas.AddRange(deltas);
-                    db.RunCaptures.AddRange(captures);
-                    db.RunPackets.AddRange(packets);
-                }
-
-                await db.SaveChangesAsync(ct);
-                await tx.CommitAsync(ct);
-                foreach (var (_, target) in stagedPcaps)
-                {
-                    var final = Path.Combine(dataDirectory, target);
-                    Directory.CreateDirectory(Path.GetDirectoryName(final)!);
-                    File.Move(Path.Combine(staging, target), final, overwrite: true);
-                }
-
-                return new ImportResult(experiment.Id, experiment.Name, [.. runs.Select(r => r.Run.Id)]);
+                var staged = Path.Combine(staging, target);
+                Directory.CreateDirectory(Path.GetDirectoryName(staged)!);
+                var e = batch.Zip.GetEntry(entry)!;
+                await using var input = e.Open();
+                await using var output = File.Create(staged);
+                await CopyBoundedAsync(input, output, e.Length, entry, ct);
             }
-            catch (DbUpdateException ex)
+
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
+            var scenarioJson = scenario.ToJson();
+            var experiment = await db.Experiments.FirstOrDefaultAsync(e => e.LabId == batch.LabId && e.Name == batch.ExperimentName, ct);
+            if (experiment is null || experiment.ScenarioJson != scenarioJson)
             {
-                throw new ImportRejectedException($"the archive's records do not fit this database: {ex.InnerException?.Message ?? ex.Message}");
+                var name = experiment is null ? batch.ExperimentName : Shorten($"{batch.ExperimentName} (imported {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss})", 100)!;
+                experiment = new Experiment { Id = Guid.NewGuid(), LabId = batch.LabId, Name = name, Description = Shorten(manifest.Experiment.Description, 2000), ScenarioJson = scenarioJson, CreatedBy = "import", CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow, Origin = batch.Origin };
+                db.Experiments.Add(experiment);
             }
-            catch (InvalidDataException ex)
+
+            foreach (var (run, artifacts, probes, deltas, captures, packets) in batch.Runs)
             {
-                throw new ImportRejectedException($"the archive is damaged: {ex.Message}");
+                run.ExperimentId = experiment.Id;
+                run.ExperimentName = experiment.Name;
+                db.Runs.Add(run);
+                db.RunArtifacts.AddRange(artifacts);
+                db.RunProbes.AddRange(probes);
+                db.RunRuleDeltas.AddRange(deltas);
+                db.RunCaptures.AddRange(captures);
+                db.RunPackets.AddRange(packets);
             }
-            finally
+
+            await db.SaveChangesAsync(ct);
+            await tx.CommitAsync(ct);
+            foreach (var (_, target) in batch.StagedPcaps)
             {
-                Directory.Delete(staging, recursive: true);
+                var final = Path.Combine(dataDirectory, target);
+                Directory.CreateDirectory(Path.GetDirectoryName(final)!);
+                File.Move(Path.Combine(staging, target), final, overwrite: true);
             }
+
+            return new ImportResult(experiment.Id, experiment.Name, [.. batch.Runs.Select(r => r.Run.Id)]);
+        }
+        catch (DbUpdateException ex)
+        {
+            throw new ImportRejectedException($"the archive's records do not fit this database: {ex.InnerException?.Message ?? ex.Message}");
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new ImportRejectedException($"the archive is damaged: {ex.Message}");
+        }
+        finally
+        {
+            Directory.Delete(staging, recursive: true);
         }
     }
 
