@@ -6,20 +6,6 @@ using Microsoft.AspNetCore.Identity;
 
 namespace Dashboard.Web.Api;
 
-public sealed record CreateTokenRequest(string? Name, DateTimeOffset? ExpiresAt);
-
-public sealed record CreateLabRequest(string? Name, string? Description);
-
-public sealed record SetMemberRequest(string? UserName, LabRole Role);
-
-public sealed record LabSettingsRequest(bool AllowSelfApprovalWhenAlone);
-
-public sealed record CreateUserRequest(string? UserName, string? Password, bool Administrator);
-
-public sealed record ResetPasswordRequest(string? Password);
-
-public sealed record MeResponse(string Id, string Name, bool IsAdministrator, IReadOnlyList<LabMembership> Labs);
-
 /// <summary>
 /// The caller (<c>/api/me</c>), their API tokens (<c>/api/tokens</c>), labs and members (<c>/api/labs</c>), accounts for
 /// site administrators (<c>/api/users</c>), the audit log (<c>/api/audit</c>, <c>/api/audit.csv</c>), and sign-out
@@ -133,9 +119,4 @@ public static class AccountApi
             return TypedResults.Problem(statusCode: 400, title: title, detail: ex.Message);
         }
     }
-}
-
-public sealed record AuditQuery(string? User, string? Action, int? Lab, string? Text, DateTimeOffset? From, DateTimeOffset? To, bool? Failed, int? Page, int? PageSize)
-{
-    public AuditFilter ToFilter() => new(User, Action, Lab, Text, From, To, Failed, Page ?? 1, PageSize ?? 50);
 }

@@ -1,14 +1,9 @@
-using Dashboard.Core.Changes;
 using Dashboard.Data.Entities;
 using Dashboard.App.Changes;
 using Dashboard.App.Labs;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Dashboard.Web.Api;
-
-public sealed record ProposeChangeRequest(int? Lab, ChangeRule? Rule, string? Rationale, int? TtlSeconds);
-
-public sealed record DecisionRequest(string? Note);
 
 /// <summary>
 /// Change requests: <c>GET /api/changes?lab=&amp;state=</c>, <c>POST /api/changes</c> (Operator), <c>GET /api/changes/{id}</c>,

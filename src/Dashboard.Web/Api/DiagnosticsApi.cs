@@ -2,9 +2,6 @@ using Dashboard.App.Live;
 
 namespace Dashboard.Web.Api;
 
-/// <summary>What this process holds for its viewers: circuits, live subscriptions and managed memory.</summary>
-public sealed record DiagnosticsResponse(int Circuits, int LiveSubscribers, long ManagedHeapBytes, long WorkingSetBytes, int Gen2Collections);
-
 /// <summary><c>GET /api/diagnostics</c> (site administrators): the figures the circuits benchmark and an operator watching for leaks read.</summary>
 public static class DiagnosticsApi
 {

@@ -1,4 +1,3 @@
-using Dashboard.Core.Firewall;
 using Dashboard.Host.Netfilter;
 using Dashboard.App.Captures;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -38,14 +37,4 @@ public static class TraceApi
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Trace not started", detail: ex.Message);
         }
     }
-}
-
-public sealed record TraceAvailability(bool Available, string? Reason);
-
-public sealed record StartTraceRequest(string? Source, string? Destination, string? Protocol, IReadOnlyList<string>? ReplyDestinations, double? TimeLimitSeconds);
-
-public sealed record TraceDto(string Id, string Source, string Destination, string Protocol, IReadOnlyList<string> ReplyDestinations, string Tag, DateTimeOffset StartedAt, DateTimeOffset? EndedAt, string? EndMessage, IReadOnlyList<RuleCommandResult> Commands, IReadOnlyList<TracedPacket>? Packets)
-{
-    public static TraceDto From(TraceSession s, bool includePackets) => new(
-        s.Id, s.Request.Source, s.Request.Destination, s.Request.Protocol, s.Request.ReplyDestinations ?? [], s.Tag, s.StartedAt, s.EndedAt, s.EndMessage, [.. s.Commands], includePackets ? s.Packets : null);
 }

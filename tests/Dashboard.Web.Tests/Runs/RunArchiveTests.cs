@@ -9,7 +9,7 @@ using Dashboard.App.Runs;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace Dashboard.Web.Tests.Api;
+namespace Dashboard.Web.Tests.Runs;
 
 /// <summary>Export then import gives an equal run; malformed and hostile archives are refused whole. A real SQLite file, schema by the migrations.</summary>
 public sealed class RunArchiveTests : IDisposable

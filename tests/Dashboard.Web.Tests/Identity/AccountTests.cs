@@ -6,7 +6,7 @@ using Dashboard.App.Audit;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace Dashboard.Web.Tests.Changes;
+namespace Dashboard.Web.Tests.Identity;
 
 /// <summary>Accounts and API tokens: first start, password policy, lockout, token lifecycle, audit CSV escaping. No host changes.</summary>
 public sealed class AccountTests : IDisposable

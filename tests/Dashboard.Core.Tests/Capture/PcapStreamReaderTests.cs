@@ -1,6 +1,6 @@
 using Dashboard.Core.Capture;
 
-namespace Dashboard.Core.Tests;
+namespace Dashboard.Core.Tests.Capture;
 
 public class PcapStreamReaderTests
 {

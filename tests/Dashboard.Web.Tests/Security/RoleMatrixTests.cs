@@ -11,7 +11,7 @@ using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace Dashboard.Web.Tests.Changes;
+namespace Dashboard.Web.Tests.Security;
 
 /// <summary>
 /// Every lab role (and a non-member, and nobody) against every lab action, through the API, the hub and the services the
