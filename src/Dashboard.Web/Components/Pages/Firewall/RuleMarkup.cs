@@ -22,6 +22,11 @@ internal static class RuleMarkup
     private const int SparklineWidth = 90;
     private const int SparklineHeight = 18;
     private const int MaxSparklines = 50_000;
+    private static readonly string SvgOpen = string.Create(CultureInfo.InvariantCulture,
+        $"<svg class=\"sparkline\" width=\"{SparklineWidth}\" height=\"{SparklineHeight}\" viewBox=\"0 0 {SparklineWidth} {SparklineHeight}\" role=\"img\" aria-label=\"packets in the last minute\">");
+    private static readonly string EmptySparkline = SvgOpen + "</svg>";
+    private static readonly string FlatSparkline = string.Create(CultureInfo.InvariantCulture,
+        $"{SvgOpen}<polyline points=\"0,{SparklineHeight - 1} {SparklineWidth},{SparklineHeight - 1}\" fill=\"none\" stroke=\"currentColor\" stroke-width=\"1.5\" /></svg>");
 
     /// <summary>The cells from target to owner (markup, HTML-encoded), cached for as long as the rule object lives.</summary>
     public static MarkupString ColumnsOf(FirewallRule rule) => Columns.GetValue(rule, r => new StrongBox<MarkupString>(new MarkupString(Render(r)))).Value;
@@ -104,22 +109,22 @@ internal static class RuleMarkup
             rates.Add((Math.Clamp(x, 0, SparklineWidth), (samples[i].Packets - samples[i - 1].Packets) / dt));
         }
 
-        var svg = new StringBuilder(256).Append(CultureInfo.InvariantCulture,
-            $"<svg class=\"sparkline\" width=\"{SparklineWidth}\" height=\"{SparklineHeight}\" viewBox=\"0 0 {SparklineWidth} {SparklineHeight}\" role=\"img\" aria-label=\"packets in the last minute\">");
-        if (rates.Count > 0)
+        var max = rates.Count == 0 ? 0 : rates.Max(r => r.Rate);
+        if (max <= 0)
         {
-            var max = rates.Max(r => r.Rate);
-            svg.Append("<polyline points=\"");
-            foreach (var (x, rate) in rates)
-            {
-                var y = max <= 0 ? SparklineHeight - 1 : SparklineHeight - 1 - (rate / max) * (SparklineHeight - 2);
-                svg.Append(CultureInfo.InvariantCulture, $"{x:0.#},{y:0.#} ");
-            }
-
-            svg.Length--;
-            svg.Append("\" fill=\"none\" stroke=\"currentColor\" stroke-width=\"1.5\" />");
+            // Nothing moved in the minute: the same flat line every second, so a page's DOM is left alone.
+            return rates.Count == 0 ? EmptySparkline : FlatSparkline;
         }
 
+        var svg = new StringBuilder(256).Append(SvgOpen).Append("<polyline points=\"");
+        foreach (var (x, rate) in rates)
+        {
+            var y = SparklineHeight - 1 - (rate / max) * (SparklineHeight - 2);
+            svg.Append(CultureInfo.InvariantCulture, $"{x:0.#},{y:0.#} ");
+        }
+
+        svg.Length--;
+        svg.Append("\" fill=\"none\" stroke=\"currentColor\" stroke-width=\"1.5\" />");
         return svg.Append("</svg>").ToString();
     }
 }

@@ -1,0 +1,47 @@
+using Dashboard.Core.Firewall;
+using Dashboard.Web.Components.Pages.Firewall;
+
+namespace Dashboard.Web.Tests.Components;
+
+/// <summary>The Firewall page's shared row markup: encoded, cached per rule, and unchanged while nothing moves.</summary>
+public sealed class RuleMarkupTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);
+
+    [Fact]
+    public void Columns_AreHtmlEncoded_AndSharedForTheSameRule()
+    {
+        var rs = IptablesSaveReader.Read("*filter\n:FORWARD ACCEPT [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -s 172.31.1.0/24 -m comment --comment \"<img src=x onerror=alert(1)>\" -j DROP\nCOMMIT\n");
+        var rule = rs.Rules.Single(r => r.Chain == "DOCKER-USER");
+
+        var markup = RuleMarkup.ColumnsOf(rule).Value;
+
+        Assert.DoesNotContain("<img", markup, StringComparison.Ordinal);
+        Assert.Contains("&lt;img", markup, StringComparison.Ordinal);
+        Assert.Contains("class=\"verdict-drop\"", markup, StringComparison.Ordinal);
+        Assert.Same(markup, RuleMarkup.ColumnsOf(rule).Value);
+        var jump = RuleMarkup.ColumnsOf(rs.Rules.Single(r => r.Chain == "FORWARD")).Value;
+        Assert.Contains("href=\"firewall#chain-filter-DOCKER-USER\"", jump, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Sparkline_OfACounterThatDidNotMove_IsTheSameMarkupEverySecond()
+    {
+        IReadOnlyList<CounterSample> flat = [new(T0, 5, 420), new(T0.AddSeconds(1), 5, 420), new(T0.AddSeconds(2), 5, 420)];
+
+        Assert.Equal(RuleMarkup.Svg(flat, T0.AddSeconds(3)), RuleMarkup.Svg(flat, T0.AddSeconds(30)));
+        Assert.Contains("polyline", RuleMarkup.Svg(flat, T0.AddSeconds(3)), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Sparkline_OfAMovingCounter_DrawsItsRatePeak()
+    {
+        IReadOnlyList<CounterSample> moving = [new(T0, 0, 0), new(T0.AddSeconds(1), 4, 336), new(T0.AddSeconds(2), 4, 336)];
+
+        var svg = RuleMarkup.Svg(moving, T0.AddSeconds(2));
+
+        // The peak (4 pkt/s at t0+1 s) is at the top (y = 1), the later flat interval at the bottom (y = 17).
+        Assert.Contains(",1 ", svg, StringComparison.Ordinal);
+        Assert.Contains(",17\"", svg, StringComparison.Ordinal);
+    }
+}
