@@ -131,8 +131,34 @@ public sealed class RunService(
         return false;
     }
 
-    /// <summary>Makes sure each lab has the built-in seed experiment.</summary>
+    private static readonly SemaphoreSlim BuiltInsGate = new(1, 1);
+
+    /// <summary>
+    /// Makes sure each lab has the built-in seed experiment. Callers race at start-up (the queue's recovery, a first
+    /// list of experiments): one at a time in this process, and a seed another process stored first is taken as done.
+    /// </summary>
     public static async Task EnsureBuiltInsAsync(DashboardDbContext db, CancellationToken ct = default)
+    {
+        await BuiltInsGate.WaitAsync(ct);
+        try
+        {
+            await AddMissingBuiltInsAsync(db, ct);
+        }
+        catch (DbUpdateException)
+        {
+            // Unique (lab, name): someone else stored it meanwhile. Forget ours; theirs is the same seed.
+            foreach (var entry in db.ChangeTracker.Entries<Experiment>().Where(e => e.State == EntityState.Added).ToList())
+            {
+                entry.State = EntityState.Detached;
+            }
+        }
+        finally
+        {
+            BuiltInsGate.Release();
+        }
+    }
+
+    private static async Task AddMissingBuiltInsAsync(DashboardDbContext db, CancellationToken ct)
     {
         foreach (var lab in await db.Labs.ToListAsync(ct))
         {
