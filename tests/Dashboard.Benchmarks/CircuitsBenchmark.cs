@@ -237,7 +237,8 @@ internal static class CircuitsBenchmark
 
     private static double Mib(long bytes) => bytes / 1024.0 / 1024.0;
 
-    private static Process StartTcpdump(string bridge, List<double> sends)
+    /// <summary>tcpdump's kernel timestamp (ms) of each echo request seen on <paramref name="bridge"/>, appended to <paramref name="sends"/> (lock it to read).</summary>
+    internal static Process StartTcpdump(string bridge, List<double> sends)
     {
         var tcpdump = new Process
         {

@@ -85,29 +85,8 @@ internal static partial class LiveBenchmark
             new MutationObserver(() => window.__changes.push(Date.now())).observe(el, { characterData: true, childList: true, subtree: true });
         }");
 
-        var tcpdump = new Process
-        {
-            StartInfo = new ProcessStartInfo("tcpdump") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false },
-        };
-        foreach (var a in new[] { "-tt", "-n", "-l", "-i", bridge2, "icmp and icmp[icmptype] == 8" })
-        {
-            tcpdump.StartInfo.ArgumentList.Add(a);
-        }
-
         var sends = new List<double>();
-        tcpdump.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is { } line && double.TryParse(line.Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var t))
-            {
-                lock (sends)
-                {
-                    sends.Add(t * 1000);
-                }
-            }
-        };
-        tcpdump.Start();
-        tcpdump.BeginOutputReadLine();
-        tcpdump.BeginErrorReadLine();
+        using var tcpdump = CircuitsBenchmark.StartTcpdump(bridge2, sends);
         await Task.Delay(1000);
 
         // Pings 2 s apart, so each one's counter change is seen on its own.

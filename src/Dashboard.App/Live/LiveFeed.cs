@@ -31,11 +31,6 @@ public partial class LiveFeed(IOptions<Dashboard.Host.DockerHostOptions> hostOpt
 
     public int SubscriberCount => Volatile.Read(ref _subscribers).Length;
 
-    /// <summary>Subscribers per topic kind (a subscription with several topics counts once under each), for diagnostics.</summary>
-    public IReadOnlyDictionary<string, int> SubscribersByTopic() => Volatile.Read(ref _subscribers)
-        .SelectMany(s => s.Topics.Select(t => t.GetType().Name.Replace("Topic", "", StringComparison.Ordinal)).Distinct())
-        .GroupBy(n => n).ToDictionary(g => g.Key, g => g.Count());
-
     /// <summary>Subscribes to events of the given topics; dispose the result to stop.</summary>
     public IDisposable Subscribe(IReadOnlyCollection<LiveTopic> topics, Action<LiveEvent> onEvent)
     {

@@ -44,33 +44,39 @@ public sealed class RunHistory(IDbContextFactory<DashboardDbContext> dbs, LabAcc
     public async Task<int> RequireRunAsync(Actor actor, Guid id, LabRole minimum, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        return await RequireRunAsync(db, actor, id, minimum, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The same check on the caller's context: one context per history call, not one for the check and one for the read.</summary>
+    private static async Task<int> RequireRunAsync(DashboardDbContext db, Actor actor, Guid id, LabRole minimum, CancellationToken ct)
+    {
         var labId = await RunQueries.LabOfAsync(db, id, ct).ConfigureAwait(false)
             ?? throw new LabAccessException(AccessDenial.NotFound, $"run {id} does not exist or is in a lab you are not a member of");
-        await access.RequireAsync(actor, labId, minimum, ct).ConfigureAwait(false);
+        LabAccess.Check(await LabAccess.RoleAsync(db, actor, labId, ct).ConfigureAwait(false), labId, minimum);
         return labId;
     }
 
     public async Task<RunDetail?> GetAsync(Actor actor, Guid id, CancellationToken ct = default)
     {
-        var labId = await RequireRunAsync(actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var labId = await RequireRunAsync(db, actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
         return await RunQueries.GetAsync(db, labId, id, ct).ConfigureAwait(false);
     }
 
     /// <summary>Everything the run page shows, or null when the caller may not see it (or it does not exist).</summary>
     public async Task<RunView?> ViewAsync(Actor actor, Guid id, CancellationToken ct = default)
     {
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
         int labId;
         try
         {
-            labId = await RequireRunAsync(actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
+            labId = await RequireRunAsync(db, actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
         }
         catch (LabAccessException)
         {
             return null;
         }
 
-        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
         if (await RunQueries.GetAsync(db, labId, id, ct).ConfigureAwait(false) is not { } detail)
         {
             return null;
@@ -86,8 +92,8 @@ public sealed class RunHistory(IDbContextFactory<DashboardDbContext> dbs, LabAcc
     /// <summary>Two runs side by side, or null when the caller may not see the first (the comparison reads both from its lab).</summary>
     public async Task<RunComparisonView?> CompareAsync(Actor actor, Guid a, Guid b, CancellationToken ct = default)
     {
-        var labId = await RequireRunAsync(actor, a, LabRole.Viewer, ct).ConfigureAwait(false);
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var labId = await RequireRunAsync(db, actor, a, LabRole.Viewer, ct).ConfigureAwait(false);
         if (await RunQueries.CompareAsync(db, labId, a, b, ct).ConfigureAwait(false) is not { } comparison)
         {
             return null;
@@ -104,16 +110,16 @@ public sealed class RunHistory(IDbContextFactory<DashboardDbContext> dbs, LabAcc
     /// <summary>One stored artifact's text (null: no such artifact).</summary>
     public async Task<string?> ArtifactAsync(Actor actor, Guid id, string kind, CancellationToken ct = default)
     {
-        await RequireRunAsync(actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        await RequireRunAsync(db, actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
         return await db.RunArtifacts.AsNoTracking().Where(x => x.RunId == id && x.Kind == kind).Select(x => x.Content).SingleOrDefaultAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>The path of one of the run's pcaps, when it is still on disk.</summary>
     public async Task<string?> PcapPathAsync(Actor actor, Guid id, long captureId, CancellationToken ct = default)
     {
-        await RequireRunAsync(actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        await RequireRunAsync(db, actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
         var c = await db.RunCaptures.AsNoTracking().SingleOrDefaultAsync(x => x.Id == captureId && x.RunId == id, ct).ConfigureAwait(false);
         var path = c?.PcapFile is { } f ? Path.Combine(DataDirectory, f) : null;
         return path is not null && File.Exists(path) ? path : null;
@@ -152,8 +158,8 @@ public sealed class RunHistory(IDbContextFactory<DashboardDbContext> dbs, LabAcc
     /// <summary>Writes one ended run as an archive; null when the caller may not see it or it is still running.</summary>
     public async Task<RunExport?> ExportRunAsync(Actor actor, Guid id, Stream output, CancellationToken ct = default)
     {
-        var labId = await RequireRunAsync(actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var labId = await RequireRunAsync(db, actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
         var r = await db.Runs.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id && x.LabId == labId && x.Status != RunStatus.Running, ct).ConfigureAwait(false);
         if (r is null)
         {
