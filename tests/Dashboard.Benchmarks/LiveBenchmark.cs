@@ -41,7 +41,18 @@ internal static partial class LiveBenchmark
             {
                 latencies.Sort();
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"matched {latencies.Count}/{pings}: p50 {Pct(latencies, 0.50):0} ms, p95 {Pct(latencies, 0.95):0} ms, min {latencies[0]:0} ms, max {latencies[^1]:0} ms (target p95 ≤ 500 ms: {(Pct(latencies, 0.95) <= 500 ? "MET" : "NOT MET")})"));
+                    $"matched {latencies.Count}/{pings}: p50 {Pct(latencies, 0.50):0} ms, p95 {Pct(latencies, 0.95):0} ms, min {latencies[0]:0} ms, max {latencies[^1]:0} ms (target p95 ≤ 150 ms: {(Pct(latencies, 0.95) <= 150 ? "MET" : "NOT MET")})"));
+            }
+
+            // The collector while the page watched: how fast it read and what share of the time it spent reading.
+            using (var http = AppProcess.Client(port))
+            {
+                using var status = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port}/api/collector"));
+                var s = status.RootElement;
+                var duty = s.GetProperty("dutyCycle").GetDouble();
+                var cap = s.GetProperty("maxDutyCycle").GetDouble();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"collector while watched ({s.GetProperty("counterWatchers").GetInt32()} watching): {s.GetProperty("achievedRateHz").GetDouble():0.0} reads/s (target {s.GetProperty("targetRateHz").GetDouble():0.#}, up to {s.GetProperty("watchedRateHz").GetDouble():0.#} watched), last read {s.GetProperty("lastReadMilliseconds").GetDouble():0.0} ms, duty cycle {duty:P1} over the last 10 s (cap {cap:P0}: {(duty <= cap * 1.05 ? "kept, within a twentieth" : "EXCEEDED")})"));
             }
 
             Console.WriteLine("\n== Steady state: 20 containers, 1,000 extra rules in a scratch chain, no browser open ==");
@@ -84,6 +95,26 @@ internal static partial class LiveBenchmark
             window.__changes = [];
             new MutationObserver(() => window.__changes.push(Date.now())).observe(el, { characterData: true, childList: true, subtree: true });
         }");
+
+        // Steady state, not start-up: the first reads of a new process are slow (JIT), and the collector paces itself by
+        // what reads cost; pings start once it has made 40 reads since start (or after 30 s).
+        using (var http = AppProcess.Client(port))
+        {
+            var warm = Stopwatch.StartNew();
+            long reads = 0;
+            while (warm.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                using var status = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port}/api/collector"));
+                if ((reads = status.RootElement.GetProperty("reads").GetInt64()) >= 40)
+                {
+                    break;
+                }
+
+                await Task.Delay(250);
+            }
+
+            Console.WriteLine($"collector warmed up: {reads} reads since start before the first ping");
+        }
 
         var sends = new List<double>();
         using var tcpdump = CircuitsBenchmark.StartTcpdump(bridge2, sends);

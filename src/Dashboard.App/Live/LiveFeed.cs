@@ -31,17 +31,50 @@ public partial class LiveFeed(IOptions<Dashboard.Host.DockerHostOptions> hostOpt
 
     public int SubscriberCount => Volatile.Read(ref _subscribers).Length;
 
-    /// <summary>Subscribes to events of the given topics; dispose the result to stop.</summary>
-    public IDisposable Subscribe(IReadOnlyCollection<LiveTopic> topics, Action<LiveEvent> onEvent)
+    private int _counterWatchers;
+
+    /// <summary>Subscriptions to counters (a relay's aside) plus hub clients watching (<see cref="WatchCounters"/>).</summary>
+    public int CounterWatchers => Volatile.Read(ref _counterWatchers);
+
+    /// <summary>
+    /// Subscribes to events of the given topics; dispose the result to stop. A <paramref name="relay"/> (the hub
+    /// forwarder) passes events on to others: it does not count as a watcher by itself, its clients count as they join.
+    /// </summary>
+    public IDisposable Subscribe(IReadOnlyCollection<LiveTopic> topics, Action<LiveEvent> onEvent, bool relay = false)
     {
         ArgumentOutOfRangeException.ThrowIfZero(topics.Count);
-        var s = new Subscription(this, [.. topics], onEvent);
+        var watches = !relay && topics.Any(t => t.WatchesCounters);
+        var s = new Subscription(this, [.. topics], onEvent, watches);
         lock (_gate)
         {
             _subscribers = [.. _subscribers, s];
+            if (watches)
+            {
+                Interlocked.Increment(ref _counterWatchers);
+            }
         }
 
         return s;
+    }
+
+    /// <summary>One outside client (a hub connection in this host's group) watching the counters until disposed.</summary>
+    public IDisposable WatchCounters()
+    {
+        Interlocked.Increment(ref _counterWatchers);
+        return new Watch(this);
+    }
+
+    private sealed class Watch(LiveFeed feed) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                Interlocked.Decrement(ref feed._counterWatchers);
+            }
+        }
     }
 
     /// <summary>The latest counters of a rule (the ruleset's own until a counter update arrives).</summary>
@@ -149,11 +182,17 @@ public partial class LiveFeed(IOptions<Dashboard.Host.DockerHostOptions> hostOpt
         lock (_gate)
         {
             _subscribers = [.. _subscribers.Where(x => !ReferenceEquals(x, s))];
+            if (s.WatchesCounters)
+            {
+                Interlocked.Decrement(ref _counterWatchers);
+            }
         }
     }
 
-    private sealed class Subscription(LiveFeed feed, LiveTopic[] topics, Action<LiveEvent> onEvent) : IDisposable
+    private sealed class Subscription(LiveFeed feed, LiveTopic[] topics, Action<LiveEvent> onEvent, bool watchesCounters) : IDisposable
     {
+        public bool WatchesCounters { get; } = watchesCounters;
+
         private int _disposed;
 
         public LiveTopic[] Topics { get; } = topics;

@@ -24,9 +24,18 @@ public static class IptablesSaveReader
     };
 
     /// <summary>Reads a whole dump. <paramref name="defaultFamily"/> applies until a header names ip6tables-save.</summary>
-    public static Ruleset Read(string text, TableFamily defaultFamily = TableFamily.Ipv4)
+    public static Ruleset Read(string text, TableFamily defaultFamily = TableFamily.Ipv4) => Read(text, defaultFamily, null);
+
+    /// <summary>
+    /// Reads a whole dump, reusing what <paramref name="cache"/> kept of an earlier read of the same host: a rule line whose
+    /// text (counters aside) is unchanged is not parsed again, only its counters are read. The result is the same as
+    /// without the cache; the cache ends holding exactly the rules of this dump.
+    /// </summary>
+    public static Ruleset Read(string text, TableFamily defaultFamily, IptablesParseCache? cache)
     {
         ArgumentNullException.ThrowIfNull(text);
+        cache ??= new IptablesParseCache();
+        cache.BeginRead();
         var tables = new List<FirewallTable>();
         string? generator = null;
         var family = defaultFamily;
@@ -73,7 +82,7 @@ public static class IptablesSaveReader
                         throw new RulesetFormatException(lineNo, $"bad table header '{line}'");
                     }
 
-                    current = new TableBuilder(tableName, family, lineNo);
+                    current = new TableBuilder(tableName, family, lineNo, cache.For(tableName, family), cache);
                     break;
                 case ':':
                     if (current is null)
@@ -90,7 +99,7 @@ public static class IptablesSaveReader
                         throw new RulesetFormatException(lineNo, "rule outside a table: expected '*table' first (is this `iptables -S` output? use `iptables-save -c`)");
                     }
 
-                    current.AddRule(line.ToString(), lineNo);
+                    current.AddRule(line, lineNo);
                     break;
                 default:
                     if (line.SequenceEqual("COMMIT"))
@@ -120,6 +129,7 @@ public static class IptablesSaveReader
             throw new RulesetFormatException(0, "no tables found: expected iptables-save output ('*filter' ... 'COMMIT')");
         }
 
+        cache.EndRead();
         return new Ruleset { Format = RulesetFormat.IptablesSave, Tables = tables, Generator = generator };
     }
 
@@ -287,15 +297,19 @@ public static class IptablesSaveReader
 
     private sealed class TableBuilder
     {
-        public TableBuilder(string name, TableFamily family, int startLine)
+        public TableBuilder(string name, TableFamily family, int startLine, IptablesParseCache.TableCache rules, IptablesParseCache cache)
         {
             Name = name;
             _family = family;
             StartLine = startLine;
+            _rules = rules;
+            _cache = cache;
             _byName = _byNameMap.GetAlternateLookup<ReadOnlySpan<char>>();
         }
 
         private readonly TableFamily _family;
+        private readonly IptablesParseCache.TableCache _rules;
+        private readonly IptablesParseCache _cache;
         private readonly List<ChainBuilder> _chains = [];
         private readonly Dictionary<string, ChainBuilder> _byNameMap = new(StringComparer.Ordinal);
         private readonly List<Token> _tokens = new(32);
@@ -336,11 +350,11 @@ public static class IptablesSaveReader
             _byName = _byNameMap.GetAlternateLookup<ReadOnlySpan<char>>();
         }
 
-        public void AddRule(string line, int lineNo)
+        public void AddRule(ReadOnlySpan<char> line, int lineNo)
         {
             ulong packets = 0, bytes = 0;
             var hasCounters = false;
-            var rest = line.AsSpan();
+            var rest = line;
             if (rest[0] == '[')
             {
                 var close = rest.IndexOf(']');
@@ -359,26 +373,30 @@ public static class IptablesSaveReader
             }
 
             // The rule as `iptables -S` prints it: what the UI shows and, counters aside, its identity within the chain.
-            var text = rest.Length == line.Length ? line : rest.ToString();
-            Tokenize(text, lineNo, _tokens);
-            if (_tokens.Count < 2)
+            // A text already parsed (by an earlier read of this host, or earlier in this dump) is not parsed again.
+            if (!_rules.Lookup.TryGetValue(rest, out var known))
             {
-                throw new RulesetFormatException(lineNo, "rule without a chain name");
+                known = Parse(rest.ToString(), lineNo);
+                _rules.Map.Add(known.Text, known);
+                _cache.Misses++;
+            }
+            else
+            {
+                _cache.Hits++;
             }
 
-            if (!_byName.TryGetValue(_tokens[1].Span, out var chain))
+            if (!_byNameMap.TryGetValue(known.Chain, out var chain))
             {
-                throw new RulesetFormatException(lineNo, $"rule for chain '{_tokens[1].Value()}', which table '{Name}' does not declare");
+                throw new RulesetFormatException(lineNo, $"rule for chain '{known.Chain}', which table '{Name}' does not declare");
             }
 
-            var parsed = ParseRuleTokens(_tokens, 2, lineNo, _scratch);
+            var occurrence = known.Occur(_cache.Generation);
+            var parsed = known.Parsed;
             if (parsed.Counters is { } c)
             {
                 (packets, bytes, hasCounters) = (c.Packets, c.Bytes, true);
             }
 
-            ref var count = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(chain.Seen, text, out _);
-            var occurrence = ++count;
             var target = parsed.Target;
             var isJump = target is not null && _byNameMap.ContainsKey(target) && !BuiltinTargets.Contains(target);
             chain.Rules.Add(new FirewallRule
@@ -396,10 +414,26 @@ public static class IptablesSaveReader
                 IsGoto = parsed.IsGoto,
                 TargetOptions = parsed.TargetOptions,
                 Comment = parsed.Comment,
-                Text = text,
-                Key = occurrence == 1 ? text : $"{text} #{occurrence}",
+                Text = known.Text,
+                Key = occurrence == 1 ? known.Text : $"{known.Text} #{occurrence}",
                 Line = lineNo,
             });
+        }
+
+        private IptablesParseCache.CachedRule Parse(string text, int lineNo)
+        {
+            Tokenize(text, lineNo, _tokens);
+            if (_tokens.Count < 2)
+            {
+                throw new RulesetFormatException(lineNo, "rule without a chain name");
+            }
+
+            if (!_byName.TryGetValue(_tokens[1].Span, out var chain))
+            {
+                throw new RulesetFormatException(lineNo, $"rule for chain '{_tokens[1].Value()}', which table '{Name}' does not declare");
+            }
+
+            return new IptablesParseCache.CachedRule(text, chain.Name, ParseRuleTokens(_tokens, 2, lineNo, _scratch));
         }
 
         public FirewallTable Build() => new()
@@ -425,9 +459,6 @@ public static class IptablesSaveReader
         public ulong PolicyPackets { get; } = packets;
         public ulong PolicyBytes { get; } = bytes;
         public List<FirewallRule> Rules { get; } = [];
-
-        /// <summary>How many times each rule text occurred so far: duplicates get "#2", "#3" in their key.</summary>
-        public Dictionary<string, int> Seen { get; } = new(StringComparer.Ordinal);
     }
 
     internal readonly record struct ParsedRule(

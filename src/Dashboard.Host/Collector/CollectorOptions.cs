@@ -11,6 +11,9 @@ public sealed class CollectorOptions
     /// <summary>Counter reads per second to aim for.</summary>
     public double TargetRateHz { get; set; } = 4;
 
+    /// <summary>While someone watches the counters, read up to this often, as far as the duty cycle cap allows.</summary>
+    public double WatchedRateHz { get; set; } = 20;
+
     /// <summary>At most this share of wall time is spent reading (process, parse, diff); a slow host is read less often.</summary>
     public double MaxDutyCycle { get; set; } = 0.05;
 

@@ -22,6 +22,14 @@ public sealed record CollectorStatus(
     DateTimeOffset? LastReadAt,
     DateTimeOffset UpdatedAt)
 {
+    /// <summary>How many watch the counters now; while any do, reads go up to <see cref="WatchedRateHz"/> within the duty cap.</summary>
+    public int CounterWatchers { get; init; }
+
+    public double WatchedRateHz { get; init; }
+
+    /// <summary>The most of wall time spent reading.</summary>
+    public double MaxDutyCycle { get; init; }
+
     public bool Degraded => !EngineAvailable || !FirewallAvailable || Layout?.Kind is DockerLayoutKind.Unknown;
 
     public static CollectorStatus Starting(string host, double targetHz) =>

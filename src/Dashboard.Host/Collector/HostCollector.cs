@@ -29,7 +29,11 @@ public sealed class HostCollector(
     private readonly string _host = hostOptions.Value.Name;
     private readonly object _gate = new();
     private readonly Queue<(long At, TimeSpan Took)> _reads = new(); // Stopwatch timestamps: rates must not jump with the wall clock
-    private CollectorStatus _status = CollectorStatus.Starting(hostOptions.Value.Name, options.Value.TargetRateHz);
+    private CollectorStatus _status = CollectorStatus.Starting(hostOptions.Value.Name, options.Value.TargetRateHz) with
+    {
+        WatchedRateHz = Math.Max(options.Value.TargetRateHz, options.Value.WatchedRateHz),
+        MaxDutyCycle = options.Value.MaxDutyCycle,
+    };
     private HostTopology? _topology;
     private HostTopology? _classifiedWith;
     private Ruleset? _previous;
@@ -178,6 +182,7 @@ public sealed class HostCollector(
     private async Task FirewallLoopAsync(CancellationToken ct)
     {
         var minPeriod = TimeSpan.FromSeconds(1 / Math.Max(0.1, _options.TargetRateHz));
+        var watchedPeriod = TimeSpan.FromSeconds(1 / Math.Max(Math.Max(0.1, _options.TargetRateHz), _options.WatchedRateHz));
         var pacing = new ReadPacing();
         while (!ct.IsCancellationRequested)
         {
@@ -200,11 +205,19 @@ public sealed class HostCollector(
             }
 
             // Duty cycle: reading stays under MaxDutyCycle, paced by what reads typically cost, not by one slow read.
+            // While someone watches, the floor is the watched rate's period; someone starting to watch during a longer
+            // wait cuts it short (checked every watched period), so a page opened is served at the faster rate at once.
             pacing.Add(took);
-            var wait = pacing.Period(minPeriod, _options.MaxDutyCycle) - took;
-            if (wait > TimeSpan.Zero)
+            while (!ct.IsCancellationRequested)
             {
-                await DelayAsync(wait, ct).ConfigureAwait(false);
+                var watched = sink.CounterWatchers > 0;
+                var wait = pacing.Period(watched ? watchedPeriod : minPeriod, _options.MaxDutyCycle) - Stopwatch.GetElapsedTime(started);
+                if (wait <= TimeSpan.Zero)
+                {
+                    break;
+                }
+
+                await DelayAsync(watched || wait < watchedPeriod ? wait : watchedPeriod, ct).ConfigureAwait(false);
             }
         }
     }
@@ -255,6 +268,7 @@ public sealed class HostCollector(
             LastReadMilliseconds = elapsed.TotalMilliseconds,
             DutyCycle = duty,
             Reads = s.Reads + 1,
+            CounterWatchers = sink.CounterWatchers,
             RuleCount = ruleset.RuleCount,
             LastReadAt = snapshot.ReadAt,
         });

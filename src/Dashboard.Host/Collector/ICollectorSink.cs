@@ -17,4 +17,8 @@ public interface ICollectorSink
     void CountersChanged(CountersUpdate update);
 
     void StatusChanged(CollectorStatus status);
+
+    /// <summary>How many watch this host's counters now (pages showing them, hub clients of the host's group): while any
+    /// do, the collector reads as often as its duty cap allows instead of at its target rate.</summary>
+    int CounterWatchers { get; }
 }

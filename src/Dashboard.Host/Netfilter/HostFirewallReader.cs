@@ -27,6 +27,8 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<DockerHos
     private readonly DockerHostOptions _options = options.Value;
     private bool _ipv6Empty;
     private long _ipv6CheckedAt; // Stopwatch timestamp (monotonic)
+    private readonly SharedCache _v4 = new();
+    private readonly SharedCache _v6 = new();
 
     /// <summary>While ip6tables-save prints nothing, it is asked again only this often (a process start per read is most of a read's cost).</summary>
     public static readonly TimeSpan EmptyIpv6Recheck = TimeSpan.FromSeconds(5);
@@ -43,7 +45,7 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<DockerHos
         }
 
         var v4 = await RunAsync(_options.IptablesSave, ["-c"], ct).ConfigureAwait(false);
-        var ruleset = Parse(() => IptablesSaveReader.Read(v4, TableFamily.Ipv4), "iptables-save -c");
+        var ruleset = Parse(() => _v4.Read(v4, TableFamily.Ipv4), "iptables-save -c");
         var commands = new List<string> { $"{_options.IptablesSave} -c" };
         if (_ipv6Empty && System.Diagnostics.Stopwatch.GetElapsedTime(_ipv6CheckedAt) < EmptyIpv6Recheck)
         {
@@ -59,7 +61,7 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<DockerHos
             _ipv6Empty = string.IsNullOrWhiteSpace(v6);
             if (!_ipv6Empty)
             {
-                var six = Parse(() => IptablesSaveReader.Read(v6, TableFamily.Ipv6), "ip6tables-save -c");
+                var six = Parse(() => _v6.Read(v6, TableFamily.Ipv6), "ip6tables-save -c");
                 ruleset = new Ruleset { Format = ruleset.Format, Generator = ruleset.Generator, Tables = [.. ruleset.Tables, .. six.Tables] };
                 raw6 = v6;
                 commands.Add($"{_options.Ip6tablesSave} -c");
@@ -106,6 +108,33 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<DockerHos
         catch (RulesetFormatException ex)
         {
             throw new FirewallUnavailableException($"{what} printed something this dashboard cannot read ({ex.Message})", ex);
+        }
+    }
+
+    /// <summary>
+    /// The parse cache of one family, for whichever read gets it first: the collector reads every quarter second, a run or
+    /// a fresh API read now and then; a read that finds it taken parses without it (same result, full cost).
+    /// </summary>
+    private sealed class SharedCache
+    {
+        private readonly IptablesParseCache _cache = new();
+        private int _taken;
+
+        public Ruleset Read(string text, TableFamily family)
+        {
+            if (Interlocked.Exchange(ref _taken, 1) != 0)
+            {
+                return IptablesSaveReader.Read(text, family);
+            }
+
+            try
+            {
+                return IptablesSaveReader.Read(text, family, _cache);
+            }
+            finally
+            {
+                Volatile.Write(ref _taken, 0);
+            }
         }
     }
 }

@@ -2,6 +2,7 @@ using Dashboard.Core.Changes;
 using Dashboard.Data.Entities;
 using Dashboard.App.Changes;
 using Dashboard.App.Labs;
+using Dashboard.App.Live;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
 
@@ -15,23 +16,50 @@ namespace Dashboard.Web.Hubs;
 /// as the UI and the API: a refused call fails with a <see cref="HubException"/> saying why.
 /// </summary>
 [Authorize]
-public sealed class LabHub(ChangeRequestService changes, LabAccess access) : Hub
+public sealed class LabHub(ChangeRequestService changes, LabAccess access, LiveFeed feed) : Hub
 {
+    private const string CounterWatch = "counter-watch";
+
     public static string GroupFor(string host) => "host:" + host;
 
     /// <summary>Starts receiving a host's updates. Without a call, a client is put in the local host's group on connect.</summary>
-    public Task JoinHost(string host) => KnownHost(host) is { } h
-        ? Groups.AddToGroupAsync(Context.ConnectionId, GroupFor(h))
-        : throw new HubException($"404: no host named '{(host?.Length > 40 ? host[..40] + "…" : host)}' (groups exist for known hosts only)");
-
-    /// <summary>The host a name means, when this dashboard has it (so a client cannot make up any number of groups).</summary>
-    private string? KnownHost(string? host)
+    public async Task JoinHost(string host)
     {
-        var local = Context.GetHttpContext()?.RequestServices.GetService<Dashboard.App.Live.LiveFeed>()?.Host;
-        return string.IsNullOrEmpty(host) ? local : host == local ? host : null;
+        var h = KnownHost(host) ?? throw new HubException($"404: no host named '{(host?.Length > 40 ? host[..40] + "…" : host)}' (groups exist for known hosts only)");
+        await Groups.AddToGroupAsync(Context.ConnectionId, GroupFor(h));
+        Watch(true);
     }
 
-    public Task LeaveHost(string host) => Groups.RemoveFromGroupAsync(Context.ConnectionId, GroupFor(host));
+    /// <summary>The host a name means, when this dashboard has it (so a client cannot make up any number of groups).</summary>
+    private string? KnownHost(string? host) => string.IsNullOrEmpty(host) ? feed.Host : host == feed.Host ? host : null;
+
+    public async Task LeaveHost(string host)
+    {
+        await Groups.RemoveFromGroupAsync(Context.ConnectionId, GroupFor(host));
+        if (host == feed.Host)
+        {
+            Watch(false);
+        }
+    }
+
+    /// <summary>A connection in the host's group watches its counters: the collector reads faster while any do.</summary>
+    private void Watch(bool on)
+    {
+        if (on && !Context.Items.ContainsKey(CounterWatch))
+        {
+            Context.Items[CounterWatch] = feed.WatchCounters();
+        }
+        else if (!on && Context.Items.Remove(CounterWatch, out var watch))
+        {
+            (watch as IDisposable)?.Dispose();
+        }
+    }
+
+    public override Task OnDisconnectedAsync(Exception? exception)
+    {
+        Watch(false);
+        return base.OnDisconnectedAsync(exception);
+    }
 
     public Task<IReadOnlyList<LabMembership>> MyLabs() => Call(() => access.LabsOfAsync(Me()));
 
@@ -57,6 +85,7 @@ public sealed class LabHub(ChangeRequestService changes, LabAccess access) : Hub
         if (KnownHost(host) is { } h)
         {
             await Groups.AddToGroupAsync(Context.ConnectionId, GroupFor(h));
+            Watch(true);
         }
 
         await base.OnConnectedAsync();

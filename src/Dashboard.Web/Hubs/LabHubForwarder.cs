@@ -12,7 +12,7 @@ public sealed class LabHubForwarder(LiveFeed feed, IHubContext<LabHub> hub, Dash
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _subscription = feed.Subscribe(LiveTopic.Everything, Forward);
+        _subscription = feed.Subscribe(LiveTopic.Everything, Forward, relay: true);
         return Task.CompletedTask;
     }
 

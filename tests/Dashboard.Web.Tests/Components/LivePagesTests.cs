@@ -121,14 +121,19 @@ public class LivePagesTests : DashboardTestContext
         Assert.Equal("degraded", cut.Find("[data-testid='collector-health']").TextContent);
 
         Feed.TopologyChanged(Topology(Net1));
-        Feed.StatusChanged(CollectorStatus.Starting("test-host", 4) with { EngineAvailable = true, FirewallAvailable = true, AchievedRateHz = 3.9 });
+        Feed.StatusChanged(CollectorStatus.Starting("test-host", 4) with { EngineAvailable = true, FirewallAvailable = true, AchievedRateHz = 3.9, WatchedRateHz = 20, MaxDutyCycle = 0.05 });
 
         cut.WaitForAssertion(() =>
         {
             Assert.Empty(cut.FindAll("[data-testid='engine-error']"));
             Assert.Equal("20.10.24", cut.Find("[data-testid='engine-version']").TextContent);
-            Assert.StartsWith("3.90 per second", cut.Find("[data-testid='achieved-rate']").TextContent);
+            Assert.Equal("3.90 per second achieved (target 4; up to 20 while someone watches the counters, reading capped at 5 % of wall time)", cut.Find("[data-testid='achieved-rate']").TextContent);
         });
+
+        Feed.StatusChanged(Feed.Status with { AchievedRateHz = 11.8, CounterWatchers = 2 });
+        cut.WaitForAssertion(() => Assert.Equal(
+            "11.80 per second achieved (2 watching the counters: up to 20 per second as the cap allows, 4 otherwise, reading capped at 5 % of wall time)",
+            cut.Find("[data-testid='achieved-rate']").TextContent));
     }
 
     [Fact]
