@@ -35,8 +35,14 @@ public sealed partial class CaptureSession : IAsyncDisposable
 {
     public const int ChannelCapacity = 10_000;
 
+    /// <summary>Bytes read from tcpdump's pipe at once.</summary>
+    public const int ReadBuffer = 256 * 1024;
+
     private readonly Process _process;
-    private readonly Channel<DecodedPacket> _packets = Channel.CreateBounded<DecodedPacket>(new BoundedChannelOptions(ChannelCapacity) { FullMode = BoundedChannelFullMode.DropWrite, SingleWriter = true });
+    // FullMode.Wait with TryWrite: a full channel refuses the packet (false) and it is counted as dropped. (With DropWrite,
+    // TryWrite says true for a packet it throws away: 375,689 packets once went missing that way, decoded but neither
+    // delivered nor counted.)
+    private readonly Channel<DecodedPacket> _packets = Channel.CreateBounded<DecodedPacket>(new BoundedChannelOptions(ChannelCapacity) { FullMode = BoundedChannelFullMode.Wait, SingleWriter = true });
     private readonly CancellationTokenSource _stop = new();
     private readonly List<string> _stderr = [];
     private long _decoded;
@@ -134,7 +140,9 @@ public sealed partial class CaptureSession : IAsyncDisposable
         try
         {
             await using var file = new FileStream(PcapPath, FileMode.Create, FileAccess.Write, FileShare.Read);
-            var reader = new PcapStreamReader(new TeeStream(_process.StandardOutput.BaseStream, file));
+            // One read of the pipe (and one write of the pcap file) per 256 KiB at most, not two of each per packet.
+            await using var buffered = new BufferedStream(new TeeStream(_process.StandardOutput.BaseStream, file), ReadBuffer);
+            var reader = new PcapStreamReader(buffered);
             if (await reader.ReadHeaderAsync().ConfigureAwait(false) is { } header)
             {
                 while (await reader.ReadRecordAsync().ConfigureAwait(false) is { } record)

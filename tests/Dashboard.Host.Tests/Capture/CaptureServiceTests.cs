@@ -29,6 +29,38 @@ public class CaptureServiceTests
         return r.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
     }
 
+    /// <summary>
+    /// The accounting holds when the pipeline cannot keep up: nobody reads the session's packets while two containers
+    /// flood the bridge, so its channel fills; every packet tcpdump wrote is read, and each one is either in the channel
+    /// or counted as dropped by the pipeline. (With a DropWrite channel, TryWrite said true for packets it threw away:
+    /// they were neither delivered nor counted.)
+    /// </summary>
+    [SkippableFact]
+    public async Task Capture_NobodyReadsDuringAFlood_EveryPacketIsReadAndEitherKeptOrCountedAsDropped()
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        await using var lab = new LabScope();
+        var net = await lab.CreateNetworkAsync("flood");
+        var target = await lab.RunBusyboxAsync("target", lab.Name("flood"));
+        var targetIp = await lab.IpOfAsync(target, lab.Name("flood"));
+        var senders = new[] { await lab.RunBusyboxAsync("s1", lab.Name("flood")), await lab.RunBusyboxAsync("s2", lab.Name("flood")) };
+        await using var service = NewService();
+        var session = await service.StartAsync(new CaptureRequest("br-" + net[..12], $"icmp and host {targetIp}"));
+
+        // Bounded: at most 10,000 requests each, for at most 5 s; ping -A sends the next request as soon as the reply comes.
+        var runner = new ProcessRunner();
+        await Task.WhenAll(senders.Select(s => runner.RunAsync("docker", ["exec", s, "ping", "-A", "-q", "-c", "10000", "-W", "1", "-w", "5", targetIp], TimeSpan.FromSeconds(30))));
+        await session.StopAsync();
+        var kept = await DrainAsync(session);
+        var stats = session.Stats;
+
+        Assert.True(stats.Decoded > CaptureSession.ChannelCapacity, $"the flood should overfill the channel ({stats.Decoded} packets read)");
+        Assert.Equal(stats.CapturedByTcpdump, stats.Decoded);
+        Assert.Equal(CaptureSession.ChannelCapacity, kept.Count);
+        Assert.Equal(stats.Decoded, kept.Count + stats.DroppedByPipeline);
+        Assert.All(kept, p => Assert.Equal("ICMP", p.Protocol));
+    }
+
     [SkippableFact]
     public async Task Capture_BothBridges_IsolatedThenAccepted_RequestsOnlyThenRepliesWithMasqueradedSource()
     {
