@@ -98,7 +98,7 @@ public sealed class HostSessions(
         var s = await RequireStopAsync(actor, "capture", id, captures.Find(id), c => c.Request.OwnerOrSystem, c => $"capture on {c.Request.Interface}", ct);
 
         await s.StopAsync();
-        await audit.WriteAsync(actor, "capture.stopped", s.Id, $"capture on {s.Request.Interface} stopped ({s.Stats.Decoded} packets)", s.Request.Owner?.LabId, ct: CancellationToken.None);
+        await audit.WriteAsync(actor, "capture.stopped", s.Id, $"capture on {s.Request.Interface} stopped ({s.Stats.Read} packets)", s.Request.Owner?.LabId, ct: CancellationToken.None);
         return s;
     }
 

@@ -82,7 +82,7 @@ public sealed class CaptureView(CaptureSession session)
 
     private void Count(FlowCount f)
     {
-        var key = _flows.ContainsKey(f.Flow) || _flows.Count < MaxFlows ? f.Flow : PacketBatcher.OtherFlows;
+        var key = _flows.ContainsKey(f.Flow) || _flows.Count < MaxFlows ? f.Flow : PacketTally.OtherFlows;
         _flows[key] = _flows.TryGetValue(key, out var c)
             ? c with { Packets = c.Packets + f.Packets, Bytes = c.Bytes + f.Bytes, First = f.First < c.First ? f.First : c.First, Last = f.Last > c.Last ? f.Last : c.Last }
             : f with { Flow = key };

@@ -5,6 +5,9 @@ namespace Dashboard.Core.Capture;
 /// <summary>One record of a pcap stream: its timestamp, the bytes captured and the length the packet had on the wire.</summary>
 public readonly record struct PcapRecord(DateTimeOffset Timestamp, int OriginalLength, byte[] Data);
 
+/// <summary>A record's header and its bytes in the reader's own buffer: valid until the next read.</summary>
+public readonly record struct PcapFrame(DateTimeOffset Timestamp, int OriginalLength, ReadOnlyMemory<byte> Data);
+
 /// <summary>The link type and snapshot length a pcap stream declares.</summary>
 public readonly record struct PcapHeader(uint LinkType, int SnapLength, bool Nanoseconds);
 
@@ -47,7 +50,13 @@ public sealed class PcapStreamReader(Stream stream)
     }
 
     /// <summary>The next record, or null at the end of the stream.</summary>
-    public async Task<PcapRecord?> ReadRecordAsync(CancellationToken ct = default)
+    public async Task<PcapRecord?> ReadRecordAsync(CancellationToken ct = default) =>
+        await ReadFrameAsync(ct).ConfigureAwait(false) is { } f ? new PcapRecord(f.Timestamp, f.OriginalLength, f.Data.ToArray()) : null;
+
+    private byte[] _data = new byte[2048];
+
+    /// <summary>The next record without a copy: its bytes stay in the reader's buffer until the next call. Null at the end.</summary>
+    public async ValueTask<PcapFrame?> ReadFrameAsync(CancellationToken ct = default)
     {
         var header = Header ?? throw new InvalidOperationException("read the header first");
         if (!await FillAsync(_recordHeader, ct).ConfigureAwait(false))
@@ -64,7 +73,12 @@ public sealed class PcapStreamReader(Stream stream)
             throw new InvalidDataException($"pcap record of {captured} bytes exceeds the snapshot length {header.SnapLength}");
         }
 
-        var data = new byte[captured];
+        if (_data.Length < captured)
+        {
+            _data = new byte[Math.Max(captured, _data.Length * 2)];
+        }
+
+        var data = _data.AsMemory(0, (int)captured);
         if (!await FillAsync(data, ct).ConfigureAwait(false))
         {
             return null;
@@ -72,18 +86,18 @@ public sealed class PcapStreamReader(Stream stream)
 
         var ticks = header.Nanoseconds ? fraction / 100 : fraction * 10L;
         var ts = DateTimeOffset.FromUnixTimeSeconds(seconds).AddTicks(ticks);
-        return new PcapRecord(ts, (int)Math.Min(original, int.MaxValue), data);
+        return new PcapFrame(ts, (int)Math.Min(original, int.MaxValue), data);
     }
 
     private uint ReadUInt32(ReadOnlySpan<byte> b) => _bigEndian ? BinaryPrimitives.ReadUInt32BigEndian(b) : BinaryPrimitives.ReadUInt32LittleEndian(b);
 
     /// <summary>Fills the buffer; false when the stream ends first (a partial record at the end is treated as the end).</summary>
-    private async Task<bool> FillAsync(byte[] buffer, CancellationToken ct)
+    private async ValueTask<bool> FillAsync(Memory<byte> buffer, CancellationToken ct)
     {
         var read = 0;
         while (read < buffer.Length)
         {
-            var n = await stream.ReadAsync(buffer.AsMemory(read), ct).ConfigureAwait(false);
+            var n = await stream.ReadAsync(buffer[read..], ct).ConfigureAwait(false);
             if (n == 0)
             {
                 return false;

@@ -3,34 +3,28 @@ using Dashboard.Core.Capture;
 namespace Dashboard.Host.Capture;
 
 /// <summary>
-/// Moves a session's decoded packets to its viewers in batches: every <c>interval</c> whatever arrived is handed over,
-/// at most <c>maxShown</c> packets whole and the rest counted per flow (<see cref="PacketBatcher"/>). The channel is
-/// emptied on every tick, so the pipeline only drops (and counts) when more than its capacity arrives in one interval.
+/// Moves a session's packets to its viewers in batches: every <c>interval</c> whatever was read is handed over, at most
+/// the session's budget of packets whole and the rest counted per flow (<see cref="PacketTally"/>). Nothing waits in
+/// between and nothing is dropped: a viewer that is slow gets larger counts, not fewer packets accounted for.
 /// </summary>
 public static class CapturePump
 {
     public static readonly TimeSpan DefaultInterval = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Runs until the session ends and its last packets are delivered; <paramref name="deliver"/> is called once more with <c>final</c> true.</summary>
-    public static async Task RunAsync(CaptureSession session, Func<PacketBatch, bool, ValueTask> deliver, TimeSpan? interval = null, int maxShown = PacketBatcher.DefaultMaxShown, CancellationToken ct = default)
+    public static async Task RunAsync(CaptureSession session, Func<PacketBatch, bool, ValueTask> deliver, TimeSpan? interval = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(deliver);
-        var batcher = new PacketBatcher(maxShown);
-        var reader = session.Packets;
         using var timer = new PeriodicTimer(interval ?? DefaultInterval);
         try
         {
-            while (!reader.Completion.IsCompleted && await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+            while (!session.Completion.IsCompleted && await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
             {
-                while (reader.TryRead(out var p))
+                var batch = session.TakeBatch();
+                if (batch.Total > 0)
                 {
-                    batcher.Add(p);
-                }
-
-                if (batcher.Pending > 0)
-                {
-                    await deliver(batcher.Take(), false).ConfigureAwait(false);
+                    await deliver(batch, false).ConfigureAwait(false);
                 }
             }
         }
@@ -39,11 +33,6 @@ public static class CapturePump
         }
 
         await session.Completion.ConfigureAwait(false);
-        while (reader.TryRead(out var p))
-        {
-            batcher.Add(p);
-        }
-
-        await deliver(batcher.Take(), true).ConfigureAwait(false);
+        await deliver(session.TakeBatch(), true).ConfigureAwait(false);
     }
 }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
-using System.Threading.Channels;
 using Dashboard.Core.Capture;
 
 namespace Dashboard.Host.Capture;
@@ -24,37 +23,37 @@ public enum CaptureEndReason
     Failed,
 }
 
-/// <summary>Counts that account for every packet: seen by tcpdump, handed to readers, dropped by our pipeline, dropped by the kernel.</summary>
-public sealed record CaptureStats(long Decoded, long DroppedByPipeline, long? CapturedByTcpdump, long? ReceivedByFilter, long? DroppedByKernel);
+/// <summary>
+/// Counts that account for every packet: read from tcpdump (each one then shown whole or counted per flow, nothing dropped
+/// in between), of those decoded whole only to find their flow, and tcpdump's own counts (captured, received by the
+/// filter, dropped by the kernel) once it stops.
+/// </summary>
+public sealed record CaptureStats(long Read, long DecodedForFlow, long? CapturedByTcpdump, long? ReceivedByFilter, long? DroppedByKernel);
 
 /// <summary>
-/// One running <c>tcpdump -i IF -w - -U</c>: its pcap stream is decoded into a bounded channel (when readers fall behind,
-/// new packets are counted as dropped by the pipeline, never silently lost) and kept whole in a pcap file for download.
+/// One running <c>tcpdump -i IF -w - -U</c>: its pcap stream is read record by record into a <see cref="PacketTally"/>
+/// (the first packets of each batch kept whole, the rest counted per flow from their header bytes, so nothing is
+/// dropped between tcpdump and the viewers however fast packets come) and kept whole in a pcap file for download.
 /// </summary>
 public sealed partial class CaptureSession : IAsyncDisposable
 {
-    public const int ChannelCapacity = 10_000;
-
     /// <summary>Bytes read from tcpdump's pipe at once.</summary>
     public const int ReadBuffer = 256 * 1024;
 
     private readonly Process _process;
-    // FullMode.Wait with TryWrite: a full channel refuses the packet (false) and it is counted as dropped. (With DropWrite,
-    // TryWrite says true for a packet it throws away: 375,689 packets once went missing that way, decoded but neither
-    // delivered nor counted.)
-    private readonly Channel<DecodedPacket> _packets = Channel.CreateBounded<DecodedPacket>(new BoundedChannelOptions(ChannelCapacity) { FullMode = BoundedChannelFullMode.Wait, SingleWriter = true });
+    private PacketTally? _tally; // made when the pcap header says the link type
     private readonly CancellationTokenSource _stop = new();
     private readonly List<string> _stderr = [];
-    private long _decoded;
-    private long _dropped;
+    private long _read;
     private CaptureEndReason _requestedReason = CaptureEndReason.Running;
     private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Completes when tcpdump says it is listening (or has ended): packets sent after this are captured.</summary>
     public Task Listening => _listening.Task;
 
-    internal CaptureSession(string id, CaptureRequest request, Process process, string pcapPath)
+    internal CaptureSession(string id, CaptureRequest request, Process process, string pcapPath, int maxShown = PacketTally.DefaultMaxShown)
     {
+        _maxShown = maxShown;
         Id = id;
         Request = request;
         _process = process;
@@ -81,7 +80,10 @@ public sealed partial class CaptureSession : IAsyncDisposable
 
     public int ProcessId => _process.Id;
 
-    public ChannelReader<DecodedPacket> Packets => _packets.Reader;
+    private readonly int _maxShown;
+
+    /// <summary>What was read since the last call: at most the batch budget of packets whole, the rest counted per flow.</summary>
+    public PacketBatch TakeBatch() => Volatile.Read(ref _tally)?.Take() ?? PacketBatch.Empty;
 
     public Task Completion { get; }
 
@@ -90,7 +92,7 @@ public sealed partial class CaptureSession : IAsyncDisposable
         get
         {
             var text = string.Join('\n', _stderr);
-            return new CaptureStats(Interlocked.Read(ref _decoded), Interlocked.Read(ref _dropped),
+            return new CaptureStats(Interlocked.Read(ref _read), Volatile.Read(ref _tally)?.DecodedWhole ?? 0,
                 Count(CapturedLine(), text), Count(ReceivedLine(), text), Count(KernelDropLine(), text));
         }
     }
@@ -145,7 +147,9 @@ public sealed partial class CaptureSession : IAsyncDisposable
             var reader = new PcapStreamReader(buffered);
             if (await reader.ReadHeaderAsync().ConfigureAwait(false) is { } header)
             {
-                while (await reader.ReadRecordAsync().ConfigureAwait(false) is { } record)
+                var tally = new PacketTally(header.LinkType, _maxShown);
+                Volatile.Write(ref _tally, tally);
+                while (await reader.ReadFrameAsync().ConfigureAwait(false) is { } frame)
                 {
                     if (Request.ByteLimit is { } max && file.Position > max && _requestedReason == CaptureEndReason.Running)
                     {
@@ -153,11 +157,8 @@ public sealed partial class CaptureSession : IAsyncDisposable
                         _ = StopAsync(CaptureEndReason.ByteLimit);
                     }
 
-                    Interlocked.Increment(ref _decoded);
-                    if (!_packets.Writer.TryWrite(PacketDecoder.Decode(record, header.LinkType)))
-                    {
-                        Interlocked.Increment(ref _dropped);
-                    }
+                    tally.Add(frame.Timestamp, frame.OriginalLength, frame.Data.Span);
+                    Interlocked.Increment(ref _read);
                 }
             }
         }
@@ -173,7 +174,6 @@ public sealed partial class CaptureSession : IAsyncDisposable
             _listening.TrySetResult();
             EndedAt = DateTimeOffset.UtcNow;
             EndReason = await DecideEndAsync().ConfigureAwait(false);
-            _packets.Writer.TryComplete();
         }
     }
 
@@ -200,7 +200,7 @@ public sealed partial class CaptureSession : IAsyncDisposable
             return CaptureEndReason.InterfaceGone;
         }
 
-        if (Request.PacketLimit is { } n && Interlocked.Read(ref _decoded) >= n)
+        if (Request.PacketLimit is { } n && Interlocked.Read(ref _read) >= n)
         {
             return CaptureEndReason.PacketLimit;
         }

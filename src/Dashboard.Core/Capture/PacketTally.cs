@@ -1,0 +1,165 @@
+namespace Dashboard.Core.Capture;
+
+/// <summary>Packets and bytes of one flow (direction included) over a span of time.</summary>
+public sealed record FlowCount(string Flow, long Packets, long Bytes, DateTimeOffset First, DateTimeOffset Last)
+{
+    /// <summary>Packets per second between the first and the last packet (the count itself when they coincide).</summary>
+    public double Rate => Last > First ? Packets / (Last - First).TotalSeconds : Packets;
+}
+
+/// <summary>
+/// One delivery of a capture to its viewers: the packets shown one by one, and those beyond the per-batch budget counted
+/// per flow instead. <c>Shown.Count + NotShown</c> is every packet that arrived since the previous batch.
+/// </summary>
+public sealed record PacketBatch(IReadOnlyList<DecodedPacket> Shown, long NotShown, IReadOnlyList<FlowCount> NotShownFlows)
+{
+    public static readonly PacketBatch Empty = new([], 0, []);
+
+    public long Total => Shown.Count + NotShown;
+}
+
+/// <summary>
+/// Collects a capture's frames between deliveries, as they are read: at most <see cref="MaxShown"/> of them are kept whole
+/// (and decoded by PacketDotNet when the batch is taken), the rest only counted per flow. A counted frame's flow is read
+/// from its header bytes (<see cref="FrameKey"/>), without decoding or allocating; only a frame whose headers that does not
+/// read (VLAN, extension headers, fragments, other protocols) is decoded whole to find its flow, and each new flow key is
+/// named once by decoding its first frame. Memory is bounded by the budget plus one entry per distinct flow, itself
+/// capped (further flows count under "other flows"). Thread-safe: the capture's reader adds, its pump takes.
+/// </summary>
+public sealed class PacketTally(uint linkType = PacketDecoder.LinkTypeEthernet, int maxShown = PacketTally.DefaultMaxShown, int maxFlows = PacketTally.DefaultMaxFlows)
+{
+    public const int DefaultMaxShown = 200;
+    public const int DefaultMaxFlows = 256;
+    public const string OtherFlows = "other flows";
+
+    /// <summary>Flow names kept across batches, so a long-lived flow is named once, not once per batch.</summary>
+    public const int MaxNames = 4096;
+
+    private readonly object _gate = new();
+    private List<PcapRecord> _shown = new(maxShown);
+    private Dictionary<string, Flow> _flows = new(StringComparer.Ordinal);
+    private Dictionary<FrameKey, Flow> _byKey = [];
+    private readonly Dictionary<FrameKey, string> _names = [];
+    private long _notShown;
+
+    public int MaxShown { get; } = maxShown > 0 ? maxShown : throw new ArgumentOutOfRangeException(nameof(maxShown));
+
+    /// <summary>Frames counted since the capture began, and of those how many had to be decoded whole (shown ones aside).</summary>
+    public long Counted { get; private set; }
+
+    public long DecodedWhole { get; private set; }
+
+    public long Pending
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _shown.Count + _notShown;
+            }
+        }
+    }
+
+    /// <summary>Adds one frame; <paramref name="data"/> is copied only when the frame is kept whole.</summary>
+    public void Add(DateTimeOffset timestamp, int originalLength, ReadOnlySpan<byte> data)
+    {
+        lock (_gate)
+        {
+            if (_shown.Count < MaxShown)
+            {
+                _shown.Add(new PcapRecord(timestamp, originalLength, data.ToArray()));
+                return;
+            }
+
+            _notShown++;
+            Counted++;
+            if (!FrameKey.TryRead(data, linkType, out var key))
+            {
+                DecodedWhole++;
+                FlowNamed(PacketDecoder.Decode(new PcapRecord(timestamp, originalLength, data.ToArray()), linkType).FlowKey).Count(originalLength, timestamp);
+                return;
+            }
+
+            if (!_byKey.TryGetValue(key, out var flow))
+            {
+                if (!_names.TryGetValue(key, out var name))
+                {
+                    name = PacketDecoder.Decode(new PcapRecord(timestamp, originalLength, data.ToArray()), linkType).FlowKey;
+                    if (_names.Count >= MaxNames)
+                    {
+                        _names.Clear();
+                    }
+
+                    _names[key] = name;
+                }
+
+                _byKey[key] = flow = FlowNamed(name);
+            }
+
+            flow.Count(originalLength, timestamp);
+        }
+    }
+
+    private Flow FlowNamed(string name)
+    {
+        if (!_flows.TryGetValue(name, out var flow))
+        {
+            name = _flows.Count < maxFlows ? name : OtherFlows;
+            if (!_flows.TryGetValue(name, out flow))
+            {
+                _flows[name] = flow = new Flow(name);
+            }
+        }
+
+        return flow;
+    }
+
+    /// <summary>Everything collected since the last call, the kept frames decoded, and a fresh start.</summary>
+    public PacketBatch Take()
+    {
+        List<PcapRecord> shown;
+        Dictionary<string, Flow> flows;
+        long notShown;
+        lock (_gate)
+        {
+            if (_shown.Count == 0 && _notShown == 0)
+            {
+                return PacketBatch.Empty;
+            }
+
+            (shown, flows, notShown) = (_shown, _flows, _notShown);
+            _shown = new List<PcapRecord>(MaxShown);
+            _flows = new Dictionary<string, Flow>(StringComparer.Ordinal);
+            _byKey = [];
+            _notShown = 0;
+        }
+
+        var decoded = shown.Select(r => PacketDecoder.Decode(r, linkType)).ToArray();
+        var counts = flows.Values.Select(f => new FlowCount(f.Name, f.Packets, f.Bytes, f.First, f.Last)).OrderByDescending(f => f.Packets).ToArray();
+        return new PacketBatch(decoded, notShown, counts);
+    }
+
+    private sealed class Flow(string name)
+    {
+        public string Name { get; } = name;
+
+        public long Packets { get; private set; }
+
+        public long Bytes { get; private set; }
+
+        public DateTimeOffset First { get; private set; }
+
+        public DateTimeOffset Last { get; private set; }
+
+        public void Count(int length, DateTimeOffset at)
+        {
+            if (Packets++ == 0)
+            {
+                First = at;
+            }
+
+            Bytes += length;
+            Last = at;
+        }
+    }
+}
