@@ -7,8 +7,8 @@ namespace Dashboard.App.Live;
 
 /// <summary>
 /// What viewers know of one capture: the most recent packets shown whole (bounded), the totals per flow over every
-/// packet delivered (shown or not), and the accounting that leaves no packet unexplained:
-/// decoded = shown + not shown (aggregated) + dropped by the pipeline; the kernel's own drops come from tcpdump.
+/// packet delivered (shown or not), and the accounting that leaves no packet unexplained: read = shown + not shown
+/// (counted per flow) once the last batch is in; the kernel's own drops come from tcpdump.
 /// </summary>
 public sealed class CaptureView(CaptureSession session)
 {

@@ -44,10 +44,14 @@ public sealed class PacketTally(uint linkType = PacketDecoder.LinkTypeEthernet, 
 
     public int MaxShown { get; } = maxShown > 0 ? maxShown : throw new ArgumentOutOfRangeException(nameof(maxShown));
 
-    /// <summary>Frames counted since the capture began, and of those how many had to be decoded whole (shown ones aside).</summary>
+    /// <summary>Frames counted since the capture began (shown ones aside).</summary>
     public long Counted { get; private set; }
 
+    /// <summary>Of the counted frames, those decoded whole: the ones <see cref="FrameKey"/> does not read, and the first of each new flow key (to name it).</summary>
     public long DecodedWhole { get; private set; }
+
+    /// <summary>Flow keys tracked in one batch at most; beyond them (a flood of distinct flows) frames count under "other flows" undecoded.</summary>
+    public int MaxKeys => maxFlows * 4;
 
     public long Pending
     {
@@ -73,8 +77,10 @@ public sealed class PacketTally(uint linkType = PacketDecoder.LinkTypeEthernet, 
 
             _notShown++;
             Counted++;
-            if (!FrameKey.TryRead(data, linkType, out var key))
+            if (!FrameKey.TryRead(data, originalLength, linkType, out var key))
             {
+                // Rare kinds (VLAN, fragments, extension headers...): decoded whole, even beyond the flow cap, since the
+                // frame may belong to a flow already listed.
                 DecodedWhole++;
                 FlowNamed(PacketDecoder.Decode(new PcapRecord(timestamp, originalLength, data.ToArray()), linkType).FlowKey).Count(originalLength, timestamp);
                 return;
@@ -82,8 +88,16 @@ public sealed class PacketTally(uint linkType = PacketDecoder.LinkTypeEthernet, 
 
             if (!_byKey.TryGetValue(key, out var flow))
             {
+                if (_byKey.Count >= MaxKeys || (_flows.Count >= maxFlows && !_names.ContainsKey(key)))
+                {
+                    // Beyond the cap a new key's flow is "other flows" (or one already listed): not decoded to name it.
+                    FlowNamed(_names.TryGetValue(key, out var known) ? known : OtherFlows).Count(originalLength, timestamp);
+                    return;
+                }
+
                 if (!_names.TryGetValue(key, out var name))
                 {
+                    DecodedWhole++;
                     name = PacketDecoder.Decode(new PcapRecord(timestamp, originalLength, data.ToArray()), linkType).FlowKey;
                     if (_names.Count >= MaxNames)
                     {

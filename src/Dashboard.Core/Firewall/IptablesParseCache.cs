@@ -12,6 +12,9 @@ public sealed class IptablesParseCache
 
     internal int Generation { get; private set; }
 
+    /// <summary>Counts table sections across reads: duplicates are numbered per section, as a fresh read numbers them.</summary>
+    private int _section;
+
     /// <summary>Rule lines taken from the cache, and parsed, since the cache was made (for tests and benchmarks).</summary>
     public long Hits { get; internal set; }
 
@@ -30,7 +33,23 @@ public sealed class IptablesParseCache
         }
 
         cache.Generation = Generation;
+        cache.Section = ++_section;
         return cache;
+    }
+
+    /// <summary>After a read that failed: forgets the texts it added, so only successful reads fill the cache.</summary>
+    internal void AbandonRead()
+    {
+        foreach (var table in _tables.Values)
+        {
+            foreach (var (text, rule) in table.Map)
+            {
+                if (rule.AddedIn == Generation)
+                {
+                    table.Map.Remove(text);
+                }
+            }
+        }
     }
 
     /// <summary>Forgets the rules (and tables) this read did not see.</summary>
@@ -63,10 +82,14 @@ public sealed class IptablesParseCache
         public Dictionary<string, CachedRule>.AlternateLookup<ReadOnlySpan<char>> Lookup { get; }
 
         public int Generation { get; set; }
+
+        public int Section { get; set; }
     }
 
-    internal sealed class CachedRule(string text, string chain, IptablesSaveReader.ParsedRule parsed)
+    internal sealed class CachedRule(string text, string chain, IptablesSaveReader.ParsedRule parsed, int addedIn)
     {
+        public int AddedIn { get; } = addedIn;
+
         public string Text { get; } = text;
 
         public string Chain { get; } = chain;
@@ -75,14 +98,16 @@ public sealed class IptablesParseCache
 
         public int Generation { get; private set; }
 
+        private int _section;
         private int _seen;
 
-        /// <summary>The how-many-th time this text occurs in the current read: duplicates get "#2", "#3" in their key.</summary>
-        public int Occur(int generation)
+        /// <summary>The how-many-th time this text occurs in the current table section: duplicates get "#2", "#3" in their key.</summary>
+        public int Occur(int generation, int section)
         {
-            if (Generation != generation)
+            Generation = generation;
+            if (_section != section)
             {
-                Generation = generation;
+                _section = section;
                 _seen = 0;
             }
 

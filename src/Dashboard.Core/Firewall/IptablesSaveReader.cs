@@ -36,6 +36,21 @@ public static class IptablesSaveReader
         ArgumentNullException.ThrowIfNull(text);
         cache ??= new IptablesParseCache();
         cache.BeginRead();
+        try
+        {
+            var read = ReadLines(text, defaultFamily, cache);
+            cache.EndRead();
+            return read;
+        }
+        catch
+        {
+            cache.AbandonRead();
+            throw;
+        }
+    }
+
+    private static Ruleset ReadLines(string text, TableFamily defaultFamily, IptablesParseCache cache)
+    {
         var tables = new List<FirewallTable>();
         string? generator = null;
         var family = defaultFamily;
@@ -129,7 +144,6 @@ public static class IptablesSaveReader
             throw new RulesetFormatException(0, "no tables found: expected iptables-save output ('*filter' ... 'COMMIT')");
         }
 
-        cache.EndRead();
         return new Ruleset { Format = RulesetFormat.IptablesSave, Tables = tables, Generator = generator };
     }
 
@@ -390,7 +404,7 @@ public static class IptablesSaveReader
                 throw new RulesetFormatException(lineNo, $"rule for chain '{known.Chain}', which table '{Name}' does not declare");
             }
 
-            var occurrence = known.Occur(_cache.Generation);
+            var occurrence = known.Occur(_cache.Generation, _rules.Section);
             var parsed = known.Parsed;
             if (parsed.Counters is { } c)
             {
@@ -433,7 +447,7 @@ public static class IptablesSaveReader
                 throw new RulesetFormatException(lineNo, $"rule for chain '{_tokens[1].Value()}', which table '{Name}' does not declare");
             }
 
-            return new IptablesParseCache.CachedRule(text, chain.Name, ParseRuleTokens(_tokens, 2, lineNo, _scratch));
+            return new IptablesParseCache.CachedRule(text, chain.Name, ParseRuleTokens(_tokens, 2, lineNo, _scratch), _cache.Generation);
         }
 
         public FirewallTable Build() => new()

@@ -211,7 +211,7 @@ public sealed class HostCollector(
             while (!ct.IsCancellationRequested)
             {
                 var watched = sink.CounterWatchers > 0;
-                var wait = pacing.Period(watched ? watchedPeriod : minPeriod, _options.MaxDutyCycle) - Stopwatch.GetElapsedTime(started);
+                var wait = pacing.Period(watched ? watchedPeriod : minPeriod, _options.MaxDutyCycle, Status.DutyCycle) - Stopwatch.GetElapsedTime(started);
                 if (wait <= TimeSpan.Zero)
                 {
                     break;

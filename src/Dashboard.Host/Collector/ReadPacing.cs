@@ -82,11 +82,16 @@ public sealed class ReadPacing
     /// that reads stay under the duty cycle, typical ones (the median) and on average (the clipped mean): when most reads
     /// are fast and some slower, the median alone would let the share of time spent reading creep above the cap.
     /// </summary>
-    public TimeSpan Period(TimeSpan minPeriod, double maxDutyCycle)
+    /// <remarks>
+    /// When the share actually spent reading over the last seconds (<paramref name="measuredDutyCycle"/>) is above the
+    /// cap anyway (stalls the clip leaves out, again and again), the period grows by that excess, at most fourfold.
+    /// </remarks>
+    public TimeSpan Period(TimeSpan minPeriod, double maxDutyCycle, double measuredDutyCycle = 0)
     {
         var cap = Math.Max(0.001, maxDutyCycle);
         var cost = TypicalRead > MeanRead ? TypicalRead : MeanRead;
         var duty = TimeSpan.FromTicks((long)(cost.Ticks / cap));
-        return duty > minPeriod ? duty : minPeriod;
+        var period = duty > minPeriod ? duty : minPeriod;
+        return measuredDutyCycle > cap ? TimeSpan.FromTicks((long)(period.Ticks * Math.Min(4, measuredDutyCycle / cap))) : period;
     }
 }

@@ -47,7 +47,11 @@ public sealed class LabHub(ChangeRequestService changes, LabAccess access, LiveF
     {
         if (on && !Context.Items.ContainsKey(CounterWatch))
         {
-            Context.Items[CounterWatch] = feed.WatchCounters();
+            // Also ended with the connection itself: a JoinHost still running when the client disconnects would
+            // otherwise leave a watch behind (Register runs at once on a connection already aborted).
+            var watch = feed.WatchCounters();
+            Context.Items[CounterWatch] = watch;
+            Context.ConnectionAborted.Register(watch.Dispose);
         }
         else if (!on && Context.Items.Remove(CounterWatch, out var watch))
         {

@@ -107,6 +107,13 @@ public class PacketTallyTests
         yield return Eth(0x0026, new byte[40]);
         yield return Eth(0x0800, Ipv4(6, "172.19.0.2", "172.18.0.2", Tcp(1, 2))[..30]);
         yield return Eth(0x0800, [0x45, 0, 0]);
+        var badOffset = Tcp(40000, 80);
+        badOffset[12] = 0xf0;
+        yield return Eth(0x0800, Ipv4(6, "172.19.0.2", "172.18.0.2", badOffset));
+        yield return Eth(0x0800, Ipv4(17, "172.19.0.3", "172.18.0.2", Udp(1701, 1701)));
+        var shortTotal = Ipv4(1, "172.19.0.2", "172.18.0.2", Echo(true, 1));
+        shortTotal[3] = 10;
+        yield return Eth(0x0800, shortTotal);
         yield return new byte[10];
     }
 
@@ -116,13 +123,14 @@ public class PacketTallyTests
     public void FrameKey_StandsForExactlyOneDecodedFlow_AndReadsTheCommonKinds()
     {
         var frames = Corpus().ToList();
-        var keyed = frames.Select(f => (Frame: f, Ok: FrameKey.TryRead(f, PacketDecoder.LinkTypeEthernet, out var k), Key: k)).ToList();
+        var keyed = frames.Select(f => (Frame: f, Ok: FrameKey.TryRead(f, f.Length, PacketDecoder.LinkTypeEthernet, out var k), Key: k)).ToList();
 
         Assert.Equal(40, keyed.Count(k => k.Ok));
         Assert.All(keyed.Where(k => k.Ok).GroupBy(k => k.Key), g => Assert.Single(g.Select(k => Flow(k.Frame)).Distinct()));
         var fastFlows = keyed.Where(k => k.Ok).Select(k => Flow(k.Frame)).Distinct().Count();
         Assert.Equal(fastFlows, keyed.Where(k => k.Ok).Select(k => k.Key).Distinct().Count());
-        Assert.False(FrameKey.TryRead(frames[0], linkType: 113, out _));
+        Assert.False(FrameKey.TryRead(frames[0], frames[0].Length, linkType: 113, out _));
+        Assert.False(FrameKey.TryRead(frames[0], frames[0].Length + 1, PacketDecoder.LinkTypeEthernet, out _), "a frame cut by the snapshot length is decoded whole");
     }
 
     [Fact]
@@ -143,7 +151,8 @@ public class PacketTallyTests
         var expected = frames.Skip(3).Select((f, i) => (Flow: Flow(f), f.Length, At: T0.AddMilliseconds(i + 3)))
             .GroupBy(x => x.Flow).ToDictionary(g => g.Key, g => (Packets: (long)g.Count(), Bytes: (long)g.Sum(x => x.Length), First: g.Min(x => x.At), Last: g.Max(x => x.At)));
         Assert.Equal(expected, batch.NotShownFlows.ToDictionary(f => f.Flow, f => (f.Packets, f.Bytes, f.First, f.Last)));
-        Assert.Equal(9, tally.DecodedWhole);
+        // Decoded whole: the 12 frames the fast reader leaves, and the first counted frame of each of the 9 fast flows.
+        Assert.Equal(12 + 9, tally.DecodedWhole);
         Assert.Same(PacketBatch.Empty, tally.Take());
     }
 

@@ -109,6 +109,9 @@ public partial class IptablesParseCacheTests
         IptablesSaveReader.Read(text, TableFamily.Ipv4, cache);
         var truncated = text[..(text.LastIndexOf("COMMIT", StringComparison.Ordinal) - 1)];
 
+        var held = cache.Count;
+        Assert.Throws<RulesetFormatException>(() => IptablesSaveReader.Read(truncated + "\n[1:2] -A FORWARD -s 172.31.9.0/24 -j DROP\n", TableFamily.Ipv4, cache));
+        Assert.Equal(held, cache.Count);
         Assert.Throws<RulesetFormatException>(() => IptablesSaveReader.Read(truncated, TableFamily.Ipv4, cache));
         Assert.Throws<RulesetFormatException>(() => IptablesSaveReader.Read(truncated.Replace(":DOCKER-ISOLATION", ":DOCKER-ISOLATION-X", StringComparison.Ordinal) + "\nCOMMIT\n", TableFamily.Ipv4, cache));
 
@@ -127,6 +130,17 @@ public partial class IptablesParseCacheTests
         Assert.Equal([1UL, 2UL], read.Rules.Select(r => r.Packets));
         Assert.All(read.Rules, r => Assert.Equal(r.Text, r.Key));
         Assert.Equal(2, cache.Count);
+    }
+
+    [Fact]
+    public void Read_SameTableTwiceInOneDump_NumbersDuplicatesPerSectionAsBefore()
+    {
+        const string Section = "*filter\n:INPUT ACCEPT [0:0]\n[1:84] -A INPUT -s 172.20.0.0/16 -j ACCEPT\nCOMMIT\n";
+        var cache = new IptablesParseCache();
+        var read = IptablesSaveReader.Read(Section + Section, TableFamily.Ipv4, cache);
+
+        Assert.Equal(["-A INPUT -s 172.20.0.0/16 -j ACCEPT", "-A INPUT -s 172.20.0.0/16 -j ACCEPT"], read.Rules.Select(r => r.Key));
+        AssertSame(IptablesSaveReader.Read(Section + Section), IptablesSaveReader.Read(Section + Section, TableFamily.Ipv4, cache));
     }
 
     [GeneratedRegex(@"^\[(\d+):(\d+)\]", RegexOptions.Multiline)]

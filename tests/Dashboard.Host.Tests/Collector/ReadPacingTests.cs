@@ -41,6 +41,11 @@ public class ReadPacingTests
         // One stalled read counts as ten typical ones in the mean: (15 × 4 + 4 × 8 + 40) / 20 = 6.6 ms, not 76 ms.
         pacing.Add(Ms(1400));
         Assert.Equal(6.6, pacing.MeanRead.TotalMilliseconds, 3);
+
+        // Stalls again and again, which the clip leaves out, pushed the share measured over the last seconds to 8 %: the
+        // period grows by 8/5 (at most fourfold).
+        Assert.Equal(6.6 / 0.05 * 1.6, pacing.Period(Ms(50), 0.05, measuredDutyCycle: 0.08).TotalMilliseconds, 3);
+        Assert.Equal(6.6 / 0.05 * 4, pacing.Period(Ms(50), 0.05, measuredDutyCycle: 0.9).TotalMilliseconds, 3);
     }
 
     [Fact]
