@@ -50,6 +50,19 @@ internal static partial class CaptureBenchmark
         using var reference = Process.Start(new ProcessStartInfo("tcpdump") { ArgumentList = { "-i", bridge, "--immediate-mode", "-w", "/dev/null", "-n", "-s", "262144", "--", "icmp" }, RedirectStandardError = true, UseShellExecute = false })!;
         var referenceErr = reference.StandardError.ReadToEndAsync();
         var session = await captures.StartAsync(new CaptureRequest(bridge, "icmp"));
+
+        // The alternative reader, at the same time on the same bridge: libpcap in this process (SharpPcap).
+        var inProcessPcap = Path.Combine(Path.GetTempPath(), $"netlab-bench-{lab.Id}-libpcap.pcap");
+        using var inProcess = new LibpcapCapture(bridge, "icmp", inProcessPcap);
+        using var pumpStop = new CancellationTokenSource();
+        var inProcessPump = Task.Run(async () =>
+        {
+            using var timer = new PeriodicTimer(CapturePump.DefaultInterval);
+            while (await timer.WaitForNextTickAsync(pumpStop.Token).AsTask().ContinueWith(t => t.IsCompletedSuccessfully && t.Result))
+            {
+                inProcess.TakeBatch();
+            }
+        });
         await Task.Delay(1000);
 
         string[] outputs;
@@ -70,6 +83,9 @@ internal static partial class CaptureBenchmark
             await reference.WaitForExitAsync();
             await session.StopAsync();
             await relay.Task;
+            await pumpStop.CancelAsync();
+            await inProcessPump;
+            inProcess.Stop();
         }
 
         var sent = outputs.Sum(o => Count(PingSent(), o));
@@ -88,6 +104,10 @@ internal static partial class CaptureBenchmark
         var pps = delivered / trafficSeconds;
         var ratio = refCaptured > 0 ? delivered / (double)refCaptured : 0;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pipeline sustained {pps:0} pkt/s; ratio to tcpdump alone {ratio:0.000} (target ≥ 0.9: {(ratio >= 0.9 && unaccounted == 0 ? "MET" : "NOT MET")}); unaccounted loss {unaccounted}"));
+        var inProcessPps = inProcess.Delivered / trafficSeconds;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"libpcap in process (SharpPcap, 8 MiB ring, same tally, own pcap file of {new FileInfo(inProcessPcap).Length / 1024 / 1024} MiB): read {inProcess.Read}, delivered {inProcess.Delivered}, libpcap received {inProcess.Kernel.Received} and dropped {inProcess.Kernel.Dropped} → {inProcessPps:0} pkt/s; ratio to tcpdump alone {(refCaptured > 0 ? inProcess.Delivered / (double)refCaptured : 0):0.000}; to the tcpdump pipe {(delivered > 0 ? inProcess.Delivered / (double)delivered : 0):0.000}"));
+        File.Delete(inProcessPcap);
         return 0;
     }
 
