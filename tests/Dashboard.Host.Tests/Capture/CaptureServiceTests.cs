@@ -45,6 +45,7 @@ public class CaptureServiceTests
         var senderIps = new[] { await lab.IpOfAsync(senders[0], lab.Name("flood")), await lab.IpOfAsync(senders[1], lab.Name("flood")) };
         await using var service = NewService();
         var session = await service.StartAsync(new CaptureRequest("br-" + net[..12], $"icmp and host {targetIp}"));
+        await session.Listening;
 
         // Bounded: at most 10,000 requests each, for at most 5 s; ping -A sends the next request as soon as the reply comes.
         var runner = new ProcessRunner();
@@ -53,7 +54,9 @@ public class CaptureServiceTests
         var batch = session.TakeBatch();
         var stats = session.Stats;
 
-        Assert.True(stats.Read > 10_000, $"the flood should be a flood ({stats.Read} packets read)");
+        // How many tcpdump gets of a flood depends on the machine (the kernel drops the rest, counted by tcpdump); far
+        // more than one batch's budget is what matters here.
+        Assert.True(stats.Read > 5 * PacketTally.DefaultMaxShown, $"the flood should be a flood ({stats.Read} packets read, {stats.DroppedByKernel} dropped by the kernel)");
         Assert.Equal(stats.CapturedByTcpdump, stats.Read);
         Assert.Equal(stats.Read, batch.Total);
         Assert.Equal(PacketTally.DefaultMaxShown, batch.Shown.Count);
