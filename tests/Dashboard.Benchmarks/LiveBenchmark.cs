@@ -47,8 +47,7 @@ internal static partial class LiveBenchmark
             // The collector while the page watched: how fast it read and what share of the time it spent reading.
             using (var http = AppProcess.Client(port))
             {
-                using var status = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port}/api/collector"));
-                var s = status.RootElement;
+                var s = await CollectorStatusAsync(http, port);
                 var duty = s.GetProperty("dutyCycle").GetDouble();
                 var cap = s.GetProperty("maxDutyCycle").GetDouble();
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -104,8 +103,7 @@ internal static partial class LiveBenchmark
             long reads = 0;
             while (warm.Elapsed < TimeSpan.FromSeconds(30))
             {
-                using var status = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port}/api/collector"));
-                if ((reads = status.RootElement.GetProperty("reads").GetInt64()) >= 40)
+                if ((reads = (await CollectorStatusAsync(http, port)).GetProperty("reads").GetInt64()) >= 40)
                 {
                     break;
                 }
@@ -202,6 +200,10 @@ internal static partial class LiveBenchmark
     private static partial Regex RssLine();
 
     internal static double Pct(List<double> sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Count) - 1, 0, sorted.Count - 1)];
+
+    /// <summary>The app's <c>GET /api/collector</c>, as JSON.</summary>
+    private static async Task<System.Text.Json.JsonElement> CollectorStatusAsync(HttpClient http, int port) =>
+        System.Text.Json.JsonSerializer.Deserialize<System.Text.Json.JsonElement>(await http.GetStringAsync($"http://127.0.0.1:{port}/api/collector"));
 
     private static Process StartApp(string dll, int port, string work) => dll == AppProcess.ReleaseDll
         ? AppProcess.Start(port, work)

@@ -44,9 +44,6 @@ public sealed class PacketTally(uint linkType = PacketDecoder.LinkTypeEthernet, 
 
     public int MaxShown { get; } = maxShown > 0 ? maxShown : throw new ArgumentOutOfRangeException(nameof(maxShown));
 
-    /// <summary>Frames counted since the capture began (shown ones aside).</summary>
-    public long Counted { get; private set; }
-
     /// <summary>Of the counted frames, those decoded whole: the ones <see cref="FrameKey"/> does not read, and the first of each new flow key (to name it).</summary>
     public long DecodedWhole { get; private set; }
 
@@ -76,7 +73,6 @@ public sealed class PacketTally(uint linkType = PacketDecoder.LinkTypeEthernet, 
             }
 
             _notShown++;
-            Counted++;
             if (!FrameKey.TryRead(data, originalLength, linkType, out var key))
             {
                 // Rare kinds (VLAN, fragments, extension headers...): decoded whole, even beyond the flow cap, since the

@@ -1,5 +1,4 @@
 using Dashboard.App.Live;
-using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -32,17 +31,9 @@ public class CounterWatchersTests
     public async Task Hub_ConnectionInTheHostGroup_WatchesUntilItLeavesOrCloses()
     {
         using var factory = new DashboardFactory();
-        var server = factory.Server;
         var feed = factory.Services.GetRequiredService<LiveFeed>();
         var baseline = feed.CounterWatchers;
-        var hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(server.BaseAddress, "hubs/lab"), o =>
-            {
-                o.HttpMessageHandlerFactory = _ => server.CreateHandler();
-                o.AccessTokenProvider = () => Task.FromResult<string?>(factory.AdminToken);
-                o.Transports = HttpTransportType.LongPolling;
-            })
-            .Build();
+        var hub = TestHub.Connect(factory, factory.AdminToken);
         await using (hub)
         {
             await hub.StartAsync();

@@ -40,19 +40,7 @@ public sealed partial class AbuseTests : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    /// <summary>A hub client over the test server, signed in with an API token (long polling: no real socket needed).</summary>
-    private HubConnection Hub(string token)
-    {
-        var server = _factory.Server;
-        return new HubConnectionBuilder()
-            .WithUrl(new Uri(server.BaseAddress, "hubs/lab"), o =>
-            {
-                o.HttpMessageHandlerFactory = _ => server.CreateHandler();
-                o.Transports = Microsoft.AspNetCore.Http.Connections.HttpTransportType.LongPolling;
-                o.AccessTokenProvider = () => Task.FromResult<string?>(token);
-            })
-            .Build();
-    }
+    private HubConnection Hub(string token) => Dashboard.Web.Tests.Hubs.TestHub.Connect(_factory, token);
 
     private async Task<List<AuditEntry>> AuditAsync(string action)
     {
