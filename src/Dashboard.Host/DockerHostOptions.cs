@@ -44,6 +44,12 @@ public sealed class DockerHostOptions
     /// <summary>Where running and recent captures keep their pcaps (the web app puts it under its data folder). Null: a temporary folder.</summary>
     public string? CaptureDirectory { get; set; }
 
+    /// <summary>
+    /// The kernel ring each capture gets (tcpdump's <c>-B</c>, in KiB; libpcap's own default is 2 MiB). A burst the reader
+    /// cannot take at once waits there instead of being dropped by the kernel (drops are counted either way).
+    /// </summary>
+    public int CaptureBufferKiB { get; set; } = 2048;
+
     /// <summary>How long an ended capture (and its pcap) stays listed before it is purged; runs keep their own copies.</summary>
     public TimeSpan CaptureRetention { get; set; } = TimeSpan.FromHours(1);
 }

@@ -11,14 +11,17 @@ using Microsoft.Extensions.Options;
 namespace Dashboard.Benchmarks;
 
 /// <summary>
-/// Issue 4's benchmark: packets per second through the whole capture pipeline (tcpdump → pcap reader → PacketDotNet
-/// tally (a batch's first 200 decoded, the rest counted per flow from header bytes) → the live feed the pages and the hub read), next to <c>tcpdump -w /dev/null</c>
-/// alone on the same bridge at the same time. Traffic: several lab containers ping one with <c>ping -A</c> (as fast as the
-/// replies come), bounded by count and by seconds. Needs root and the lab host (scripts/lab-setup.sh).
+/// Issues 4 and 15: packets per second through the whole capture pipeline (tcpdump → pcap reader → tally (a batch's first
+/// 200 decoded, the rest counted per flow from header bytes) → the live feed the pages and the hub read), next to
+/// <c>tcpdump -w /dev/null</c> alone and to libpcap read in this process, all on the same bridge at the same time and
+/// with the same kernel ring size. With <c>parallel</c> above 1, that many pipeline captures run at once: each one's
+/// accounting and their shares are printed. The dashboard's part of the CPU (this process, without the libpcap
+/// reader's thread) and each tcpdump's are measured over the traffic. Traffic: lab containers ping one with
+/// <c>ping -A</c> (as fast as the replies come), bounded by count and by seconds. Needs root and the lab host.
 /// </summary>
 internal static partial class CaptureBenchmark
 {
-    public static async Task<int> RunAsync(int senders, int seconds = 10)
+    public static async Task<int> RunAsync(int senders, int parallel = 1, int bufferKiB = 2048, int seconds = 10)
     {
         await using var lab = new LabScope();
         var net = await lab.CreateNetworkAsync("bench");
@@ -34,26 +37,34 @@ internal static partial class CaptureBenchmark
         var feed = new LiveFeed(Options.Create(new DockerHostOptions()));
         long batches = 0;
         using var subscription = feed.Subscribe([LiveTopic.Captures()], e => Interlocked.Increment(ref batches));
-        var relay = new TaskCompletionSource();
-        await using var captures = new CaptureService(new ProcessRunner(), Dashboard.TestSupport.RealTopology.Reader(), Options.Create(new DockerHostOptions()));
-        captures.SessionStarted += s => _ = Task.Run(async () =>
+        var relays = new List<Task>();
+        var options = Options.Create(new DockerHostOptions { CaptureBufferKiB = bufferKiB });
+        await using var captures = new CaptureService(new ProcessRunner(), Dashboard.TestSupport.RealTopology.Reader(), options);
+        captures.SessionStarted += s =>
         {
-            await CapturePump.RunAsync(s, (batch, final) =>
+            lock (relays)
             {
-                feed.PacketsCaptured(s, batch, final);
-                return ValueTask.CompletedTask;
-            });
-            relay.TrySetResult();
-        });
+                relays.Add(Task.Run(() => CapturePump.RunAsync(s, (batch, final) =>
+                {
+                    feed.PacketsCaptured(s, batch, final);
+                    return ValueTask.CompletedTask;
+                })));
+            }
+        };
 
-        Console.WriteLine($"== Capture pipeline vs tcpdump -w /dev/null on {bridge}: {senders} containers ping one with ping -A for up to {seconds} s ==");
-        using var reference = Process.Start(new ProcessStartInfo("tcpdump") { ArgumentList = { "-i", bridge, "--immediate-mode", "-w", "/dev/null", "-n", "-s", "262144", "--", "icmp" }, RedirectStandardError = true, UseShellExecute = false })!;
+        var ring = bufferKiB.ToString(CultureInfo.InvariantCulture);
+        Console.WriteLine($"== Capture on {bridge}: {parallel} pipeline capture(s), tcpdump -w /dev/null alone and libpcap in this process, each with a {bufferKiB} KiB kernel ring; {senders} containers ping one with ping -A for up to {seconds} s ==");
+        using var reference = Process.Start(new ProcessStartInfo("tcpdump") { ArgumentList = { "-i", bridge, "--immediate-mode", "-w", "/dev/null", "-n", "-s", "262144", "-B", ring, "--", "icmp" }, RedirectStandardError = true, UseShellExecute = false })!;
         var referenceErr = reference.StandardError.ReadToEndAsync();
-        var session = await captures.StartAsync(new CaptureRequest(bridge, "icmp"));
+        var sessions = new List<CaptureSession>();
+        for (var i = 0; i < parallel; i++)
+        {
+            sessions.Add(await captures.StartAsync(new CaptureRequest(bridge, "icmp")));
+        }
 
         // The alternative reader, at the same time on the same bridge: libpcap in this process (SharpPcap).
         var inProcessPcap = Path.Combine(Path.GetTempPath(), $"netlab-bench-{lab.Id}-libpcap.pcap");
-        using var inProcess = new LibpcapCapture(bridge, "icmp", inProcessPcap);
+        using var inProcess = new LibpcapCapture(bridge, "icmp", inProcessPcap, bufferKiB * 1024);
         using var pumpStop = new CancellationTokenSource();
         var inProcessPump = Task.Run(async () =>
         {
@@ -67,8 +78,17 @@ internal static partial class CaptureBenchmark
 
         string[] outputs;
         double trafficSeconds;
+        TimeSpan dashboardCpu, libpcapCpu;
+        double[] tcpdumpCpu;
+        double referenceCpu;
+        var self = Process.GetCurrentProcess();
         try
         {
+            var cpuBefore = self.TotalProcessorTime;
+            var libpcapBefore = inProcess.ThreadCpu;
+            var tcpdumpBefore = sessions.Select(s => ProcessCpuSeconds(s.ProcessId)).ToArray();
+            var referenceBefore = ProcessCpuSeconds(reference.Id);
+
             // ping exits 1 when its -w deadline ends the run before -c is reached: the summary is what counts.
             var runner = new ProcessRunner();
             var sw = Stopwatch.StartNew();
@@ -76,13 +96,28 @@ internal static partial class CaptureBenchmark
             outputs = (await Task.WhenAll(pings)).Select(r => r.StdOut).ToArray();
             trafficSeconds = sw.Elapsed.TotalSeconds;
             await Task.Delay(500);
+            self.Refresh();
+            libpcapCpu = inProcess.ThreadCpu - libpcapBefore;
+            dashboardCpu = self.TotalProcessorTime - cpuBefore - libpcapCpu;
+            tcpdumpCpu = sessions.Select((s, i) => ProcessCpuSeconds(s.ProcessId) - tcpdumpBefore[i]).ToArray();
+            referenceCpu = ProcessCpuSeconds(reference.Id) - referenceBefore;
         }
         finally
         {
             _ = Kill(reference.Id, 2);
             await reference.WaitForExitAsync();
-            await session.StopAsync();
-            await relay.Task;
+            foreach (var s in sessions)
+            {
+                await s.StopAsync();
+            }
+
+            Task[] pending;
+            lock (relays)
+            {
+                pending = [.. relays];
+            }
+
+            await Task.WhenAll(pending);
             await pumpStop.CancelAsync();
             await inProcessPump;
             inProcess.Stop();
@@ -90,26 +125,62 @@ internal static partial class CaptureBenchmark
 
         var sent = outputs.Sum(o => Count(PingSent(), o));
         var received = outputs.Sum(o => Count(PingReceived(), o));
-        var refText = await referenceErr;
-        var (refCapturedCount, _, refKernelDropCount) = CaptureSession.ParseCounts(refText);
-        var (refCaptured, refKernelDrops) = (refCapturedCount ?? 0, refKernelDropCount ?? 0);
-        var stats = session.Stats;
-        var view = feed.FindCapture(session.Id)!;
-        var delivered = view.Shown + view.NotShown;
-        var unaccounted = stats.Read - delivered;
+        var (refCapturedCount, refReceivedCount, refKernelDropCount) = CaptureSession.ParseCounts(await referenceErr);
+        var refCaptured = refCapturedCount ?? 0;
+        var inv = CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Create(inv, $"traffic: {sent} echo requests sent, {received} replies, over {trafficSeconds:0.0} s → {sent + received} packets on the bridge"));
+        Console.WriteLine(string.Create(inv, $"tcpdump -w /dev/null alone: {refCaptured} captured, {refReceivedCount} received by filter, {refKernelDropCount} dropped by kernel → {refCaptured / trafficSeconds:0} pkt/s; its CPU {referenceCpu / trafficSeconds:P1} of one core"));
 
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"traffic: {sent} echo requests sent, {received} replies, over {trafficSeconds:0.0} s → {sent + received} packets expected on the bridge"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"tcpdump -w /dev/null alone: {refCaptured} captured, {refKernelDrops} dropped by kernel → {refCaptured / trafficSeconds:0} pkt/s"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pipeline: tcpdump captured {stats.CapturedByTcpdump}, kernel dropped {stats.DroppedByKernel}; read {stats.Read}; delivered to the feed {delivered} ({view.Shown} shown one by one and decoded, {view.NotShown} counted per flow, {stats.DecodedForFlow} of those decoded whole to find their flow) in {batches} batches; unaccounted {unaccounted}"));
-        var pps = delivered / trafficSeconds;
-        var ratio = refCaptured > 0 ? delivered / (double)refCaptured : 0;
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pipeline sustained {pps:0} pkt/s; ratio to tcpdump alone {ratio:0.000} (target ≥ 0.9: {(ratio >= 0.9 && unaccounted == 0 ? "MET" : "NOT MET")}); unaccounted loss {unaccounted}"));
+        var delivered = new List<long>();
+        var unaccountedTotal = 0L;
+        for (var i = 0; i < sessions.Count; i++)
+        {
+            var stats = sessions[i].Stats;
+            var view = feed.FindCapture(sessions[i].Id)!;
+            var d = view.Shown + view.NotShown;
+            delivered.Add(d);
+            var unaccounted = stats.Read - d;
+            var kernelGap = (stats.ReceivedByFilter ?? 0) - (stats.CapturedByTcpdump ?? 0) - (stats.DroppedByKernel ?? 0);
+            unaccountedTotal += Math.Abs(unaccounted) + Math.Abs(kernelGap) + Math.Abs((stats.CapturedByTcpdump ?? 0) - stats.Read);
+            Console.WriteLine(string.Create(inv,
+                $"pipeline #{i + 1}: received by filter {stats.ReceivedByFilter} = captured {stats.CapturedByTcpdump} + dropped by kernel {stats.DroppedByKernel} (gap {kernelGap}); read {stats.Read}; delivered to the feed {d} ({view.Shown} shown one by one, {view.NotShown} counted per flow, {stats.DecodedForFlow} of those decoded whole to find their flow); unaccounted {unaccounted} → {d / trafficSeconds:0} pkt/s, ratio to tcpdump alone {(refCaptured > 0 ? d / (double)refCaptured : 0):0.000}; its tcpdump's CPU {tcpdumpCpu[i] / trafficSeconds:P1}"));
+        }
+
+        Console.WriteLine(string.Create(inv, $"{batches} batches reached the feed; the dashboard's part (this process without the libpcap reader's thread: pcap reading, tally, pump, feed) used {dashboardCpu.TotalSeconds / trafficSeconds:P1} of one core (target ≤ 100 %)"));
+        var total = delivered.Sum();
+        var ratio = refCaptured > 0 ? delivered.Average() / refCaptured : 0;
+        if (sessions.Count > 1)
+        {
+            var sumSquares = delivered.Sum(x => (double)x * x);
+            var jain = sumSquares > 0 ? (double)total * total / (delivered.Count * sumSquares) : 0;
+            Console.WriteLine(string.Create(inv, $"{sessions.Count} captures at once: delivered {string.Join(" / ", delivered)}; smallest/largest {(delivered.Max() > 0 ? delivered.Min() / (double)delivered.Max() : 0):0.000}, Jain's fairness index {jain:0.000} (1 = equal shares)"));
+        }
+
+        Console.WriteLine(string.Create(inv, $"pipeline: mean ratio to tcpdump alone {ratio:0.000} (target ≥ 0.9: {(ratio >= 0.9 && unaccountedTotal == 0 ? "MET" : "NOT MET")}); unaccounted {unaccountedTotal}"));
         var inProcessPps = inProcess.Delivered / trafficSeconds;
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"libpcap in process (SharpPcap, 8 MiB ring, same tally, own pcap file of {new FileInfo(inProcessPcap).Length / 1024 / 1024} MiB): read {inProcess.Read}, delivered {inProcess.Delivered}, libpcap received {inProcess.Kernel.Received} and dropped {inProcess.Kernel.Dropped} → {inProcessPps:0} pkt/s; ratio to tcpdump alone {(refCaptured > 0 ? inProcess.Delivered / (double)refCaptured : 0):0.000}; to the tcpdump pipe {(delivered > 0 ? inProcess.Delivered / (double)delivered : 0):0.000}"));
+        var gap = inProcess.Kernel.Received - inProcess.Read - inProcess.Kernel.Dropped;
+        Console.WriteLine(string.Create(inv,
+            $"libpcap in process (SharpPcap, same ring, same tally, own pcap file of {new FileInfo(inProcessPcap).Length / 1024 / 1024} MiB): received {inProcess.Kernel.Received} = read {inProcess.Read} + dropped {inProcess.Kernel.Dropped} (gap {gap}), delivered {inProcess.Delivered} → {inProcessPps:0} pkt/s; ratio to tcpdump alone {(refCaptured > 0 ? inProcess.Delivered / (double)refCaptured : 0):0.000}, to the first pipeline {(delivered[0] > 0 ? inProcess.Delivered / (double)delivered[0] : 0):0.000}; its thread's CPU {libpcapCpu.TotalSeconds / trafficSeconds:P1}"));
         File.Delete(inProcessPcap);
         return 0;
     }
+
+    /// <summary>User plus system CPU seconds of a running process, from <c>/proc/PID/stat</c>.</summary>
+    private static double ProcessCpuSeconds(int pid) => CpuSeconds($"/proc/{pid}/stat");
+
+    /// <summary>User plus system CPU seconds from a <c>stat</c> file of procfs (a process's or a thread's).</summary>
+    internal static double CpuSeconds(string statPath)
+    {
+        var stat = File.ReadAllText(statPath);
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // After "pid (comm) ", field 3 (state) is index 0, so utime (14) and stime (15) are 11 and 12.
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / (double)ClockTicks;
+    }
+
+    private static readonly long ClockTicks = SysConf(2); // _SC_CLK_TCK
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "sysconf")]
+    private static extern long SysConf(int name);
 
     private static long Count(Regex r, string text) => r.Match(text) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
 

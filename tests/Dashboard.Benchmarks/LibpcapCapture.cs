@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using Dashboard.Core.Capture;
 using SharpPcap;
 using SharpPcap.LibPcap;
@@ -9,6 +10,9 @@ namespace Dashboard.Benchmarks;
 /// Issue 15's alternative reader, for measuring only: libpcap in this process through SharpPcap (a ring buffer of
 /// 8 MiB, immediate mode, the BPF filter compiled by libpcap and run in the kernel), writing the same pcap file the
 /// tcpdump pipe writes and counting into the same <see cref="PacketTally"/>, with a pump taking batches every 100 ms.
+/// Its counts come from <c>pcap_stats</c> called here: SharpPcap 6.3.1 declares <c>struct pcap_stat</c> for Unix with
+/// pointer-sized members, but libpcap's are <c>u_int</c>, so on x64 its DroppedPackets is libpcap's <c>ps_ifdrop</c>
+/// (0) and the kernel's drops are lost.
 /// </summary>
 internal sealed class LibpcapCapture : IDisposable
 {
@@ -20,10 +24,10 @@ internal sealed class LibpcapCapture : IDisposable
     private volatile bool _stop;
     private long _read;
 
-    public LibpcapCapture(string bridge, string filter, string pcapPath)
+    public LibpcapCapture(string bridge, string filter, string pcapPath, int bufferBytes)
     {
         _device = LibPcapLiveDeviceList.New().First(d => d.Name == bridge);
-        _device.Open(new DeviceConfiguration { Mode = DeviceModes.None, Snaplen = 262_144, ReadTimeout = 100, BufferSize = 8 << 20, Immediate = true });
+        _device.Open(new DeviceConfiguration { Mode = DeviceModes.None, Snaplen = 262_144, ReadTimeout = 100, BufferSize = bufferBytes, Immediate = true });
         _device.Filter = filter;
         _file = new FileStream(pcapPath, FileMode.Create, FileAccess.Write, FileShare.Read, 256 * 1024);
         var header = new byte[24];
@@ -41,11 +45,31 @@ internal sealed class LibpcapCapture : IDisposable
 
     public long Delivered { get; private set; }
 
-    /// <summary>libpcap's own counts: received by the filter, dropped for lack of buffer space.</summary>
+    /// <summary>libpcap's own counts: received by the filter (read or dropped), dropped for lack of ring space.</summary>
     public (long Received, long Dropped) Kernel { get; private set; }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PcapStat
+    {
+        public uint Received;
+        public uint Dropped;
+        public uint InterfaceDropped;
+    }
+
+    [DllImport("libpcap.so.0.8", EntryPoint = "pcap_stats")]
+    private static extern int PcapStats(IntPtr pcap, out PcapStat stats);
+
+    private readonly TaskCompletionSource<int> _tid = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>CPU time the reader's thread has used so far (user and system, from <c>/proc/self/task/TID/stat</c>).</summary>
+    public TimeSpan ThreadCpu => TimeSpan.FromSeconds(CaptureBenchmark.CpuSeconds($"/proc/self/task/{_tid.Task.Result}/stat"));
+
+    [DllImport("libc", EntryPoint = "gettid")]
+    private static extern int GetTid();
 
     private void Loop()
     {
+        _tid.TrySetResult(GetTid());
         while (true)
         {
             var status = _device.GetNextPacket(out var e);
@@ -83,8 +107,12 @@ internal sealed class LibpcapCapture : IDisposable
     {
         _stop = true;
         _thread.Join();
-        var stats = _device.Statistics;
-        Kernel = (stats.ReceivedPackets, stats.DroppedPackets);
+        if (PcapStats(_device.Handle.DangerousGetHandle(), out var stats) != 0)
+        {
+            throw new InvalidOperationException("pcap_stats failed: " + _device.LastError);
+        }
+
+        Kernel = (stats.Received, stats.Dropped);
         TakeBatch();
     }
 

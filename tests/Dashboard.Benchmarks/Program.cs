@@ -1,13 +1,13 @@
 using Dashboard.Benchmarks;
 
-// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages]
+// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders [parallel [ring KiB]]] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages]
 var what = args.Length > 0 ? args[0] : "readers";
-int Arg(int fallback) => args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+int Arg(int fallback, int at = 1) => args.Length > at ? int.Parse(args[at], System.Globalization.CultureInfo.InvariantCulture) : fallback;
 return what switch
 {
     "readers" => await ReaderBenchmark.RunAsync(Arg(10_000)),
     "live" => await LiveBenchmark.RunAsync(Arg(20)),
-    "capture" => await CaptureBenchmark.RunAsync(Arg(4)),
+    "capture" => await CaptureBenchmark.RunAsync(Arg(4), parallel: Arg(1, 2), bufferKiB: Arg(2048, 3)),
     "matrix" => MatrixBenchmark.Run(Arg(50), 10_000),
     "history" => await HistoryBenchmark.RunAsync(Arg(10_000)),
     "changes" => await ChangeBenchmark.RunAsync(Arg(20)),
@@ -18,6 +18,6 @@ return what switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages]");
+    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders [parallel [ring KiB]]] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages]");
     return 64;
 }

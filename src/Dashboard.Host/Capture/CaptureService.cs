@@ -174,7 +174,7 @@ public sealed partial class CaptureService(IProcessRunner runner, ITopologySourc
 
         var id = Guid.NewGuid().ToString("N")[..12];
         var psi = new ProcessStartInfo("tcpdump") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "-i", request.Interface, "--immediate-mode", "-w", "-", "-U", "-n", "-s", request.SnapLength.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+        foreach (var a in new[] { "-i", request.Interface, "--immediate-mode", "-w", "-", "-U", "-n", "-s", request.SnapLength.ToString(System.Globalization.CultureInfo.InvariantCulture), "-B", Math.Clamp(options.Value.CaptureBufferKiB, 256, 256 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture) })
         {
             psi.ArgumentList.Add(a);
         }

@@ -68,6 +68,62 @@ public class CaptureServiceTests
         Assert.Equal(4, stats.DecodedForFlow); // the first counted packet of each flow, to name it
     }
 
+    /// <summary>
+    /// Several captures at once each keep their own accounting, checked against the traffic itself: three captures on one
+    /// bridge during a flood (two with the same filter, one selecting one sender's flows); for each, the kernel's count
+    /// of packets that passed its filter equals the packets ping says crossed the bridge, and splits exactly into what
+    /// its tcpdump captured (all of it read and shown or counted under its flows) and what the kernel dropped for it.
+    /// </summary>
+    [SkippableFact]
+    public async Task Capture_ThreeAtOnceDuringAFlood_EachAccountsForEveryPacketThatPassedItsFilter()
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        await using var lab = new LabScope();
+        var net = await lab.CreateNetworkAsync("flood3");
+        var target = await lab.RunBusyboxAsync("target", lab.Name("flood3"));
+        var targetIp = await lab.IpOfAsync(target, lab.Name("flood3"));
+        var senders = new[] { await lab.RunBusyboxAsync("s1", lab.Name("flood3")), await lab.RunBusyboxAsync("s2", lab.Name("flood3")) };
+        var senderIps = new[] { await lab.IpOfAsync(senders[0], lab.Name("flood3")), await lab.IpOfAsync(senders[1], lab.Name("flood3")) };
+        await using var service = NewService();
+        var bridge = "br-" + net[..12];
+        var all1 = await service.StartAsync(new CaptureRequest(bridge, $"icmp and host {targetIp}"));
+        var all2 = await service.StartAsync(new CaptureRequest(bridge, $"icmp and host {targetIp}"));
+        var first = await service.StartAsync(new CaptureRequest(bridge, $"icmp and host {senderIps[0]}"));
+
+        var runner = new ProcessRunner();
+        var pings = await Task.WhenAll(senders.Select(s => runner.RunAsync("docker", ["exec", s, "ping", "-A", "-q", "-c", "10000", "-W", "1", "-w", "5", targetIp], TimeSpan.FromSeconds(30))));
+        await Task.Delay(200);
+        foreach (var s in new[] { all1, all2, first })
+        {
+            await s.StopAsync();
+        }
+
+        // ping's own summary: requests it sent and replies it got back. A reply still on its way when ping's deadline
+        // ended it is on the bridge but not in the summary: at most one per sender with -A.
+        var onWire = pings.Select(r => (Sent: PingCount(r.StdOut, "transmitted"), Replies: PingCount(r.StdOut, "received"))).ToArray();
+        void Check(CaptureSession s, long minimum, long inFlight, string[] flows)
+        {
+            var batch = s.TakeBatch();
+            var stats = s.Stats;
+            Assert.InRange(stats.ReceivedByFilter!.Value, minimum, minimum + inFlight);
+            Assert.Equal(stats.ReceivedByFilter, stats.CapturedByTcpdump + stats.DroppedByKernel);
+            Assert.Equal(stats.CapturedByTcpdump, stats.Read);
+            Assert.Equal(stats.Read, batch.Total);
+            Assert.Equal(batch.Shown.Count + batch.NotShown, batch.Total);
+            Assert.Equal(flows.Order(), batch.NotShownFlows.Select(f => f.Flow).Order());
+        }
+
+        var flowsOf = senderIps.Select(ip => new[] { $"ICMP {ip} > {targetIp}", $"ICMP {targetIp} > {ip}" }).ToArray();
+        Assert.True(onWire.All(w => w.Sent > 5 * PacketTally.DefaultMaxShown), $"the flood should be a flood ({string.Join(", ", onWire)})");
+        Check(all1, onWire.Sum(w => w.Sent + w.Replies), senders.Length, [.. flowsOf[0], .. flowsOf[1]]);
+        Check(all2, onWire.Sum(w => w.Sent + w.Replies), senders.Length, [.. flowsOf[0], .. flowsOf[1]]);
+        Check(first, onWire[0].Sent + onWire[0].Replies, 1, flowsOf[0]);
+        Assert.Equal(all1.Stats.ReceivedByFilter, all2.Stats.ReceivedByFilter);
+    }
+
+    private static long PingCount(string summary, string word) =>
+        System.Text.RegularExpressions.Regex.Match(summary, $@"(\d+) packets {word}") is { Success: true } m ? long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : throw new InvalidOperationException("no ping summary: " + summary);
+
     [SkippableFact]
     public async Task Capture_BothBridges_IsolatedThenAccepted_RequestsOnlyThenRepliesWithMasqueradedSource()
     {
