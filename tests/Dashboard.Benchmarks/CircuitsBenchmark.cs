@@ -147,7 +147,7 @@ internal static class CircuitsBenchmark
             delivery.Sort();
             var collector = await http.GetFromJsonAsync<System.Text.Json.JsonElement>("api/collector");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"collector: {collector.GetProperty("achievedRateHz").GetDouble():0.00} reads/s (target {collector.GetProperty("targetRateHz").GetDouble():0}), last read {collector.GetProperty("lastReadMilliseconds").GetDouble():0} ms, duty cycle {collector.GetProperty("dutyCycle").GetDouble() * 100:0.0} %"));
+                $"collector: {collector.GetProperty("achievedRateHz").GetDouble():0.00} reads/s (target {collector.GetProperty("targetRateHz").GetDouble():0}), last read {collector.GetProperty("lastReadMilliseconds").GetDouble():0} ms ({collector.GetProperty("lastReadCpuMilliseconds").GetDouble():0.0} ms of CPU), reading cost {collector.GetProperty("dutyCycle").GetDouble() * 100:0.0} % of one core and took {collector.GetProperty("wallDutyCycle").GetDouble() * 100:0.0} % of wall time over the last 10 s"));
             if (delivery.Count > 0)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

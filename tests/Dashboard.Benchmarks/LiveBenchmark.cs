@@ -51,7 +51,7 @@ internal static partial class LiveBenchmark
                 var duty = s.GetProperty("dutyCycle").GetDouble();
                 var cap = s.GetProperty("maxDutyCycle").GetDouble();
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"collector while watched ({s.GetProperty("counterWatchers").GetInt32()} watching): {s.GetProperty("achievedRateHz").GetDouble():0.0} reads/s (target {s.GetProperty("targetRateHz").GetDouble():0.#}, up to {s.GetProperty("watchedRateHz").GetDouble():0.#} watched), last read {s.GetProperty("lastReadMilliseconds").GetDouble():0.0} ms, duty cycle {duty:P1} over the last 10 s (cap {cap:P0}: {(duty <= cap * 1.05 ? "kept, within a twentieth" : "EXCEEDED")})"));
+                    $"collector while watched ({s.GetProperty("counterWatchers").GetInt32()} watching): {s.GetProperty("achievedRateHz").GetDouble():0.0} reads/s (target {s.GetProperty("targetRateHz").GetDouble():0.#}, up to {s.GetProperty("watchedRateHz").GetDouble():0.#} watched), last read {s.GetProperty("lastReadMilliseconds").GetDouble():0.0} ms ({s.GetProperty("lastReadCpuMilliseconds").GetDouble():0.0} ms of CPU), reading cost {duty:P1} of one core and took {s.GetProperty("wallDutyCycle").GetDouble():P1} of wall time over the last 10 s (cap {cap:P0}: {(duty <= cap * 1.05 ? "kept, within a twentieth" : "EXCEEDED")})"));
             }
 
             Console.WriteLine("\n== Steady state: 20 containers, 1,000 extra rules in a scratch chain, no browser open ==");

@@ -14,7 +14,10 @@ public sealed class CollectorOptions
     /// <summary>While someone watches the counters, read up to this often, as far as the duty cycle cap allows.</summary>
     public double WatchedRateHz { get; set; } = 20;
 
-    /// <summary>At most this share of wall time is spent reading (process, parse, diff); a slow host is read less often.</summary>
+    /// <summary>
+    /// Reading (the tools' CPU time and ours: process, parse, diff) costs at most this share of one core; a host whose
+    /// reads cost more is read less often. CPU time, not wall time: a read waiting for a busy CPU costs the host nothing more.
+    /// </summary>
     public double MaxDutyCycle { get; set; } = 0.05;
 
     /// <summary>Docker events arriving within this window cause one topology refresh.</summary>

@@ -27,8 +27,14 @@ public sealed record CollectorStatus(
 
     public double WatchedRateHz { get; init; }
 
-    /// <summary>The most of wall time spent reading.</summary>
+    /// <summary>The most of one core's time the reads may cost (<see cref="DutyCycle"/> is what they cost over the last 10 s).</summary>
     public double MaxDutyCycle { get; init; }
+
+    /// <summary>CPU time the last read cost: the tools' (reaped children) plus this process's parse, diff and publication.</summary>
+    public double LastReadCpuMilliseconds { get; init; }
+
+    /// <summary>The share of wall time spent reading over the last 10 s (above <see cref="DutyCycle"/> when other work keeps the CPUs busy).</summary>
+    public double WallDutyCycle { get; init; }
 
     public bool Degraded => !EngineAvailable || !FirewallAvailable || Layout?.Kind is DockerLayoutKind.Unknown;
 

@@ -3,6 +3,7 @@ using Dashboard.Core.Firewall;
 using Dashboard.Core.Topology;
 using Dashboard.Host.Docker;
 using Dashboard.Host.Netfilter;
+using Dashboard.Host.Processes;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Hosting;
@@ -28,7 +29,7 @@ public sealed class HostCollector(
     private readonly CollectorOptions _options = options.Value;
     private readonly string _host = hostOptions.Value.Name;
     private readonly object _gate = new();
-    private readonly Queue<(long At, TimeSpan Took)> _reads = new(); // Stopwatch timestamps: rates must not jump with the wall clock
+    private readonly Queue<(long At, TimeSpan Took, TimeSpan Cpu)> _reads = new(); // Stopwatch timestamps: rates must not jump with the wall clock
     private CollectorStatus _status = CollectorStatus.Starting(hostOptions.Value.Name, options.Value.TargetRateHz) with
     {
         WatchedRateHz = Math.Max(options.Value.TargetRateHz, options.Value.WatchedRateHz),
@@ -187,11 +188,10 @@ public sealed class HostCollector(
         while (!ct.IsCancellationRequested)
         {
             var started = Stopwatch.GetTimestamp();
-            TimeSpan took;
+            TimeSpan cost;
             try
             {
-                await ReadFirewallOnceAsync(ct).ConfigureAwait(false);
-                took = Stopwatch.GetElapsedTime(started);
+                cost = await ReadFirewallOnceAsync(ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -204,10 +204,11 @@ public sealed class HostCollector(
                 continue;
             }
 
-            // Duty cycle: reading stays under MaxDutyCycle, paced by what reads typically cost, not by one slow read.
-            // While someone watches, the floor is the watched rate's period; someone starting to watch during a longer
-            // wait cuts it short (checked every watched period), so a page opened is served at the faster rate at once.
-            pacing.Add(took);
+            // Duty cycle: reading stays under MaxDutyCycle, paced by what reads typically cost in CPU time, not by one slow
+            // read nor by the wall time a busy machine makes them wait. While someone watches, the floor is the watched
+            // rate's period; someone starting to watch during a longer wait cuts it short (checked every watched period),
+            // so a page opened is served at the faster rate at once.
+            pacing.Add(cost);
             while (!ct.IsCancellationRequested)
             {
                 var watched = sink.CounterWatchers > 0;
@@ -222,11 +223,15 @@ public sealed class HostCollector(
         }
     }
 
-    private async Task ReadFirewallOnceAsync(CancellationToken ct)
+    /// <summary>One read, diff and publication; returns its CPU cost (the tools' and ours), or its wall time where the kernel's CPU clocks are unavailable.</summary>
+    private async Task<TimeSpan> ReadFirewallOnceAsync(CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
         var topology = Volatile.Read(ref _topology);
+        var childrenBefore = CpuTime.ReapedChildren();
         var snapshot = await firewallReader.ReadAsync(topology?.Engine.FirewallBackend ?? Status.Backend, ct).ConfigureAwait(false);
+        var childrenCpu = CpuTime.ReapedChildren() - childrenBefore;
+        var ownBefore = CpuTime.CurrentThread();
         var ruleset = snapshot.Ruleset;
         var diff = CounterDelta.Compare(_previous, ruleset);
         var structureChanged = _previous is null || diff.StructureChanged || !ReferenceEquals(topology, _classifiedWith);
@@ -245,19 +250,23 @@ public sealed class HostCollector(
 
         _previous = ruleset;
         var elapsed = sw.Elapsed;
+        var ownCpu = CpuTime.CurrentThread() - ownBefore;
+        var cost = childrenCpu + snapshot.ParseCpu + ownCpu ?? elapsed;
         var now = Stopwatch.GetTimestamp();
-        _reads.Enqueue((now, elapsed));
+        _reads.Enqueue((now, elapsed, cost));
         while (_reads.Count > 1 && Stopwatch.GetElapsedTime(_reads.Peek().At, now) > TimeSpan.FromSeconds(10))
         {
             _reads.Dequeue();
         }
 
-        // Over the last 10 s: reads per second, and the share of wall time spent reading.
+        // Over the last 10 s: reads per second, the share of one core's time the reads cost (what the cap bounds), and
+        // the share of wall time they took (larger when other work keeps the CPUs busy).
         var first = _reads.Peek();
         var sinceFirst = Stopwatch.GetElapsedTime(first.At, now);
         var span = (sinceFirst + first.Took).TotalSeconds;
         var achieved = _reads.Count > 1 ? (_reads.Count - 1) / sinceFirst.TotalSeconds : 0;
-        var duty = span > 0 ? _reads.Sum(r => r.Took.TotalSeconds) / span : 0;
+        var duty = span > 0 ? _reads.Sum(r => r.Cpu.TotalSeconds) / span : 0;
+        var wallDuty = span > 0 ? _reads.Sum(r => r.Took.TotalSeconds) / span : 0;
         var layout = structureChanged ? DockerLayoutDetector.Detect(ruleset) : Status.Layout;
         Update(s => s with
         {
@@ -267,11 +276,14 @@ public sealed class HostCollector(
             AchievedRateHz = achieved,
             LastReadMilliseconds = elapsed.TotalMilliseconds,
             DutyCycle = duty,
+            LastReadCpuMilliseconds = cost.TotalMilliseconds,
+            WallDutyCycle = wallDuty,
             Reads = s.Reads + 1,
             CounterWatchers = sink.CounterWatchers,
             RuleCount = ruleset.RuleCount,
             LastReadAt = snapshot.ReadAt,
         });
+        return cost;
     }
 
 

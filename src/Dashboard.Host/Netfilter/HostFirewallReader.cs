@@ -13,6 +13,9 @@ public sealed record FirewallSnapshot(Ruleset Ruleset, DateTimeOffset ReadAt, Ti
 
     /// <summary>ip6tables-save's output when it was read and not empty.</summary>
     public string? RawIpv6Text { get; init; }
+
+    /// <summary>CPU time this process spent parsing the output (the tools' own CPU is the reaped children's).</summary>
+    public TimeSpan ParseCpu { get; init; }
 }
 
 /// <summary>The host's firewall could not be read at all (program missing, not permitted, unreadable output).</summary>
@@ -38,18 +41,19 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<DockerHos
         var started = DateTimeOffset.UtcNow;
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var warnings = new List<string>();
+        var cpu = TimeSpan.Zero;
         if (backend == FirewallBackend.Nftables)
         {
             var nft = await RunAsync(_options.Nft, ["-j", "list", "ruleset"], ct).ConfigureAwait(false);
-            return new FirewallSnapshot(Parse(() => NftJsonReader.Read(nft), "nft -j list ruleset"), started, sw.Elapsed, ["nft -j list ruleset"], warnings) { RawText = nft };
+            return new FirewallSnapshot(Parse(() => NftJsonReader.Read(nft), "nft -j list ruleset", ref cpu), started, sw.Elapsed, ["nft -j list ruleset"], warnings) { RawText = nft, ParseCpu = cpu };
         }
 
         var v4 = await RunAsync(_options.IptablesSave, ["-c"], ct).ConfigureAwait(false);
-        var ruleset = Parse(() => _v4.Read(v4, TableFamily.Ipv4), "iptables-save -c");
+        var ruleset = Parse(() => _v4.Read(v4, TableFamily.Ipv4), "iptables-save -c", ref cpu);
         var commands = new List<string> { $"{_options.IptablesSave} -c" };
         if (_ipv6Empty && System.Diagnostics.Stopwatch.GetElapsedTime(_ipv6CheckedAt) < EmptyIpv6Recheck)
         {
-            return new FirewallSnapshot(ruleset, started, sw.Elapsed, commands, warnings) { RawText = v4 };
+            return new FirewallSnapshot(ruleset, started, sw.Elapsed, commands, warnings) { RawText = v4, ParseCpu = cpu };
         }
 
         string? raw6 = null;
@@ -61,7 +65,7 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<DockerHos
             _ipv6Empty = string.IsNullOrWhiteSpace(v6);
             if (!_ipv6Empty)
             {
-                var six = Parse(() => _v6.Read(v6, TableFamily.Ipv6), "ip6tables-save -c");
+                var six = Parse(() => _v6.Read(v6, TableFamily.Ipv6), "ip6tables-save -c", ref cpu);
                 ruleset = new Ruleset { Format = ruleset.Format, Generator = ruleset.Generator, Tables = [.. ruleset.Tables, .. six.Tables] };
                 raw6 = v6;
                 commands.Add($"{_options.Ip6tablesSave} -c");
@@ -72,7 +76,7 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<DockerHos
             warnings.Add($"IPv6 rules not read: {ex.Message}");
         }
 
-        return new FirewallSnapshot(ruleset, started, sw.Elapsed, commands, warnings) { RawText = v4, RawIpv6Text = raw6 };
+        return new FirewallSnapshot(ruleset, started, sw.Elapsed, commands, warnings) { RawText = v4, RawIpv6Text = raw6, ParseCpu = cpu };
     }
 
     private async Task<string> RunAsync(string program, IReadOnlyList<string> args, CancellationToken ct)
@@ -99,11 +103,11 @@ public sealed class HostFirewallReader(IProcessRunner runner, IOptions<DockerHos
         return result.StdOut;
     }
 
-    private static Ruleset Parse(Func<Ruleset> read, string what)
+    private static Ruleset Parse(Func<Ruleset> read, string what, ref TimeSpan cpu)
     {
         try
         {
-            return read();
+            return CpuTime.Measure(read, ref cpu);
         }
         catch (RulesetFormatException ex)
         {

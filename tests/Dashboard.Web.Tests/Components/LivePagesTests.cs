@@ -127,12 +127,12 @@ public class LivePagesTests : DashboardTestContext
         {
             Assert.Empty(cut.FindAll("[data-testid='engine-error']"));
             Assert.Equal("20.10.24", cut.Find("[data-testid='engine-version']").TextContent);
-            Assert.Equal("3.90 per second achieved (target 4; up to 20 while someone watches the counters, reading capped at 5 % of wall time)", cut.Find("[data-testid='achieved-rate']").TextContent);
+            Assert.Equal("3.90 per second achieved (target 4; up to 20 while someone watches the counters, reading capped at 5 % of one core's CPU time)", cut.Find("[data-testid='achieved-rate']").TextContent);
         });
 
         Feed.StatusChanged(Feed.Status with { AchievedRateHz = 11.8, CounterWatchers = 2 });
         cut.WaitForAssertion(() => Assert.Equal(
-            "11.80 per second achieved (2 watching the counters: up to 20 per second as the cap allows, 4 otherwise, reading capped at 5 % of wall time)",
+            "11.80 per second achieved (2 watching the counters: up to 20 per second as the cap allows, 4 otherwise, reading capped at 5 % of one core's CPU time)",
             cut.Find("[data-testid='achieved-rate']").TextContent));
     }
 
