@@ -38,6 +38,7 @@ internal static class CircuitsBenchmark
             await Task.Delay(TimeSpan.FromSeconds(10));
             var baseline = await DiagnosticsAsync(http, collect: true);
             var baselineRss = LiveBenchmark.RssMiB(app.Id);
+            await HeapDumpAsync(app.Id, "baseline");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"baseline: {baseline.Circuits} circuits, {baseline.LiveSubscribers} live subscribers, managed heap {Mib(baseline.ManagedHeapBytes):0.0} MiB, RSS {baselineRss:0} MiB"));
 
@@ -92,8 +93,11 @@ internal static class CircuitsBenchmark
                 await p.Locator(cellSelector).First.EvaluateAsync(@"el => {
                     window.__changes = [];
                     window.__reads = [];
+                    window.__values = [];
+                    window.__start = Number(el.textContent);
                     new MutationObserver(() => {
                         window.__changes.push(Date.now());
+                        window.__values.push(Number(el.textContent));
                         window.__reads.push(Number(document.querySelector('[data-testid=firewall-source]')?.dataset.readAt ?? 0));
                     }).observe(el, { characterData: true, childList: true, subtree: true });
                 }");
@@ -102,6 +106,7 @@ internal static class CircuitsBenchmark
             await Task.Delay(TimeSpan.FromSeconds(5));
             var loaded = await DiagnosticsAsync(http, collect: true);
             var loadedRss = LiveBenchmark.RssMiB(app.Id);
+            await HeapDumpAsync(app.Id, "loaded");
             var perCircuitKb = (loaded.ManagedHeapBytes - baseline.ManagedHeapBytes) / 1024.0 / open;
             var perCircuitRssKb = (loadedRss - baselineRss) * 1024 / open;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -113,10 +118,18 @@ internal static class CircuitsBenchmark
             var sends = new List<double>();
             using var tcpdump = StartTcpdump(bridge2, sends);
             await Task.Delay(1000);
+            // Where one Firewall page's renderer spends its time (Chromium's own counters, through the DevTools protocol).
+            var cdp = await context.NewCDPSessionAsync(first);
+            await cdp.SendAsync("Performance.enable");
+            var renderer0 = await RendererMetricsAsync(cdp);
             var (cpu0, chromium0, wall0) = (LiveBenchmark.CpuSeconds(app.Id), BrowserCpuSeconds(), Stopwatch.GetTimestamp());
             await lab.DockerAsync(["exec", c2, "ping", "-c", "80", "-i", "0.25", "-W", "1", c1Ip]).ContinueWith(_ => { });
-            var cpu = (LiveBenchmark.CpuSeconds(app.Id) - cpu0) / Stopwatch.GetElapsedTime(wall0).TotalSeconds;
-            var chromiumCpu = (BrowserCpuSeconds() - chromium0) / Stopwatch.GetElapsedTime(wall0).TotalSeconds;
+            var window = Stopwatch.GetElapsedTime(wall0).TotalSeconds;
+            var cpu = (LiveBenchmark.CpuSeconds(app.Id) - cpu0) / window;
+            var chromiumCpu = (BrowserCpuSeconds() - chromium0) / window;
+            var renderer = (await RendererMetricsAsync(cdp)).ToDictionary(m => m.Key, m => (m.Value - renderer0.GetValueOrDefault(m.Key)) / window * 1000);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"one Firewall page's renderer, ms per second: tasks {renderer.GetValueOrDefault("TaskDuration"):0}, script {renderer.GetValueOrDefault("ScriptDuration"):0}, style {renderer.GetValueOrDefault("RecalcStyleDuration"):0}, layout {renderer.GetValueOrDefault("LayoutDuration"):0} (the rest of tasks: paint, parsing, messages); ×{n} pages"));
             await Task.Delay(2000);
             tcpdump.Kill();
             await tcpdump.WaitForExitAsync();
@@ -124,20 +137,31 @@ internal static class CircuitsBenchmark
             var latencies = new List<double>();
             var delivery = new List<double>();
             var pagesSeeing = 0;
+            var missed = 0;
             foreach (var p in firewallPages)
             {
                 var changes = await p.EvaluateAsync<double[]>("() => window.__changes");
                 var reads = await p.EvaluateAsync<double[]>("() => window.__reads");
+                var values = await p.EvaluateAsync<double[]>("() => window.__values");
+                var start = await p.EvaluateAsync<double>("() => window.__start");
                 delivery.AddRange(changes.Zip(reads).Where(x => x.Second > 0).Select(x => x.First - x.Second));
                 pagesSeeing += changes.Length > 0 ? 1 : 0;
                 lock (sends)
                 {
-                    foreach (var s in sends)
+                    // The k-th echo request is on screen when the cell first shows at least k more packets than at the
+                    // start (each request is counted once by the DROP rule): not merely at the next change of the cell,
+                    // which may still show an older read when the page lags behind.
+                    var ordered = sends.Order().ToList();
+                    for (var k = 0; k < ordered.Count; k++)
                     {
-                        var change = changes.FirstOrDefault(c => c >= s);
-                        if (change > 0 && change - s < 5000)
+                        var shown = Array.FindIndex(values, v => v >= start + k + 1);
+                        if (shown >= 0)
                         {
-                            latencies.Add(change - s);
+                            latencies.Add(changes[shown] - ordered[k]);
+                        }
+                        else
+                        {
+                            missed++;
                         }
                     }
                 }
@@ -162,7 +186,7 @@ internal static class CircuitsBenchmark
             {
                 var p95 = LiveBenchmark.Pct(latencies, 0.95);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"counter DOM latency over {latencies.Count} (page, request) pairs: p50 {LiveBenchmark.Pct(latencies, 0.5):0} ms, p95 {p95:0} ms, max {latencies[^1]:0} ms (target p95 ≤ 300 ms: {(p95 <= 300 ? "MET" : "NOT MET")})"));
+                    $"counter DOM latency (each request → the first time a page's cell shows its count) over {latencies.Count} (page, request) pairs, {missed} never shown: p50 {LiveBenchmark.Pct(latencies, 0.5):0} ms, p95 {p95:0} ms, max {latencies[^1]:0} ms (target p95 ≤ 300 ms: {(p95 <= 300 ? "MET" : "NOT MET")})"));
             }
 
             // Close every page as a user closing tabs would (the unload handlers run), then the context.
@@ -197,6 +221,40 @@ internal static class CircuitsBenchmark
 
             Directory.Delete(work, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// With <c>NETLAB_GCDUMP</c> set to a folder (and dotnet-gcdump on PATH or in ~/.dotnet/tools), the app's heap is
+    /// dumped there at the baseline and with every page open, to see per type what a circuit holds
+    /// (<c>dotnet-gcdump report</c>). It pauses the app, so figures of such a run are not quoted.
+    /// </summary>
+    private static async Task HeapDumpAsync(int pid, string name)
+    {
+        if (Environment.GetEnvironmentVariable("NETLAB_GCDUMP") is not { Length: > 0 } folder)
+        {
+            return;
+        }
+
+        var tool = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "dotnet-gcdump");
+        var r = await new Dashboard.Host.Processes.ProcessRunner().RunAsync(File.Exists(tool) ? tool : "dotnet-gcdump",
+            ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "-o", Path.Combine(folder, name + ".gcdump")], TimeSpan.FromMinutes(3));
+        Console.WriteLine($"heap dump {name}: {(r.Succeeded ? Path.Combine(folder, name + ".gcdump") : r.Message)}");
+    }
+
+    private static async Task<Dictionary<string, double>> RendererMetricsAsync(ICDPSession cdp)
+    {
+        var result = await cdp.SendAsync("Performance.getMetrics");
+        var metrics = new Dictionary<string, double>();
+        if (result is { } r && r.TryGetProperty("metrics", out var list))
+        {
+            // The durations, in seconds of the renderer's main thread since it started.
+            foreach (var m in list.EnumerateArray().Where(m => m.GetProperty("name").GetString()!.EndsWith("Duration", StringComparison.Ordinal)))
+            {
+                metrics[m.GetProperty("name").GetString()!] = m.GetProperty("value").GetDouble();
+            }
+        }
+
+        return metrics;
     }
 
     private static async Task ReadyAsync(IPage page, string cellSelector)

@@ -54,67 +54,18 @@ public static class NftJsonReader
             foreach (var prop in item.EnumerateObject())
             {
                 var v = prop.Value;
-                switch (prop.Name)
+                if (prop.Name is "metainfo" or "table" or "chain" or "set" or "map" or "rule" && v.ValueKind != JsonValueKind.Object)
                 {
-                    case "metainfo":
-                        if (v.TryGetProperty("version", out var ver))
-                        {
-                            generator = $"nftables v{ver.GetString()}";
-                        }
+                    throw new RulesetFormatException(0, $"item {index} of \"nftables\": \"{prop.Name}\" is {KindOf(v)}, expected an object");
+                }
 
-                        break;
-                    case "table":
-                        {
-                            var key = (Str(v, "family", index), Str(v, "name", index));
-                            if (!byName.ContainsKey(key))
-                            {
-                                var tb = new TableBuilder(key.Item1, key.Item2);
-                                byName.Add(key, tb);
-                                tables.Add(tb);
-                            }
-
-                            break;
-                        }
-
-                    case "chain":
-                        {
-                            var tb = FindTable(byName, v, index);
-                            var name = Str(v, "name", index);
-                            tb.Chains.TryAdd(name, new ChainBuilder(
-                                name,
-                                OptStr(v, "type"),
-                                OptStr(v, "hook"),
-                                v.TryGetProperty("prio", out var prio) && prio.ValueKind == JsonValueKind.Number ? prio.GetInt32() : null,
-                                OptStr(v, "policy")));
-                            tb.ChainOrder.Add(name);
-                            break;
-                        }
-
-                    case "set":
-                    case "map":
-                        {
-                            var tb = FindTable(byName, v, index);
-                            var set = ReadSet(v, index);
-                            tb.Sets[set.Name] = set;
-                            break;
-                        }
-
-                    case "rule":
-                        {
-                            var tb = FindTable(byName, v, index);
-                            var chainName = Str(v, "chain", index);
-                            if (!tb.Chains.TryGetValue(chainName, out var chain))
-                            {
-                                throw new RulesetFormatException(0, $"item {index}: rule for chain '{chainName}', which table '{tb.Name}' does not list");
-                            }
-
-                            chain.Rules.Add(v);
-                            break;
-                        }
-
-                    default:
-                        // flowtables, counters, quotas, ct helpers...: not part of the rule path model.
-                        break;
+                try
+                {
+                    ReadItem(prop.Name, v, index, ref generator, tables, byName);
+                }
+                catch (Exception ex) when (IsShapeError(ex))
+                {
+                    throw new RulesetFormatException(0, $"item {index} of \"nftables\" ({prop.Name}): a member is missing or of the wrong type ({FirstSentence(ex.Message)})");
                 }
             }
         }
@@ -125,6 +76,90 @@ public static class NftJsonReader
         }
 
         return new Ruleset { Format = RulesetFormat.NftJson, Tables = tables.Select(t => t.Build()).ToList(), Generator = generator };
+    }
+
+    /// <summary>
+    /// What a well-formed JSON document of the wrong shape makes <see cref="JsonElement"/> throw (a member that is not
+    /// there, a string where a number was expected, a number out of range, an index past an array's end).
+    /// </summary>
+    private static bool IsShapeError(Exception ex) =>
+        ex is InvalidOperationException or KeyNotFoundException or OverflowException or IndexOutOfRangeException or ArgumentException
+        || (ex is FormatException && ex is not RulesetFormatException);
+
+    private static string KindOf(JsonElement v) => v.ValueKind switch
+    {
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Null => "null",
+        _ => "an object",
+    };
+
+    private static void ReadItem(string kind, JsonElement v, int index, ref string? generator, List<TableBuilder> tables, Dictionary<(string Family, string Name), TableBuilder> byName)
+    {
+        switch (kind)
+        {
+            case "metainfo":
+                if (v.TryGetProperty("version", out var ver))
+                {
+                    generator = $"nftables v{ver.GetString()}";
+                }
+
+                break;
+            case "table":
+                {
+                    var key = (Str(v, "family", index), Str(v, "name", index));
+                    if (!byName.ContainsKey(key))
+                    {
+                        var tb = new TableBuilder(key.Item1, key.Item2);
+                        byName.Add(key, tb);
+                        tables.Add(tb);
+                    }
+
+                    break;
+                }
+
+            case "chain":
+                {
+                    var tb = FindTable(byName, v, index);
+                    var name = Str(v, "name", index);
+                    tb.Chains.TryAdd(name, new ChainBuilder(
+                        name,
+                        OptStr(v, "type"),
+                        OptStr(v, "hook"),
+                        v.TryGetProperty("prio", out var prio) && prio.ValueKind == JsonValueKind.Number ? prio.GetInt32() : null,
+                        OptStr(v, "policy")));
+                    tb.ChainOrder.Add(name);
+                    break;
+                }
+
+            case "set":
+            case "map":
+                {
+                    var tb = FindTable(byName, v, index);
+                    var set = ReadSet(v, index);
+                    tb.Sets[set.Name] = set;
+                    break;
+                }
+
+            case "rule":
+                {
+                    var tb = FindTable(byName, v, index);
+                    var chainName = Str(v, "chain", index);
+                    if (!tb.Chains.TryGetValue(chainName, out var chain))
+                    {
+                        throw new RulesetFormatException(0, $"item {index}: rule for chain '{chainName}', which table '{tb.Name}' does not list");
+                    }
+
+                    chain.Rules.Add((v, index));
+                    break;
+                }
+
+            default:
+                // flowtables, counters, quotas, ct helpers...: not part of the rule path model.
+                break;
+        }
     }
 
     private static TableBuilder FindTable(Dictionary<(string, string), TableBuilder> tables, JsonElement v, int index)
@@ -305,7 +340,8 @@ public static class NftJsonReader
 
     private sealed class ChainBuilder(string name, string? type, string? hook, int? prio, string? policy)
     {
-        public List<JsonElement> Rules { get; } = [];
+        /// <summary>The chain's rules in order, each with its item number in the "nftables" array (to name it in a message).</summary>
+        public List<(JsonElement Rule, int Item)> Rules { get; } = [];
 
         public FirewallChain Build(TableFamily family, string table, Dictionary<string, NftSet> sets)
         {
@@ -313,7 +349,14 @@ public static class NftJsonReader
             var seen = new Dictionary<string, int>(StringComparer.Ordinal);
             for (var i = 0; i < Rules.Count; i++)
             {
-                rules.Add(BuildRule(Rules[i], family, table, name, i + 1, sets, seen));
+                try
+                {
+                    rules.Add(BuildRule(Rules[i].Rule, family, table, name, i + 1, sets, seen));
+                }
+                catch (Exception ex) when (IsShapeError(ex))
+                {
+                    throw new RulesetFormatException(0, $"item {Rules[i].Item} of \"nftables\" (rule {i + 1} of chain {table} {name}): an expression is missing a member or has one of the wrong type ({FirstSentence(ex.Message)})");
+                }
             }
 
             return new FirewallChain

@@ -70,6 +70,18 @@ public sealed class FirewallParseApiTests : IDisposable
         Assert.Contains("not committed", body.GetProperty("detail").GetString());
     }
 
+    [Theory]
+    [InlineData("{\"nftables\": [{\"rule\": 5}]}", "item 1 of \"nftables\": \"rule\" is a number, expected an object")]
+    [InlineData("{\"nftables\": [{\"table\": {\"family\": \"ip\", \"name\": \"filter\"}}, {\"chain\": {\"family\": \"ip\", \"table\": \"filter\", \"name\": \"FORWARD\", \"prio\": \"high\"}}, {\"rule\": {\"family\": \"ip\", \"table\": \"filter\", \"chain\": \"FORWARD\", \"expr\": [{\"match\": {\"op\": \"==\", \"left\": 5}}]}}]}", "item 3 of \"nftables\" (rule 1 of chain filter FORWARD)")]
+    [InlineData("{\"nftables\": [{\"metainfo\": {\"version\": 1.1}}]}", "item 1 of \"nftables\" (metainfo)")]
+    public async Task Parse_NftJsonOfTheWrongShape_IsProblemDetailsNamingTheItem(string json, string place)
+    {
+        var (status, body) = await PostAsync(new StringContent(json, Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains(place, body.GetProperty("detail").GetString());
+    }
+
     [Fact]
     public async Task Parse_BinaryNoise_IsRejectedWithAMessage()
     {
