@@ -226,7 +226,8 @@ internal static class CircuitsBenchmark
     /// <summary>
     /// With <c>NETLAB_GCDUMP</c> set to a folder (and dotnet-gcdump on PATH or in ~/.dotnet/tools), the app's heap is
     /// dumped there at the baseline and with every page open, to see per type what a circuit holds
-    /// (<c>dotnet-gcdump report</c>). It pauses the app, so figures of such a run are not quoted.
+    /// (<c>dotnet-gcdump report</c>; with dotnet-dump in ~/.dotnet/tools also a heap dump for SOS). It pauses the app,
+    /// so latency figures of such a run are not quoted.
     /// </summary>
     private static async Task HeapDumpAsync(int pid, string name)
     {
@@ -239,6 +240,13 @@ internal static class CircuitsBenchmark
         var r = await new Dashboard.Host.Processes.ProcessRunner().RunAsync(File.Exists(tool) ? tool : "dotnet-gcdump",
             ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "-o", Path.Combine(folder, name + ".gcdump")], TimeSpan.FromMinutes(3));
         Console.WriteLine($"heap dump {name}: {(r.Succeeded ? Path.Combine(folder, name + ".gcdump") : r.Message)}");
+        var dump = Path.Combine(Path.GetDirectoryName(tool)!, "dotnet-dump");
+        if (File.Exists(dump))
+        {
+            // A whole heap dump as well, for SOS's exact sizes per type (dotnet-dump analyze FILE -c "dumpheap -stat").
+            var d = await new Dashboard.Host.Processes.ProcessRunner().RunAsync(dump, ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "--type", "Heap", "-o", Path.Combine(folder, name + ".dmp")], TimeSpan.FromMinutes(3));
+            Console.WriteLine($"process dump {name}: {(d.Succeeded ? Path.Combine(folder, name + ".dmp") : d.Message)}");
+        }
     }
 
     private static async Task<Dictionary<string, double>> RendererMetricsAsync(ICDPSession cdp)
