@@ -90,17 +90,22 @@ internal static class CircuitsBenchmark
             {
                 // Each change: the browser's clock, and the read time of the counters it shows (the page's data-read-at,
                 // updated in the same render batch): ping → screen, and the dashboard's own part, read → screen.
-                await p.Locator(cellSelector).First.EvaluateAsync(@"el => {
+                // A row is replaced whole when it changes: the chain's tbody is watched, and a change is the cell's new value.
+                await p.Locator(cellSelector).First.EvaluateAsync(@"(el, selector) => {
                     window.__changes = [];
                     window.__reads = [];
                     window.__values = [];
                     window.__start = Number(el.textContent);
+                    let last = el.textContent;
                     new MutationObserver(() => {
+                        const text = document.querySelector(selector)?.textContent;
+                        if (text === undefined || text === last) return;
+                        last = text;
                         window.__changes.push(Date.now());
-                        window.__values.push(Number(el.textContent));
+                        window.__values.push(Number(text));
                         window.__reads.push(Number(document.querySelector('[data-testid=firewall-source]')?.dataset.readAt ?? 0));
-                    }).observe(el, { characterData: true, childList: true, subtree: true });
-                }");
+                    }).observe(el.closest('tbody'), { characterData: true, childList: true, subtree: true });
+                }", cellSelector);
             }
 
             await Task.Delay(TimeSpan.FromSeconds(5));
