@@ -1,0 +1,169 @@
+using System.Globalization;
+using System.Net;
+using System.Text.RegularExpressions;
+using Dashboard.Core.Firewall;
+using Dashboard.Host.Processes;
+
+namespace Dashboard.Host.Tests.Oracle;
+
+/// <summary>
+/// The Linux kernel as the judge of a dump: a scratch router namespace holding the dump's rules (loaded with
+/// <c>iptables-restore</c> there, nowhere else), one veth per bridge the dump names (the router's side named as in the
+/// dump, holding the gateway address) and one endpoint namespace per network (address .2 of its subnet). A probe sends
+/// one real ICMP echo from one endpoint to another and observes, in the destination namespace, whether the request
+/// arrived (a counter rule there) and, at the source, whether the reply came back; the router's counters before and
+/// after say which rules the packets met. Everything lives in namespaces this class makes and removes; the caller's
+/// namespace is never touched, and every namespace that carries the probes has the safety blackholes.
+/// </summary>
+internal sealed partial class KernelOracle : IAsyncDisposable
+{
+    private const string Tag = "netlab:oracle";
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+    private readonly ProcessRunner _runner = new();
+    private readonly string _router;
+    private readonly List<string> _namespaces = [];
+
+    private KernelOracle(string id, IReadOnlyList<OracleNetwork> networks)
+    {
+        _router = $"nlo{id}r";
+        Networks = networks;
+    }
+
+    /// <summary>The networks the dump implies: its bridge, subnet, gateway (the router's side) and the endpoint's address.</summary>
+    public IReadOnlyList<OracleNetwork> Networks { get; }
+
+    /// <summary>
+    /// The bridges and subnets a Docker dump implies, from the masquerade rule Docker writes for each network
+    /// (<c>-A POSTROUTING -s SUBNET ! -o BRIDGE -j MASQUERADE</c>).
+    /// </summary>
+    public static IReadOnlyList<(string Bridge, string Subnet)> NetworksOf(string dump) =>
+        [.. Masquerade().Matches(dump).Select(m => (m.Groups["bridge"].Value, m.Groups["subnet"].Value)).Distinct()];
+
+    [GeneratedRegex(@"^(?:\[\d+:\d+\] )?-A POSTROUTING -s (?<subnet>\d+\.\d+\.\d+\.\d+/\d+) ! -o (?<bridge>\S+) -j MASQUERADE", RegexOptions.Multiline)]
+    private static partial Regex Masquerade();
+
+    public static async Task<KernelOracle> BuildAsync(string dump)
+    {
+        var networks = NetworksOf(dump).Select((n, i) => OracleNetwork.Of(n.Bridge, n.Subnet, i)).ToList();
+        if (networks.Count < 2)
+        {
+            throw new InvalidOperationException($"the dump implies {networks.Count} network(s); a probe needs two");
+        }
+
+        if (networks.Any(n => !InLabRange(n.Subnet)))
+        {
+            throw new InvalidOperationException("the dump's networks must lie inside 172.16.0.0/12");
+        }
+
+        var oracle = new KernelOracle(Guid.NewGuid().ToString("N")[..5], networks);
+        try
+        {
+            await oracle.SetUpAsync(dump);
+            return oracle;
+        }
+        catch
+        {
+            await oracle.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static bool InLabRange(string cidr)
+    {
+        var bytes = IPAddress.Parse(cidr.Split('/')[0]).GetAddressBytes();
+        return bytes[0] == 172 && bytes[1] >= 16 && bytes[1] <= 31 && int.Parse(cidr.Split('/')[1], CultureInfo.InvariantCulture) >= 12;
+    }
+
+    private async Task SetUpAsync(string dump)
+    {
+        await NamespaceAsync(_router);
+        await RunAsync("ip", ["netns", "exec", _router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+        foreach (var n in Networks)
+        {
+            await NamespaceAsync(n.Namespace(_router));
+            var endpoint = n.Namespace(_router);
+            await RunAsync("ip", ["link", "add", n.Bridge, "netns", _router, "type", "veth", "peer", "name", "eth0", "netns", endpoint]);
+            await RunAsync("ip", ["-n", _router, "addr", "add", $"{n.Gateway}/{n.PrefixLength}", "dev", n.Bridge]);
+            await RunAsync("ip", ["-n", _router, "link", "set", n.Bridge, "up"]);
+            await RunAsync("ip", ["-n", endpoint, "addr", "add", $"{n.Endpoint}/{n.PrefixLength}", "dev", "eth0"]);
+            await RunAsync("ip", ["-n", endpoint, "link", "set", "eth0", "up"]);
+
+            // The other networks through the router, more specific than the safety blackhole of 172.16.0.0/12.
+            foreach (var other in Networks.Where(o => o != n))
+            {
+                await RunAsync("ip", ["-n", endpoint, "route", "add", other.Subnet, "via", n.Gateway]);
+            }
+
+            // Requests that arrive: counted here, in the endpoint's own table.
+            await RunAsync("ip", ["netns", "exec", endpoint, "iptables", "-w", "5", "-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request", "-m", "comment", "--comment", Tag, "-j", "ACCEPT"]);
+        }
+
+        // The dump, whole, into the router's own tables.
+        await RunAsync("ip", ["netns", "exec", _router, "iptables-restore", "-w", "5"], dump);
+    }
+
+    private async Task NamespaceAsync(string name)
+    {
+        await RunAsync("ip", ["netns", "add", name]);
+        _namespaces.Add(name);
+        await RunAsync("ip", ["-n", name, "link", "set", "lo", "up"]);
+        await RunAsync("ip", ["-n", name, "route", "replace", "blackhole", "172.16.0.0/12"]);
+        await RunAsync("ip", ["-n", name, "route", "replace", "blackhole", "192.168.0.0/16"]);
+    }
+
+    /// <summary>One echo request from <paramref name="from"/>'s endpoint to <paramref name="to"/>'s, as the kernel handled it.</summary>
+    public async Task<KernelVerdict> PingAsync(OracleNetwork from, OracleNetwork to)
+    {
+        var before = await RouterRulesetAsync();
+        var arrivedBefore = await ArrivedAsync(to);
+        var ping = await _runner.RunAsync("ip", ["netns", "exec", from.Namespace(_router), "busybox", "ping", "-c", "1", "-W", "1", to.Endpoint], Timeout);
+        var arrived = await ArrivedAsync(to) > arrivedBefore;
+        var after = await RouterRulesetAsync();
+        var moved = after.Rules
+            .Select(r => (Rule: r, Before: before.Rules.FirstOrDefault(b => b.Table == r.Table && b.Chain == r.Chain && b.Position == r.Position)?.Packets ?? 0))
+            .Where(x => x.Rule.Packets > x.Before)
+            .Select(x => (x.Rule.Table, x.Rule.Chain, x.Rule.Position))
+            .ToHashSet();
+        return new KernelVerdict(arrived, ping.Succeeded, moved);
+    }
+
+    private async Task<ulong> ArrivedAsync(OracleNetwork n)
+    {
+        var rs = IptablesSaveReader.Read((await RunAsync("ip", ["netns", "exec", n.Namespace(_router), "iptables-save", "-c", "-t", "filter"])).StdOut, TableFamily.Ipv4);
+        return rs.Rules.Single(r => r.Comment == Tag).Packets;
+    }
+
+    private async Task<Ruleset> RouterRulesetAsync() =>
+        IptablesSaveReader.Read((await RunAsync("ip", ["netns", "exec", _router, "iptables-save", "-c"])).StdOut, TableFamily.Ipv4);
+
+    private async Task<ProcessResult> RunAsync(string program, string[] args, string? stdin = null)
+    {
+        var r = stdin is null ? await _runner.RunAsync(program, args, Timeout) : await _runner.RunAsync(program, args, stdin, Timeout);
+        return r.Succeeded ? r : throw new InvalidOperationException($"{program} {string.Join(' ', args)}: {r.Message}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // Removing a namespace removes its veths, routes and tables with it.
+        foreach (var ns in Enumerable.Reverse(_namespaces))
+        {
+            await _runner.RunAsync("ip", ["netns", "del", ns], Timeout);
+        }
+    }
+}
+
+/// <summary>One network of a dump in the oracle: the router's side is named <see cref="Bridge"/> and holds <see cref="Gateway"/>.</summary>
+internal sealed record OracleNetwork(string Bridge, string Subnet, int PrefixLength, string Gateway, string Endpoint, int Index)
+{
+    public static OracleNetwork Of(string bridge, string subnet, int index)
+    {
+        var parts = subnet.Split('/');
+        var b = IPAddress.Parse(parts[0]).GetAddressBytes();
+        return new OracleNetwork(bridge, subnet, int.Parse(parts[1], CultureInfo.InvariantCulture), $"{b[0]}.{b[1]}.{b[2]}.1", $"{b[0]}.{b[1]}.{b[2]}.2", index);
+    }
+
+    public string Namespace(string router) => $"{router[..^1]}e{Index}";
+}
+
+/// <summary>What the kernel did with one probe: the request arrived, the reply came back, and the router's rules it met.</summary>
+internal sealed record KernelVerdict(bool RequestArrived, bool ReplyArrived, IReadOnlySet<(string Table, string Chain, int Position)> RulesMet);

@@ -1,0 +1,75 @@
+using Dashboard.Core.Evaluation;
+using Dashboard.Core.Firewall;
+using Dashboard.TestSupport;
+
+namespace Dashboard.Host.Tests.Oracle;
+
+/// <summary>
+/// The evaluator against the kernel, on the real Docker dumps of <c>../shared/fixtures</c>: each dump is loaded into a
+/// scratch router namespace and every ordered pair of its networks is probed with one real echo request. The
+/// evaluator's request verdict must equal whether the request arrived, its reply verdict whether the reply came back,
+/// and its deciding rule must be one the packets met (its counter moved in the router). No expectation is written by
+/// hand: the kernel decides.
+/// </summary>
+[Trait("Category", "RealHost")]
+public class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [SkippableTheory]
+    [InlineData("docker-17-seed-isolated.save")]
+    [InlineData("docker-17-seed-accept.save")]
+    [InlineData("docker-20.10-two-networks-isolated.save")]
+    [InlineData("docker-20.10-two-networks-docker-user-accept.save")]
+    [InlineData("docker-20.10-two-networks-stage1-accept.save")]
+    [InlineData("docker-28.5-bridge1-published-port.save")]
+    [InlineData("docker-20.10-two-networks-isolated.save", "-s 172.19.0.0/16 -d 172.18.0.0/16 -j ACCEPT")]
+    public async Task EveryPairOfTheDumpsNetworks_TheEvaluatorSaysWhatTheKernelDoes(string fixture, string? dockerUserRule = null)
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        // Probes use lab addresses only: the 28.5 dump's network in TEST-NET-1 (192.0.2.0/24) moves into 172.16.0.0/12,
+        // in the text both the kernel and the evaluator read.
+        var dump = TestPaths.ReadShared(Path.Combine("iptables", fixture)).Replace("192.0.2.", "172.31.250.", StringComparison.Ordinal);
+        if (dockerUserRule is not null)
+        {
+            // A flow's extra rule (here a one-direction ACCEPT: the request gets through, the reply dies in isolation).
+            dump = dump.Replace("-A DOCKER-USER -j RETURN", $"-A DOCKER-USER {dockerUserRule}\n-A DOCKER-USER -j RETURN", StringComparison.Ordinal);
+            Assert.Contains(dockerUserRule, dump, StringComparison.Ordinal);
+        }
+
+        var ruleset = IptablesSaveReader.Read(dump, TableFamily.Ipv4);
+        await using var oracle = await KernelOracle.BuildAsync(dump);
+        var context = new EvaluationContext { InterfaceAddresses = oracle.Networks.ToDictionary(n => n.Bridge, n => n.Gateway) };
+
+        var disagreements = new List<string>();
+        var probes = 0;
+        foreach (var from in oracle.Networks)
+        {
+            foreach (var to in oracle.Networks.Where(n => n != from))
+            {
+                var flow = new FlowSpec { InInterface = from.Bridge, OutInterface = to.Bridge, Source = from.Endpoint, Destination = to.Endpoint };
+                var predicted = PacketEvaluator.Explain(ruleset, flow, context);
+                var kernel = await oracle.PingAsync(from, to);
+                probes++;
+                output.WriteLine($"{from.Bridge} → {to.Bridge}: predicted {predicted.Outcome}; kernel: request {(kernel.RequestArrived ? "delivered" : "not delivered")}, reply {(kernel.ReplyArrived ? "back" : "not back")}");
+                var requestPredicted = predicted.Request.Verdict == Verdict.Accept;
+                var replyPredicted = requestPredicted && predicted.Reply?.Verdict == Verdict.Accept;
+                var where = $"{from.Bridge} {from.Endpoint} → {to.Bridge} {to.Endpoint}";
+                if (requestPredicted != kernel.RequestArrived)
+                {
+                    disagreements.Add($"{where}: request predicted {predicted.Request.Verdict} by {predicted.Request.DecidingRule?.Rule}, kernel {(kernel.RequestArrived ? "delivered it" : "did not deliver it")}");
+                }
+                else if (replyPredicted != kernel.ReplyArrived)
+                {
+                    disagreements.Add($"{where}: reply predicted {predicted.Reply?.Verdict} by {predicted.Reply?.DecidingRule?.Rule}, kernel {(kernel.ReplyArrived ? "delivered it" : "did not deliver it")}");
+                }
+
+                if (predicted.Request.DecidingRule is { Position: { } position } rule && !kernel.RulesMet.Contains((rule.Table, rule.Chain, position)))
+                {
+                    disagreements.Add($"{where}: the request's deciding rule {rule.Chain} {position} ({rule.Rule}) is not among the rules the kernel's counters say it met");
+                }
+            }
+        }
+
+        Assert.True(probes >= 2, $"{probes} probes");
+        Assert.Empty(disagreements);
+    }
+}
