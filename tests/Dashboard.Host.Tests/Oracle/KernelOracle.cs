@@ -10,7 +10,7 @@ namespace Dashboard.Host.Tests.Oracle;
 /// The Linux kernel as the judge of a dump: a scratch router namespace holding the dump's rules (loaded with
 /// <c>iptables-restore</c> there, nowhere else), one veth per bridge the dump names (the router's side named as in the
 /// dump, holding the gateway address) and one endpoint namespace per network (address .2 of its subnet). A probe sends
-/// one real ICMP echo from one endpoint to another and observes, in the destination namespace, whether the request
+/// one real ICMP echo (or a TCP connection, to a published port too) from one endpoint to another and observes, in the destination namespace, whether the request
 /// arrived (a counter rule there) and, at the source, whether the reply came back; the router's counters before and
 /// after say which rules the packets met. Everything lives in namespaces this class makes and removes; the caller's
 /// namespace is never touched, and every namespace that carries the probes has the safety blackholes.
@@ -18,6 +18,7 @@ namespace Dashboard.Host.Tests.Oracle;
 internal sealed partial class KernelOracle : IAsyncDisposable
 {
     private const string Tag = "netlab:oracle";
+    private const string SynTag = "netlab:oracle-syn";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
     private readonly ProcessRunner _runner = new();
     private readonly string _router;
@@ -27,7 +28,14 @@ internal sealed partial class KernelOracle : IAsyncDisposable
     {
         _router = $"nlo{id}r";
         Networks = networks;
+        Outside = OracleNetwork.Of("eth0", "172.31.254.0/24", networks.Count);
     }
+
+    /// <summary>
+    /// A client outside Docker's networks, as on the host's own NIC (the router's side is named eth0): where published
+    /// ports are reached from. Its subnet is in the lab range and no dump names it.
+    /// </summary>
+    public OracleNetwork Outside { get; }
 
     /// <summary>The networks the dump implies: its bridge, subnet, gateway (the router's side) and the endpoint's address.</summary>
     public IReadOnlyList<OracleNetwork> Networks { get; }
@@ -78,7 +86,7 @@ internal sealed partial class KernelOracle : IAsyncDisposable
     {
         await NamespaceAsync(_router);
         await RunAsync("ip", ["netns", "exec", _router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
-        foreach (var n in Networks)
+        foreach (var n in Networks.Append(Outside))
         {
             await NamespaceAsync(n.Namespace(_router));
             var endpoint = n.Namespace(_router);
@@ -89,13 +97,14 @@ internal sealed partial class KernelOracle : IAsyncDisposable
             await RunAsync("ip", ["-n", endpoint, "link", "set", "eth0", "up"]);
 
             // The other networks through the router, more specific than the safety blackhole of 172.16.0.0/12.
-            foreach (var other in Networks.Where(o => o != n))
+            foreach (var other in Networks.Append(Outside).Where(o => o != n))
             {
                 await RunAsync("ip", ["-n", endpoint, "route", "add", other.Subnet, "via", n.Gateway]);
             }
 
             // Requests that arrive: counted here, in the endpoint's own table.
             await RunAsync("ip", ["netns", "exec", endpoint, "iptables", "-w", "5", "-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request", "-m", "comment", "--comment", Tag, "-j", "ACCEPT"]);
+            await RunAsync("ip", ["netns", "exec", endpoint, "iptables", "-w", "5", "-A", "INPUT", "-p", "tcp", "--syn", "-m", "comment", "--comment", SynTag, "-j", "ACCEPT"]);
         }
 
         // The dump, whole, into the router's own tables.
@@ -118,19 +127,51 @@ internal sealed partial class KernelOracle : IAsyncDisposable
         var arrivedBefore = await ArrivedAsync(to);
         var ping = await _runner.RunAsync("ip", ["netns", "exec", from.Namespace(_router), "busybox", "ping", "-c", "1", "-W", "1", to.Endpoint], Timeout);
         var arrived = await ArrivedAsync(to) > arrivedBefore;
-        var after = await RouterRulesetAsync();
-        var moved = after.Rules
+        return new KernelVerdict(arrived, ping.Succeeded, Moved(before, await RouterRulesetAsync()));
+    }
+
+    /// <summary>
+    /// One TCP connection from <paramref name="from"/>'s endpoint to <paramref name="address"/>:<paramref name="port"/>
+    /// (a router address, for a published port the dump DNATs), with <c>busybox nc -l</c> listening on
+    /// <paramref name="listenPort"/> in <paramref name="listener"/>'s endpoint: the SYN arrived there, and the
+    /// connection was established (the SYN-ACK came back).
+    /// </summary>
+    public async Task<KernelVerdict> ConnectAsync(OracleNetwork from, string address, int port, OracleNetwork listener, int listenPort)
+    {
+        var before = await RouterRulesetAsync();
+        var arrivedBefore = await ArrivedAsync(listener, SynTag);
+        using var server = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("ip")
+        {
+            ArgumentList = { "netns", "exec", listener.Namespace(_router), "busybox", "nc", "-l", "-p", listenPort.ToString(CultureInfo.InvariantCulture) },
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        })!;
+        try
+        {
+            await Task.Delay(300); // the listener binds
+            var client = await _runner.RunAsync("ip", ["netns", "exec", from.Namespace(_router), "busybox", "nc", "-w", "2", address, port.ToString(CultureInfo.InvariantCulture)], "", Timeout);
+            var arrived = await ArrivedAsync(listener, SynTag) > arrivedBefore;
+            return new KernelVerdict(arrived, client.Succeeded, Moved(before, await RouterRulesetAsync()));
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
+
+    private static HashSet<(string Table, string Chain, int Position)> Moved(Ruleset before, Ruleset after) =>
+        after.Rules
             .Select(r => (Rule: r, Before: before.Rules.FirstOrDefault(b => b.Table == r.Table && b.Chain == r.Chain && b.Position == r.Position)?.Packets ?? 0))
             .Where(x => x.Rule.Packets > x.Before)
             .Select(x => (x.Rule.Table, x.Rule.Chain, x.Rule.Position))
             .ToHashSet();
-        return new KernelVerdict(arrived, ping.Succeeded, moved);
-    }
 
-    private async Task<ulong> ArrivedAsync(OracleNetwork n)
+    private async Task<ulong> ArrivedAsync(OracleNetwork n, string tag = Tag)
     {
         var rs = IptablesSaveReader.Read((await RunAsync("ip", ["netns", "exec", n.Namespace(_router), "iptables-save", "-c", "-t", "filter"])).StdOut, TableFamily.Ipv4);
-        return rs.Rules.Single(r => r.Comment == Tag).Packets;
+        return rs.Rules.Single(r => r.Comment == tag).Packets;
     }
 
     private async Task<Ruleset> RouterRulesetAsync() =>

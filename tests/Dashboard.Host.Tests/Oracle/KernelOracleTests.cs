@@ -12,8 +12,15 @@ namespace Dashboard.Host.Tests.Oracle;
 /// hand: the kernel decides.
 /// </summary>
 [Trait("Category", "RealHost")]
-public class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper output)
+public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper output)
 {
+    /// <summary>The dump's published ports: <c>-A DOCKER ! -i BRIDGE -p tcp -m tcp --dport PORT -j DNAT --to-destination ADDRESS:PORT</c>.</summary>
+    private static IEnumerable<(int Port, string Target, int TargetPort)> PublishedPorts(string dump) =>
+        Dnat().Matches(dump).Select(m => (int.Parse(m.Groups["port"].Value, System.Globalization.CultureInfo.InvariantCulture), m.Groups["to"].Value, int.Parse(m.Groups["toport"].Value, System.Globalization.CultureInfo.InvariantCulture)));
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"-A DOCKER ! -i \S+ -p tcp -m tcp --dport (?<port>\d+) -j DNAT --to-destination (?<to>[\d.]+):(?<toport>\d+)")]
+    private static partial System.Text.RegularExpressions.Regex Dnat();
+
     [SkippableTheory]
     [InlineData("docker-17-seed-isolated.save")]
     [InlineData("docker-17-seed-accept.save")]
@@ -66,6 +73,30 @@ public class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper output)
                 {
                     disagreements.Add($"{where}: the request's deciding rule {rule.Chain} {position} ({rule.Rule}) is not among the rules the kernel's counters say it met");
                 }
+            }
+        }
+
+        // Published ports (a DNAT in the dump's nat DOCKER chain): a TCP connection from outside Docker's networks (as
+        // from the host's NIC) to the router's address there, at the published port.
+        foreach (var (port, target, targetPort) in PublishedPorts(dump))
+        {
+            var listener = oracle.Networks.Single(n => n.Endpoint == target);
+            var from = oracle.Outside;
+            var flow = new FlowSpec { InInterface = from.Bridge, OutInterface = listener.Bridge, Source = from.Endpoint, Destination = from.Gateway, Protocol = "tcp", DestinationPort = port };
+            var local = new EvaluationContext
+            {
+                InterfaceAddresses = oracle.Networks.Append(from).ToDictionary(n => n.Bridge, n => n.Gateway),
+                LocalAddresses = oracle.Networks.Append(from).Select(n => n.Gateway).ToHashSet(),
+            };
+            var predicted = PacketEvaluator.Explain(ruleset, flow, local);
+            var kernel = await oracle.ConnectAsync(from, from.Gateway, port, listener, targetPort);
+            probes++;
+            var seen = $"{from.Endpoint} → {from.Gateway}:{port} (published, to {target}:{targetPort}): predicted {predicted.Outcome} (NAT to {predicted.Request.NatDestination}); kernel: SYN {(kernel.RequestArrived ? "delivered" : "not delivered")}, connection {(kernel.ReplyArrived ? "established" : "not established")}";
+            output.WriteLine(seen);
+            var requestPredicted = predicted.Request.Verdict == Verdict.Accept && predicted.Request.NatDestination == target;
+            if (requestPredicted != kernel.RequestArrived || (requestPredicted && predicted.Reply?.Verdict == Verdict.Accept) != kernel.ReplyArrived)
+            {
+                disagreements.Add(seen);
             }
         }
 
