@@ -1,0 +1,70 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+
+namespace Dashboard.Web.Tests.Api;
+
+/// <summary>
+/// The API's bad-input contract: damaged dumps (the readers' mutation corpus) sent through <c>POST /api/firewall/parse</c>
+/// and <c>POST /api/explain</c> are read or answered 400 naming the place; none gets a 5xx.
+/// </summary>
+public sealed class BadInputContractTests : IDisposable
+{
+    // Hundreds of calls: the expensive-call budget of one client is raised for this factory only.
+    private readonly DashboardFactory _factory = new(new Dictionary<string, string?> { ["RateLimits:ExpensiveBurst"] = "100000", ["RateLimits:ExpensivePerMinute"] = "6000000" });
+    private readonly HttpClient _client;
+
+    public BadInputContractTests() => _client = _factory.CreateClient();
+
+    public void Dispose()
+    {
+        _client.Dispose();
+        _factory.Dispose();
+    }
+
+    private static IEnumerable<string> Corpus()
+    {
+        var nft = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "nft", "docker-29-bridge1-published-port.json"));
+        foreach (var doc in MalformedCorpus.NftMutations(nft, step: 7))
+        {
+            yield return doc;
+        }
+
+        foreach (var (_, text) in MalformedCorpus.IptablesMutations(TestPaths.ReadShared("iptables/docker-20.10-two-networks-isolated.save")).Where((_, i) => i % 3 == 0))
+        {
+            yield return text;
+        }
+    }
+
+    [Fact]
+    public async Task TheMutationCorpus_ThroughParseAndExplain_NeverAnswers5xx()
+    {
+        var statuses = new Dictionary<(string, HttpStatusCode), int>();
+        var sent = 0;
+        foreach (var dump in Corpus())
+        {
+            sent++;
+            using var parse = await _client.PostAsync("/api/firewall/parse", new StringContent(dump, Encoding.UTF8, "text/plain"));
+            using var explain = await _client.PostAsJsonAsync("/api/explain", new { ruleset = dump, flow = new { inInterface = "br-99a370db15a4", outInterface = "br-5bb1f7c6955f", source = "172.19.0.2", destination = "172.18.0.2", protocol = "icmp" } });
+            foreach (var (name, response) in new[] { ("parse", parse), ("explain", explain) })
+            {
+                var key = (name, response.StatusCode);
+                statuses[key] = statuses.GetValueOrDefault(key) + 1;
+                if ((int)response.StatusCode >= 500)
+                {
+                    Assert.Fail($"{name} answered {(int)response.StatusCode} for a damaged dump: {await response.Content.ReadAsStringAsync()}");
+                }
+
+                if (response.StatusCode == HttpStatusCode.BadRequest)
+                {
+                    Assert.Contains("detail", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+                }
+            }
+        }
+
+        Assert.True(sent > 500, $"{sent} dumps");
+        Assert.True(statuses.GetValueOrDefault(("parse", HttpStatusCode.BadRequest)) > 50, string.Join(", ", statuses.Select(s => $"{s.Key}: {s.Value}")));
+        Assert.True(statuses.GetValueOrDefault(("explain", HttpStatusCode.BadRequest)) > 50, string.Join(", ", statuses.Select(s => $"{s.Key}: {s.Value}")));
+        Assert.Equal(0, statuses.Where(s => s.Key.Item2 is HttpStatusCode.Unauthorized or HttpStatusCode.TooManyRequests).Sum(s => s.Value));
+    }
+}
