@@ -8,7 +8,7 @@ namespace Dashboard.Host.Tests.Oracle;
 
 /// <summary>
 /// The Linux kernel as the judge of a dump: a scratch router namespace holding the dump's rules (loaded with
-/// <c>iptables-restore</c> there, nowhere else), one veth per bridge the dump names (the router's side named as in the
+/// <c>iptables-restore</c>, or <c>nft -f</c> for nftables text, there and nowhere else), one veth per bridge the dump names (the router's side named as in the
 /// dump, holding the gateway address) and one endpoint namespace per network (address .2 of its subnet). A probe sends
 /// one real ICMP echo (or a TCP connection, to a published port too) from one endpoint to another and observes, in the destination namespace, whether the request
 /// arrived (a counter rule there) and, at the source, whether the reply came back; the router's counters before and
@@ -45,13 +45,21 @@ internal sealed partial class KernelOracle : IAsyncDisposable
     /// (<c>-A POSTROUTING -s SUBNET ! -o BRIDGE -j MASQUERADE</c>).
     /// </summary>
     public static IReadOnlyList<(string Bridge, string Subnet)> NetworksOf(string dump) =>
-        [.. Masquerade().Matches(dump).Select(m => (m.Groups["bridge"].Value, m.Groups["subnet"].Value)).Distinct()];
+        [.. Masquerade().Matches(dump).Concat(NftMasquerade().Matches(dump)).Select(m => (m.Groups["bridge"].Value, m.Groups["subnet"].Value)).Distinct()];
 
     [GeneratedRegex(@"^(?:\[\d+:\d+\] )?-A POSTROUTING -s (?<subnet>\d+\.\d+\.\d+\.\d+/\d+) ! -o (?<bridge>\S+) -j MASQUERADE", RegexOptions.Multiline)]
     private static partial Regex Masquerade();
 
+    /// <summary>Docker 29's nftables form: <c>oifname != "BRIDGE" ip saddr SUBNET counter masquerade</c>.</summary>
+    [GeneratedRegex(@"oifname != ""(?<bridge>[^""]+)"" ip saddr (?<subnet>\d+\.\d+\.\d+\.\d+/\d+) .*masquerade")]
+    private static partial Regex NftMasquerade();
+
+    /// <summary>Whether the dump is <c>nft list ruleset</c> text (loaded with <c>nft -f</c>) rather than iptables-save.</summary>
+    public bool Nftables { get; private init; }
+
     public static async Task<KernelOracle> BuildAsync(string dump)
     {
+        var nftables = dump.Contains("table ip ", StringComparison.Ordinal) && !dump.Contains("\n*filter", StringComparison.Ordinal);
         var networks = NetworksOf(dump).Select((n, i) => OracleNetwork.Of(n.Bridge, n.Subnet, i)).ToList();
         if (networks.Count < 2)
         {
@@ -63,7 +71,7 @@ internal sealed partial class KernelOracle : IAsyncDisposable
             throw new InvalidOperationException("the dump's networks must lie inside 172.16.0.0/12");
         }
 
-        var oracle = new KernelOracle(Guid.NewGuid().ToString("N")[..5], networks);
+        var oracle = new KernelOracle(Guid.NewGuid().ToString("N")[..5], networks) { Nftables = nftables };
         try
         {
             await oracle.SetUpAsync(dump);
@@ -108,7 +116,14 @@ internal sealed partial class KernelOracle : IAsyncDisposable
         }
 
         // The dump, whole, into the router's own tables.
-        await RunAsync("ip", ["netns", "exec", _router, "iptables-restore", "-w", "5"], dump);
+        if (Nftables)
+        {
+            await RunAsync("ip", ["netns", "exec", _router, "nft", "-f", "-"], dump);
+        }
+        else
+        {
+            await RunAsync("ip", ["netns", "exec", _router, "iptables-restore", "-w", "5"], dump);
+        }
     }
 
     private async Task NamespaceAsync(string name)
@@ -174,8 +189,9 @@ internal sealed partial class KernelOracle : IAsyncDisposable
         return rs.Rules.Single(r => r.Comment == tag).Packets;
     }
 
-    private async Task<Ruleset> RouterRulesetAsync() =>
-        IptablesSaveReader.Read((await RunAsync("ip", ["netns", "exec", _router, "iptables-save", "-c"])).StdOut, TableFamily.Ipv4);
+    private async Task<Ruleset> RouterRulesetAsync() => Nftables
+        ? NftJsonReader.Read((await RunAsync("ip", ["netns", "exec", _router, "nft", "-j", "list", "ruleset"])).StdOut)
+        : IptablesSaveReader.Read((await RunAsync("ip", ["netns", "exec", _router, "iptables-save", "-c"])).StdOut, TableFamily.Ipv4);
 
     private async Task<ProcessResult> RunAsync(string program, string[] args, string? stdin = null)
     {

@@ -16,10 +16,14 @@ public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper outp
 {
     /// <summary>The dump's published ports: <c>-A DOCKER ! -i BRIDGE -p tcp -m tcp --dport PORT -j DNAT --to-destination ADDRESS:PORT</c>.</summary>
     private static IEnumerable<(int Port, string Target, int TargetPort)> PublishedPorts(string dump) =>
-        Dnat().Matches(dump).Select(m => (int.Parse(m.Groups["port"].Value, System.Globalization.CultureInfo.InvariantCulture), m.Groups["to"].Value, int.Parse(m.Groups["toport"].Value, System.Globalization.CultureInfo.InvariantCulture)));
+        Dnat().Matches(dump).Concat(NftDnat().Matches(dump)).Select(m => (int.Parse(m.Groups["port"].Value, System.Globalization.CultureInfo.InvariantCulture), m.Groups["to"].Value, int.Parse(m.Groups["toport"].Value, System.Globalization.CultureInfo.InvariantCulture)));
 
     [System.Text.RegularExpressions.GeneratedRegex(@"-A DOCKER ! -i \S+ -p tcp -m tcp --dport (?<port>\d+) -j DNAT --to-destination (?<to>[\d.]+):(?<toport>\d+)")]
     private static partial System.Text.RegularExpressions.Regex Dnat();
+
+    /// <summary>Docker 29's nftables form: <c>iifname != "BRIDGE" tcp dport PORT counter dnat to ADDRESS:PORT</c>.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"iifname != ""\S+"" tcp dport (?<port>\d+) .*dnat to (?<to>[\d.]+):(?<toport>\d+)")]
+    private static partial System.Text.RegularExpressions.Regex NftDnat();
 
     [SkippableTheory]
     [InlineData("docker-17-seed-isolated.save")]
@@ -42,7 +46,21 @@ public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper outp
             Assert.Contains(dockerUserRule, dump, StringComparison.Ordinal);
         }
 
-        var ruleset = IptablesSaveReader.Read(dump, TableFamily.Ipv4);
+        await AgreesAsync(dump, IptablesSaveReader.Read(dump, TableFamily.Ipv4));
+    }
+
+    /// <summary>Docker 29's nftables layout: the kernel loads the <c>nft list ruleset</c> text, the evaluator reads the same ruleset as <c>nft -j</c> JSON.</summary>
+    [SkippableFact]
+    public async Task Docker29Nftables_EveryPairAndThePublishedPort_TheEvaluatorSaysWhatTheKernelDoes()
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        var text = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "nft", "docker-29-bridge1-published-port.nft")).Replace("192.0.2.", "172.31.250.", StringComparison.Ordinal);
+        var json = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "nft", "docker-29-bridge1-published-port.json")).Replace("192.0.2.", "172.31.250.", StringComparison.Ordinal);
+        await AgreesAsync(text, NftJsonReader.Read(json));
+    }
+
+    private async Task AgreesAsync(string dump, Ruleset ruleset)
+    {
         await using var oracle = await KernelOracle.BuildAsync(dump);
         var context = new EvaluationContext { InterfaceAddresses = oracle.Networks.ToDictionary(n => n.Bridge, n => n.Gateway) };
 
