@@ -118,6 +118,7 @@ public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper outp
             }
         }
 
+        output.WriteLine($"agreement: {probes} probes, {probes - disagreements.Count} agreed, {disagreements.Count} disagreed");
         Assert.True(probes >= 2, $"{probes} probes");
         Assert.Empty(disagreements);
     }
