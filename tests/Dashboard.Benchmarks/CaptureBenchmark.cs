@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.RegularExpressions;
 using Dashboard.Host;
 using Dashboard.Host.Capture;
 using Dashboard.Host.Processes;
@@ -19,7 +18,7 @@ namespace Dashboard.Benchmarks;
 /// reader's thread) and each tcpdump's are measured over the traffic. Traffic: lab containers ping one with
 /// <c>ping -A</c> (as fast as the replies come), bounded by count and by seconds. Needs root and the lab host.
 /// </summary>
-internal static partial class CaptureBenchmark
+internal static class CaptureBenchmark
 {
     public static async Task<int> RunAsync(int senders, int parallel = 1, int bufferKiB = 2048, int seconds = 10)
     {
@@ -86,8 +85,8 @@ internal static partial class CaptureBenchmark
         {
             var cpuBefore = self.TotalProcessorTime;
             var libpcapBefore = inProcess.ThreadCpu;
-            var tcpdumpBefore = sessions.Select(s => ProcessCpuSeconds(s.ProcessId)).ToArray();
-            var referenceBefore = ProcessCpuSeconds(reference.Id);
+            var tcpdumpBefore = sessions.Select(s => LiveBenchmark.CpuSeconds(s.ProcessId)).ToArray();
+            var referenceBefore = LiveBenchmark.CpuSeconds(reference.Id);
 
             // ping exits 1 when its -w deadline ends the run before -c is reached: the summary is what counts.
             var runner = new ProcessRunner();
@@ -99,8 +98,8 @@ internal static partial class CaptureBenchmark
             self.Refresh();
             libpcapCpu = inProcess.ThreadCpu - libpcapBefore;
             dashboardCpu = self.TotalProcessorTime - cpuBefore - libpcapCpu;
-            tcpdumpCpu = sessions.Select((s, i) => ProcessCpuSeconds(s.ProcessId) - tcpdumpBefore[i]).ToArray();
-            referenceCpu = ProcessCpuSeconds(reference.Id) - referenceBefore;
+            tcpdumpCpu = sessions.Select((s, i) => LiveBenchmark.CpuSeconds(s.ProcessId) - tcpdumpBefore[i]).ToArray();
+            referenceCpu = LiveBenchmark.CpuSeconds(reference.Id) - referenceBefore;
         }
         finally
         {
@@ -123,8 +122,8 @@ internal static partial class CaptureBenchmark
             inProcess.Stop();
         }
 
-        var sent = outputs.Sum(o => Count(PingSent(), o));
-        var received = outputs.Sum(o => Count(PingReceived(), o));
+        var summaries = outputs.Select(o => LabScope.PingSummaryOf(o) ?? (0, 0)).ToList();
+        var (sent, received) = (summaries.Sum(x => (long)x.Sent), summaries.Sum(x => (long)x.Received));
         var (refCapturedCount, refReceivedCount, refKernelDropCount) = CaptureSession.ParseCounts(await referenceErr);
         var refCaptured = refCapturedCount ?? 0;
         var inv = CultureInfo.InvariantCulture;
@@ -164,31 +163,6 @@ internal static partial class CaptureBenchmark
         File.Delete(inProcessPcap);
         return 0;
     }
-
-    /// <summary>User plus system CPU seconds of a running process, from <c>/proc/PID/stat</c>.</summary>
-    private static double ProcessCpuSeconds(int pid) => CpuSeconds($"/proc/{pid}/stat");
-
-    /// <summary>User plus system CPU seconds from a <c>stat</c> file of procfs (a process's or a thread's).</summary>
-    internal static double CpuSeconds(string statPath)
-    {
-        var stat = File.ReadAllText(statPath);
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        // After "pid (comm) ", field 3 (state) is index 0, so utime (14) and stime (15) are 11 and 12.
-        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / (double)ClockTicks;
-    }
-
-    private static readonly long ClockTicks = SysConf(2); // _SC_CLK_TCK
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "sysconf")]
-    private static extern long SysConf(int name);
-
-    private static long Count(Regex r, string text) => r.Match(text) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
-
-    [GeneratedRegex(@"(\d+) packets transmitted")]
-    private static partial Regex PingSent();
-
-    [GeneratedRegex(@"(\d+) packets received")]
-    private static partial Regex PingReceived();
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
     private static extern int Kill(int pid, int signal);

@@ -62,7 +62,7 @@ internal sealed class LibpcapCapture : IDisposable
     private readonly TaskCompletionSource<int> _tid = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>CPU time the reader's thread has used so far (user and system, from <c>/proc/self/task/TID/stat</c>).</summary>
-    public TimeSpan ThreadCpu => TimeSpan.FromSeconds(CaptureBenchmark.CpuSeconds($"/proc/self/task/{_tid.Task.Result}/stat"));
+    public TimeSpan ThreadCpu => TimeSpan.FromSeconds(LiveBenchmark.StatCpuSeconds($"/proc/self/task/{_tid.Task.Result}/stat"));
 
     [DllImport("libc", EntryPoint = "gettid")]
     private static extern int GetTid();

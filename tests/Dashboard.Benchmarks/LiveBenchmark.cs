@@ -183,9 +183,12 @@ internal static partial class LiveBenchmark
     }
 
     /// <summary>utime + stime of a process, from /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s).</summary>
-    internal static double CpuSeconds(int pid)
+    internal static double CpuSeconds(int pid) => StatCpuSeconds($"/proc/{pid}/stat");
+
+    /// <summary>utime + stime from a procfs <c>stat</c> file: a process's, or a thread's (<c>/proc/self/task/TID/stat</c>).</summary>
+    internal static double StatCpuSeconds(string statPath)
     {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var stat = File.ReadAllText(statPath);
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
     }

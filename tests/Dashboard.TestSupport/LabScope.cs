@@ -134,11 +134,14 @@ public sealed partial class LabScope : IAsyncDisposable
 
         string[] size = payloadBytes is { } b ? ["-s", b.ToString(System.Globalization.CultureInfo.InvariantCulture)] : [];
         var r = await _runner.RunAsync("docker", ["exec", fromContainer, "ping", "-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "-W", "1", .. size, toAddress], Timeout);
-        var m = PingSummary().Match(r.StdOut);
-        return m.Success
-            ? (int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture))
-            : throw new InvalidOperationException($"ping printed no summary: {r.StdOut} {r.StdErr}");
+        return PingSummaryOf(r.StdOut) ?? throw new InvalidOperationException($"ping printed no summary: {r.StdOut} {r.StdErr}");
     }
+
+    /// <summary>ping's own summary: requests transmitted and replies received; null when it printed none.</summary>
+    public static (int Sent, int Received)? PingSummaryOf(string stdout) =>
+        PingSummary().Match(stdout) is { Success: true } m
+            ? (int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture))
+            : null;
 
     /// <summary>Inserts a rule carrying this scope's tag.</summary>
     public async Task InsertAsync(RuleSpec spec)

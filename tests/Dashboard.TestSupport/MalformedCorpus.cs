@@ -13,29 +13,35 @@ public static class MalformedCorpus
     /// <summary>The document with one node replaced, for every <paramref name="step"/>-th node and every replacement.</summary>
     public static IEnumerable<string> NftMutations(string json, int step = 1)
     {
-        var paths = Paths(JsonNode.Parse(json)!).ToList();
-        for (var i = 0; i < paths.Count; i += step)
+        var count = NftNodeCount(json);
+        for (var i = 0; i < count; i += step)
         {
             foreach (var replacement in JsonReplacements)
             {
-                var copy = JsonNode.Parse(json)!;
-                var (parent, key, index) = Locate(copy, paths[i]);
-                if (parent is JsonObject o)
-                {
-                    o[key!] = JsonNode.Parse(replacement);
-                }
-                else if (parent is JsonArray a)
-                {
-                    a[index] = JsonNode.Parse(replacement);
-                }
-
-                yield return copy.ToJsonString();
+                yield return Replaced(json, i, replacement);
             }
         }
     }
 
-    /// <summary>How many documents <see cref="NftMutations"/> makes with step 1: nodes times replacements.</summary>
+    /// <summary>How many nodes the document has below its root (the places <see cref="NftMutations"/> and <see cref="Replaced"/> change).</summary>
     public static int NftNodeCount(string json) => Paths(JsonNode.Parse(json)!).Count();
+
+    /// <summary>The document with its <paramref name="index"/>-th node below the root (depth first) replaced by <paramref name="value"/> (JSON).</summary>
+    public static string Replaced(string json, int index, string value)
+    {
+        var copy = JsonNode.Parse(json)!;
+        var (parent, key, at) = Locate(copy, Paths(copy).ElementAt(index));
+        if (parent is JsonObject o)
+        {
+            o[key!] = JsonNode.Parse(value);
+        }
+        else if (parent is JsonArray a)
+        {
+            a[at] = JsonNode.Parse(value);
+        }
+
+        return copy.ToJsonString();
+    }
 
     /// <summary>A node's place: the names and indexes from the root.</summary>
     private static IEnumerable<object[]> Paths(JsonNode node, object[]? prefix = null)

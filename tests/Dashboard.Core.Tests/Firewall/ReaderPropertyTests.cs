@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using CsCheck;
 using Dashboard.Core.Firewall;
 using Dashboard.TestSupport;
@@ -66,12 +65,9 @@ public class ReaderPropertyTests
     public void NftJson_TheRealDumpWithAnyNodeReplacedByAGeneratedValue_IsReadOrRefusedNamingTheItem()
     {
         var text = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "nft", "docker-29-bridge1-published-port.json"));
-        var nodes = CountNodes(JsonNode.Parse(text)!);
-        Gen.Select(Gen.Int[0, nodes - 1], Value(2)).Sample((at, value) =>
+        Gen.Select(Gen.Int[0, MalformedCorpus.NftNodeCount(text) - 1], Value(2)).Sample((at, value) =>
         {
-            var doc = JsonNode.Parse(text)!;
-            Replace(doc, at, JsonNode.Parse(value));
-            var json = doc.ToJsonString();
+            var json = MalformedCorpus.Replaced(text, at, value);
             ReadsOrRefuses(() => NftJsonReader.Read(json), NamesAnItem);
         }, iter: 2_000);
     }
@@ -96,60 +92,5 @@ public class ReaderPropertyTests
             var text = string.Join('\n', copy);
             ReadsOrRefuses(() => IptablesSaveReader.Read(text), ex => ex.Line >= 1 && ex.Line <= copy.Length);
         }, iter: 3_000);
-    }
-
-    private static int CountNodes(JsonNode node) => 1 + node switch
-    {
-        JsonObject o => o.Sum(p => p.Value is null ? 1 : CountNodes(p.Value)),
-        JsonArray a => a.Sum(x => x is null ? 1 : CountNodes(x)),
-        _ => 0,
-    };
-
-    /// <summary>Replaces the node at depth-first index <paramref name="at"/> (the root is 0, left alone: the document stays an object).</summary>
-    private static void Replace(JsonNode root, int at, JsonNode? value)
-    {
-        var i = 0;
-        bool Walk(JsonNode? node)
-        {
-            switch (node)
-            {
-                case JsonObject o:
-                    foreach (var key in o.Select(p => p.Key).ToList())
-                    {
-                        if (++i == at)
-                        {
-                            o[key] = value;
-                            return true;
-                        }
-
-                        if (Walk(o[key]))
-                        {
-                            return true;
-                        }
-                    }
-
-                    break;
-                case JsonArray a:
-                    for (var k = 0; k < a.Count; k++)
-                    {
-                        if (++i == at)
-                        {
-                            a[k] = value;
-                            return true;
-                        }
-
-                        if (Walk(a[k]))
-                        {
-                            return true;
-                        }
-                    }
-
-                    break;
-            }
-
-            return false;
-        }
-
-        Walk(root);
     }
 }

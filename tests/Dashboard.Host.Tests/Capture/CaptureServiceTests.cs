@@ -27,6 +27,15 @@ public class CaptureServiceTests
         return r.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
     }
 
+    /// <summary>A lab network with a target and two senders to flood it: its bridge, the target's address, the senders and theirs.</summary>
+    private static async Task<(string Bridge, string TargetIp, string[] Senders, string[] SenderIps)> FloodLabAsync(LabScope lab, string suffix)
+    {
+        var net = await lab.CreateNetworkAsync(suffix);
+        var target = await lab.RunBusyboxAsync("target", lab.Name(suffix));
+        string[] senders = [await lab.RunBusyboxAsync("s1", lab.Name(suffix)), await lab.RunBusyboxAsync("s2", lab.Name(suffix))];
+        return ("br-" + net[..12], await lab.IpOfAsync(target, lab.Name(suffix)), senders, [await lab.IpOfAsync(senders[0], lab.Name(suffix)), await lab.IpOfAsync(senders[1], lab.Name(suffix))]);
+    }
+
     /// <summary>
     /// The accounting holds however fast packets come: nobody takes the session's packets while two containers flood the
     /// bridge; every packet tcpdump wrote is read, and each one is either shown or counted under its own flow, counted
@@ -38,13 +47,9 @@ public class CaptureServiceTests
     {
         Dashboard.TestSupport.RealHost.Require();
         await using var lab = new LabScope();
-        var net = await lab.CreateNetworkAsync("flood");
-        var target = await lab.RunBusyboxAsync("target", lab.Name("flood"));
-        var targetIp = await lab.IpOfAsync(target, lab.Name("flood"));
-        var senders = new[] { await lab.RunBusyboxAsync("s1", lab.Name("flood")), await lab.RunBusyboxAsync("s2", lab.Name("flood")) };
-        var senderIps = new[] { await lab.IpOfAsync(senders[0], lab.Name("flood")), await lab.IpOfAsync(senders[1], lab.Name("flood")) };
+        var (bridge, targetIp, senders, senderIps) = await FloodLabAsync(lab, "flood");
         await using var service = NewService();
-        var session = await service.StartAsync(new CaptureRequest("br-" + net[..12], $"icmp and host {targetIp}"));
+        var session = await service.StartAsync(new CaptureRequest(bridge, $"icmp and host {targetIp}"));
         await session.Listening;
 
         // Bounded: at most 10,000 requests each, for at most 5 s; ping -A sends the next request as soon as the reply comes.
@@ -79,13 +84,8 @@ public class CaptureServiceTests
     {
         Dashboard.TestSupport.RealHost.Require();
         await using var lab = new LabScope();
-        var net = await lab.CreateNetworkAsync("flood3");
-        var target = await lab.RunBusyboxAsync("target", lab.Name("flood3"));
-        var targetIp = await lab.IpOfAsync(target, lab.Name("flood3"));
-        var senders = new[] { await lab.RunBusyboxAsync("s1", lab.Name("flood3")), await lab.RunBusyboxAsync("s2", lab.Name("flood3")) };
-        var senderIps = new[] { await lab.IpOfAsync(senders[0], lab.Name("flood3")), await lab.IpOfAsync(senders[1], lab.Name("flood3")) };
+        var (bridge, targetIp, senders, senderIps) = await FloodLabAsync(lab, "flood3");
         await using var service = NewService();
-        var bridge = "br-" + net[..12];
         var all1 = await service.StartAsync(new CaptureRequest(bridge, $"icmp and host {targetIp}"));
         var all2 = await service.StartAsync(new CaptureRequest(bridge, $"icmp and host {targetIp}"));
         var first = await service.StartAsync(new CaptureRequest(bridge, $"icmp and host {senderIps[0]}"));
@@ -100,7 +100,7 @@ public class CaptureServiceTests
 
         // ping's own summary: requests it sent and replies it got back. A reply still on its way when ping's deadline
         // ended it is on the bridge but not in the summary: at most one per sender with -A.
-        var onWire = pings.Select(r => (Sent: PingCount(r.StdOut, "transmitted"), Replies: PingCount(r.StdOut, "received"))).ToArray();
+        var onWire = pings.Select(r => LabScope.PingSummaryOf(r.StdOut) is { } w ? (Sent: (long)w.Sent, Replies: (long)w.Received) : throw new InvalidOperationException("no ping summary: " + r.StdOut)).ToArray();
         void Check(CaptureSession s, long minimum, long inFlight, string[] flows)
         {
             var batch = s.TakeBatch();
@@ -120,9 +120,6 @@ public class CaptureServiceTests
         Check(first, onWire[0].Sent + onWire[0].Replies, 1, flowsOf[0]);
         Assert.Equal(all1.Stats.ReceivedByFilter, all2.Stats.ReceivedByFilter);
     }
-
-    private static long PingCount(string summary, string word) =>
-        System.Text.RegularExpressions.Regex.Match(summary, $@"(\d+) packets {word}") is { Success: true } m ? long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : throw new InvalidOperationException("no ping summary: " + summary);
 
     [SkippableFact]
     public async Task Capture_BothBridges_IsolatedThenAccepted_RequestsOnlyThenRepliesWithMasqueradedSource()
