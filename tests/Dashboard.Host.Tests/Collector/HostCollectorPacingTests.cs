@@ -87,6 +87,7 @@ public class HostCollectorPacingTests
         Assert.InRange(status.DutyCycle, 0, 0.05);
         Assert.True(status.WallDutyCycle > 0.5, $"wall share {status.WallDutyCycle:P0}: each read waited 200 ms of every 250");
         Assert.InRange(status.LastReadCpuMilliseconds, 0, 50);
-        Assert.True(status.LastReadMilliseconds >= 200);
+        // Task.Delay may end up to a timer tick before the stopwatch says 200 ms.
+        Assert.True(status.LastReadMilliseconds >= 180, $"last read took {status.LastReadMilliseconds:0.0} ms; the runner waits 200 ms");
     }
 }
