@@ -14,7 +14,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(docker.io iptables nftables tcpdump iproute2 busybox-static ca-certificates procps util-linux)
+# ipset: the kernel oracle loads the sets of the Docker 28.0.0 layout in its scratch namespace.
+packages=(docker.io iptables nftables ipset tcpdump iproute2 busybox-static ca-certificates procps util-linux)
 [ "$want_browser" -eq 1 ] && packages+=(chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do

@@ -240,7 +240,7 @@ internal sealed class CompiledRuleset
 
                 var type = chain.Type ?? (table.Name == "nat" ? "nat" : "filter");
                 var priority = chain.Priority ?? StandardPriority(table.Name, hook);
-                var filterHook = hook is "forward" or "input" && type == "filter" && (nft || table.Name == "filter");
+                var filterHook = hook is "forward" or "input" or "output" && type == "filter" && (nft || table.Name == "filter");
                 all.Add((new BaseChain(table, chain, priority, type == "nat", filterHook), order++, hook));
             }
         }

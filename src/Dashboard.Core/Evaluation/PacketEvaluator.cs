@@ -65,7 +65,8 @@ public sealed record RoundTrip(Evaluation Request, Evaluation? Reply)
 
 /// <summary>
 /// Walks a forwarded IPv4 packet through the hooks in netfilter order (raw, mangle and nat PREROUTING, the routing
-/// decision, mangle and filter FORWARD with jumps, gotos, returns and policies, mangle and nat POSTROUTING), for
+/// decision, mangle and filter FORWARD with jumps, gotos, returns and policies, mangle and nat POSTROUTING; INPUT
+/// instead of FORWARD when the destination is the host's; OUTPUT then POSTROUTING when the host sends it), for
 /// iptables rulesets and for nftables base chains by hook and priority. Pure: it reads the ruleset, never the host.
 /// Anything it does not understand makes the verdict "undetermined" naming the rule, unless another match of that
 /// rule is already false or the rule's action cannot change the packet's fate.
@@ -84,8 +85,11 @@ public static class PacketEvaluator
     /// <summary>Path steps kept for display; the walk goes on (within <see cref="MaxSteps"/>) without recording more.</summary>
     public const int MaxRecordedSteps = 5_000;
 
-    /// <summary>The hooks a packet can meet, in order (a packet meets forward or input, never both).</summary>
+    /// <summary>The hooks a packet that arrives on an interface can meet, in order (it meets forward or input, never both).</summary>
     private static readonly string[] HookOrder = ["prerouting", "forward", "input", "postrouting"];
+
+    /// <summary>The hooks of a packet the host itself sends (no input interface, a source address of its own).</summary>
+    private static readonly string[] LocalHookOrder = ["output", "postrouting"];
 
     private static readonly ConditionalWeakTable<Ruleset, CompiledRuleset> Cache = [];
 
@@ -94,7 +98,7 @@ public static class PacketEvaluator
         ArgumentNullException.ThrowIfNull(ruleset);
         ArgumentNullException.ThrowIfNull(flow);
         var compiled = Cache.GetValue(ruleset, r => new CompiledRuleset(r));
-        return new Walk(compiled, context ?? EvaluationContext.Empty, recordPath).Run(ToPacket(flow), null);
+        return Decide(compiled, context ?? EvaluationContext.Empty, recordPath, ToPacket(flow), null);
     }
 
     /// <summary>The request, then its reply as the kernel meets it.</summary>
@@ -104,7 +108,7 @@ public static class PacketEvaluator
         ArgumentNullException.ThrowIfNull(flow);
         var compiled = Cache.GetValue(ruleset, r => new CompiledRuleset(r));
         var ctx = context ?? EvaluationContext.Empty;
-        var request = new Walk(compiled, ctx, recordPath).Run(ToPacket(flow), null);
+        var request = Decide(compiled, ctx, recordPath, ToPacket(flow), null);
         if (request.Verdict != Verdict.Accept)
         {
             return new RoundTrip(request, null);
@@ -115,7 +119,8 @@ public static class PacketEvaluator
         var responder = request.NatDestination ?? flow.Destination;
         var reply = new Packet
         {
-            In = request.OutInterface ?? flow.OutInterface ?? "",
+            // A request the host took in (INPUT) is answered by the host itself: the reply starts at OUTPUT.
+            In = ctx.IsLocal(Parse(responder)) == true ? "" : request.OutInterface ?? flow.OutInterface ?? "",
             PlannedOut = flow.InInterface ?? "",
             Protocol = Packet.ProtocolNumber(flow.Protocol),
             Source = Parse(responder),
@@ -128,8 +133,62 @@ public static class PacketEvaluator
             Dnatted = request.NatDestination is not null,
             Snatted = request.NatSource is not null,
         };
-        var replyEval = new Walk(compiled, ctx, recordPath).Run(reply, Parse(flow.Source));
+        var replyEval = Decide(compiled, ctx, recordPath, reply, Parse(flow.Source));
         return new RoundTrip(request, replyEval);
+    }
+
+    /// <summary>Unknown matches (e.g. an ipset's members) one evaluation may fork on: up to 2^this walks.</summary>
+    private const int MaxForks = 6;
+
+    /// <summary>
+    /// One packet's fate. Where a match cannot be decided (an ipset whose members are not known, a local address
+    /// not given), the walk is run again assuming the match holds and assuming it does not, for up to
+    /// <see cref="MaxForks"/> such matches; when every assumption gives the same verdict, NAT and output interface,
+    /// that is the answer (the path shown is the first assumption's, the reason says so); otherwise the answer stays
+    /// undetermined, naming the match. All the walks share one budget of <see cref="MaxSteps"/> rules.
+    /// </summary>
+    private static Evaluation Decide(CompiledRuleset compiled, EvaluationContext ctx, bool record, Packet packet, uint? destinationAfterPrerouting)
+    {
+        var budget = new StepBudget();
+        var pending = new Stack<Dictionary<string, bool>>([new Dictionary<string, bool>(StringComparer.Ordinal)]);
+        Evaluation? first = null;
+        string? firstUnknown = null;
+        var leaves = new List<Evaluation>();
+        while (pending.TryPop(out var assumed))
+        {
+            var walk = new Walk(compiled, ctx, record, assumed, budget);
+            var e = walk.Run(packet.Clone(), destinationAfterPrerouting);
+            first ??= e;
+            if (e.Verdict == Verdict.Undetermined && walk.Unknown is { } key && assumed.Count < MaxForks)
+            {
+                firstUnknown ??= e.Reason;
+                pending.Push(new Dictionary<string, bool>(assumed, StringComparer.Ordinal) { [key] = false });
+                pending.Push(new Dictionary<string, bool>(assumed, StringComparer.Ordinal) { [key] = true });
+                continue;
+            }
+
+            if (e.Verdict == Verdict.Undetermined || (leaves.Count > 0 && !SameFate(leaves[0], e)))
+            {
+                return first.Verdict == Verdict.Undetermined ? first : e;
+            }
+
+            leaves.Add(e);
+        }
+
+        var decided = leaves[0];
+        return leaves.Count == 1 ? decided : decided with
+        {
+            Reason = $"decided whatever the undecidable matches are ({leaves.Count} cases, one verdict); first: {firstUnknown}",
+        };
+    }
+
+    private static bool SameFate(Evaluation a, Evaluation b) =>
+        a.Verdict == b.Verdict && a.NatSource == b.NatSource && a.NatDestination == b.NatDestination && a.OutInterface == b.OutInterface;
+
+    /// <summary>The rules every walk of one evaluation may examine, together.</summary>
+    private sealed class StepBudget
+    {
+        public int Used;
     }
 
     private static uint Parse(string a) => FlowSpec.TryParseIpv4(a, out var v) ? v : throw new ArgumentException($"'{a}' is not an IPv4 address");
@@ -168,10 +227,12 @@ public static class PacketEvaluator
     private readonly record struct ChainResult(Outcome Outcome, FirewallRule? Rule, string? Reason);
 
     /// <summary>One evaluation: the packet's walk through the hooks.</summary>
-    private sealed class Walk(CompiledRuleset rs, EvaluationContext ctx, bool record)
+    private sealed class Walk(CompiledRuleset rs, EvaluationContext ctx, bool record, IReadOnlyDictionary<string, bool> assumed, StepBudget budget)
     {
         private readonly List<PathStep>? _path = record ? [] : null;
-        private int _steps;
+
+        /// <summary>The undecidable match this walk stopped at (rule and packet), to fork on; null when it did not stop at one.</summary>
+        public string? Unknown { get; private set; }
         private string _hook = "";
         private string? _natSource;
         private string? _natDestination;
@@ -180,9 +241,15 @@ public static class PacketEvaluator
         {
             RuleRef? accepted = null;
             var forward = true;
-            foreach (var hook in HookOrder)
+            var locallyGenerated = p.In.Length == 0 && ctx.IsLocal(p.Source) == true;
+            foreach (var hook in locallyGenerated ? LocalHookOrder : HookOrder)
             {
-                if (hook == "forward" || hook == "input")
+                if (hook == "output")
+                {
+                    // A local socket's route is chosen before OUTPUT, so -o matches there.
+                    p.Out = p.PlannedOut;
+                }
+                else if (hook == "forward" || hook == "input")
                 {
                     // Conntrack undoes the reply's source NAT once PREROUTING is done.
                     if (destinationAfterPrerouting is { } d)
@@ -281,7 +348,7 @@ public static class PacketEvaluator
             var filters = candidates.Filters;
             for (var i = 0; i < rules.Length; i++)
             {
-                if (++_steps > MaxSteps)
+                if (++budget.Used > MaxSteps)
                 {
                     return new ChainResult(Outcome.Undetermined, null,
                         $"the walk examined more than {MaxSteps:N0} rules (jumps that fan out, e.g. chains each jumping twice to the next); the answer is not computed");
@@ -325,6 +392,28 @@ public static class PacketEvaluator
                 }
 
                 var unknown = unknownMatcher?.Why(p, ctx);
+                string? assumption = null;
+                if (verdict == Tri.Unknown && cr.Kind is not (TargetKind.Unknown or TargetKind.Continue))
+                {
+                    // The same rule met by the same packet: one assumption for every meeting.
+                    var key = string.Create(CultureInfo.InvariantCulture, $"{rule.Table}|{rule.Chain}|{rule.Position}|{p.In}|{p.Out}|{p.Source}|{p.Destination}|{p.SourcePort}|{p.DestinationPort}|{p.State}");
+                    if (assumed.TryGetValue(key, out var holds))
+                    {
+                        if (!holds)
+                        {
+                            Step(table.Name, chain.Name, rule.Position, rule.Text, false, $"{unknown}; assumed not to match", null);
+                            continue;
+                        }
+
+                        verdict = Tri.True;
+                        assumption = $"{unknown}; assumed to match";
+                    }
+                    else
+                    {
+                        Unknown = key;
+                    }
+                }
+
                 if (verdict == Tri.Unknown || cr.Kind == TargetKind.Unknown)
                 {
                     var reason = verdict == Tri.Unknown ? unknown : $"target '{rule.Target}' is not understood";
@@ -350,7 +439,7 @@ public static class PacketEvaluator
                     }
                 }
 
-                Step(table.Name, chain.Name, rule.Position, rule.Text, true, null, target is null ? kind.ToString().ToUpperInvariant() : $"{kind.ToString().ToUpperInvariant()} {target}");
+                Step(table.Name, chain.Name, rule.Position, rule.Text, true, assumption, target is null ? kind.ToString().ToUpperInvariant() : $"{kind.ToString().ToUpperInvariant()} {target}");
                 switch (kind)
                 {
                     case TargetKind.Continue:

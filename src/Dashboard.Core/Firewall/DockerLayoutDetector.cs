@@ -15,7 +15,7 @@ public enum DockerLayoutKind
     /// <summary>18.05–27.x: DOCKER-ISOLATION-STAGE-1 and -STAGE-2.</summary>
     Docker18To27,
 
-    /// <summary>28.x: FORWARD → DOCKER-FORWARD → DOCKER-CT, STAGE-1, DOCKER-BRIDGE; 28.2+ adds raw direct-access DROPs.</summary>
+    /// <summary>28.x: 28.0.0 matches the ipset docker-ext-bridges in FORWARD; 28.0.1+ FORWARD → DOCKER-FORWARD → DOCKER-CT, STAGE-1, DOCKER-BRIDGE; raw direct-access DROPs per published port to 28.1, per container from 28.2.</summary>
     Docker28,
 
     /// <summary>29.x with iptables: no STAGE chains, DOCKER-INTERNAL, per-bridge DROPs in DOCKER.</summary>
@@ -47,10 +47,19 @@ public static class DockerLayoutDetector
         }
 
         var hasStages = chains.Contains("DOCKER-ISOLATION-STAGE-1") && chains.Contains("DOCKER-ISOLATION-STAGE-2");
-        var directAccess = ruleset.FindTable("raw")?.FindChain("PREROUTING")?.Rules.Any(r => r.Target == "DROP" && r.Find("-d") is not null && r.Find("-i") is { Negated: true }) == true;
+        var directAccessDrops = ruleset.FindTable("raw")?.FindChain("PREROUTING")?.Rules.Where(r => r.Target == "DROP" && r.Find("-d") is not null && r.Find("-i") is { Negated: true }).ToList() ?? [];
+        var directAccess = directAccessDrops.Count > 0;
         if (directAccess)
         {
             evidence.Add("raw PREROUTING direct-access DROP");
+        }
+
+        // 28.0.0 (only): FORWARD matches the ipset docker-ext-bridges-v4 (or -v6), and there is no DOCKER-FORWARD yet.
+        var extBridgesSet = filter?.FindChain("FORWARD")?.Rules.Any(r => r.FindValue("--match-set")?.StartsWith("docker-ext-bridges", StringComparison.Ordinal) == true) == true;
+        if (extBridgesSet && hasStages && !chains.Contains("DOCKER-FORWARD"))
+        {
+            evidence.Add("FORWARD matches ipset docker-ext-bridges, no DOCKER-FORWARD");
+            return new DockerLayout(DockerLayoutKind.Docker28, "Docker 28.0.0 (ipset docker-ext-bridges in FORWARD)", evidence);
         }
 
         if (chains.Contains("DOCKER-ISOLATION") && !hasStages)
@@ -62,7 +71,9 @@ public static class DockerLayoutDetector
         if (chains.Contains("DOCKER-FORWARD") && hasStages)
         {
             evidence.Add("DOCKER-FORWARD with STAGE-1/STAGE-2");
-            return new DockerLayout(DockerLayoutKind.Docker28, directAccess ? "Docker 28.2+ (DOCKER-FORWARD, raw direct-access drops)" : "Docker 28.0–28.1 (DOCKER-FORWARD)", evidence);
+            // 28.0.1–28.1 drop direct access per published port (-p tcp --dport); 28.2+ per container, every port.
+            var perContainer = directAccess && directAccessDrops.Any(r => r.Find("--dport") is null);
+            return new DockerLayout(DockerLayoutKind.Docker28, perContainer ? "Docker 28.2+ (DOCKER-FORWARD, raw direct-access drops per container)" : "Docker 28.0.1–28.1 (DOCKER-FORWARD)", evidence);
         }
 
         if (hasStages)

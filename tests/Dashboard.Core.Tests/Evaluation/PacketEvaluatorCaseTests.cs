@@ -57,6 +57,39 @@ public class PacketEvaluatorCaseTests
         Assert.Equal(Verdict.Accept, PacketEvaluator.Evaluate(rs, Flow(Plain, Plain, "172.29.11.9", "172.29.11.3"), new EvaluationContext { IpSets = new Dictionary<string, IReadOnlyList<string>> { ["blocked"] = ["10.9.9.9"] } }).Verdict);
     }
 
+    /// <summary>
+    /// Whatever the set holds, this packet is accepted (an ACCEPT when it matches, the plain network's own ACCEPT when
+    /// not): the evaluator tries both and answers, saying so; the path shown is the first assumption's. Where the
+    /// assumptions disagree (a DROP when it matches) the answer stays undetermined, naming the set.
+    /// </summary>
+    [Fact]
+    public void UnknownSet_WhereEveryMembershipGivesOneVerdict_IsDecided_AndSaysSo()
+    {
+        var rs = WithDockerUser("-m set --match-set trusted src -j ACCEPT");
+        var e = PacketEvaluator.Evaluate(rs, Flow(Plain, Plain, "172.29.11.2", "172.29.11.3"));
+        Assert.Equal(Verdict.Accept, e.Verdict);
+        Assert.Contains("2 cases, one verdict", e.Reason, StringComparison.Ordinal);
+        Assert.Contains("members of set trusted are not known", e.Reason, StringComparison.Ordinal);
+        var assumed = e.Path.Single(s => s.Chain == "DOCKER-USER" && s.Position == 1);
+        Assert.True(assumed.Matched);
+        Assert.Contains("assumed to match", assumed.Why, StringComparison.Ordinal);
+
+        // To the internal network the set decides: ACCEPT when the source is in it, STAGE-1's DROP when not.
+        var across = PacketEvaluator.Evaluate(rs, Flow(Plain, Internal, "172.29.11.2", "172.29.12.2"));
+        Assert.Equal(Verdict.Undetermined, across.Verdict);
+        Assert.Contains("members of set trusted are not known", across.Reason, StringComparison.Ordinal);
+    }
+
+    /// <summary>Six undecidable matches fork into 64 walks at most; a seventh leaves the answer undetermined rather than walking 128.</summary>
+    [Fact]
+    public void UnknownSets_ForkAtMostSixTimes()
+    {
+        var six = WithDockerUser([.. Enumerable.Range(1, 6).Select(i => $"-m set --match-set s{i} src -j DOCKER")]);
+        Assert.Equal(Verdict.Accept, PacketEvaluator.Evaluate(six, Flow(Plain, Plain, "172.29.11.2", "172.29.11.3")).Verdict);
+        var seven = WithDockerUser([.. Enumerable.Range(1, 7).Select(i => $"-m set --match-set s{i} src -j DOCKER")]);
+        Assert.Equal(Verdict.Undetermined, PacketEvaluator.Evaluate(seven, Flow(Plain, Plain, "172.29.11.2", "172.29.11.3")).Verdict);
+    }
+
     [Fact]
     public void UnknownSet_WithAFalseStateMatch_DoesNotMatchANewPacket()
     {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text.RegularExpressions;
+using Dashboard.Core.Evaluation;
 using Dashboard.Core.Firewall;
 using Dashboard.Host.Processes;
 
@@ -8,12 +9,15 @@ namespace Dashboard.Host.Tests.Oracle;
 
 /// <summary>
 /// The Linux kernel as the judge of a dump: a scratch router namespace holding the dump's rules (loaded with
-/// <c>iptables-restore</c>, or <c>nft -f</c> for nftables text, there and nowhere else), one veth per bridge the dump names (the router's side named as in the
-/// dump, holding the gateway address) and one endpoint namespace per network (address .2 of its subnet). A probe sends
-/// one real ICMP echo (or a TCP connection, to a published port too) from one endpoint to another and observes, in the destination namespace, whether the request
-/// arrived (a counter rule there) and, at the source, whether the reply came back; the router's counters before and
-/// after say which rules the packets met. Everything lives in namespaces this class makes and removes; the caller's
-/// namespace is never touched, and every namespace that carries the probes has the safety blackholes.
+/// <c>iptables-restore</c>, or <c>nft -f</c> for nftables text, there and nowhere else), one Linux bridge per bridge
+/// the dump names (named as in the dump, holding the gateway address, <c>br_netfilter</c> on in that namespace as
+/// Docker has it) and two endpoint namespaces on each (addresses .2 and .3 of its subnet, as containers). A probe
+/// sends one real ICMP echo (or a TCP connection, to a published port too) between endpoints, to the router (the
+/// host) or from it, and observes where the request should arrive whether it did (a counter rule there: the
+/// endpoint's INPUT, or the router's security INPUT, which runs after filter) and, at the source, whether the reply
+/// came back; the router's counters before and after say which rules the packets met. Everything lives in namespaces
+/// this class makes and removes; the caller's namespace is never touched, and every namespace that carries the probes
+/// has the safety blackholes.
 /// </summary>
 internal sealed partial class KernelOracle : IAsyncDisposable
 {
@@ -45,7 +49,11 @@ internal sealed partial class KernelOracle : IAsyncDisposable
     /// (<c>-A POSTROUTING -s SUBNET ! -o BRIDGE -j MASQUERADE</c>).
     /// </summary>
     public static IReadOnlyList<(string Bridge, string Subnet)> NetworksOf(string dump) =>
-        [.. Masquerade().Matches(dump).Concat(NftMasquerade().Matches(dump)).Select(m => (m.Groups["bridge"].Value, m.Groups["subnet"].Value)).Distinct()];
+        [.. Masquerade().Matches(dump).Concat(NftMasquerade().Matches(dump)).Concat(Internal().Matches(dump)).Select(m => (m.Groups["bridge"].Value, m.Groups["subnet"].Value)).Distinct()];
+
+    /// <summary>An internal network has no masquerade; 18.05–28 isolate it with <c>! -s SUBNET -o BRIDGE -j DROP</c> in STAGE-1.</summary>
+    [GeneratedRegex(@"^(?:\[\d+:\d+\] )?-A DOCKER-ISOLATION-STAGE-1 ! -s (?<subnet>\d+\.\d+\.\d+\.\d+/\d+) -o (?<bridge>\S+) -j DROP", RegexOptions.Multiline)]
+    private static partial Regex Internal();
 
     [GeneratedRegex(@"^(?:\[\d+:\d+\] )?-A POSTROUTING -s (?<subnet>\d+\.\d+\.\d+\.\d+/\d+) ! -o (?<bridge>\S+) -j MASQUERADE", RegexOptions.Multiline)]
     private static partial Regex Masquerade();
@@ -54,12 +62,27 @@ internal sealed partial class KernelOracle : IAsyncDisposable
     [GeneratedRegex(@"oifname != ""(?<bridge>[^""]+)"" ip saddr (?<subnet>\d+\.\d+\.\d+\.\d+/\d+) .*masquerade")]
     private static partial Regex NftMasquerade();
 
+    /// <summary>What the evaluator is told about the router: its addresses (every gateway), each bridge's address, and the ipsets loaded.</summary>
+    public EvaluationContext Context => new()
+    {
+        InterfaceAddresses = Networks.Append(Outside).ToDictionary(n => n.Bridge, n => n.Gateway),
+        LocalAddresses = Networks.Append(Outside).Select(n => n.Gateway).ToHashSet(),
+        IpSets = IpSets,
+    };
+
+    /// <summary>The ipsets loaded into the router (name → members), when the dump uses sets.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> IpSets { get; private init; } = new Dictionary<string, IReadOnlyList<string>>();
+
+    /// <summary>The router's ruleset as the kernel lists it right after loading the dump (before the oracle's own counters).</summary>
+    public Ruleset? Loaded { get; private set; }
+
     /// <summary>Whether the dump is <c>nft list ruleset</c> text (loaded with <c>nft -f</c>) rather than iptables-save.</summary>
     public bool Nftables { get; private init; }
 
-    public static async Task<KernelOracle> BuildAsync(string dump)
+    /// <summary>Builds the router and endpoints for <paramref name="dump"/>; <paramref name="ipSets"/> are created (hash:net) before the dump is loaded.</summary>
+    public static async Task<KernelOracle> BuildAsync(string dump, IReadOnlyDictionary<string, IReadOnlyList<string>>? ipSets = null)
     {
-        var nftables = dump.Contains("table ip ", StringComparison.Ordinal) && !dump.Contains("\n*filter", StringComparison.Ordinal);
+        var nftables = OracleVariants.IsNftables(dump);
         var networks = NetworksOf(dump).Select((n, i) => OracleNetwork.Of(n.Bridge, n.Subnet, i)).ToList();
         if (networks.Count < 2)
         {
@@ -71,7 +94,7 @@ internal sealed partial class KernelOracle : IAsyncDisposable
             throw new InvalidOperationException("the dump's networks must lie inside 172.16.0.0/12");
         }
 
-        var oracle = new KernelOracle(Guid.NewGuid().ToString("N")[..5], networks) { Nftables = nftables };
+        var oracle = new KernelOracle(Guid.NewGuid().ToString("N")[..5], networks) { Nftables = nftables, IpSets = ipSets ?? new Dictionary<string, IReadOnlyList<string>>() };
         try
         {
             await oracle.SetUpAsync(dump);
@@ -94,25 +117,48 @@ internal sealed partial class KernelOracle : IAsyncDisposable
     {
         await NamespaceAsync(_router);
         await RunAsync("ip", ["netns", "exec", _router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+        if (!File.Exists("/proc/sys/net/bridge/bridge-nf-call-iptables"))
+        {
+            throw new InvalidOperationException("br_netfilter is not available in this kernel: bridged packets would not meet iptables");
+        }
+
+        // Docker's setting, in the router's namespace only: bridged packets (one network's endpoints) meet iptables.
+        await RunAsync("ip", ["netns", "exec", _router, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"]);
         foreach (var n in Networks.Append(Outside))
         {
-            await NamespaceAsync(n.Namespace(_router));
-            var endpoint = n.Namespace(_router);
-            await RunAsync("ip", ["link", "add", n.Bridge, "netns", _router, "type", "veth", "peer", "name", "eth0", "netns", endpoint]);
+            await RunAsync("ip", ["-n", _router, "link", "add", n.Bridge, "type", "bridge"]);
             await RunAsync("ip", ["-n", _router, "addr", "add", $"{n.Gateway}/{n.PrefixLength}", "dev", n.Bridge]);
             await RunAsync("ip", ["-n", _router, "link", "set", n.Bridge, "up"]);
-            await RunAsync("ip", ["-n", endpoint, "addr", "add", $"{n.Endpoint}/{n.PrefixLength}", "dev", "eth0"]);
-            await RunAsync("ip", ["-n", endpoint, "link", "set", "eth0", "up"]);
-
-            // The other networks through the router, more specific than the safety blackhole of 172.16.0.0/12.
-            foreach (var other in Networks.Append(Outside).Where(o => o != n))
+            foreach (var (endpoint, address, port) in n == Outside
+                ? [(n.Namespace(_router), n.Endpoint, $"p{n.Index}a")]
+                : new[] { (n.Namespace(_router), n.Endpoint, $"p{n.Index}a"), (n.PeerNamespace(_router), n.Peer, $"p{n.Index}b") })
             {
-                await RunAsync("ip", ["-n", endpoint, "route", "add", other.Subnet, "via", n.Gateway]);
-            }
+                await NamespaceAsync(endpoint);
+                await RunAsync("ip", ["link", "add", port, "netns", _router, "type", "veth", "peer", "name", "eth0", "netns", endpoint]);
+                await RunAsync("ip", ["-n", _router, "link", "set", port, "master", n.Bridge]);
+                await RunAsync("ip", ["-n", _router, "link", "set", port, "up"]);
+                await RunAsync("ip", ["-n", endpoint, "addr", "add", $"{address}/{n.PrefixLength}", "dev", "eth0"]);
+                await RunAsync("ip", ["-n", endpoint, "link", "set", "eth0", "up"]);
 
-            // Requests that arrive: counted here, in the endpoint's own table.
-            await RunAsync("ip", ["netns", "exec", endpoint, "iptables", "-w", "5", "-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request", "-m", "comment", "--comment", Tag, "-j", "ACCEPT"]);
-            await RunAsync("ip", ["netns", "exec", endpoint, "iptables", "-w", "5", "-A", "INPUT", "-p", "tcp", "--syn", "-m", "comment", "--comment", SynTag, "-j", "ACCEPT"]);
+                // The other networks through the router, more specific than the safety blackhole of 172.16.0.0/12.
+                foreach (var other in Networks.Append(Outside).Where(o => o != n))
+                {
+                    await RunAsync("ip", ["-n", endpoint, "route", "add", other.Subnet, "via", n.Gateway]);
+                }
+
+                // Requests that arrive: counted here, in the endpoint's own table.
+                await RunAsync("ip", ["netns", "exec", endpoint, "iptables", "-w", "5", "-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request", "-m", "comment", "--comment", Tag, "-j", "ACCEPT"]);
+                await RunAsync("ip", ["netns", "exec", endpoint, "iptables", "-w", "5", "-A", "INPUT", "-p", "tcp", "--syn", "-m", "comment", "--comment", SynTag, "-j", "ACCEPT"]);
+            }
+        }
+
+        foreach (var (name, members) in IpSets)
+        {
+            await RunAsync("ip", ["netns", "exec", _router, "ipset", "create", name, "hash:net", "family", "inet"]);
+            foreach (var member in members)
+            {
+                await RunAsync("ip", ["netns", "exec", _router, "ipset", "add", name, member]);
+            }
         }
 
         // The dump, whole, into the router's own tables.
@@ -123,6 +169,20 @@ internal sealed partial class KernelOracle : IAsyncDisposable
         else
         {
             await RunAsync("ip", ["netns", "exec", _router, "iptables-restore", "-w", "5"], dump);
+        }
+
+        Loaded = await RouterRulesetAsync();
+
+        // Requests that reach the router itself: counted after filter INPUT decided (security INPUT runs at
+        // priority 50, an nftables chain of the oracle's own at 100). A counting rule with no verdict changes nothing.
+        if (Nftables)
+        {
+            await RunAsync("ip", ["netns", "exec", _router, "nft", "-f", "-"],
+                $"table ip netlab-oracle {{\n\tchain arrived {{\n\t\ttype filter hook input priority 100; policy accept;\n\t\ticmp type echo-request counter comment \"{Tag}\"\n\t}}\n}}\n");
+        }
+        else
+        {
+            await RunAsync("ip", ["netns", "exec", _router, "iptables", "-w", "5", "-t", "security", "-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request", "-m", "comment", "--comment", Tag]);
         }
     }
 
@@ -135,14 +195,26 @@ internal sealed partial class KernelOracle : IAsyncDisposable
         await RunAsync("ip", ["-n", name, "route", "replace", "blackhole", "192.168.0.0/16"]);
     }
 
-    /// <summary>One echo request from <paramref name="from"/>'s endpoint to <paramref name="to"/>'s, as the kernel handled it.</summary>
-    public async Task<KernelVerdict> PingAsync(OracleNetwork from, OracleNetwork to)
+    /// <summary>One echo request from <paramref name="from"/>'s endpoint (or its second endpoint) to <paramref name="to"/>'s, as the kernel handled it.</summary>
+    public Task<KernelVerdict> PingAsync(OracleNetwork from, OracleNetwork to, bool fromPeer = false) =>
+        PingCoreAsync(fromPeer ? from.PeerNamespace(_router) : from.Namespace(_router), to.Endpoint, () => ArrivedAsync(to.Namespace(_router)));
+
+    /// <summary>One echo request from <paramref name="from"/>'s endpoint to the router's address on <paramref name="gatewayOf"/> (the host's INPUT).</summary>
+    public Task<KernelVerdict> PingRouterAsync(OracleNetwork from, OracleNetwork gatewayOf) =>
+        PingCoreAsync(from.Namespace(_router), gatewayOf.Gateway, ArrivedAtRouterAsync);
+
+    /// <summary>One echo request from the router (the host's OUTPUT, from its address on that bridge) to <paramref name="to"/>'s endpoint.</summary>
+    public Task<KernelVerdict> PingFromRouterAsync(OracleNetwork to) =>
+        PingCoreAsync(_router, to.Endpoint, () => ArrivedAsync(to.Namespace(_router)));
+
+    private async Task<KernelVerdict> PingCoreAsync(string fromNamespace, string address, Func<Task<ulong>> arrivedCount)
     {
         var before = await RouterRulesetAsync();
-        var arrivedBefore = await ArrivedAsync(to);
-        var ping = await _runner.RunAsync("ip", ["netns", "exec", from.Namespace(_router), "busybox", "ping", "-c", "1", "-W", "1", to.Endpoint], Timeout);
-        var arrived = await ArrivedAsync(to) > arrivedBefore;
-        return new KernelVerdict(arrived, ping.Succeeded, Moved(before, await RouterRulesetAsync()));
+        var arrivedBefore = await arrivedCount();
+        var ping = await _runner.RunAsync("ip", ["netns", "exec", fromNamespace, "busybox", "ping", "-c", "1", "-W", "1", address], Timeout);
+        var arrived = await arrivedCount() > arrivedBefore;
+        var after = await RouterRulesetAsync();
+        return new KernelVerdict(arrived, ping.Succeeded, Moved(before, after));
     }
 
     /// <summary>
@@ -154,7 +226,7 @@ internal sealed partial class KernelOracle : IAsyncDisposable
     public async Task<KernelVerdict> ConnectAsync(OracleNetwork from, string address, int port, OracleNetwork listener, int listenPort)
     {
         var before = await RouterRulesetAsync();
-        var arrivedBefore = await ArrivedAsync(listener, SynTag);
+        var arrivedBefore = await ArrivedAsync(listener.Namespace(_router), SynTag);
         using var server = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("ip")
         {
             ArgumentList = { "netns", "exec", listener.Namespace(_router), "busybox", "nc", "-l", "-p", listenPort.ToString(CultureInfo.InvariantCulture) },
@@ -166,7 +238,7 @@ internal sealed partial class KernelOracle : IAsyncDisposable
         {
             await Task.Delay(300); // the listener binds
             var client = await _runner.RunAsync("ip", ["netns", "exec", from.Namespace(_router), "busybox", "nc", "-w", "2", address, port.ToString(CultureInfo.InvariantCulture)], "", Timeout);
-            var arrived = await ArrivedAsync(listener, SynTag) > arrivedBefore;
+            var arrived = await ArrivedAsync(listener.Namespace(_router), SynTag) > arrivedBefore;
             return new KernelVerdict(arrived, client.Succeeded, Moved(before, await RouterRulesetAsync()));
         }
         finally
@@ -176,18 +248,17 @@ internal sealed partial class KernelOracle : IAsyncDisposable
         }
     }
 
-    private static HashSet<(string Table, string Chain, int Position)> Moved(Ruleset before, Ruleset after) =>
-        after.Rules
-            .Select(r => (Rule: r, Before: before.Rules.FirstOrDefault(b => b.Table == r.Table && b.Chain == r.Chain && b.Position == r.Position)?.Packets ?? 0))
-            .Where(x => x.Rule.Packets > x.Before)
-            .Select(x => (x.Rule.Table, x.Rule.Chain, x.Rule.Position))
-            .ToHashSet();
+    /// <summary>The rules whose packet counters moved, in the order the dump lists them (the kernel's path, as counters tell it).</summary>
+    private static IReadOnlyList<FirewallRule> Moved(Ruleset before, Ruleset after) =>
+        [.. after.Rules.Where(r => r.Packets > (before.Rules.FirstOrDefault(b => b.Table == r.Table && b.Chain == r.Chain && b.Position == r.Position)?.Packets ?? 0))];
 
-    private async Task<ulong> ArrivedAsync(OracleNetwork n, string tag = Tag)
+    private async Task<ulong> ArrivedAsync(string ns, string tag = Tag)
     {
-        var rs = IptablesSaveReader.Read((await RunAsync("ip", ["netns", "exec", n.Namespace(_router), "iptables-save", "-c", "-t", "filter"])).StdOut, TableFamily.Ipv4);
+        var rs = IptablesSaveReader.Read((await RunAsync("ip", ["netns", "exec", ns, "iptables-save", "-c", "-t", "filter"])).StdOut, TableFamily.Ipv4);
         return rs.Rules.Single(r => r.Comment == tag).Packets;
     }
+
+    private async Task<ulong> ArrivedAtRouterAsync() => (await RouterRulesetAsync()).Rules.Single(r => r.Comment == Tag).Packets;
 
     private async Task<Ruleset> RouterRulesetAsync() => Nftables
         ? NftJsonReader.Read((await RunAsync("ip", ["netns", "exec", _router, "nft", "-j", "list", "ruleset"])).StdOut)
@@ -210,17 +281,27 @@ internal sealed partial class KernelOracle : IAsyncDisposable
 }
 
 /// <summary>One network of a dump in the oracle: the router's side is named <see cref="Bridge"/> and holds <see cref="Gateway"/>.</summary>
-internal sealed record OracleNetwork(string Bridge, string Subnet, int PrefixLength, string Gateway, string Endpoint, int Index)
+internal sealed record OracleNetwork(string Bridge, string Subnet, int PrefixLength, string Gateway, string Endpoint, string Peer, int Index)
 {
     public static OracleNetwork Of(string bridge, string subnet, int index)
     {
         var parts = subnet.Split('/');
         var b = IPAddress.Parse(parts[0]).GetAddressBytes();
-        return new OracleNetwork(bridge, subnet, int.Parse(parts[1], CultureInfo.InvariantCulture), $"{b[0]}.{b[1]}.{b[2]}.1", $"{b[0]}.{b[1]}.{b[2]}.2", index);
+        return new OracleNetwork(bridge, subnet, int.Parse(parts[1], CultureInfo.InvariantCulture), $"{b[0]}.{b[1]}.{b[2]}.1", $"{b[0]}.{b[1]}.{b[2]}.2", $"{b[0]}.{b[1]}.{b[2]}.3", index);
     }
 
+    /// <summary>The endpoint at .2 (where the dump's first container usually is).</summary>
     public string Namespace(string router) => $"{router[..^1]}e{Index}";
+
+    /// <summary>The second endpoint, at .3, on the same bridge.</summary>
+    public string PeerNamespace(string router) => $"{router[..^1]}f{Index}";
 }
 
 /// <summary>What the kernel did with one probe: the request arrived, the reply came back, and the router's rules it met.</summary>
-internal sealed record KernelVerdict(bool RequestArrived, bool ReplyArrived, IReadOnlySet<(string Table, string Chain, int Position)> RulesMet);
+internal sealed record KernelVerdict(bool RequestArrived, bool ReplyArrived, IReadOnlyList<FirewallRule> RulesMet)
+{
+    public bool Met(RuleRef rule) => rule.Position is { } position && RulesMet.Any(r => r.Table == rule.Table && r.Chain == rule.Chain && r.Position == position);
+
+    /// <summary>The rules whose counters moved, one per line, as the kernel's side of a disagreement.</summary>
+    public string Path => RulesMet.Count == 0 ? "    (no counter of the router moved)" : string.Join('\n', RulesMet.Select(r => $"    {r.Table} {r.Chain} #{r.Position}: {r.Text}  (+packets)"));
+}
