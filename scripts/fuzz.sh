@@ -3,9 +3,11 @@
 # Dashboard.Core. Not part of CI (it runs for minutes); run as root on a Debian machine:
 #   bash scripts/fuzz.sh iptables 30     # iptables-save text, 30 minutes
 #   bash scripts/fuzz.sh nft 30          # nft -j JSON
-# Seeds are the repository's real dumps of that kind; findings go to artifacts/fuzz/READER. Inputs that crash or hang
-# are copied to tests/Dashboard.Core.Tests/Fixtures/fuzz/READER, where FuzzRegressionTests read every one of them.
-# Prints AFL++'s figures at the end (executions, paths, edges, crashes, hangs).
+# Seeds are the repository's real dumps of that kind; findings go to artifacts/fuzz/READER. Inputs that crash or hang,
+# and a sample of the queue (inputs that reached new code, at most 100 of at most 8 KiB), are copied to
+# tests/Dashboard.Core.Tests/Fixtures/fuzz/READER: FuzzCorpusTests read every one through the readers and
+# BadInputContractTests send them through the API. Prints AFL++'s figures at the end (executions, paths, edges,
+# crashes, hangs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reader=${1:?usage: fuzz.sh iptables|nft [minutes]}
@@ -44,4 +46,11 @@ for f in "$findings"/default/crashes/id:* "$findings"/default/hangs/id:*; do
   mkdir -p "$kept"
   cp "$f" "$kept/$(basename "$(dirname "$f")")-$(sha1sum "$f" | cut -c1-12)"
 done
-ls "$kept" 2>/dev/null | sed 's/^/kept: /' || true
+mkdir -p "$kept"
+rm -f "$kept"/queue-*
+mapfile -t queue < <(find "$findings/default/queue" -maxdepth 1 -type f -name 'id:*' -size -8k | sort)
+step=$(( (${#queue[@]} + 99) / 100 ))
+for ((i = 0; i < ${#queue[@]}; i += step > 0 ? step : 1)); do
+  cp "${queue[$i]}" "$kept/queue-$(sha1sum "${queue[$i]}" | cut -c1-12)"
+done
+echo "kept in $kept: $(ls "$kept" | grep -c '^queue-') queue inputs, $(ls "$kept" | grep -vc '^queue-') crashes and hangs"

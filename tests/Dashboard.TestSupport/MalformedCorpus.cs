@@ -126,4 +126,22 @@ public static class MalformedCorpus
             }
         }
     }
+
+    /// <summary>
+    /// The inputs AFL++ kept while fuzzing the readers (<c>scripts/fuzz.sh</c>): a sample of its queue and any crash or
+    /// hang, under <c>tests/Dashboard.Core.Tests/Fixtures/fuzz/READER</c>; READER is <c>iptables</c> or <c>nft</c>.
+    /// </summary>
+    public static IEnumerable<(string Reader, string Name, string Text)> FuzzCorpus()
+    {
+        var root = Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "fuzz");
+        if (!Directory.Exists(root))
+        {
+            yield break;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            yield return (Path.GetFileName(Path.GetDirectoryName(file)!), Path.GetFileName(file), File.ReadAllText(file));
+        }
+    }
 }

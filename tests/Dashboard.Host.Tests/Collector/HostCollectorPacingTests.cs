@@ -83,7 +83,9 @@ public class HostCollectorPacingTests
         var status = collector.Status;
         await collector.StopAsync(CancellationToken.None);
 
-        Assert.True(status.Reads >= 8, $"{status.Reads} reads in 3 s (4 a second expected; paced by wall time, 1 or 2)");
+        // 12 at the target rate; paced by wall time, at most 2. Reads whose own CPU (JIT, a busy machine) is high are
+        // rightly held back, so the bar sits between the two rather than at the target.
+        Assert.True(status.Reads >= 4, $"{status.Reads} reads in 3 s (4 a second expected; paced by wall time, 1 or 2)");
         Assert.InRange(status.DutyCycle, 0, 0.05);
         Assert.True(status.WallDutyCycle > 0.5, $"wall share {status.WallDutyCycle:P0}: each read waited 200 ms of every 250");
         Assert.InRange(status.LastReadCpuMilliseconds, 0, 50);

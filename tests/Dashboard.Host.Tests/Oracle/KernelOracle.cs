@@ -27,6 +27,12 @@ internal sealed partial class KernelOracle : IAsyncDisposable
     private readonly ProcessRunner _runner = new();
     private readonly string _router;
     private readonly List<string> _namespaces = [];
+    private readonly List<string> _trace = [];
+    private System.Diagnostics.Process? _monitor;
+    private TraceRuleLocator? _locator;
+
+    /// <summary>Marks every packet in the router for tracing, before raw (-300); a rule with no verdict, in a table of its own.</summary>
+    private const string TraceTable = "table ip netlab-oracle-trace {\n\tchain pre {\n\t\ttype filter hook prerouting priority -350; policy accept;\n\t\tmeta nftrace set 1\n\t}\n\tchain out {\n\t\ttype filter hook output priority -350; policy accept;\n\t\tmeta nftrace set 1\n\t}\n}\n";
 
     private KernelOracle(string id, IReadOnlyList<OracleNetwork> networks)
     {
@@ -183,7 +189,62 @@ internal sealed partial class KernelOracle : IAsyncDisposable
         else
         {
             await RunAsync("ip", ["netns", "exec", _router, "iptables", "-w", "5", "-t", "security", "-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request", "-m", "comment", "--comment", Tag]);
+
+            // The kernel's own account of each packet's path (iptables-nft): xtables-monitor --trace in the router.
+            _locator = new TraceRuleLocator(IptablesSaveReader.Read(dump, TableFamily.Ipv4));
+            await RunAsync("ip", ["netns", "exec", _router, "nft", "-f", "-"], TraceTable);
+            _monitor = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("ip")
+            {
+                ArgumentList = { "netns", "exec", _router, "xtables-monitor", "--trace" },
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            })!;
+            _monitor.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is { } line)
+                {
+                    lock (_trace)
+                    {
+                        _trace.Add(line);
+                    }
+                }
+            };
+            _monitor.BeginOutputReadLine();
+            await Task.Delay(300); // the monitor subscribes
         }
+    }
+
+    private int TraceMark()
+    {
+        lock (_trace)
+        {
+            return _trace.Count;
+        }
+    }
+
+    /// <summary>The packets xtables-monitor traced since <paramref name="mark"/>, with their paths (rule positions in the dump); null for nftables dumps (their counters stand alone).</summary>
+    private async Task<IReadOnlyList<TracedPacket>?> TracedSinceAsync(int mark)
+    {
+        if (_monitor is null)
+        {
+            return null;
+        }
+
+        await Task.Delay(150); // the last events reach the monitor's output
+        string[] lines;
+        lock (_trace)
+        {
+            lines = [.. _trace.Skip(mark)];
+        }
+
+        var parser = new XtablesTraceParser(maxPackets: 1000);
+        foreach (var line in lines)
+        {
+            parser.Feed(line, DateTimeOffset.UtcNow, _locator!.PositionOf);
+        }
+
+        return [.. parser.Packets];
     }
 
     private async Task NamespaceAsync(string name)
@@ -211,10 +272,11 @@ internal sealed partial class KernelOracle : IAsyncDisposable
     {
         var before = await RouterRulesetAsync();
         var arrivedBefore = await arrivedCount();
+        var mark = TraceMark();
         var ping = await _runner.RunAsync("ip", ["netns", "exec", fromNamespace, "busybox", "ping", "-c", "1", "-W", "1", address], Timeout);
         var arrived = await arrivedCount() > arrivedBefore;
         var after = await RouterRulesetAsync();
-        return new KernelVerdict(arrived, ping.Succeeded, Moved(before, after));
+        return new KernelVerdict(arrived, ping.Succeeded, Moved(before, after)) { Traced = await TracedSinceAsync(mark) };
     }
 
     /// <summary>
@@ -227,6 +289,7 @@ internal sealed partial class KernelOracle : IAsyncDisposable
     {
         var before = await RouterRulesetAsync();
         var arrivedBefore = await ArrivedAsync(listener.Namespace(_router), SynTag);
+        var mark = TraceMark();
         using var server = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("ip")
         {
             ArgumentList = { "netns", "exec", listener.Namespace(_router), "busybox", "nc", "-l", "-p", listenPort.ToString(CultureInfo.InvariantCulture) },
@@ -239,7 +302,7 @@ internal sealed partial class KernelOracle : IAsyncDisposable
             await Task.Delay(300); // the listener binds
             var client = await _runner.RunAsync("ip", ["netns", "exec", from.Namespace(_router), "busybox", "nc", "-w", "2", address, port.ToString(CultureInfo.InvariantCulture)], "", Timeout);
             var arrived = await ArrivedAsync(listener.Namespace(_router), SynTag) > arrivedBefore;
-            return new KernelVerdict(arrived, client.Succeeded, Moved(before, await RouterRulesetAsync()));
+            return new KernelVerdict(arrived, client.Succeeded, Moved(before, await RouterRulesetAsync())) { Traced = await TracedSinceAsync(mark) };
         }
         finally
         {
@@ -272,6 +335,13 @@ internal sealed partial class KernelOracle : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_monitor is not null)
+        {
+            _monitor.Kill(entireProcessTree: true);
+            await _monitor.WaitForExitAsync();
+            _monitor.Dispose();
+        }
+
         // Removing a namespace removes its veths, routes and tables with it.
         foreach (var ns in Enumerable.Reverse(_namespaces))
         {
@@ -300,6 +370,9 @@ internal sealed record OracleNetwork(string Bridge, string Subnet, int PrefixLen
 /// <summary>What the kernel did with one probe: the request arrived, the reply came back, and the router's rules it met.</summary>
 internal sealed record KernelVerdict(bool RequestArrived, bool ReplyArrived, IReadOnlyList<FirewallRule> RulesMet)
 {
+    /// <summary>The packets xtables-monitor traced during the probe (iptables dumps), each with its path; null where not traced.</summary>
+    public IReadOnlyList<TracedPacket>? Traced { get; init; }
+
     public bool Met(RuleRef rule) => rule.Position is { } position && RulesMet.Any(r => r.Table == rule.Table && r.Chain == rule.Chain && r.Position == position);
 
     /// <summary>The rules whose counters moved, one per line, as the kernel's side of a disagreement.</summary>

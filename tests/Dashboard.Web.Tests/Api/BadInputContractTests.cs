@@ -5,7 +5,7 @@ using System.Text;
 namespace Dashboard.Web.Tests.Api;
 
 /// <summary>
-/// The API's bad-input contract: damaged dumps (the readers' mutation corpus) sent through <c>POST /api/firewall/parse</c>
+/// The API's bad-input contract: damaged dumps (the readers' mutation corpus and the fuzzer's) sent through <c>POST /api/firewall/parse</c>
 /// and <c>POST /api/explain</c> are read or answered 400 naming the place; none gets a 5xx.
 /// </summary>
 public sealed class BadInputContractTests : IDisposable
@@ -31,6 +31,12 @@ public sealed class BadInputContractTests : IDisposable
         }
 
         foreach (var (_, text) in MalformedCorpus.IptablesMutations(TestPaths.ReadShared("iptables/docker-20.10-two-networks-isolated.save")).Where((_, i) => i % 3 == 0))
+        {
+            yield return text;
+        }
+
+        // What AFL++ kept while fuzzing the readers (scripts/fuzz.sh).
+        foreach (var (_, _, text) in MalformedCorpus.FuzzCorpus())
         {
             yield return text;
         }
