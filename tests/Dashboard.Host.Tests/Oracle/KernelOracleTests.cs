@@ -8,8 +8,9 @@ using Dashboard.TestSupport;
 namespace Dashboard.Host.Tests.Oracle;
 
 /// <summary>
-/// The evaluator against the kernel. Each dump (the real Docker dumps of <c>../shared/fixtures</c> and the test
-/// fixtures, one per layout the detector knows) is loaded, with each variant users try (<see cref="OracleVariants"/>),
+/// The evaluator against the kernel. Each dump (the real Docker dumps of <c>../shared/fixtures</c>, real 26.1.5 and
+/// 28.5.2 dumps from engines run here by scripts/lab-engine.sh, and dumps written from moby's source for the layouts
+/// no engine here has, together one per layout the detector knows) is loaded, with each variant users try (<see cref="OracleVariants"/>),
 /// into a scratch router namespace, and probed with real packets: every ordered pair of its networks and the outside
 /// client, one network's two endpoints across its bridge (br_netfilter on), each endpoint to the host, the host to each
 /// endpoint, TCP between two networks, and each published port from outside and from the other networks. The
@@ -44,8 +45,10 @@ public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper outp
     [InlineData("shared/iptables/docker-20.10-two-networks-stage1-accept.save", false)]
     [InlineData("core/iptables/docker-20.10-plain-internal-noicc.save", true)]
     [InlineData("shared/iptables/docker-28.5-bridge1-published-port.save", true)]
+    [InlineData("core/iptables/docker-26.1.5-two-networks-published-port.save", true)]
     [InlineData("core/iptables/docker-28.0-two-networks-published-port.save", true)]
     [InlineData("core/iptables/docker-28.0.1-two-networks-published-port.save", true)]
+    [InlineData("core/iptables/docker-28.5.2-two-networks-published-port.save", true)]
     [InlineData("core/iptables/docker-29-iptables-two-networks-published-port.save", true)]
     [InlineData("core/nft/docker-29-bridge1-published-port.nft", true)]
     public async Task EveryVariantOfTheDump_TheEvaluatorSaysWhatTheKernelDoes(string fixture, bool variants)
