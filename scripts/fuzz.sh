@@ -30,6 +30,9 @@ dotnet publish tests/Dashboard.Fuzz -c Release -o "$out/bin" --nologo -v q
 "$out/tools/sharpfuzz" "$out/bin/Dashboard.Core.dll"
 
 export AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1
+# AFL's own memory limit cannot hold the .NET runtime (-m none below); the GC's can: an input that needs more than
+# 512 MiB of heap ends in OutOfMemoryException, which AFL keeps as a crash, instead of taking the machine's memory.
+export DOTNET_GCHeapHardLimit=0x20000000
 findings="$out/$reader"
 rm -rf "$findings"
 # -t: an input that takes 5 s is a hang; -m none: the .NET runtime reserves more address space than AFL's default.

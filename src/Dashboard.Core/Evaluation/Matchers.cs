@@ -58,6 +58,13 @@ internal abstract class Matcher(string text)
     public abstract string? Why(Packet p, EvaluationContext c);
 
     protected static Tri Of(bool value, bool negated) => value != negated ? Tri.True : Tri.False;
+
+    /// <summary>
+    /// Whether, when this match cannot be decided, the evaluator may try both answers: true where the answer says
+    /// nothing else about the packet (a set's members, a module it does not read); false where it would also change
+    /// how the packet is routed (whether an address is the host's own).
+    /// </summary>
+    public virtual bool MayAssume => true;
 }
 
 internal sealed class InterfaceMatcher(string text, bool output, IReadOnlyList<string> names, bool negated) : Matcher(text)
@@ -194,6 +201,8 @@ internal sealed class StateMatcher(string text, IReadOnlyList<string> states, bo
 
 internal sealed class LocalAddressMatcher(string text, bool destination, bool negated) : Matcher(text)
 {
+    public override bool MayAssume => false;
+
     public override Tri Test(Packet p, EvaluationContext c)
     {
         var a = destination ? p.Destination : p.Source;

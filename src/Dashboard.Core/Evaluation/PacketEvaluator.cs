@@ -141,44 +141,55 @@ public static class PacketEvaluator
     private const int MaxForks = 6;
 
     /// <summary>
-    /// One packet's fate. Where a match cannot be decided (an ipset whose members are not known, a local address
-    /// not given), the walk is run again assuming the match holds and assuming it does not, for up to
+    /// One packet's fate. Where a match cannot be decided (an ipset whose members are not known, a match module the
+    /// evaluator does not read; not whether an address is the host's, which would also change routing), the walk is run again assuming the match holds and assuming it does not, for up to
     /// <see cref="MaxForks"/> such matches; when every assumption gives the same verdict, NAT and output interface,
     /// that is the answer (the path shown is the first assumption's, the reason says so); otherwise the answer stays
-    /// undetermined, naming the match. All the walks share one budget of <see cref="MaxSteps"/> rules.
+    /// undetermined, naming the match. The forks keep no path and share one budget of <see cref="MaxSteps"/> rules;
+    /// the first assumption is walked once more to show its path.
     /// </summary>
     private static Evaluation Decide(CompiledRuleset compiled, EvaluationContext ctx, bool record, Packet packet, uint? destinationAfterPrerouting)
     {
+        var empty = new Dictionary<string, bool>(StringComparer.Ordinal);
+        var walk = new Walk(compiled, ctx, record, empty, new StepBudget());
+        var first = walk.Run(packet.Clone(), destinationAfterPrerouting);
+        if (first.Verdict != Verdict.Undetermined || walk.Unknown is null)
+        {
+            return first;
+        }
+
+        // The forks keep no path (one budget for all of them); the first assumption's path is walked again for display.
         var budget = new StepBudget();
-        var pending = new Stack<Dictionary<string, bool>>([new Dictionary<string, bool>(StringComparer.Ordinal)]);
-        Evaluation? first = null;
-        string? firstUnknown = null;
-        var leaves = new List<Evaluation>();
+        var pending = new Stack<Dictionary<string, bool>>();
+        pending.Push(new Dictionary<string, bool>(StringComparer.Ordinal) { [walk.Unknown] = false });
+        pending.Push(new Dictionary<string, bool>(StringComparer.Ordinal) { [walk.Unknown] = true });
+        Evaluation? decided = null;
+        Dictionary<string, bool>? decidedBy = null;
+        var leaves = 0;
         while (pending.TryPop(out var assumed))
         {
-            var walk = new Walk(compiled, ctx, record, assumed, budget);
-            var e = walk.Run(packet.Clone(), destinationAfterPrerouting);
-            first ??= e;
-            if (e.Verdict == Verdict.Undetermined && walk.Unknown is { } key && assumed.Count < MaxForks)
+            var fork = new Walk(compiled, ctx, record: false, assumed, budget);
+            var e = fork.Run(packet.Clone(), destinationAfterPrerouting);
+            if (e.Verdict == Verdict.Undetermined && fork.Unknown is { } key && assumed.Count < MaxForks)
             {
-                firstUnknown ??= e.Reason;
                 pending.Push(new Dictionary<string, bool>(assumed, StringComparer.Ordinal) { [key] = false });
                 pending.Push(new Dictionary<string, bool>(assumed, StringComparer.Ordinal) { [key] = true });
                 continue;
             }
 
-            if (e.Verdict == Verdict.Undetermined || (leaves.Count > 0 && !SameFate(leaves[0], e)))
+            if (e.Verdict == Verdict.Undetermined || (decided is not null && !SameFate(decided, e)))
             {
-                return first.Verdict == Verdict.Undetermined ? first : e;
+                return first;
             }
 
-            leaves.Add(e);
+            leaves++;
+            (decided, decidedBy) = (decided ?? e, decidedBy ?? assumed);
         }
 
-        var decided = leaves[0];
-        return leaves.Count == 1 ? decided : decided with
+        var shown = record ? new Walk(compiled, ctx, record: true, decidedBy!, new StepBudget()).Run(packet.Clone(), destinationAfterPrerouting) : decided!;
+        return shown with
         {
-            Reason = $"decided whatever the undecidable matches are ({leaves.Count} cases, one verdict); first: {firstUnknown}",
+            Reason = $"decided whatever the undecidable matches are ({leaves} cases, one verdict); first: {first.Reason}",
         };
     }
 
@@ -275,6 +286,12 @@ public static class PacketEvaluator
                 _hook = hook;
                 foreach (var bc in rs.BaseChains(hook))
                 {
+                    // Every base chain entered costs a step, so many empty ones cannot multiply the forks' work.
+                    if (++budget.Used > MaxSteps)
+                    {
+                        return Result(Verdict.Undetermined, null, p, $"the walk examined more than {MaxSteps:N0} rules and chains; the answer is not computed");
+                    }
+
                     if (bc.IsNat && p.State != "NEW")
                     {
                         continue;
@@ -397,7 +414,9 @@ public static class PacketEvaluator
                 {
                     // The same rule met by the same packet: one assumption for every meeting.
                     var key = string.Create(CultureInfo.InvariantCulture, $"{rule.Table}|{rule.Chain}|{rule.Position}|{p.In}|{p.Out}|{p.Source}|{p.Destination}|{p.SourcePort}|{p.DestinationPort}|{p.State}");
-                    if (assumed.TryGetValue(key, out var holds))
+                    // An assumption about a local address would also decide routing: such a match stays undetermined.
+                    var assumable = cr.Matchers.All(m => m.MayAssume || m.Test(p, ctx) != Tri.Unknown);
+                    if (assumable && assumed.TryGetValue(key, out var holds))
                     {
                         if (!holds)
                         {
@@ -408,7 +427,7 @@ public static class PacketEvaluator
                         verdict = Tri.True;
                         assumption = $"{unknown}; assumed to match";
                     }
-                    else
+                    else if (assumable)
                     {
                         Unknown = key;
                     }

@@ -32,7 +32,7 @@ internal sealed partial class KernelOracle : IAsyncDisposable
     private TraceRuleLocator? _locator;
 
     /// <summary>Marks every packet in the router for tracing, before raw (-300); a rule with no verdict, in a table of its own.</summary>
-    private const string TraceTable = "table ip netlab-oracle-trace {\n\tchain pre {\n\t\ttype filter hook prerouting priority -350; policy accept;\n\t\tmeta nftrace set 1\n\t}\n\tchain out {\n\t\ttype filter hook output priority -350; policy accept;\n\t\tmeta nftrace set 1\n\t}\n}\n";
+    private const string TraceTable = "table ip netlab-oracle-trace {\n\tchain pre {\n\t\ttype filter hook prerouting priority -350; policy accept;\n\t\tmeta nftrace set 1 comment \"netlab:oracle\"\n\t}\n\tchain out {\n\t\ttype filter hook output priority -350; policy accept;\n\t\tmeta nftrace set 1 comment \"netlab:oracle\"\n\t}\n}\n";
 
     private KernelOracle(string id, IReadOnlyList<OracleNetwork> networks)
     {
@@ -210,8 +210,14 @@ internal sealed partial class KernelOracle : IAsyncDisposable
                     }
                 }
             };
+            _monitor.ErrorDataReceived += (_, _) => { };
             _monitor.BeginOutputReadLine();
+            _monitor.BeginErrorReadLine();
             await Task.Delay(300); // the monitor subscribes
+            if (_monitor.HasExited)
+            {
+                throw new InvalidOperationException($"xtables-monitor --trace ended at once (exit {_monitor.ExitCode})");
+            }
         }
     }
 
@@ -335,17 +341,42 @@ internal sealed partial class KernelOracle : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_monitor is not null)
+        try
         {
-            _monitor.Kill(entireProcessTree: true);
-            await _monitor.WaitForExitAsync();
-            _monitor.Dispose();
+            if (_monitor is { HasExited: false })
+            {
+                _monitor.Kill(entireProcessTree: true);
+                await _monitor.WaitForExitAsync();
+            }
         }
+        finally
+        {
+            _monitor?.Dispose();
+            await RemoveNamespacesAsync();
+        }
+    }
 
-        // Removing a namespace removes its veths, routes and tables with it.
+    /// <summary>Removing a namespace removes its veths, bridges, routes, sets and tables with it; its processes (a listener, the monitor) are killed first.</summary>
+    private async Task RemoveNamespacesAsync()
+    {
+        var failed = new List<string>();
         foreach (var ns in Enumerable.Reverse(_namespaces))
         {
-            await _runner.RunAsync("ip", ["netns", "del", ns], Timeout);
+            var pids = await _runner.RunAsync("ip", ["netns", "pids", ns], Timeout);
+            foreach (var pid in pids.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                await _runner.RunAsync("kill", ["-9", pid], Timeout);
+            }
+
+            if (!(await _runner.RunAsync("ip", ["netns", "del", ns], Timeout)).Succeeded)
+            {
+                failed.Add(ns);
+            }
+        }
+
+        if (failed.Count > 0)
+        {
+            throw new InvalidOperationException($"namespaces not removed: {string.Join(", ", failed)}");
         }
     }
 }
