@@ -32,7 +32,7 @@ internal sealed partial class KernelOracle : IAsyncDisposable
     private TraceRuleLocator? _locator;
 
     /// <summary>Marks every packet in the router for tracing, before raw (-300); a rule with no verdict, in a table of its own.</summary>
-    private const string TraceTable = "table ip netlab-oracle-trace {\n\tchain pre {\n\t\ttype filter hook prerouting priority -350; policy accept;\n\t\tmeta nftrace set 1 comment \"netlab:oracle\"\n\t}\n\tchain out {\n\t\ttype filter hook output priority -350; policy accept;\n\t\tmeta nftrace set 1 comment \"netlab:oracle\"\n\t}\n}\n";
+    private const string TraceTable = "table ip netlab-oracle-trace {\n\tchain pre {\n\t\ttype filter hook prerouting priority -350; policy accept;\n\t\tmeta nftrace set 1 comment \"netlab:oracle-trace\"\n\t}\n\tchain out {\n\t\ttype filter hook output priority -350; policy accept;\n\t\tmeta nftrace set 1 comment \"netlab:oracle-trace\"\n\t}\n}\n";
 
     private KernelOracle(string id, IReadOnlyList<OracleNetwork> networks)
     {
@@ -189,35 +189,42 @@ internal sealed partial class KernelOracle : IAsyncDisposable
         else
         {
             await RunAsync("ip", ["netns", "exec", _router, "iptables", "-w", "5", "-t", "security", "-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request", "-m", "comment", "--comment", Tag]);
+        }
 
-            // The kernel's own account of each packet's path (iptables-nft): xtables-monitor --trace in the router.
-            _locator = new TraceRuleLocator(IptablesSaveReader.Read(dump, TableFamily.Ipv4));
-            await RunAsync("ip", ["netns", "exec", _router, "nft", "-f", "-"], TraceTable);
-            _monitor = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("ip")
+        // The kernel's own account of each packet's path: every packet marked for tracing by a table of the oracle's
+        // own, and xtables-monitor --trace (iptables-nft rules, printed as iptables-save lines) or nft -a monitor trace
+        // (nftables, with handles) reading it in the router.
+        _locator = Nftables ? null : new TraceRuleLocator(IptablesSaveReader.Read(dump, TableFamily.Ipv4));
+        await RunAsync("ip", ["netns", "exec", _router, "nft", "-f", "-"], TraceTable);
+        var monitor = new System.Diagnostics.ProcessStartInfo("ip")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in (string[])["netns", "exec", _router, .. Nftables ? ["nft", "-a", "monitor", "trace"] : new[] { "xtables-monitor", "--trace" }])
+        {
+            monitor.ArgumentList.Add(arg);
+        }
+
+        _monitor = System.Diagnostics.Process.Start(monitor)!;
+        _monitor.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is { } line)
             {
-                ArgumentList = { "netns", "exec", _router, "xtables-monitor", "--trace" },
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            })!;
-            _monitor.OutputDataReceived += (_, e) =>
-            {
-                if (e.Data is { } line)
+                lock (_trace)
                 {
-                    lock (_trace)
-                    {
-                        _trace.Add(line);
-                    }
+                    _trace.Add(line);
                 }
-            };
-            _monitor.ErrorDataReceived += (_, _) => { };
-            _monitor.BeginOutputReadLine();
-            _monitor.BeginErrorReadLine();
-            await Task.Delay(300); // the monitor subscribes
-            if (_monitor.HasExited)
-            {
-                throw new InvalidOperationException($"xtables-monitor --trace ended at once (exit {_monitor.ExitCode})");
             }
+        };
+        _monitor.ErrorDataReceived += (_, _) => { };
+        _monitor.BeginOutputReadLine();
+        _monitor.BeginErrorReadLine();
+        await Task.Delay(300); // the monitor subscribes
+        if (_monitor.HasExited)
+        {
+            throw new InvalidOperationException($"the trace monitor ended at once (exit {_monitor.ExitCode})");
         }
     }
 
@@ -229,28 +236,38 @@ internal sealed partial class KernelOracle : IAsyncDisposable
         }
     }
 
-    /// <summary>The packets xtables-monitor traced since <paramref name="mark"/>, with their paths (rule positions in the dump); null for nftables dumps (their counters stand alone).</summary>
-    private async Task<IReadOnlyList<TracedPacket>?> TracedSinceAsync(int mark)
+    /// <summary>The trace monitor's lines since <paramref name="mark"/>.</summary>
+    private async Task<IReadOnlyList<string>> TracedSinceAsync(int mark)
     {
-        if (_monitor is null)
-        {
-            return null;
-        }
-
         await Task.Delay(150); // the last events reach the monitor's output
-        string[] lines;
         lock (_trace)
         {
-            lines = [.. _trace.Skip(mark)];
+            return [.. _trace.Skip(mark)];
+        }
+    }
+
+    /// <summary>
+    /// What the kernel's trace says decided the first packet from <paramref name="source"/> to
+    /// <paramref name="destination"/> in a probe (positions as in the dump), and its path for printing; null when the
+    /// trace holds no such packet.
+    /// </summary>
+    public (RuleRef? Decision, string Path)? TracedDecision(KernelVerdict kernel, string source, string destination)
+    {
+        if (Nftables)
+        {
+            var steps = NftTraceReader.PathOf(kernel.TraceLines, Loaded!, source, destination);
+            return steps is null ? null : (NftTraceReader.Decision(steps, Loaded!), string.Join('\n', steps.Select(s => $"    {s.Table} {s.Chain} {(s.Position is { } p ? $"#{p}" : "policy")} {s.Verdict}")));
         }
 
         var parser = new XtablesTraceParser(maxPackets: 1000);
-        foreach (var line in lines)
+        foreach (var line in kernel.TraceLines)
         {
             parser.Feed(line, DateTimeOffset.UtcNow, _locator!.PositionOf);
         }
 
-        return [.. parser.Packets];
+        var packet = parser.Packets.FirstOrDefault(t => t.Source == source && t.Destination == destination);
+        return packet is null ? null : (packet.Decision is { } d ? new RuleRef(d.Table, d.Chain, d.Kind == TraceStepKind.Policy ? null : d.Position, d.RuleText ?? $"policy {d.Verdict}") : null,
+            string.Join('\n', packet.Steps.Select(s => $"    {s.Label}{(s.RuleText is { } t ? $" ({t})" : "")}")));
     }
 
     private async Task NamespaceAsync(string name)
@@ -282,7 +299,7 @@ internal sealed partial class KernelOracle : IAsyncDisposable
         var ping = await _runner.RunAsync("ip", ["netns", "exec", fromNamespace, "busybox", "ping", "-c", "1", "-W", "1", address], Timeout);
         var arrived = await arrivedCount() > arrivedBefore;
         var after = await RouterRulesetAsync();
-        return new KernelVerdict(arrived, ping.Succeeded, Moved(before, after)) { Traced = await TracedSinceAsync(mark) };
+        return new KernelVerdict(arrived, ping.Succeeded, Moved(before, after)) { TraceLines = await TracedSinceAsync(mark) };
     }
 
     /// <summary>
@@ -308,7 +325,7 @@ internal sealed partial class KernelOracle : IAsyncDisposable
             await Task.Delay(300); // the listener binds
             var client = await _runner.RunAsync("ip", ["netns", "exec", from.Namespace(_router), "busybox", "nc", "-w", "2", address, port.ToString(CultureInfo.InvariantCulture)], "", Timeout);
             var arrived = await ArrivedAsync(listener.Namespace(_router), SynTag) > arrivedBefore;
-            return new KernelVerdict(arrived, client.Succeeded, Moved(before, await RouterRulesetAsync())) { Traced = await TracedSinceAsync(mark) };
+            return new KernelVerdict(arrived, client.Succeeded, Moved(before, await RouterRulesetAsync())) { TraceLines = await TracedSinceAsync(mark) };
         }
         finally
         {
@@ -401,8 +418,8 @@ internal sealed record OracleNetwork(string Bridge, string Subnet, int PrefixLen
 /// <summary>What the kernel did with one probe: the request arrived, the reply came back, and the router's rules it met.</summary>
 internal sealed record KernelVerdict(bool RequestArrived, bool ReplyArrived, IReadOnlyList<FirewallRule> RulesMet)
 {
-    /// <summary>The packets xtables-monitor traced during the probe (iptables dumps), each with its path; null where not traced.</summary>
-    public IReadOnlyList<TracedPacket>? Traced { get; init; }
+    /// <summary>What the trace monitor printed during the probe (read with <see cref="KernelOracle.TracedDecision"/>).</summary>
+    public IReadOnlyList<string> TraceLines { get; init; } = [];
 
     public bool Met(RuleRef rule) => rule.Position is { } position && RulesMet.Any(r => r.Table == rule.Table && r.Chain == rule.Chain && r.Position == position);
 

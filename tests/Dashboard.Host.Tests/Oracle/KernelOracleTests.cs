@@ -276,8 +276,8 @@ public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper outp
             var predicted = PacketEvaluator.Explain(ruleset, probe.Flow, context);
             var kernel = await probe.Send(oracle);
             probes++;
-            var tracedRequest = kernel.Traced?.FirstOrDefault(t => t.Source == probe.Flow.Source && t.Destination == probe.Flow.Destination);
-            log.AppendLine($"{probe.Where}: predicted {predicted.Outcome}{(predicted.Request.NatDestination is { } nat ? $" (DNAT to {nat})" : "")} by {Describe(predicted.Request.DecidingRule)}; kernel: request {(kernel.RequestArrived ? "delivered" : "not delivered")}, reply {(kernel.ReplyArrived ? "back" : "not back")}{(tracedRequest is null ? "" : $"; traced: decided by {Label(tracedRequest.Decision)}")}");
+            var tracedRequest = oracle.TracedDecision(kernel, probe.Flow.Source, probe.Flow.Destination);
+            log.AppendLine($"{probe.Where}: predicted {predicted.Outcome}{(predicted.Request.NatDestination is { } nat ? $" (DNAT to {nat})" : "")} by {Describe(predicted.Request.DecidingRule)}; kernel: request {(kernel.RequestArrived ? "delivered" : "not delivered")}, reply {(kernel.ReplyArrived ? "back" : "not back")}{(tracedRequest is { } tr ? $"; traced: decided by {Describe(tr.Decision)}" : "")}");
             var (requestPredicted, replyPredicted) = Delivers(predicted, probe);
             string? why = null;
             if (predicted.Request.Verdict == Verdict.Undetermined || predicted.Reply?.Verdict == Verdict.Undetermined)
@@ -301,7 +301,7 @@ public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper outp
                 why = $"the rule said to drop the reply, {Describe(replyRule)}, is not among the rules the kernel's counters say the packets met";
             }
 
-            why ??= kernel.Traced is { } traced ? TraceDisagrees(predicted, probe, traced) : null;
+            why ??= TraceDisagrees(oracle, predicted, probe, kernel);
             if (why is not null)
             {
                 disagreements.Add($"{probe.Where}: {why}\n  evaluator's path:\n{PathOf(predicted)}\n  kernel's path (counters that moved):\n{kernel.Path}");
@@ -313,21 +313,21 @@ public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper outp
     }
 
     /// <summary>
-    /// The kernel's trace against the evaluator: the rule (or policy) that decided the request, as xtables-monitor
-    /// reported it (the last verdict in filter, or a DROP anywhere), must be the evaluator's deciding rule; the same for
-    /// the reply when there is one (the first packet from the responder to the address the request left with).
+    /// The kernel's trace against the evaluator: the rule (or policy) that decided the request, as the trace monitor
+    /// reported it (xtables-monitor: the last verdict in filter, or a DROP anywhere; nft: the first drop, or the last
+    /// accept of the filter hooks' chains), must be the evaluator's deciding rule; the same for the reply when there
+    /// is one (the first packet from the responder to the address the request left with).
     /// </summary>
-    private static string? TraceDisagrees(RoundTrip predicted, OracleProbe probe, IReadOnlyList<TracedPacket> traced)
+    private static string? TraceDisagrees(KernelOracle oracle, RoundTrip predicted, OracleProbe probe, KernelVerdict kernel)
     {
-        var request = traced.FirstOrDefault(t => t.Source == probe.Flow.Source && t.Destination == probe.Flow.Destination);
-        if (request is null)
+        if (oracle.TracedDecision(kernel, probe.Flow.Source, probe.Flow.Destination) is not { } request)
         {
             return "the kernel's trace holds no packet of the request";
         }
 
         if (!SameDecision(predicted.Request.DecidingRule, request.Decision))
         {
-            return $"the trace says the request was decided by {Label(request.Decision)}, the evaluator by {Describe(predicted.Request.DecidingRule)}\n  kernel's trace:\n{TraceOf(request)}";
+            return $"the trace says the request was decided by {Describe(request.Decision)}, the evaluator by {Describe(predicted.Request.DecidingRule)}\n  kernel's trace:\n{request.Path}";
         }
 
         if (predicted.Reply is not { } reply)
@@ -335,31 +335,16 @@ public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper outp
             return null;
         }
 
+        // No reply packet: nothing answered (a published port's RETURN leaves the host without a listener).
         var responder = predicted.Request.NatDestination ?? probe.Flow.Destination;
         var to = predicted.Request.NatSource ?? probe.Flow.Source;
-        var back = traced.FirstOrDefault(t => t.Source == responder && t.Destination == to);
-        if (back is null)
-        {
-            // No reply was sent: nothing answered (a published port's RETURN leaves the host without a listener), or the request died after the filter.
-            return null;
-        }
-
-        return SameDecision(reply.DecidingRule, back.Decision)
-            ? null
-            : $"the trace says the reply was decided by {Label(back.Decision)}, the evaluator by {Describe(reply.DecidingRule)}\n  kernel's trace:\n{TraceOf(back)}";
+        return oracle.TracedDecision(kernel, responder, to) is { } back && !SameDecision(reply.DecidingRule, back.Decision)
+            ? $"the trace says the reply was decided by {Describe(back.Decision)}, the evaluator by {Describe(reply.DecidingRule)}\n  kernel's trace:\n{back.Path}"
+            : null;
     }
 
-    private static bool SameDecision(RuleRef? rule, TraceStep? step) => (rule, step) switch
-    {
-        (null, null) => true,
-        ({ } r, { Kind: TraceStepKind.Policy } s) => r.Position is null && r.Table == s.Table && r.Chain == s.Chain,
-        ({ } r, { Kind: TraceStepKind.Rule } s) => r.Table == s.Table && r.Chain == s.Chain && r.Position == s.Position,
-        _ => false,
-    };
-
-    private static string Label(TraceStep? step) => step is null ? "(no verdict)" : $"{step.Label}{(step.RuleText is { } t ? $" ({t})" : "")}";
-
-    private static string TraceOf(TracedPacket packet) => string.Join('\n', packet.Steps.Select(s => $"    {Label(s)}"));
+    private static bool SameDecision(RuleRef? evaluator, RuleRef? traced) =>
+        evaluator?.Table == traced?.Table && evaluator?.Chain == traced?.Chain && evaluator?.Position == traced?.Position;
 
     private static string Describe(RuleRef? rule) => rule is null ? "(no rule)" : $"{rule.Table} {rule.Chain} {(rule.Position is { } p ? $"#{p}" : "policy")} ({rule.Rule})";
 
