@@ -242,26 +242,42 @@ public sealed class DockerTopologyReader(IDockerClient docker, IProcessRunner ru
             (IReadOnlyDictionary<string, string>?)i.Config?.Labels?.ToDictionary() ?? new Dictionary<string, string>());
     }
 
-    /// <summary>Lists the interfaces inside a container's network namespace (<c>nsenter --net=... ip -j link show</c>).</summary>
-    private async Task<IReadOnlyList<IpLink>> ReadContainerLinksAsync(string name, string? sandboxKey, int pid, List<string> warnings, CancellationToken ct)
+    /// <summary>
+    /// Lists the interfaces inside a container's network namespace (<c>nsenter --net=... ip -j link show</c>): through
+    /// its sandbox key, and where that cannot be entered through <c>/proc/PID/ns/net</c> of its first process. An
+    /// engine in a mount namespace of its own (a second engine beside the system's) keeps its sandbox keys as mounts
+    /// there; from outside, the file exists but nsenter answers "Invalid argument".
+    /// </summary>
+    internal async Task<IReadOnlyList<IpLink>> ReadContainerLinksAsync(string name, string? sandboxKey, int pid, List<string> warnings, CancellationToken ct)
     {
-        var ns = !string.IsNullOrEmpty(sandboxKey) && File.Exists(sandboxKey) ? sandboxKey : $"/proc/{pid}/ns/net";
-        try
+        var candidates = new List<string>(2);
+        if (!string.IsNullOrEmpty(sandboxKey) && File.Exists(sandboxKey))
         {
-            var r = await runner.RunAsync(_options.Nsenter, [$"--net={ns}", _options.Ip, "-j", "link", "show"], _options.CommandTimeout, ct).ConfigureAwait(false);
-            if (r.Succeeded)
+            candidates.Add(sandboxKey);
+        }
+
+        candidates.Add($"/proc/{pid}/ns/net");
+        var failures = new List<string>(2);
+        foreach (var ns in candidates)
+        {
+            try
             {
-                return IpLink.ParseJson(r.StdOut);
+                var r = await runner.RunAsync(_options.Nsenter, [$"--net={ns}", _options.Ip, "-j", "link", "show"], _options.CommandTimeout, ct).ConfigureAwait(false);
+                if (r.Succeeded)
+                {
+                    return IpLink.ParseJson(r.StdOut);
+                }
+
+                failures.Add($"{ns}: {r.Message}");
             }
-
-            warnings.Add($"{name}: cannot list interfaces in its namespace: {r.Message}");
-        }
-        catch (Exception ex) when (ex is ProcessFailedException or JsonException or FormatException)
-        {
-            warnings.Add($"{name}: cannot list interfaces in its namespace: {ex.Message}");
-            logger.LogDebug(ex, "nsenter failed for {Container}", name);
+            catch (Exception ex) when (ex is ProcessFailedException or JsonException or FormatException)
+            {
+                failures.Add($"{ns}: {ex.Message}");
+                logger.LogDebug(ex, "nsenter failed for {Container}", name);
+            }
         }
 
+        warnings.Add($"{name}: cannot list interfaces in its namespace: {string.Join("; ", failures)}");
         return [];
     }
 
