@@ -381,6 +381,7 @@ public static class PacketEvaluator
                 var verdict = Tri.True;
                 Matcher? decisive = null;
                 Matcher? unknownMatcher = null;
+                var assumable = true;
                 foreach (var m in cr.Matchers)
                 {
                     var t = m.Test(p, ctx);
@@ -395,6 +396,7 @@ public static class PacketEvaluator
                     {
                         verdict = Tri.Unknown;
                         unknownMatcher ??= m;
+                        assumable &= m.MayAssume;
                     }
                 }
 
@@ -415,7 +417,6 @@ public static class PacketEvaluator
                     // The same rule met by the same packet: one assumption for every meeting.
                     var key = string.Create(CultureInfo.InvariantCulture, $"{rule.Table}|{rule.Chain}|{rule.Position}|{p.In}|{p.Out}|{p.Source}|{p.Destination}|{p.SourcePort}|{p.DestinationPort}|{p.State}");
                     // An assumption about a local address would also decide routing: such a match stays undetermined.
-                    var assumable = cr.Matchers.All(m => m.MayAssume || m.Test(p, ctx) != Tri.Unknown);
                     if (assumable && assumed.TryGetValue(key, out var holds))
                     {
                         if (!holds)

@@ -281,24 +281,25 @@ internal sealed partial class KernelOracle : IAsyncDisposable
 
     /// <summary>One echo request from <paramref name="from"/>'s endpoint (or its second endpoint) to <paramref name="to"/>'s, as the kernel handled it.</summary>
     public Task<KernelVerdict> PingAsync(OracleNetwork from, OracleNetwork to, bool fromPeer = false) =>
-        PingCoreAsync(fromPeer ? from.PeerNamespace(_router) : from.Namespace(_router), to.Endpoint, () => ArrivedAsync(to.Namespace(_router)));
+        PingCoreAsync(fromPeer ? from.PeerNamespace(_router) : from.Namespace(_router), to.Endpoint, _ => ArrivedAsync(to.Namespace(_router)));
 
     /// <summary>One echo request from <paramref name="from"/>'s endpoint to the router's address on <paramref name="gatewayOf"/> (the host's INPUT).</summary>
     public Task<KernelVerdict> PingRouterAsync(OracleNetwork from, OracleNetwork gatewayOf) =>
-        PingCoreAsync(from.Namespace(_router), gatewayOf.Gateway, ArrivedAtRouterAsync);
+        PingCoreAsync(from.Namespace(_router), gatewayOf.Gateway, router => Task.FromResult(router.Rules.Single(r => r.Comment == Tag).Packets));
 
     /// <summary>One echo request from the router (the host's OUTPUT, from its address on that bridge) to <paramref name="to"/>'s endpoint.</summary>
     public Task<KernelVerdict> PingFromRouterAsync(OracleNetwork to) =>
-        PingCoreAsync(_router, to.Endpoint, () => ArrivedAsync(to.Namespace(_router)));
+        PingCoreAsync(_router, to.Endpoint, _ => ArrivedAsync(to.Namespace(_router)));
 
-    private async Task<KernelVerdict> PingCoreAsync(string fromNamespace, string address, Func<Task<ulong>> arrivedCount)
+    /// <summary>One ping; <paramref name="arrivedCount"/> reads the destination's counter (given the router's ruleset, read before and after anyway, for the router's own).</summary>
+    private async Task<KernelVerdict> PingCoreAsync(string fromNamespace, string address, Func<Ruleset, Task<ulong>> arrivedCount)
     {
         var before = await RouterRulesetAsync();
-        var arrivedBefore = await arrivedCount();
+        var arrivedBefore = await arrivedCount(before);
         var mark = TraceMark();
         var ping = await _runner.RunAsync("ip", ["netns", "exec", fromNamespace, "busybox", "ping", "-c", "1", "-W", "1", address], Timeout);
-        var arrived = await arrivedCount() > arrivedBefore;
         var after = await RouterRulesetAsync();
+        var arrived = await arrivedCount(after) > arrivedBefore;
         return new KernelVerdict(arrived, ping.Succeeded, Moved(before, after)) { TraceLines = await TracedSinceAsync(mark) };
     }
 
@@ -343,8 +344,6 @@ internal sealed partial class KernelOracle : IAsyncDisposable
         var rs = IptablesSaveReader.Read((await RunAsync("ip", ["netns", "exec", ns, "iptables-save", "-c", "-t", "filter"])).StdOut, TableFamily.Ipv4);
         return rs.Rules.Single(r => r.Comment == tag).Packets;
     }
-
-    private async Task<ulong> ArrivedAtRouterAsync() => (await RouterRulesetAsync()).Rules.Single(r => r.Comment == Tag).Packets;
 
     private async Task<Ruleset> RouterRulesetAsync() => Nftables
         ? NftJsonReader.Read((await RunAsync("ip", ["netns", "exec", _router, "nft", "-j", "list", "ruleset"])).StdOut)

@@ -162,20 +162,19 @@ public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper outp
     }
 
     /// <summary>A fixture by its place: <c>shared/…</c> in ../shared/fixtures, <c>core/…</c> in the Core tests' fixtures. Probes use lab addresses only: TEST-NET-1 (192.0.2.0/24) moves into 172.16.0.0/12.</summary>
-    internal static string Read(string fixture)
+    internal static string Read(string fixture) => File.ReadAllText(FixturePath(fixture)).Replace("192.0.2.", "172.31.250.", StringComparison.Ordinal);
+
+    private static string FixturePath(string fixture)
     {
         var (root, relative) = (fixture[..fixture.IndexOf('/', StringComparison.Ordinal)], fixture[(fixture.IndexOf('/', StringComparison.Ordinal) + 1)..]);
-        var text = root == "shared"
-            ? TestPaths.ReadShared(relative)
-            : File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", relative));
-        return text.Replace("192.0.2.", "172.31.250.", StringComparison.Ordinal);
+        return root == "shared" ? TestPaths.Shared(relative) : Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", relative);
     }
 
     /// <summary>The IPv4 ipsets a fixture's dump uses, from the <c>ipset save</c> file beside it (<c>add NAME MEMBER</c> lines of <c>family inet</c> sets); none when there is no such file.</summary>
     internal static IReadOnlyDictionary<string, IReadOnlyList<string>>? IpSetsOf(string fixture)
     {
-        var file = Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", Path.ChangeExtension(fixture[(fixture.IndexOf('/', StringComparison.Ordinal) + 1)..], ".ipset"));
-        if (!fixture.StartsWith("core/", StringComparison.Ordinal) || !File.Exists(file))
+        var file = Path.ChangeExtension(FixturePath(fixture), ".ipset");
+        if (!File.Exists(file))
         {
             return null;
         }
@@ -301,7 +300,7 @@ public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper outp
                 why = $"the rule said to drop the reply, {Describe(replyRule)}, is not among the rules the kernel's counters say the packets met";
             }
 
-            why ??= TraceDisagrees(oracle, predicted, probe, kernel);
+            why ??= TraceDisagrees(oracle, predicted, probe, kernel, tracedRequest);
             if (why is not null)
             {
                 disagreements.Add($"{probe.Where}: {why}\n  evaluator's path:\n{PathOf(predicted)}\n  kernel's path (counters that moved):\n{kernel.Path}");
@@ -318,9 +317,9 @@ public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper outp
     /// accept of the filter hooks' chains), must be the evaluator's deciding rule; the same for the reply when there
     /// is one (the first packet from the responder to the address the request left with).
     /// </summary>
-    private static string? TraceDisagrees(KernelOracle oracle, RoundTrip predicted, OracleProbe probe, KernelVerdict kernel)
+    private static string? TraceDisagrees(KernelOracle oracle, RoundTrip predicted, OracleProbe probe, KernelVerdict kernel, (RuleRef? Decision, string Path)? tracedRequest)
     {
-        if (oracle.TracedDecision(kernel, probe.Flow.Source, probe.Flow.Destination) is not { } request)
+        if (tracedRequest is not { } request)
         {
             return "the kernel's trace holds no packet of the request";
         }
