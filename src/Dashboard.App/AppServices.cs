@@ -21,6 +21,8 @@ public static class AppServices
         services.AddSingleton<LabAccess>();
 
         services.AddSingleton<LiveFeed>();
+        services.AddSingleton<Dashboard.App.Hosts.HostRegistry>();
+        services.AddSingleton<Dashboard.App.Hosts.HostDirectory>();
         services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<LiveFeed>());
         services.AddHostedService<CaptureRelay>();
 

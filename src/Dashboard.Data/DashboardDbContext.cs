@@ -5,7 +5,7 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
 namespace Dashboard.Data;
 
-/// <summary>The dashboard's database: Identity's tables, labs and members, experiments and runs, change requests, audit.</summary>
+/// <summary>The dashboard's database: Identity's tables, labs and members, experiments and runs, change requests, audit, registered agent hosts.</summary>
 public sealed class DashboardDbContext(DbContextOptions<DashboardDbContext> options) : IdentityDbContext<DashboardUser>(options)
 {
     public DbSet<Lab> Labs => Set<Lab>();
@@ -20,6 +20,7 @@ public sealed class DashboardDbContext(DbContextOptions<DashboardDbContext> opti
     public DbSet<RunProbe> RunProbes => Set<RunProbe>();
     public DbSet<RunCapture> RunCaptures => Set<RunCapture>();
     public DbSet<RunPacket> RunPackets => Set<RunPacket>();
+    public DbSet<RegisteredHost> Hosts => Set<RegisteredHost>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

@@ -32,9 +32,11 @@ builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Ad
 builder.Services.AddSingleton(builder.Configuration.GetSection(ApiOptions.Section).Get<ApiOptions>() ?? new ApiOptions());
 builder.Services.AddSingleton<HubSessionGuard>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<HubSessionGuard>());
-builder.Services.AddSignalR(o => Microsoft.AspNetCore.SignalR.HubOptionsExtensions.AddFilter<HubSessionGuard>(o)).AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));
+builder.Services.AddSignalR(o => Microsoft.AspNetCore.SignalR.HubOptionsExtensions.AddFilter<HubSessionGuard>(o)).AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()))
+    .AddHubOptions<AgentHub>(o => o.MaximumReceiveMessageSize = Dashboard.Host.Agents.AgentProtocol.MaxMessageBytes);
 builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, Dashboard.Web.Components.CircuitCounter>();
 builder.Services.AddHostedService<LabHubForwarder>();
+builder.Services.AddHostedService<AgentWatchNotifier>();
 builder.Services.AddDashboardHost(builder.Configuration);
 builder.Services.AddDashboardApp(builder.Configuration);
 builder.Services.AddSingleton<SharedFirewallRead>();
@@ -60,6 +62,7 @@ app.UseExceptionHandler(new ExceptionHandlerOptions
         {
             EngineUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Docker engine unavailable"),
             FirewallUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Firewall unreadable"),
+            Dashboard.App.Hosts.HostNameException => (StatusCodes.Status400BadRequest, "Host not registered"),
             LabAccessException a => (a.Status, a.Status switch { 401 => "Sign in first", 404 => "Not found", _ => "Forbidden" }),
             ChangeValidationException => (StatusCodes.Status400BadRequest, "Change not accepted"),
             ChangeStateException => (StatusCodes.Status409Conflict, "Not possible in this state"),
@@ -92,7 +95,9 @@ app.MapRunApi();
 app.MapChangeApi();
 app.MapAccountApi();
 app.MapDiagnosticsApi();
+app.MapHostsApi();
 app.MapHub<LabHub>("/hubs/lab");
+app.MapHub<AgentHub>(Dashboard.Host.Agents.AgentProtocol.HubPath);
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 
 app.Run();

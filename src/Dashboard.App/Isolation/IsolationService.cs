@@ -57,6 +57,10 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
     public async Task<Ruleset> RulesetAsync(CancellationToken ct = default) =>
         feed.Ruleset ?? (await inspector.ReadFirewallAsync(ct)).Snapshot.Ruleset;
 
+    /// <summary>A host's matrix from what its feed holds (an agent's host, or the local one), or null before it reported rules and topology.</summary>
+    public static IsolationMatrix? MatrixOf(LiveFeed feed, string by, MatrixProbe matrixProbe) =>
+        feed.Ruleset is { } rs && feed.Topology is { } t ? IsolationMatrices.Build(rs, Endpoints(t, by), matrixProbe, IsolationMatrices.ContextFor(t)) : null;
+
     public static IReadOnlyList<MatrixEndpoint> Endpoints(HostTopology topology, string by) =>
         by == "containers" ? IsolationMatrices.Containers(topology) : IsolationMatrices.Networks(topology);
 

@@ -12,14 +12,28 @@ namespace Dashboard.App.Live;
 /// match it, decided on the publisher's thread before anything is posted to a circuit. Subscribers are called on that
 /// thread: components marshal with InvokeAsync (<c>LiveComponentBase</c> does) and dispose their subscription.
 /// </summary>
-public partial class LiveFeed(IOptions<Dashboard.Host.DockerHostOptions> hostOptions) : ICollectorSink
+public partial class LiveFeed : ICollectorSink
 {
+    /// <summary>The local host's feed (the embedded collector's sink), named by <c>Host:Name</c>.</summary>
+    public LiveFeed(IOptions<Dashboard.Host.DockerHostOptions> hostOptions)
+        : this(hostOptions.Value.Name)
+    {
+    }
+
+    /// <summary>A feed for one host by name: the local one, or a host whose agent reports to this dashboard.</summary>
+    public LiveFeed(string host)
+    {
+        Host = host;
+        Status = CollectorStatus.Starting(host, 0);
+    }
+
     private readonly object _gate = new();
     private Subscription[] _subscribers = []; // copy-on-write: Publish reads it without the lock
     private readonly CounterHistory _history = new();
     private readonly Dictionary<RuleId, (ulong Packets, ulong Bytes)> _counters = new();
+    private readonly Dictionary<(TableFamily, string, string), (ulong Packets, ulong Bytes)> _policies = new();
 
-    public string Host { get; } = hostOptions.Value.Name;
+    public string Host { get; }
 
     public HostTopology? Topology { get; private set; }
 
@@ -27,7 +41,7 @@ public partial class LiveFeed(IOptions<Dashboard.Host.DockerHostOptions> hostOpt
 
     public DateTimeOffset? RulesetReadAt { get; private set; }
 
-    public CollectorStatus Status { get; private set; } = CollectorStatus.Starting(hostOptions.Value.Name, 0);
+    public CollectorStatus Status { get; private set; }
 
     public int SubscriberCount => Volatile.Read(ref _subscribers).Length;
 
@@ -86,6 +100,16 @@ public partial class LiveFeed(IOptions<Dashboard.Host.DockerHostOptions> hostOpt
         }
     }
 
+    /// <summary>The latest policy counters of a built-in chain (the ruleset's own until a counter update arrives).</summary>
+    public (ulong Packets, ulong Bytes) PolicyCountersOf(TableFamily family, string table, FirewallChain chain)
+    {
+        ArgumentNullException.ThrowIfNull(chain);
+        lock (_gate)
+        {
+            return _policies.TryGetValue((family, table, chain.Name), out var c) ? c : (chain.PolicyPackets, chain.PolicyBytes);
+        }
+    }
+
     public IReadOnlyList<CounterSample> HistoryOf(RuleId id)
     {
         lock (_gate)
@@ -121,6 +145,7 @@ public partial class LiveFeed(IOptions<Dashboard.Host.DockerHostOptions> hostOpt
         lock (_gate)
         {
             _counters.Clear();
+            _policies.Clear();
             foreach (var r in ruleset.Rules)
             {
                 var id = RuleId.Of(r);
@@ -143,6 +168,11 @@ public partial class LiveFeed(IOptions<Dashboard.Host.DockerHostOptions> hostOpt
             {
                 _counters[c.Id] = (c.Packets, c.Bytes);
                 _history.Record(c.Id, update.ReadAt, c.Packets, c.Bytes);
+            }
+
+            foreach (var p in update.Policies)
+            {
+                _policies[(p.Family, p.Table, p.Chain)] = (p.Packets, p.Bytes);
             }
 
             RulesetReadAt = update.ReadAt;

@@ -239,7 +239,7 @@ public sealed class HostCollector(
         {
             RuleClassifier.Classify(ruleset, topology?.Networks, topology?.Containers);
             _classifiedWith = topology;
-            sink.FirewallChanged(ruleset, snapshot.ReadAt);
+            sink.FirewallChanged(ruleset, snapshot);
         }
 
         // Counters that moved are published even when the same read also changed the structure.

@@ -14,6 +14,9 @@ public interface ICollectorSink
     /// <summary>A new ruleset whose structure differs from the last one (rules added, removed or moved), classified.</summary>
     void FirewallChanged(Ruleset ruleset, DateTimeOffset readAt);
 
+    /// <summary>The same, with the read it came from (its raw text): an agent sends the text, the dashboard parses it itself.</summary>
+    void FirewallChanged(Ruleset ruleset, Netfilter.FirewallSnapshot snapshot) => FirewallChanged(ruleset, snapshot.ReadAt);
+
     void CountersChanged(CountersUpdate update);
 
     void StatusChanged(CollectorStatus status);

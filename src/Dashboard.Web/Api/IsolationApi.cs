@@ -43,7 +43,7 @@ public static class IsolationApi
         return app;
     }
 
-    private static ProblemHttpResult? Probe(string? by, string? protocol, int? port)
+    internal static ProblemHttpResult? Probe(string? by, string? protocol, int? port)
     {
         if (by is not (null or "networks" or "containers"))
         {

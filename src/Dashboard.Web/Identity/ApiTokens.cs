@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using Dashboard.Data;
 using Dashboard.Data.Entities;
 using Dashboard.App.Audit;
@@ -17,9 +15,9 @@ public sealed class ApiTokenService(IDbContextFactory<DashboardDbContext> dbs, A
 {
     public const string TokenPrefix = "nlt_";
 
-    public static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+    public static string Hash(string token) => Secrets.Hash(token);
 
-    public static bool LooksLikeToken(string? s) => s is { Length: >= 36 and <= 200 } && s.StartsWith(TokenPrefix, StringComparison.Ordinal) && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
+    public static bool LooksLikeToken(string? s) => Secrets.LooksLike(s, TokenPrefix);
 
     public async Task<CreatedToken> CreateAsync(Actor actor, string name, DateTimeOffset? expiresAt, CancellationToken ct = default)
     {
@@ -34,7 +32,7 @@ public sealed class ApiTokenService(IDbContextFactory<DashboardDbContext> dbs, A
             throw new ArgumentException("the expiry is in the past");
         }
 
-        var token = TokenPrefix + Base64Url(RandomNumberGenerator.GetBytes(32));
+        var token = Secrets.NewToken(TokenPrefix);
         return await RegisterAsync(actor, name, token, expiresAt, ct).ConfigureAwait(false);
     }
 
@@ -110,6 +108,4 @@ public sealed class ApiTokenService(IDbContextFactory<DashboardDbContext> dbs, A
     }
 
     private static TokenInfo Info(ApiToken t) => new(t.Id, t.Name, t.Prefix, t.CreatedAt, t.LastUsedAt, t.ExpiresAt, t.RevokedAt);
-
-    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 }

@@ -31,9 +31,11 @@ public static class IdentitySetup
                 o.DefaultChallengeScheme = PolicyScheme;
                 o.DefaultSignInScheme = IdentityConstants.ApplicationScheme;
             })
-            .AddPolicyScheme(PolicyScheme, "cookie or API token", o => o.ForwardDefaultSelector = http =>
-                ApiTokenAuthenticationHandler.TokenOf(http.Request) is not null ? ApiTokenAuthenticationHandler.SchemeName : IdentityConstants.ApplicationScheme)
+            .AddPolicyScheme(PolicyScheme, "cookie, API token or agent token", o => o.ForwardDefaultSelector = http =>
+                http.Request.Path.StartsWithSegments(Dashboard.Host.Agents.AgentProtocol.HubPath) ? AgentTokenAuthenticationHandler.SchemeName
+                : ApiTokenAuthenticationHandler.TokenOf(http.Request) is not null ? ApiTokenAuthenticationHandler.SchemeName : IdentityConstants.ApplicationScheme)
             .AddScheme<AuthenticationSchemeOptions, ApiTokenAuthenticationHandler>(ApiTokenAuthenticationHandler.SchemeName, null)
+            .AddScheme<AuthenticationSchemeOptions, AgentTokenAuthenticationHandler>(AgentTokenAuthenticationHandler.SchemeName, null)
             .AddIdentityCookies();
 
         services.AddOptions<Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationOptions>(IdentityConstants.ApplicationScheme)

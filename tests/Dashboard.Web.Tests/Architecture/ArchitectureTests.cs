@@ -6,7 +6,7 @@ using static ArchUnitNET.Fluent.ArchRuleDefinition;
 namespace Dashboard.Web.Tests.Architecture;
 
 /// <summary>
-/// The layers as the folders show them, kept by the compiler's output: Web → App → Core, Data, Host (inward only); no
+/// The layers as the folders show them, kept by the compiler's output: Web → App → Core, Data, Host (inward only), Agent → Host, Core; no
 /// cycle between the application's feature folders; no HTTP, component or hub types in the application layer; no page
 /// touches the database.
 /// </summary>
@@ -18,6 +18,7 @@ public sealed class ArchitectureTests
         typeof(Dashboard.Data.DashboardDbContext).Assembly,
         typeof(Dashboard.App.AppServices).Assembly,
         typeof(Program).Assembly,
+        typeof(Dashboard.Agent.AgentConnection).Assembly,
         // The framework's assemblies whose types the rules name (loaded, so a dependency on them is seen whole).
         typeof(Microsoft.EntityFrameworkCore.DbContext).Assembly,
         typeof(Microsoft.AspNetCore.Http.HttpContext).Assembly,
@@ -39,6 +40,14 @@ public sealed class ArchitectureTests
     public void InnerLayers_DoNotDependOnTheApplicationOrTheWeb() =>
         Types().That().ResideInAssembly(typeof(Dashboard.Core.Firewall.Ruleset).Assembly, typeof(Dashboard.Host.DockerHostOptions).Assembly, typeof(Dashboard.Data.DashboardDbContext).Assembly)
             .Should().NotDependOnAny(App).AndShould().NotDependOnAny(Web).Check(Layers);
+
+    /// <summary>An agent is the host layer in its own process: it knows no application, database or web type.</summary>
+    [Fact]
+    public void Agent_DependsOnlyOnTheHostLayerAndCore() =>
+        Types().That().ResideInAssembly(typeof(Dashboard.Agent.AgentConnection).Assembly)
+            .Should().NotDependOnAny(App).AndShould().NotDependOnAny(Web)
+            .AndShould().NotDependOnAny(Types().That().ResideInAssembly(typeof(Dashboard.Data.DashboardDbContext).Assembly))
+            .Check(Layers);
 
     [Fact]
     public void Application_UsesNoHttpComponentOrHubTypes() =>

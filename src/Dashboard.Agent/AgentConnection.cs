@@ -1,0 +1,305 @@
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text.Json.Serialization;
+using System.Threading.Channels;
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+using Dashboard.Host.Agents;
+using Dashboard.Host.Collector;
+using Dashboard.Host.Netfilter;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Dashboard.Agent;
+
+/// <summary>
+/// The collector's sink in an agent, and its connection to the dashboard. Keeps the host's latest state (status,
+/// topology, the last ruleset text and every counter that moved since) so that a snapshot can be sent at any time, and
+/// queues deltas in order; connects out with backoff, says hello, sends a snapshot, then the deltas numbered from it.
+/// A queue that overflows, or a dashboard that asks, gets a new snapshot instead of the lost deltas.
+/// </summary>
+public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<AgentConnection> logger) : BackgroundService, ICollectorSink
+{
+    private readonly AgentOptions _options = options.Value;
+    private readonly object _gate = new();
+    private readonly Channel<Func<long, (string Method, object Message)>> _queue = Channel.CreateUnbounded<Func<long, (string, object)>>(new() { SingleReader = true });
+    private readonly Dictionary<RuleId, RuleCounterChange> _moved = new();
+    private readonly Dictionary<(TableFamily, string, string), PolicyCounterChange> _policiesMoved = new();
+    private CollectorStatus? _status;
+    private HostTopology? _topology;
+    private AgentFirewall? _firewall;
+    private DateTimeOffset _countersReadAt;
+    private int _queued;
+    private volatile bool _resync = true;
+    private int _watchers;
+
+    /// <summary>Set by the dashboard (<see cref="AgentProtocol.WatchersChanged"/>): while above zero the collector reads faster.</summary>
+    public int CounterWatchers => Volatile.Read(ref _watchers);
+
+    /// <summary>The host name the dashboard accepted this agent as (null until the first welcome).</summary>
+    public string? AcceptedAs { get; private set; }
+
+    public void TopologyChanged(HostTopology topology)
+    {
+        lock (_gate)
+        {
+            _topology = topology;
+            Enqueue(seq => (nameof(AgentHubMethods.Topology), new AgentTopology(seq, topology)));
+        }
+    }
+
+    public void FirewallChanged(Ruleset ruleset, DateTimeOffset readAt)
+    {
+        // Only the overload with the read's text is of use here: the dashboard parses the text itself.
+    }
+
+    public void FirewallChanged(Ruleset ruleset, FirewallSnapshot snapshot)
+    {
+        var firewall = AgentFirewall.From(ruleset, snapshot);
+        lock (_gate)
+        {
+            _firewall = firewall;
+            _moved.Clear();
+            _policiesMoved.Clear();
+            Enqueue(seq => (nameof(AgentHubMethods.Firewall), new AgentFirewallChange(seq, firewall)));
+        }
+    }
+
+    public void CountersChanged(CountersUpdate update)
+    {
+        lock (_gate)
+        {
+            foreach (var r in update.Rules)
+            {
+                _moved[r.Id] = r;
+            }
+
+            foreach (var p in update.Policies)
+            {
+                _policiesMoved[(p.Family, p.Table, p.Chain)] = p;
+            }
+
+            _countersReadAt = update.ReadAt;
+            Enqueue(seq => (nameof(AgentHubMethods.Counters), new AgentCounters(seq, update.ReadAt, update.Rules, update.Policies)));
+        }
+    }
+
+    public void StatusChanged(CollectorStatus status)
+    {
+        lock (_gate)
+        {
+            _status = status;
+            Enqueue(seq => (nameof(AgentHubMethods.Status), new AgentStatus(seq, status)));
+        }
+    }
+
+    /// <summary>Queues a delta; called under the state lock, so a snapshot taken under it holds exactly the deltas drained before it.</summary>
+    private void Enqueue(Func<long, (string, object)> message)
+    {
+        if (Interlocked.Increment(ref _queued) > _options.QueueLimit)
+        {
+            // Nobody takes them (no connection, or a slow one): a snapshot at the next send says it all.
+            Interlocked.Decrement(ref _queued);
+            _resync = true;
+            return;
+        }
+
+        _queue.Writer.TryWrite(message);
+    }
+
+    /// <summary>
+    /// Everything known now, numbered <paramref name="sequence"/>, with the counters that moved since the ruleset text;
+    /// the deltas queued until now are dropped in the same lock (the snapshot holds them).
+    /// </summary>
+    private (AgentSnapshot Snapshot, AgentCounters? Counters) TakeSnapshot(long sequence)
+    {
+        lock (_gate)
+        {
+            while (_queue.Reader.TryRead(out _))
+            {
+                Interlocked.Decrement(ref _queued);
+            }
+
+            var status = _status ?? CollectorStatus.Starting("agent", 0);
+            var counters = _moved.Count + _policiesMoved.Count > 0
+                ? new AgentCounters(sequence + 1, _countersReadAt, [.. _moved.Values], [.. _policiesMoved.Values])
+                : null;
+            return (new AgentSnapshot(sequence, status, _topology, _firewall), counters);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (string.IsNullOrWhiteSpace(_options.Server) || string.IsNullOrWhiteSpace(_options.Token))
+        {
+            throw new InvalidOperationException("the agent needs Agent:Server (the dashboard's address) and Agent:Token (the host's agent token): scripts/agent.sh --server URL --token T");
+        }
+
+        var backoff = _options.MinBackoff;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var connected = false;
+            try
+            {
+                await using var connection = Build();
+                var closed = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
+                connection.Closed += e =>
+                {
+                    closed.TrySetResult(e);
+                    return Task.CompletedTask;
+                };
+                connection.On<string>(AgentProtocol.SnapshotRequested, why =>
+                {
+                    logger.LogInformation("the dashboard asks for a snapshot: {Why}", why);
+                    _resync = true;
+                    lock (_gate)
+                    {
+                        Enqueue(_ => ("", "")); // wakes the sender
+                    }
+                });
+                connection.On<int>(AgentProtocol.WatchersChanged, n => Volatile.Write(ref _watchers, Math.Max(0, n)));
+                await connection.StartAsync(stoppingToken).ConfigureAwait(false);
+                var welcome = await connection.InvokeAsync<AgentWelcome>(nameof(AgentHubMethods.Hello),
+                    new AgentHello(AgentProtocol.Version, AgentProtocol.BuildVersion, string.IsNullOrWhiteSpace(_options.Name) ? null : _options.Name), stoppingToken).ConfigureAwait(false);
+                if (!welcome.Accepted)
+                {
+                    logger.LogError("the dashboard refused this agent as host {Host}: {Reason}", welcome.Host, welcome.Reason);
+                    backoff = _options.MaxBackoff;
+                    continue;
+                }
+
+                AcceptedAs = welcome.Host;
+                connected = true;
+                backoff = _options.MinBackoff;
+                logger.LogInformation("connected to {Server} as host {Host} (dashboard {Version})", _options.Server, welcome.Host, welcome.DashboardVersion);
+                await SendAsync(connection, closed.Task, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning("connection to {Server} failed or ended: {Error}", _options.Server, ex.Message);
+            }
+
+            Volatile.Write(ref _watchers, 0);
+            _resync = true;
+            if (connected)
+            {
+                logger.LogWarning("disconnected from {Server}; reconnecting", _options.Server);
+            }
+
+            var wait = backoff * (1 + (Random.Shared.NextDouble() * 0.2));
+            backoff = TimeSpan.FromTicks(Math.Min(_options.MaxBackoff.Ticks, backoff.Ticks * 2));
+            try
+            {
+                await Task.Delay(wait, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Sends a snapshot, then every queued delta in order, until the connection closes.</summary>
+    private async Task SendAsync(HubConnection connection, Task<Exception?> closed, CancellationToken ct)
+    {
+        long sequence = 0;
+        _resync = true;
+        while (!ct.IsCancellationRequested && !closed.IsCompleted)
+        {
+            if (_resync)
+            {
+                _resync = false;
+                var (snapshot, counters) = TakeSnapshot(sequence);
+                await connection.InvokeAsync(nameof(AgentHubMethods.Snapshot), snapshot, ct).ConfigureAwait(false);
+                sequence++;
+                if (counters is not null)
+                {
+                    await connection.SendAsync(nameof(AgentHubMethods.Counters), counters, ct).ConfigureAwait(false);
+                    sequence++;
+                }
+            }
+
+            var read = _queue.Reader.WaitToReadAsync(ct).AsTask();
+            if (await Task.WhenAny(read, closed).ConfigureAwait(false) == closed)
+            {
+                return;
+            }
+
+            while (!_resync && _queue.Reader.TryRead(out var make))
+            {
+                Interlocked.Decrement(ref _queued);
+                var (method, message) = make(sequence);
+                if (method.Length == 0)
+                {
+                    continue; // a wake-up for a requested snapshot
+                }
+
+                await connection.SendAsync(method, message, ct).ConfigureAwait(false);
+                sequence++;
+            }
+        }
+    }
+
+    private HubConnection Build()
+    {
+        var url = new Uri(new Uri(_options.Server!), AgentProtocol.HubPath);
+        var token = _options.Token!;
+        var builder = new HubConnectionBuilder()
+            .WithUrl(url, o =>
+            {
+                o.AccessTokenProvider = () => Task.FromResult<string?>(token);
+                if (_options.UnixSocket is { Length: > 0 } path)
+                {
+                    o.Transports = Microsoft.AspNetCore.Http.Connections.HttpTransportType.WebSockets;
+                    o.SkipNegotiation = true;
+                    o.HttpMessageHandlerFactory = _ => UnixHandler(path);
+                    o.WebSocketFactory = async (context, ct) =>
+                    {
+                        var ws = new ClientWebSocket();
+                        ws.Options.SetRequestHeader("Authorization", "Bearer " + token);
+                        using var invoker = new HttpMessageInvoker(UnixHandler(path));
+                        await ws.ConnectAsync(context.Uri, invoker, ct).ConfigureAwait(false);
+                        return ws;
+                    };
+                }
+            })
+            .AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()));
+        return builder.Build();
+    }
+
+    private static SocketsHttpHandler UnixHandler(string path) => new()
+    {
+        ConnectCallback = async (_, ct) =>
+        {
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), ct).ConfigureAwait(false);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    };
+
+    /// <summary>The hub's method names (the dashboard's <c>AgentHub</c>), kept in one place.</summary>
+    private static class AgentHubMethods
+    {
+        public const string Hello = nameof(Hello);
+        public const string Snapshot = nameof(Snapshot);
+        public const string Topology = nameof(Topology);
+        public const string Firewall = nameof(Firewall);
+        public const string Counters = nameof(Counters);
+        public const string Status = nameof(Status);
+    }
+}

@@ -1,0 +1,32 @@
+using Dashboard.Host;
+using Dashboard.Host.Collector;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Dashboard.Agent;
+
+/// <summary>
+/// A Docker host's agent: the dashboard's host layer (collector, topology, firewall reads) as its own process,
+/// reporting to a dashboard over SignalR. Configuration: Agent:Server, Agent:Token (see scripts/agent.sh), and the
+/// same Host:* and Collector:* settings as the dashboard's embedded collector.
+/// </summary>
+public static class AgentProgram
+{
+    public static async Task Main(string[] args)
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(args);
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            // Its own tag for trace rules: an agent beside a dashboard on one host never removes the dashboard's.
+            [$"{DockerHostOptions.Section}:{nameof(DockerHostOptions.InstanceId)}"] = builder.Configuration[$"{DockerHostOptions.Section}:{nameof(DockerHostOptions.InstanceId)}"] ?? "agent",
+        });
+        builder.Services.AddOptions<AgentOptions>().Bind(builder.Configuration.GetSection(AgentOptions.Section));
+        builder.Services.AddDashboardHost(builder.Configuration);
+        builder.Services.AddSingleton<AgentConnection>();
+        builder.Services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<AgentConnection>());
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentConnection>());
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        await builder.Build().RunAsync();
+    }
+}

@@ -1,0 +1,46 @@
+using System.Collections.Concurrent;
+using Dashboard.App.Live;
+using Dashboard.Host.Agents;
+
+namespace Dashboard.App.Hosts;
+
+/// <summary>
+/// Every host this dashboard shows: the local one (the embedded collector's feed) and those whose agents have connected
+/// since it started (their last state kept when they disconnect). Pages, the API and the hubs find a host's feed here.
+/// </summary>
+public sealed class HostDirectory
+{
+    private readonly ConcurrentDictionary<string, RemoteHost> _remote = new(StringComparer.Ordinal);
+
+    public HostDirectory(LiveFeed local, HostRegistry registry)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        Local = local;
+        registry.Revoked += name => Remote(name)?.Abort();
+    }
+
+    public LiveFeed Local { get; }
+
+    /// <summary>Remote hosts seen since start, by name.</summary>
+    public IReadOnlyList<RemoteHost> Remotes => [.. _remote.Values.OrderBy(h => h.Name, StringComparer.Ordinal)];
+
+    public RemoteHost? Remote(string host) => _remote.TryGetValue(host, out var h) ? h : null;
+
+    /// <summary>The feed of a host by name (the local host's too), or null when no such host has reported.</summary>
+    public LiveFeed? FeedOf(string? host) =>
+        host is null || host == Local.Host ? Local : Remote(host)?.Feed;
+
+    /// <summary>An agent of <paramref name="host"/> said hello on <paramref name="connectionId"/>; an older connection of the host is ended.</summary>
+    public RemoteHost Connect(string host, string connectionId, AgentHello hello, Action abort)
+    {
+        var h = _remote.GetOrAdd(host, n => new RemoteHost(n));
+        h.Attach(connectionId, hello, abort);
+        return h;
+    }
+
+    /// <summary>An agent was refused at hello (another protocol version); the host is listed with the reason.</summary>
+    public void Refuse(string host, AgentHello hello, string reason) => _remote.GetOrAdd(host, n => new RemoteHost(n)).Refuse(hello, reason);
+
+    /// <summary>A connection ended; true when it was the host's current one (its state is now stale).</summary>
+    public bool Disconnect(string host, string connectionId) => Remote(host)?.Detach(connectionId) == true;
+}

@@ -1,0 +1,297 @@
+using Dashboard.App.Live;
+using Dashboard.Core.Firewall;
+using Dashboard.Host.Agents;
+using Dashboard.Host.Collector;
+
+namespace Dashboard.App.Hosts;
+
+/// <summary>How a registered host's agent stands.</summary>
+public enum AgentState
+{
+    /// <summary>Registered, no agent has said hello since this dashboard started.</summary>
+    NeverConnected,
+
+    Connected,
+
+    /// <summary>Was connected; its last state is kept and shown as stale.</summary>
+    Disconnected,
+
+    /// <summary>Its agent speaks another protocol version: refused until it is upgraded.</summary>
+    Incompatible,
+}
+
+/// <summary>
+/// One host reported by an agent: its live feed (the same kind the local host has, so pages and the hub read it the same
+/// way) and the connection's protocol state. Messages are applied in order of their sequence numbers; a gap, or a delta
+/// before any snapshot, is not applied and asks the agent for a new snapshot. Whatever the agent claims, everything is
+/// recorded under <see cref="Name"/>, the host its token was issued for. Thread-safe: the hub calls it per connection,
+/// pages read it.
+/// </summary>
+public sealed class RemoteHost(string name)
+{
+    private readonly object _gate = new();
+    private long _expected = -1; // next sequence number, -1 while a snapshot is awaited
+    private bool _snapshotAsked;
+    private HashSet<RuleId> _known = [];
+    private Action? _abort;
+    private DockerLayout? _layout; // detected here from the parsed rules, not taken from the agent
+
+    public string Name { get; } = name;
+
+    public LiveFeed Feed { get; } = new(name);
+
+    public AgentState State { get; private set; } = AgentState.NeverConnected;
+
+    public string? ConnectionId { get; private set; }
+
+    public DateTimeOffset? ConnectedSince { get; private set; }
+
+    public DateTimeOffset? DisconnectedAt { get; private set; }
+
+    public string? AgentVersion { get; private set; }
+
+    public int? ProtocolVersion { get; private set; }
+
+    /// <summary>Why the agent was refused or why its last message was not applied.</summary>
+    public string? LastProblem { get; private set; }
+
+    public DateTimeOffset? LastMessageAt { get; private set; }
+
+    /// <summary>From the agent's read of the counters to their arrival here (the two clocks' offset included).</summary>
+    public TimeSpan? Lag { get; private set; }
+
+    public long Messages { get; private set; }
+
+    public long Snapshots { get; private set; }
+
+    /// <summary>Deltas not applied because one before them was missing (each asked for a snapshot).</summary>
+    public long Gaps { get; private set; }
+
+    /// <summary>Counter changes for rules the host's ruleset does not hold (dropped, not stored).</summary>
+    public long UnknownCounters { get; private set; }
+
+    public bool IsStale => State != AgentState.Connected;
+
+    internal void Attach(string connectionId, AgentHello hello, Action abort)
+    {
+        Action? previous;
+        lock (_gate)
+        {
+            previous = ConnectionId is not null && ConnectionId != connectionId ? _abort : null;
+            ConnectionId = connectionId;
+            _abort = abort;
+            State = AgentState.Connected;
+            ConnectedSince = DateTimeOffset.UtcNow;
+            DisconnectedAt = null;
+            AgentVersion = hello.AgentVersion;
+            ProtocolVersion = hello.ProtocolVersion;
+            LastProblem = null;
+            _expected = -1;
+            _snapshotAsked = false;
+        }
+
+        // One agent per host: the newest connection wins (an agent restarted before the old connection timed out).
+        previous?.Invoke();
+    }
+
+    internal void Refuse(AgentHello hello, string reason)
+    {
+        lock (_gate)
+        {
+            if (State != AgentState.Connected)
+            {
+                State = AgentState.Incompatible;
+            }
+
+            AgentVersion = hello.AgentVersion;
+            ProtocolVersion = hello.ProtocolVersion;
+            LastProblem = reason;
+        }
+    }
+
+    /// <summary>The connection ended; false when it was not the host's current one (a newer one replaced it).</summary>
+    internal bool Detach(string connectionId)
+    {
+        CollectorStatus status;
+        lock (_gate)
+        {
+            if (ConnectionId != connectionId)
+            {
+                return false;
+            }
+
+            ConnectionId = null;
+            _abort = null;
+            State = AgentState.Disconnected;
+            DisconnectedAt = DateTimeOffset.UtcNow;
+            _expected = -1;
+            status = Feed.Status with
+            {
+                EngineAvailable = false,
+                FirewallAvailable = false,
+                EngineError = $"the agent is disconnected since {DisconnectedAt:u}: the last state it reported is shown",
+                FirewallError = "the agent is disconnected: counters are not read",
+            };
+        }
+
+        Feed.StatusChanged(status);
+        return true;
+    }
+
+    /// <summary>Ends the live connection (the token was revoked).</summary>
+    internal void Abort()
+    {
+        Action? abort;
+        lock (_gate)
+        {
+            abort = _abort;
+        }
+
+        abort?.Invoke();
+    }
+
+    /// <summary>Whether <paramref name="connectionId"/> is this host's current connection (a replaced one may not report).</summary>
+    public bool IsCurrent(string connectionId)
+    {
+        lock (_gate)
+        {
+            return ConnectionId == connectionId;
+        }
+    }
+
+    /// <summary>Applies a snapshot: everything the dashboard knows of the host is replaced by it.</summary>
+    public void Apply(AgentSnapshot s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        lock (_gate)
+        {
+            Received();
+            Snapshots++;
+            _expected = s.Sequence + 1;
+            _snapshotAsked = false;
+        }
+
+        if (s.Topology is { } topology)
+        {
+            Feed.TopologyChanged(topology);
+        }
+
+        var status = s.Status;
+        if (s.Firewall is { } firewall && !ApplyFirewall(firewall, ref status))
+        {
+            status = status with { FirewallAvailable = false };
+        }
+
+        Feed.StatusChanged(Stamp(status));
+    }
+
+    /// <summary>
+    /// Applies a delta that is next in sequence and returns null. Otherwise it is not applied, and the answer is why a
+    /// snapshot is needed (send <see cref="AgentProtocol.SnapshotRequested"/>), or empty when one was asked for already.
+    /// </summary>
+    public string? Apply(AgentTopology m) => InSequence(m.Sequence) ?? Do(() => Feed.TopologyChanged(m.Topology));
+
+    public string? Apply(AgentFirewallChange m) => InSequence(m.Sequence) ?? Do(() =>
+    {
+        var status = Feed.Status;
+        if (!ApplyFirewall(m.Firewall, ref status))
+        {
+            Feed.StatusChanged(Stamp(status with { FirewallAvailable = false }));
+        }
+    });
+
+    public string? Apply(AgentCounters m) => InSequence(m.Sequence) ?? Do(() =>
+    {
+        var known = Volatile.Read(ref _known);
+        var rules = m.Rules.Where(r => known.Contains(r.Id)).ToList();
+        var policies = m.Policies.Where(p => Feed.Ruleset?.FindTable(p.Table, p.Family)?.FindChain(p.Chain) is not null).ToList();
+        lock (_gate)
+        {
+            UnknownCounters += m.Rules.Count - rules.Count + m.Policies.Count - policies.Count;
+            Lag = DateTimeOffset.UtcNow - m.ReadAt;
+        }
+
+        if (rules.Count > 0 || policies.Count > 0)
+        {
+            Feed.CountersChanged(new CountersUpdate(Name, m.ReadAt, rules, policies));
+        }
+    });
+
+    public string? Apply(AgentStatus m) => InSequence(m.Sequence) ?? Do(() => Feed.StatusChanged(Stamp(m.Status)));
+
+    /// <summary>An agent's status under this host's name, with the layout and rule count of the rules parsed here.</summary>
+    private CollectorStatus Stamp(CollectorStatus s) => s with
+    {
+        Host = Name,
+        Layout = Volatile.Read(ref _layout) ?? s.Layout,
+        RuleCount = Feed.Ruleset?.RuleCount ?? 0,
+    };
+
+    private static string? Do(Action apply)
+    {
+        apply();
+        return null;
+    }
+
+    /// <summary>Parses and classifies the agent's rules; a dump that does not parse is recorded as the host's firewall error.</summary>
+    private bool ApplyFirewall(AgentFirewall firewall, ref CollectorStatus status)
+    {
+        Ruleset ruleset;
+        try
+        {
+            ruleset = firewall.Parse();
+        }
+        catch (RulesetFormatException ex)
+        {
+            var problem = $"the agent sent rules this dashboard cannot read ({ex.Message}); the last good ruleset is kept";
+            lock (_gate)
+            {
+                LastProblem = problem;
+            }
+
+            status = status with { FirewallError = problem };
+            return false;
+        }
+
+        var topology = Feed.Topology;
+        RuleClassifier.Classify(ruleset, topology?.Networks, topology?.Containers);
+        Volatile.Write(ref _known, [.. ruleset.Rules.Select(RuleId.Of)]);
+        Volatile.Write(ref _layout, DockerLayoutDetector.Detect(ruleset));
+        Feed.FirewallChanged(ruleset, firewall.ReadAt);
+        return true;
+    }
+
+    private string? InSequence(long sequence)
+    {
+        lock (_gate)
+        {
+            Received();
+            if (_expected >= 0 && sequence == _expected)
+            {
+                _expected++;
+                return null;
+            }
+
+            var why = _expected < 0 ? "no snapshot since the connection began or since a gap" : $"message {sequence} arrived where {_expected} was due";
+            if (_expected >= 0)
+            {
+                Gaps++;
+                _expected = -1;
+            }
+
+            if (_snapshotAsked)
+            {
+                return ""; // asked already; wait for it
+            }
+
+            _snapshotAsked = true;
+            return why;
+        }
+    }
+
+    private void Received()
+    {
+        Messages++;
+        LastMessageAt = DateTimeOffset.UtcNow;
+    }
+}

@@ -1,0 +1,77 @@
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+using Dashboard.Host.Collector;
+
+namespace Dashboard.Host.Agents;
+
+/// <summary>
+/// The agent protocol (version <see cref="Version"/>) spoken over SignalR on <see cref="HubPath"/>. The agent connects
+/// out with its token (<c>Authorization: Bearer nla_…</c>), calls <c>Hello</c>, then sends a <c>Snapshot</c> and after
+/// it deltas (<c>Topology</c>, <c>Firewall</c>, <c>Counters</c>, <c>Status</c>), each numbered by one sequence per
+/// connection. The dashboard answers a gap (or anything before a snapshot) with <c>SnapshotRequested</c>, and tells the
+/// agent how many watch its counters (<c>WatchersChanged</c>) so it reads faster while anyone does. Firewall rules travel
+/// as the tools printed them: the dashboard parses them with its own readers, so an agent's input gets the same checks
+/// as a pasted dump.
+/// </summary>
+public static class AgentProtocol
+{
+    public const int Version = 1;
+
+    public const string HubPath = "/hubs/agent";
+
+    /// <summary>Agent tokens: this prefix and 43 URL-safe characters (API tokens start nlt_ and are refused here).</summary>
+    public const string TokenPrefix = "nla_";
+
+    /// <summary>The largest message either side accepts (a 10,000-rule ruleset is about 1.4 MiB of text).</summary>
+    public const long MaxMessageBytes = 16 * 1024 * 1024;
+
+    /// <summary>Client methods the dashboard calls on an agent.</summary>
+    public const string SnapshotRequested = nameof(SnapshotRequested);
+
+    public const string WatchersChanged = nameof(WatchersChanged);
+
+    /// <summary>This build's version, as agents and dashboards exchange it.</summary>
+    public static string BuildVersion { get; } = typeof(AgentProtocol).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+}
+
+/// <summary>What an agent says first. <paramref name="Host"/> is the name it was configured with, if any (checked against its token's).</summary>
+public sealed record AgentHello(int ProtocolVersion, string AgentVersion, string? Host);
+
+/// <summary>The dashboard's answer: accepted (with the host name the token is for), or refused with the reason.</summary>
+public sealed record AgentWelcome(bool Accepted, string? Reason, string Host, int ProtocolVersion, string DashboardVersion);
+
+/// <summary>Firewall rules as read: <c>iptables-save -c</c> (and <c>ip6tables-save -c</c>) text, or <c>nft -j list ruleset</c>.</summary>
+public sealed record AgentFirewall(RulesetFormat Format, string Text, string? Ipv6Text, DateTimeOffset ReadAt)
+{
+    public static AgentFirewall From(Ruleset ruleset, Netfilter.FirewallSnapshot s) =>
+        new(ruleset.Format, s.RawText, s.RawIpv6Text, s.ReadAt);
+
+    /// <summary>Parses the text with the dashboard's own readers; a <see cref="RulesetFormatException"/> names the line or item.</summary>
+    public Ruleset Parse()
+    {
+        if (Format == RulesetFormat.NftJson)
+        {
+            return NftJsonReader.Read(Text);
+        }
+
+        var v4 = IptablesSaveReader.Read(Text, TableFamily.Ipv4);
+        if (string.IsNullOrWhiteSpace(Ipv6Text))
+        {
+            return v4;
+        }
+
+        var v6 = IptablesSaveReader.Read(Ipv6Text, TableFamily.Ipv6);
+        return new Ruleset { Format = v4.Format, Generator = v4.Generator, Tables = [.. v4.Tables, .. v6.Tables] };
+    }
+}
+
+/// <summary>Everything the dashboard needs to show a host, sent on connect and whenever the dashboard asks.</summary>
+public sealed record AgentSnapshot(long Sequence, CollectorStatus Status, HostTopology? Topology, AgentFirewall? Firewall);
+
+public sealed record AgentTopology(long Sequence, HostTopology Topology);
+
+public sealed record AgentFirewallChange(long Sequence, AgentFirewall Firewall);
+
+public sealed record AgentCounters(long Sequence, DateTimeOffset ReadAt, IReadOnlyList<RuleCounterChange> Rules, IReadOnlyList<PolicyCounterChange> Policies);
+
+public sealed record AgentStatus(long Sequence, CollectorStatus Status);

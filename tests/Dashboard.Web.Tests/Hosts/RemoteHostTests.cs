@@ -1,0 +1,96 @@
+using Dashboard.App.Hosts;
+using Dashboard.Core.Firewall;
+using Dashboard.Host.Agents;
+using Dashboard.Host.Collector;
+
+namespace Dashboard.Web.Tests.Hosts;
+
+/// <summary>The dashboard's side of the agent protocol: sequence, gaps, snapshots, and what it refuses to keep.</summary>
+public class RemoteHostTests
+{
+    private static readonly string Dump = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "iptables", "docker-28.5.2-two-networks-published-port.save"));
+
+    private static RemoteHost Connected()
+    {
+        var h = new RemoteHost("h1");
+        h.Attach("c1", new AgentHello(AgentProtocol.Version, "1.0.0", null), () => { });
+        return h;
+    }
+
+    private static AgentSnapshot Snapshot(long seq, string text) =>
+        new(seq, CollectorStatus.Starting("claimed-elsewhere", 4), null, new AgentFirewall(RulesetFormat.IptablesSave, text, null, DateTimeOffset.UtcNow));
+
+    private static RuleCounterChange Moved(FirewallRule r, ulong by) => new(RuleId.Of(r), r.Position, r.Packets + by, r.Bytes + (by * 84), by, by * 84, false);
+
+    [Fact]
+    public void Deltas_InSequenceApply_AGapAsksForOneSnapshotAndNothingIsAppliedUntilItComes()
+    {
+        var h = Connected();
+        var drop = IptablesSaveReader.Read(Dump).Rules.First(r => r.Table == "raw" && r.Packets > 0);
+
+        // Before any snapshot: not applied, a snapshot asked for once.
+        Assert.False(string.IsNullOrEmpty(h.Apply(new AgentCounters(5, DateTimeOffset.UtcNow, [Moved(drop, 1)], []))));
+        Assert.Equal("", h.Apply(new AgentCounters(6, DateTimeOffset.UtcNow, [Moved(drop, 2)], [])));
+
+        h.Apply(Snapshot(10, Dump));
+        Assert.Equal("h1", h.Feed.Status.Host);
+        Assert.Equal(DockerLayoutKind.Docker28, h.Feed.Status.Layout?.Kind);
+        var rule = h.Feed.Ruleset!.Rules.Single(r => RuleId.Of(r) == RuleId.Of(drop));
+        Assert.Equal(drop.Packets, h.Feed.CountersOf(rule).Packets);
+
+        Assert.Null(h.Apply(new AgentCounters(11, DateTimeOffset.UtcNow, [Moved(drop, 3)], [])));
+        Assert.Equal(drop.Packets + 3, h.Feed.CountersOf(rule).Packets);
+
+        // 12 lost: 13 is not applied, counted as a gap, and asks for a snapshot once.
+        var why = h.Apply(new AgentCounters(13, DateTimeOffset.UtcNow, [Moved(drop, 9)], []));
+        Assert.Contains("13 arrived where 12 was due", why, StringComparison.Ordinal);
+        Assert.Equal("", h.Apply(new AgentCounters(14, DateTimeOffset.UtcNow, [Moved(drop, 10)], [])));
+        Assert.Equal(drop.Packets + 3, h.Feed.CountersOf(rule).Packets);
+        Assert.Equal(1, h.Gaps);
+
+        h.Apply(Snapshot(20, Dump));
+        Assert.Null(h.Apply(new AgentCounters(21, DateTimeOffset.UtcNow, [Moved(drop, 4)], [])));
+        Assert.Equal(drop.Packets + 4, h.Feed.CountersOf(rule).Packets);
+    }
+
+    [Fact]
+    public void CountersOfRulesTheHostDoesNotHave_AreDroppedAndCounted()
+    {
+        var h = Connected();
+        h.Apply(Snapshot(0, Dump));
+        var invented = new RuleCounterChange(new RuleId(TableFamily.Ipv4, "filter", "FORWARD", "made-up"), 1, 5, 5, 5, 5, false);
+        Assert.Null(h.Apply(new AgentCounters(1, DateTimeOffset.UtcNow, [.. Enumerable.Range(0, 1000).Select(i => invented with { Id = invented.Id with { Key = "k" + i } })], [])));
+        Assert.Equal(1000, h.UnknownCounters);
+        Assert.Empty(h.Feed.HistoryOf(invented.Id));
+    }
+
+    [Fact]
+    public void RulesThatDoNotParse_KeepTheLastGoodRulesetAndSayWhy()
+    {
+        var h = Connected();
+        h.Apply(Snapshot(0, Dump));
+        var good = h.Feed.Ruleset;
+        Assert.Null(h.Apply(new AgentFirewallChange(1, new AgentFirewall(RulesetFormat.IptablesSave, "*filter\n-A FORWARD -j\x01\nCOMMIT\n", null, DateTimeOffset.UtcNow))));
+        Assert.Same(good, h.Feed.Ruleset);
+        Assert.False(h.Feed.Status.FirewallAvailable);
+        Assert.Contains("cannot read", h.LastProblem, StringComparison.Ordinal);
+        Assert.Null(h.Apply(new AgentFirewallChange(2, new AgentFirewall(RulesetFormat.NftJson, "{\"nftables\": 5}", null, DateTimeOffset.UtcNow))));
+        Assert.Same(good, h.Feed.Ruleset);
+    }
+
+    [Fact]
+    public void ANewerConnection_ReplacesTheOlder_WhichIsEndedAndMayNotDetachIt()
+    {
+        var h = new RemoteHost("h1");
+        var ended = 0;
+        h.Attach("old", new AgentHello(AgentProtocol.Version, "1", null), () => ended++);
+        h.Attach("new", new AgentHello(AgentProtocol.Version, "1", null), () => { });
+        Assert.Equal(1, ended);
+        Assert.False(h.IsCurrent("old"));
+        Assert.False(h.Detach("old"));
+        Assert.Equal(AgentState.Connected, h.State);
+        Assert.True(h.Detach("new"));
+        Assert.Equal(AgentState.Disconnected, h.State);
+        Assert.False(h.Feed.Status.EngineAvailable);
+    }
+}
