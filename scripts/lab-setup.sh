@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Prepares this machine as a lab Docker host: packages, a running engine, a local
-# busybox:latest image and the safety routes. Idempotent; says what it did.
-# Usage: sudo scripts/lab-setup.sh [--no-browser]
+# busybox:latest image and the safety routes; then two more engines as hosts of their own (Docker 26.1.5 and 28.5.2
+# from Debian's archive, each in a network namespace of its own, by scripts/lab-engine.sh), for agents to report
+# from. Idempotent; says what it did.
+# Usage: sudo scripts/lab-setup.sh [--no-browser] [--no-engines]
 set -euo pipefail
 
 want_browser=1
-[ "${1:-}" = "--no-browser" ] && want_browser=0
+want_engines=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-browser) want_browser=0 ;;
+    --no-engines) want_engines=0 ;;
+    *) echo "lab-setup: unknown option $arg (--no-browser, --no-engines)" >&2; exit 2 ;;
+  esac
+done
 
 say() { printf '[lab-setup] %s\n' "$*"; }
 
@@ -69,5 +78,12 @@ fi
 
 if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
   say "br_netfilter: bridge-nf-call-iptables=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables)"
+fi
+if [ "$want_engines" -eq 1 ]; then
+  for v in 26.1 28.5; do
+    bash "$(dirname "$0")/lab-engine.sh" start "$v" | sed 's/^/[lab-setup] /'
+  done
+else
+  say "engines 26.1 and 28.5 not started (--no-engines)"
 fi
 say "ready: $(iptables -V), $(tcpdump --version 2>&1 | head -1)"

@@ -18,16 +18,24 @@ namespace Dashboard.TestSupport;
 public sealed partial class LabScope : IAsyncDisposable
 {
     private readonly ProcessRunner _runner = new();
+    private readonly IProcessRunner _hostRunner;
+    private readonly string[] _docker;
     private readonly List<string> _containers = [];
     private readonly List<string> _networks = [];
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
-    public LabScope()
+    /// <param name="engine">Another engine (<see cref="LabEngine"/>): its socket for docker, its namespace for ip and iptables. Null: the system's.</param>
+    public LabScope(LabEngine? engine = null)
     {
         Id = Guid.NewGuid().ToString("N")[..8];
         Tag = RuleTag.For("test-" + Id);
-        Writer = new IptablesRuleWriter(_runner, Options.Create(new DockerHostOptions()));
+        Engine = engine;
+        _hostRunner = engine is null ? _runner : new NetnsProcessRunner(engine.Namespace);
+        _docker = engine is null ? [] : ["-H", engine.DockerHost];
+        Writer = new IptablesRuleWriter(_hostRunner, Options.Create(new DockerHostOptions()));
     }
+
+    public LabEngine? Engine { get; }
 
     /// <summary>Short random id in every name this scope creates.</summary>
     public string Id { get; }
@@ -51,7 +59,7 @@ public sealed partial class LabScope : IAsyncDisposable
                 "--subnet", subnet.ToString(), "--gateway", LabSubnetAllocator.Gateway(subnet).ToString() };
             args.AddRange(extra);
             args.Add(name);
-            var r = await _runner.RunAsync("docker", args, Timeout);
+            var r = await _runner.RunAsync("docker", [.. _docker, .. args], Timeout);
             if (r.Succeeded)
             {
                 _networks.Add(name);
@@ -133,7 +141,7 @@ public sealed partial class LabScope : IAsyncDisposable
         }
 
         string[] size = payloadBytes is { } b ? ["-s", b.ToString(System.Globalization.CultureInfo.InvariantCulture)] : [];
-        var r = await _runner.RunAsync("docker", ["exec", fromContainer, "ping", "-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "-W", "1", .. size, toAddress], Timeout);
+        var r = await _runner.RunAsync("docker", [.. _docker, "exec", fromContainer, "ping", "-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "-W", "1", .. size, toAddress], Timeout);
         return PingSummaryOf(r.StdOut) ?? throw new InvalidOperationException($"ping printed no summary: {r.StdOut} {r.StdErr}");
     }
 
@@ -161,13 +169,14 @@ public sealed partial class LabScope : IAsyncDisposable
 
     public async Task<string> DockerAsync(IReadOnlyList<string> args)
     {
-        var r = await _runner.RunAsync("docker", args, Timeout);
+        var r = await _runner.RunAsync("docker", [.. _docker, .. args], Timeout);
         return r.Succeeded ? r.StdOut : throw new InvalidOperationException($"docker {string.Join(' ', args)}: {r.Message}");
     }
 
+    /// <summary>Runs a program on the lab's host (inside the engine's namespace for another engine).</summary>
     public async Task<string> RunAsync(string program, params string[] args)
     {
-        var r = await _runner.RunAsync(program, args, Timeout);
+        var r = await _hostRunner.RunAsync(program, args, Timeout);
         return r.Succeeded ? r.StdOut : throw new InvalidOperationException($"{program} {string.Join(' ', args)}: {r.Message}");
     }
 
@@ -198,7 +207,7 @@ public sealed partial class LabScope : IAsyncDisposable
 
         if (_containers.Count > 0)
         {
-            var r = await _runner.RunAsync("docker", ["rm", "-f", .. _containers], Timeout);
+            var r = await _runner.RunAsync("docker", [.. _docker, "rm", "-f", .. _containers], Timeout);
             if (!r.Succeeded)
             {
                 problems.Add(r.Message);
@@ -207,7 +216,7 @@ public sealed partial class LabScope : IAsyncDisposable
 
         foreach (var n in _networks)
         {
-            var r = await _runner.RunAsync("docker", ["network", "rm", n], Timeout);
+            var r = await _runner.RunAsync("docker", [.. _docker, "network", "rm", n], Timeout);
             if (!r.Succeeded && !r.StdErr.Contains("not found", StringComparison.Ordinal))
             {
                 problems.Add(r.Message);

@@ -22,7 +22,8 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
     /// <param name="settings">Configuration overrides (Key:Sub → value).</param>
     /// <param name="kestrel">Listen on a real loopback port (for browsers).</param>
     /// <param name="dataDirectory">An existing data folder to start on (a restart); it is then kept on dispose.</param>
-    public DashboardFactory(Dictionary<string, string?>? settings = null, bool kestrel = false, string? dataDirectory = null)
+    /// <param name="unixSocket">With <paramref name="kestrel"/>: also listen on this Unix socket (agents in other network namespaces).</param>
+    public DashboardFactory(Dictionary<string, string?>? settings = null, bool kestrel = false, string? dataDirectory = null, string? unixSocket = null)
     {
         _keepData = dataDirectory is not null;
         DataDirectory = dataDirectory ?? Directory.CreateTempSubdirectory("netlab-web-test-").FullName;
@@ -47,7 +48,19 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         if (kestrel)
         {
             Port = AppProcess.FreePort();
-            UseKestrel(Port);
+            if (unixSocket is null)
+            {
+                UseKestrel(Port);
+            }
+            else
+            {
+                UseKestrel(o =>
+                {
+                    o.Listen(System.Net.IPAddress.Loopback, Port);
+                    o.ListenUnixSocket(unixSocket);
+                });
+            }
+
             StartServer();
         }
     }
@@ -133,6 +146,7 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         builder.UseContentRoot(Path.Combine(TestPaths.RepoRoot, "src", "Dashboard.Web"));
 
         builder.UseSetting("Data:Directory", DataDirectory);
+
         // Keys go to this factory's own folder, never to the real HOME.
         builder.ConfigureServices(s => s.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(DataDirectory, "keys"))));
         foreach (var (k, v) in _settings)

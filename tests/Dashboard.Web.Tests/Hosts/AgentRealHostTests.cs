@@ -1,0 +1,192 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Dashboard.App.Hosts;
+using Dashboard.Core.Firewall;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Dashboard.Web.Tests.Hosts;
+
+/// <summary>
+/// Three real engines, each with a real agent process: the system's Docker 20.10 (agent in the root namespace, over
+/// TCP), and Docker 26.1.5 and 28.5.2 from <c>scripts/lab-engine.sh</c>, their agents started inside each engine's
+/// network and mount namespaces (<c>nsenter -t PID -n -m</c>) and reaching the dashboard through its Unix socket.
+/// </summary>
+[Trait("Category", "RealHost")]
+public sealed class AgentRealHostTests
+{
+    private static string AgentDll
+    {
+        get
+        {
+            var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
+            return Path.Combine(TestPaths.RepoRoot, "src", "Dashboard.Agent", "bin", configuration, "net10.0", "Dashboard.Agent.dll");
+        }
+    }
+
+    private sealed class AgentProcess : IDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _output = new();
+
+        public AgentProcess(string name, LabEngine? engine, string token, Uri server, string socket)
+        {
+            Name = name;
+            var start = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            if (engine is null)
+            {
+                start.FileName = "dotnet";
+                start.Environment["Agent__Server"] = server.ToString();
+            }
+            else
+            {
+                // In the engine's network and mount namespaces: its iptables, its sandbox keys, its socket.
+                start.FileName = "nsenter";
+                foreach (var a in new[] { "-t", engine.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), "-n", "-m", "--", "dotnet" })
+                {
+                    start.ArgumentList.Add(a);
+                }
+
+                start.Environment["Agent__Server"] = "http://localhost/";
+                start.Environment["Agent__UnixSocket"] = socket;
+                start.Environment["Host__DockerEndpoint"] = engine.DockerHost;
+            }
+
+            start.ArgumentList.Add(AgentDll);
+            start.Environment["Agent__Token"] = token;
+            start.Environment["Agent__Name"] = name;
+            start.Environment["Host__InstanceId"] = "agt" + name.Replace("-", "", StringComparison.Ordinal)[..Math.Min(10, name.Length - 1)];
+            start.Environment["Logging__LogLevel__Default"] = "Warning";
+            start.Environment["Logging__LogLevel__Dashboard"] = "Information";
+            _process = new Process { StartInfo = start };
+            _process.OutputDataReceived += (_, e) => Append(e.Data);
+            _process.ErrorDataReceived += (_, e) => Append(e.Data);
+            _process.Start();
+            _process.BeginOutputReadLine();
+            _process.BeginErrorReadLine();
+        }
+
+        public string Name { get; }
+
+        public string Output
+        {
+            get
+            {
+                lock (_output)
+                {
+                    return _output.ToString();
+                }
+            }
+        }
+
+        private void Append(string? line)
+        {
+            lock (_output)
+            {
+                if (line is not null && _output.Length < 64_000)
+                {
+                    _output.AppendLine(line);
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            try
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit(10_000);
+            }
+            catch (InvalidOperationException)
+            {
+                // already exited
+            }
+
+            _process.Dispose();
+        }
+    }
+
+    private static async Task WaitForAsync(Func<Task<bool>> condition, Func<string> what, int seconds = 60)
+    {
+        var until = DateTime.UtcNow.AddSeconds(seconds);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < until, "timed out waiting for " + what());
+            await Task.Delay(200);
+        }
+    }
+
+    [SkippableFact]
+    public async Task ThreeRealEngines_EachWithItsAgent_AreListed_AndEachSeesAndPredictsTheSeedLabsIsolation()
+    {
+        RealHost.Require();
+        var e26 = await LabEngine.StartAsync("26.1");
+        var e28 = await LabEngine.StartAsync("28.5");
+        var socket = $"/run/netlab-dashboard-test-{Guid.NewGuid().ToString("N")[..8]}.sock";
+        using var factory = new DashboardFactory(kestrel: true, unixSocket: socket);
+        using var admin = new HttpClient { BaseAddress = factory.BaseUri };
+        admin.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + factory.AdminToken);
+
+        var hosts = new (string Name, LabEngine? Engine, string Version)[] { ("docker-2010", null, "20.10."), ("docker-261", e26, "26.1.5"), ("docker-285", e28, "28.5.2") };
+        var agents = new List<AgentProcess>();
+        try
+        {
+            foreach (var (name, engine, _) in hosts)
+            {
+                var registered = await (await admin.PostAsJsonAsync("/api/hosts", new { name })).Content.ReadFromJsonAsync<JsonElement>();
+                agents.Add(new AgentProcess(name, engine, registered.GetProperty("token").GetString()!, factory.BaseUri, socket));
+            }
+
+            var directory = factory.Services.GetRequiredService<HostDirectory>();
+            string Logs() => string.Join("\n", agents.Select(a => $"--- agent {a.Name}:\n{a.Output}"));
+
+            // All three connected, each with its engine's version and the rules the dashboard parsed from its agent.
+            await WaitForAsync(async () =>
+            {
+                var list = await admin.GetFromJsonAsync<JsonElement>("/api/hosts");
+                return hosts.All(h => list.EnumerateArray().Any(x => x.GetProperty("name").GetString() == h.Name && x.GetProperty("agent").GetString() == "Connected"
+                    && x.GetProperty("engineVersion").GetString()?.StartsWith(h.Version, StringComparison.Ordinal) == true && x.GetProperty("rules").GetInt32() > 0));
+            }, () => "three connected hosts with their versions:\n" + Logs(), 90);
+
+            foreach (var (name, engine, version) in hosts)
+            {
+                await using var lab = new LabScope(engine);
+                var seed = await lab.CreateSeedLabAsync();
+                var feed = directory.Remote(name)!.Feed;
+
+                // The agent sees the lab with both containers' veths (read inside the engine's own mount namespace).
+                await WaitForAsync(() => Task.FromResult(feed.Topology is { } t
+                        && t.Containers.Where(c => c.Name == seed.C1 || c.Name == seed.C2).Count(c => c.Endpoints.Any(e => e.Veth is not null)) == 2
+                        && feed.Ruleset?.Rules.Any(r => r.Bridges.Contains(seed.Bridge1)) == true),
+                    () => $"host {name} to report the seed lab with veths and its rules:\n{Logs()}");
+
+                // The rule that decides c2 → c1: the isolation DROP before 28, the raw direct-access DROP on 28.5.
+                FirewallRule Deciding() => version.StartsWith("28", StringComparison.Ordinal)
+                    ? feed.Ruleset!.Rules.Single(r => r.Table == "raw" && r.Chain == "PREROUTING" && r.FindValue("-d") == seed.C1Ip + "/32" && r.Target == "DROP")
+                    : feed.Ruleset!.Rules.Single(r => r.Table == "filter" && r.Chain == "DOCKER-ISOLATION-STAGE-2" && r.FindValue("-o") == seed.Bridge1 && r.Target == "DROP");
+                var before = feed.CountersOf(Deciding()).Packets;
+                var matrix = await admin.GetFromJsonAsync<JsonElement>($"/api/hosts/{name}/isolation?by=containers");
+                var cell = matrix.GetProperty("cells").EnumerateArray().Single(c => c.GetProperty("from").GetString() == $"{seed.C2}@{seed.Net2}" && c.GetProperty("to").GetString() == $"{seed.C1}@{seed.Net1}");
+                Assert.False(cell.GetProperty("succeeds").GetBoolean(), $"{name}: the dashboard predicts c2 → c1 blocked");
+                Assert.Equal(Deciding().Table, cell.GetProperty("decidingRule").GetProperty("table").GetString());
+                Assert.Equal(Deciding().Chain, cell.GetProperty("decidingRule").GetProperty("chain").GetString());
+
+                Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip, 3));
+                await WaitForAsync(() => Task.FromResult(feed.CountersOf(Deciding()).Packets >= before + 3),
+                    () => $"{name}: the deciding rule's counter to move by 3 through the agent (from {before}, now {feed.CountersOf(Deciding()).Packets}):\n{Logs()}", 20);
+                await Task.Delay(1000);
+                Assert.Equal(before + 3, feed.CountersOf(Deciding()).Packets);
+            }
+        }
+        finally
+        {
+            foreach (var a in agents)
+            {
+                a.Dispose();
+            }
+
+            File.Delete(socket);
+        }
+    }
+}
