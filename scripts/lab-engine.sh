@@ -12,7 +12,7 @@
 # busybox:latest from the system's engine. Prints the socket. A start that fails stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-say() { printf '[lab-engine] %s\n' "$*"; }
+say() { printf '[lab-engine] %s\n' "$*" >&2; }
 action=${1:?usage: lab-engine.sh start|stop 26.1|28.5}
 version=${2:?usage: lab-engine.sh start|stop 26.1|28.5}
 case "$version" in

@@ -81,7 +81,8 @@ if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
 fi
 if [ "$want_engines" -eq 1 ]; then
   for v in 26.1 28.5; do
-    bash "$(dirname "$0")/lab-engine.sh" start "$v" | sed 's/^/[lab-setup] /'
+    bash "$(dirname "$0")/lab-engine.sh" start "$v" >/dev/null
+    say "engine $v: $(docker -H "unix:///run/netlab-engine-${v//./}.sock" version --format '{{.Server.Version}}') in namespace nlengine${v//./} (scripts/lab-engine.sh)"
   done
 else
   say "engines 26.1 and 28.5 not started (--no-engines)"

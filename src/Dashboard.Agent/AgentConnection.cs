@@ -6,6 +6,7 @@ using Dashboard.Core.Firewall;
 using Dashboard.Core.Topology;
 using Dashboard.Host.Agents;
 using Dashboard.Host.Collector;
+using Dashboard.Host.Docker;
 using Dashboard.Host.Netfilter;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
@@ -21,7 +22,7 @@ namespace Dashboard.Agent;
 /// queues deltas in order; connects out with backoff, says hello, sends a snapshot, then the deltas numbered from it.
 /// A queue that overflows, or a dashboard that asks, gets a new snapshot instead of the lost deltas.
 /// </summary>
-public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<AgentConnection> logger) : BackgroundService, ICollectorSink
+public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<AgentConnection> logger, ContainerProbe? probe = null) : BackgroundService, ICollectorSink
 {
     private readonly AgentOptions _options = options.Value;
     private readonly object _gate = new();
@@ -34,6 +35,7 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
     private DateTimeOffset _countersReadAt;
     private int _queued;
     private volatile bool _resync = true;
+    private volatile bool _connected;
     private int _watchers;
 
     /// <summary>Set by the dashboard (<see cref="AgentProtocol.WatchersChanged"/>): while above zero the collector reads faster.</summary>
@@ -99,6 +101,13 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
     /// <summary>Queues a delta; called under the state lock, so a snapshot taken under it holds exactly the deltas drained before it.</summary>
     private void Enqueue(Func<long, (string, object)> message)
     {
+        if (!_connected)
+        {
+            // Nobody to send to: the snapshot sent on the next connection holds the latest state.
+            _resync = true;
+            return;
+        }
+
         if (Interlocked.Increment(ref _queued) > _options.QueueLimit)
         {
             // Nobody takes them (no connection, or a slow one): a snapshot at the next send says it all.
@@ -133,9 +142,10 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (string.IsNullOrWhiteSpace(_options.Server) || string.IsNullOrWhiteSpace(_options.Token))
+        var token = _options.TokenFile is { Length: > 0 } file ? (await File.ReadAllTextAsync(file, stoppingToken).ConfigureAwait(false)).Trim() : _options.Token;
+        if (string.IsNullOrWhiteSpace(_options.Server) || string.IsNullOrWhiteSpace(token))
         {
-            throw new InvalidOperationException("the agent needs Agent:Server (the dashboard's address) and Agent:Token (the host's agent token): scripts/agent.sh --server URL --token T");
+            throw new InvalidOperationException("the agent needs Agent:Server (the dashboard's address) and Agent:TokenFile or Agent:Token (the host's agent token): scripts/agent.sh --server URL --token-file FILE");
         }
 
         var backoff = _options.MinBackoff;
@@ -144,7 +154,7 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
             var connected = false;
             try
             {
-                await using var connection = Build();
+                await using var connection = Build(token);
                 var closed = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
                 connection.Closed += e =>
                 {
@@ -161,21 +171,25 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
                     }
                 });
                 connection.On<int>(AgentProtocol.WatchersChanged, n => Volatile.Write(ref _watchers, Math.Max(0, n)));
+                connection.On<AgentProbeRequest, AgentProbeReply>(AgentProtocol.Probe, ProbeAsync);
                 await connection.StartAsync(stoppingToken).ConfigureAwait(false);
                 var welcome = await connection.InvokeAsync<AgentWelcome>(nameof(AgentHubMethods.Hello),
                     new AgentHello(AgentProtocol.Version, AgentProtocol.BuildVersion, string.IsNullOrWhiteSpace(_options.Name) ? null : _options.Name), stoppingToken).ConfigureAwait(false);
-                if (!welcome.Accepted)
+                if (welcome.Accepted)
                 {
+                    AcceptedAs = welcome.Host;
+                    connected = true;
+                    _connected = true;
+                    backoff = _options.MinBackoff;
+                    logger.LogInformation("connected to {Server} as host {Host} (dashboard {Version})", _options.Server, welcome.Host, welcome.DashboardVersion);
+                    await SendAsync(connection, closed.Task, stoppingToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    // Refused (another protocol, another host's name, a revoked token): wait the longest before asking again.
                     logger.LogError("the dashboard refused this agent as host {Host}: {Reason}", welcome.Host, welcome.Reason);
                     backoff = _options.MaxBackoff;
-                    continue;
                 }
-
-                AcceptedAs = welcome.Host;
-                connected = true;
-                backoff = _options.MinBackoff;
-                logger.LogInformation("connected to {Server} as host {Host} (dashboard {Version})", _options.Server, welcome.Host, welcome.DashboardVersion);
-                await SendAsync(connection, closed.Task, stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -186,6 +200,7 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
                 logger.LogWarning("connection to {Server} failed or ended: {Error}", _options.Server, ex.Message);
             }
 
+            _connected = false;
             Volatile.Write(ref _watchers, 0);
             _resync = true;
             if (connected)
@@ -205,6 +220,53 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
             }
         }
     }
+
+    /// <summary>
+    /// A ping the dashboard asks for, run only from a lab container of this host (labelled by a test or a run, as the
+    /// dashboard's own verification requires) to a lab address, bounded by <see cref="ContainerProbe"/>'s limits.
+    /// </summary>
+    internal async Task<AgentProbeReply> ProbeAsync(AgentProbeRequest request)
+    {
+        if (probe is null)
+        {
+            return new AgentProbeReply(0, 0, "", "this agent runs no probes");
+        }
+
+        HostTopology? topology;
+        lock (_gate)
+        {
+            topology = _topology;
+        }
+
+        var container = topology?.Containers.FirstOrDefault(c => c.Name == request.Container);
+        if (container is null)
+        {
+            return new AgentProbeReply(0, 0, "", $"no container named '{Cut(request.Container)}' on this host");
+        }
+
+        if (!container.Labels.ContainsKey("netlab.test") && !container.Labels.ContainsKey(Dashboard.Host.Docker.LabProvisioner.RunLabel))
+        {
+            return new AgentProbeReply(0, 0, "", $"'{container.Name}' is not a lab container (labelled by a run or a test): it is not probed");
+        }
+
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20 + (Math.Clamp(request.Count, 1, ContainerProbe.MaxCount) * 5)));
+        try
+        {
+            var r = await probe.PingAsync(container.Name, request.Address, request.Count, request.TimeoutSeconds, deadline.Token).ConfigureAwait(false);
+            logger.LogInformation("probe: ping -c {Count} -W {Timeout} {Address} from {Container}: {Sent} sent, {Received} received", request.Count, request.TimeoutSeconds, request.Address, container.Name, r.Sent, r.Received);
+            return new AgentProbeReply(r.Sent, r.Received, r.Output, null);
+        }
+        catch (ProbeRejectedException ex)
+        {
+            return new AgentProbeReply(0, 0, "", ex.Message);
+        }
+        catch (Exception ex) when (ex is Docker.DotNet.DockerApiException or OperationCanceledException or HttpRequestException or IOException)
+        {
+            return new AgentProbeReply(0, 0, "", "the probe failed: " + ex.Message);
+        }
+    }
+
+    private static string Cut(string? s) => s is null ? "" : s.Length <= 64 ? s : s[..64] + "…";
 
     /// <summary>Sends a snapshot, then every queued delta in order, until the connection closes.</summary>
     private async Task SendAsync(HubConnection connection, Task<Exception?> closed, CancellationToken ct)
@@ -247,10 +309,9 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
         }
     }
 
-    private HubConnection Build()
+    private HubConnection Build(string token)
     {
         var url = new Uri(new Uri(_options.Server!), AgentProtocol.HubPath);
-        var token = _options.Token!;
         var builder = new HubConnectionBuilder()
             .WithUrl(url, o =>
             {

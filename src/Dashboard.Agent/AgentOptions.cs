@@ -11,6 +11,9 @@ public sealed class AgentOptions
     /// <summary>The agent token a site administrator got when registering this host (<c>nla_…</c>).</summary>
     public string? Token { get; set; }
 
+    /// <summary>A file holding the token (mode 0600), read at start; preferred to <see cref="Token"/>, which an environment or a command line shows.</summary>
+    public string? TokenFile { get; set; }
+
     /// <summary>
     /// Reach the dashboard through this Unix socket instead of the network (the dashboard listens on it with
     /// <c>--urls http://unix:/path</c>): for an engine in a network namespace of its own on the dashboard's machine.

@@ -23,10 +23,17 @@ public static class AgentProgram
         });
         builder.Services.AddOptions<AgentOptions>().Bind(builder.Configuration.GetSection(AgentOptions.Section));
         builder.Services.AddDashboardHost(builder.Configuration);
-        builder.Services.AddSingleton<AgentConnection>();
+        builder.Services.AddSingleton(sp => new AgentConnection(
+            sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<AgentOptions>>(),
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<AgentConnection>>(),
+            sp.GetRequiredService<Dashboard.Host.Docker.ContainerProbe>()));
         builder.Services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<AgentConnection>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentConnection>());
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
-        await builder.Build().RunAsync();
+        var app = builder.Build();
+
+        // The token was read into configuration: the tools the collector starts (iptables-save, nsenter, tcpdump) need not inherit it.
+        Environment.SetEnvironmentVariable("Agent__Token", null);
+        await app.RunAsync();
     }
 }

@@ -37,6 +37,7 @@ builder.Services.AddSignalR(o => Microsoft.AspNetCore.SignalR.HubOptionsExtensio
 builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, Dashboard.Web.Components.CircuitCounter>();
 builder.Services.AddHostedService<LabHubForwarder>();
 builder.Services.AddHostedService<AgentWatchNotifier>();
+builder.Services.AddSingleton<Dashboard.App.Hosts.IAgentCommands, AgentCommands>();
 builder.Services.AddDashboardHost(builder.Configuration);
 builder.Services.AddDashboardApp(builder.Configuration);
 builder.Services.AddSingleton<SharedFirewallRead>();
@@ -53,7 +54,7 @@ var app = builder.Build();
 app.UseExceptionHandler(new ExceptionHandlerOptions
 {
     // Refusals (role, state, validation) are answers, not faults: no error log with a stack trace for them.
-    SuppressDiagnosticsCallback = c => c.Exception is LabAccessException or ChangeValidationException or ChangeStateException or Microsoft.AspNetCore.Http.BadHttpRequestException,
+    SuppressDiagnosticsCallback = c => c.Exception is LabAccessException or ChangeValidationException or ChangeStateException or Microsoft.AspNetCore.Http.BadHttpRequestException or Dashboard.App.Hosts.HostUnavailableException,
     ExceptionHandler = async context =>
     {
         // Host outages are states, not crashes: say which part of the host did not answer.
@@ -63,6 +64,7 @@ app.UseExceptionHandler(new ExceptionHandlerOptions
             EngineUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Docker engine unavailable"),
             FirewallUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Firewall unreadable"),
             Dashboard.App.Hosts.HostNameException => (StatusCodes.Status400BadRequest, "Host not registered"),
+            Dashboard.App.Hosts.HostUnavailableException => (StatusCodes.Status503ServiceUnavailable, "Host unavailable"),
             LabAccessException a => (a.Status, a.Status switch { 401 => "Sign in first", 404 => "Not found", _ => "Forbidden" }),
             ChangeValidationException => (StatusCodes.Status400BadRequest, "Change not accepted"),
             ChangeStateException => (StatusCodes.Status409Conflict, "Not possible in this state"),

@@ -38,7 +38,7 @@ public sealed record HostOverview(
         feed.Status.EngineError ?? feed.Status.FirewallError, Registration: null);
 
     public static HostOverview Of(HostRecord record, RemoteHost? h) => h is null
-        ? new(record.Name, false, AgentState.NeverConnected, true, record.LastAgentVersion, null, record.LastEngineVersion, FirewallBackend.Unknown, null, null,
+        ? new(record.Name, false, record.LastConnectedAt is null ? AgentState.NeverConnected : AgentState.Disconnected, true, record.LastAgentVersion, null, record.LastEngineVersion, FirewallBackend.Unknown, null, null,
             0, 0, null, null, null, 0, null, 0, 0, record.RevokedAt is null ? null : "token revoked", record)
         : new(record.Name, false, h.State, h.IsStale, h.AgentVersion, h.ProtocolVersion, h.Feed.Topology?.Engine.EngineVersion ?? record.LastEngineVersion,
             h.Feed.Status.Backend, h.Feed.Status.Layout?.Kind, h.Feed.Status.Layout?.Description, h.Feed.Status.RuleCount, h.Feed.Topology?.Containers.Count ?? 0,

@@ -60,7 +60,16 @@ public sealed partial class HostRegistry(IDbContextFactory<DashboardDbContext> d
         var token = Secrets.NewToken(AgentProtocol.TokenPrefix);
         var entity = new RegisteredHost { Name = name, TokenHash = Secrets.Hash(token), TokenPrefix = token[..10], CreatedBy = actor.Name, CreatedAt = DateTimeOffset.UtcNow };
         db.Hosts.Add(entity);
-        await db.SaveChangesAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await db.SaveChangesAsync(ct).ConfigureAwait(false);
+        }
+        catch (DbUpdateException)
+        {
+            // Registered by another request a moment ago (the unique index holds).
+            throw new HostConflictException($"a host named '{name}' is already registered (a revoked name is not given out again)");
+        }
+
         await audit.WriteAsync(actor, "host.registered", $"host {name}", $"host '{name}' registered; agent token {entity.TokenPrefix}… issued", ct: ct).ConfigureAwait(false);
         return new RegisteredAgentToken(Record(entity), token);
     }

@@ -94,18 +94,46 @@ public sealed class RemoteHost(string name)
         previous?.Invoke();
     }
 
+    /// <summary>An agent was refused at hello; a host whose agent is connected keeps showing that one.</summary>
     internal void Refuse(AgentHello hello, string reason)
     {
         lock (_gate)
         {
-            if (State != AgentState.Connected)
+            if (State == AgentState.Connected)
             {
-                State = AgentState.Incompatible;
+                return;
             }
 
+            State = AgentState.Incompatible;
             AgentVersion = hello.AgentVersion;
             ProtocolVersion = hello.ProtocolVersion;
             LastProblem = reason;
+        }
+    }
+
+    private double _tokens = BucketSize;
+    private long _refilledAt = System.Diagnostics.Stopwatch.GetTimestamp();
+    private const double BucketSize = 400;
+    private const double RefillPerSecond = 100;
+
+    /// <summary>
+    /// Whether a message costing <paramref name="cost"/> may be taken now: a token bucket of 400 refilled at 100 a second
+    /// (an agent reading 20 times a second sends about 40 messages; a snapshot or a ruleset costs 20, its parse is the dear part).
+    /// </summary>
+    public bool Admit(double cost)
+    {
+        lock (_gate)
+        {
+            var now = System.Diagnostics.Stopwatch.GetTimestamp();
+            _tokens = Math.Min(BucketSize, _tokens + (System.Diagnostics.Stopwatch.GetElapsedTime(_refilledAt, now).TotalSeconds * RefillPerSecond));
+            _refilledAt = now;
+            if (_tokens < cost)
+            {
+                return false;
+            }
+
+            _tokens -= cost;
+            return true;
         }
     }
 
@@ -139,7 +167,7 @@ public sealed class RemoteHost(string name)
     }
 
     /// <summary>Ends the live connection (the token was revoked).</summary>
-    internal void Abort()
+    public void Abort()
     {
         Action? abort;
         lock (_gate)
@@ -159,12 +187,17 @@ public sealed class RemoteHost(string name)
         }
     }
 
-    /// <summary>Applies a snapshot: everything the dashboard knows of the host is replaced by it.</summary>
-    public void Apply(AgentSnapshot s)
+    /// <summary>Applies a snapshot from the host's current connection: everything the dashboard knows of the host is replaced by it.</summary>
+    public void Apply(string connectionId, AgentSnapshot s)
     {
         ArgumentNullException.ThrowIfNull(s);
         lock (_gate)
         {
+            if (ConnectionId != connectionId)
+            {
+                return; // a replaced connection's last words
+            }
+
             Received();
             Snapshots++;
             _expected = s.Sequence + 1;
@@ -189,18 +222,21 @@ public sealed class RemoteHost(string name)
     /// Applies a delta that is next in sequence and returns null. Otherwise it is not applied, and the answer is why a
     /// snapshot is needed (send <see cref="AgentProtocol.SnapshotRequested"/>), or empty when one was asked for already.
     /// </summary>
-    public string? Apply(AgentTopology m) => InSequence(m.Sequence) ?? Do(() => Feed.TopologyChanged(m.Topology));
+    public string? Apply(string connectionId, AgentTopology m) => InSequence(connectionId, m.Sequence) ?? Do(() => Feed.TopologyChanged(m.Topology));
 
-    public string? Apply(AgentFirewallChange m) => InSequence(m.Sequence) ?? Do(() =>
+    public string? Apply(string connectionId, AgentFirewallChange m) => InSequence(connectionId, m.Sequence) ?? Do(() =>
     {
-        var status = Feed.Status;
-        if (!ApplyFirewall(m.Firewall, ref status))
+        var before = Feed.Status;
+        var status = before;
+        var parsed = ApplyFirewall(m.Firewall, ref status);
+        if (!parsed || !before.FirewallAvailable || before.Layout?.Kind != Volatile.Read(ref _layout)?.Kind)
         {
-            Feed.StatusChanged(Stamp(status with { FirewallAvailable = false }));
+            // Said at once: rules that do not parse, rules that parse again, or a new layout.
+            Feed.StatusChanged(Stamp(parsed ? status : status with { FirewallAvailable = false }));
         }
     });
 
-    public string? Apply(AgentCounters m) => InSequence(m.Sequence) ?? Do(() =>
+    public string? Apply(string connectionId, AgentCounters m) => InSequence(connectionId, m.Sequence) ?? Do(() =>
     {
         var known = Volatile.Read(ref _known);
         var rules = m.Rules.Where(r => known.Contains(r.Id)).ToList();
@@ -211,19 +247,20 @@ public sealed class RemoteHost(string name)
             Lag = DateTimeOffset.UtcNow - m.ReadAt;
         }
 
+        // Kept under the time they arrived: the history's pruning must not trust another machine's clock.
         if (rules.Count > 0 || policies.Count > 0)
         {
-            Feed.CountersChanged(new CountersUpdate(Name, m.ReadAt, rules, policies));
+            Feed.CountersChanged(new CountersUpdate(Name, DateTimeOffset.UtcNow, rules, policies));
         }
     });
 
-    public string? Apply(AgentStatus m) => InSequence(m.Sequence) ?? Do(() => Feed.StatusChanged(Stamp(m.Status)));
+    public string? Apply(string connectionId, AgentStatus m) => InSequence(connectionId, m.Sequence) ?? Do(() => Feed.StatusChanged(Stamp(m.Status)));
 
     /// <summary>An agent's status under this host's name, with the layout and rule count of the rules parsed here.</summary>
     private CollectorStatus Stamp(CollectorStatus s) => s with
     {
         Host = Name,
-        Layout = Volatile.Read(ref _layout) ?? s.Layout,
+        Layout = Volatile.Read(ref _layout),
         RuleCount = Feed.Ruleset?.RuleCount ?? 0,
     };
 
@@ -257,14 +294,25 @@ public sealed class RemoteHost(string name)
         RuleClassifier.Classify(ruleset, topology?.Networks, topology?.Containers);
         Volatile.Write(ref _known, [.. ruleset.Rules.Select(RuleId.Of)]);
         Volatile.Write(ref _layout, DockerLayoutDetector.Detect(ruleset));
-        Feed.FirewallChanged(ruleset, firewall.ReadAt);
+        lock (_gate)
+        {
+            LastProblem = null;
+        }
+
+        Feed.FirewallChanged(ruleset, DateTimeOffset.UtcNow);
+        status = status with { FirewallAvailable = true, FirewallError = null };
         return true;
     }
 
-    private string? InSequence(long sequence)
+    private string? InSequence(string connectionId, long sequence)
     {
         lock (_gate)
         {
+            if (ConnectionId != connectionId)
+            {
+                return ""; // a replaced connection's last words: nothing to apply, nothing to ask
+            }
+
             Received();
             if (_expected >= 0 && sequence == _expected)
             {

@@ -36,7 +36,7 @@ public sealed record WhatIf(IsolationMatrix Before, IsolationMatrix After, IRead
 public sealed class VerifyBusyException() : Exception("a verification is already running on this host: wait for it to finish");
 
 public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector inspector, ContainerProbe probe, Microsoft.Extensions.Options.IOptions<Dashboard.Host.DockerHostOptions> hostOptions,
-    Microsoft.EntityFrameworkCore.IDbContextFactory<Dashboard.Data.DashboardDbContext> dbs)
+    Microsoft.EntityFrameworkCore.IDbContextFactory<Dashboard.Data.DashboardDbContext> dbs, Dashboard.App.Hosts.HostDirectory hosts, Dashboard.App.Hosts.IAgentCommands agents)
 {
     /// <summary>Probes run at most this many at a time (each a bounded ping inside a container).</summary>
     public const int ProbeConcurrency = 4;
@@ -90,14 +90,31 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
     }
 
     /// <summary>Pings each cell from a container of the source to a container of the destination and compares with the prediction.</summary>
-    public async Task<Verification> VerifyAsync(Dashboard.App.Access.Actor actor, IsolationMatrix matrix, IProgress<(int Done, int Total)>? progress = null, CancellationToken ct = default)
+    public Task<Verification> VerifyAsync(Dashboard.App.Access.Actor actor, IsolationMatrix matrix, IProgress<(int Done, int Total)>? progress = null, CancellationToken ct = default) =>
+        VerifyOnAsync(actor, null, matrix, progress, ct);
+
+    /// <summary>
+    /// The same on a host an agent reports (<paramref name="host"/>; null or the local name: this dashboard's host): its
+    /// agent runs each ping and checks the container is a lab container too. A disconnected host fails at once
+    /// (<see cref="Dashboard.App.Hosts.HostUnavailableException"/>).
+    /// </summary>
+    public async Task<Verification> VerifyOnAsync(Dashboard.App.Access.Actor actor, string? host, IsolationMatrix matrix, IProgress<(int Done, int Total)>? progress = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(actor);
         ArgumentNullException.ThrowIfNull(matrix);
+        var remote = host is not null && host != feed.Host ? host : null;
+        HostTopology? remoteTopology = null;
+        if (remote is not null)
+        {
+            var h = hosts.Remote(remote) ?? throw new Dashboard.App.Hosts.HostUnavailableException($"no agent reports host '{remote}'");
+            remoteTopology = h is { IsStale: false, Feed.Topology: { } t } ? t
+                : throw new Dashboard.App.Hosts.HostUnavailableException($"host '{remote}' is disconnected (or has not reported its containers): nothing can be probed there");
+        }
 
-        // One verification at a time on this host, and pings only inside the lab's own containers (labelled by a run or
+        // One verification at a time per host, and pings only inside the lab's own containers (labelled by a run or
         // a test): a host's other containers are nobody's experiment.
-        if (!await _verifying.WaitAsync(0, ct))
+        var verifying = _verifying.GetOrAdd(remote ?? feed.Host, _ => new SemaphoreSlim(1, 1));
+        if (!await verifying.WaitAsync(0, ct))
         {
             throw new VerifyBusyException();
         }
@@ -105,7 +122,7 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
         try
         {
             // A run's containers only for an Operator of the run's lab (another lab's run is not theirs to ping).
-            var (_, topology) = await CurrentAsync(ct);
+            var topology = remoteTopology ?? (await CurrentAsync(ct)).Topology;
             await using var db = await dbs.CreateDbContextAsync(ct);
             var labs = await db.LabMembers.Where(m => m.UserId == actor.UserId && m.Role >= Dashboard.Data.Entities.LabRole.Operator).Select(m => m.LabId).ToListAsync(ct);
             var runs = (await db.Runs.Where(r => labs.Contains(r.LabId) && (r.Status == Dashboard.Data.Entities.RunStatus.Running || r.KeepResources)).Select(r => r.Id).ToListAsync(ct))
@@ -113,17 +130,21 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
             var lab = topology.Containers
                 .Where(c => (c.Labels.TryGetValue(LabProvisioner.RunLabel, out var run) && runs.Contains(run)) || c.Labels.ContainsKey("netlab.test"))
                 .Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
-            return await VerifyLabAsync(matrix, lab, progress, ct);
+            Func<string, string, CancellationToken, Task<ProbeResult>> ping = remote is null
+                ? (container, target, t) => probe.PingAsync(container, target, 1, 1, t)
+                : (container, target, t) => agents.PingAsync(remote, container, target, 1, 1, t);
+            return await VerifyLabAsync(matrix, lab, ping, progress, ct);
         }
         finally
         {
-            _verifying.Release();
+            verifying.Release();
         }
     }
 
-    private readonly SemaphoreSlim _verifying = new(1, 1);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _verifying = new(StringComparer.Ordinal);
 
-    private async Task<Verification> VerifyLabAsync(IsolationMatrix matrix, IReadOnlySet<string> labContainers, IProgress<(int Done, int Total)>? progress, CancellationToken ct)
+    private async Task<Verification> VerifyLabAsync(IsolationMatrix matrix, IReadOnlySet<string> labContainers, Func<string, string, CancellationToken, Task<ProbeResult>> ping,
+        IProgress<(int Done, int Total)>? progress, CancellationToken ct)
     {
         var byKey = matrix.Endpoints.ToDictionary(e => e.Key);
         var results = new VerifiedCell[matrix.Cells.Count];
@@ -134,7 +155,7 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
             await gate.WaitAsync(ct);
             try
             {
-                results[i] = await VerifyCellAsync(matrix.Probe, cell, byKey[cell.From], byKey[cell.To], labContainers, ct);
+                results[i] = await VerifyCellAsync(matrix.Probe, cell, byKey[cell.From], byKey[cell.To], labContainers, ping, ct);
             }
             finally
             {
@@ -146,7 +167,8 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
         return new Verification(matrix, results, DateTimeOffset.UtcNow);
     }
 
-    private async Task<VerifiedCell> VerifyCellAsync(MatrixProbe matrixProbe, MatrixCell cell, MatrixEndpoint from, MatrixEndpoint to, IReadOnlySet<string> labContainers, CancellationToken ct)
+    private static async Task<VerifiedCell> VerifyCellAsync(MatrixProbe matrixProbe, MatrixCell cell, MatrixEndpoint from, MatrixEndpoint to, IReadOnlySet<string> labContainers,
+        Func<string, string, CancellationToken, Task<ProbeResult>> ping, CancellationToken ct)
     {
         var same = from.Key == to.Key;
         var (target, targetContainer) = same ? (to.Peer, to.PeerContainer) : (to.Address, to.Container);
@@ -174,12 +196,12 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
 
         try
         {
-            var r = await probe.PingAsync(from.Container, target, 1, 1, ct);
+            var r = await ping(from.Container, target, ct);
             var agreement = r.Succeeded == cell.Succeeds ? Agreement.Agreed : Agreement.Disagreed;
             return new VerifiedCell(cell.From, cell.To, cell.Succeeds, r.Succeeded, agreement, from.Container, targetContainer,
                 $"ping -c 1 -W 1 {target} from {from.Container}: {r.Sent} sent, {r.Received} received");
         }
-        catch (Exception ex) when (ex is ProbeRejectedException or Docker.DotNet.DockerApiException or OperationCanceledException or HttpRequestException)
+        catch (Exception ex) when (ex is ProbeRejectedException or Docker.DotNet.DockerApiException or OperationCanceledException or HttpRequestException or Dashboard.App.Hosts.HostUnavailableException)
         {
             return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, from.Container, targetContainer, "probe failed: " + ex.Message);
         }

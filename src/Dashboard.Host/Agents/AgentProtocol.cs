@@ -30,6 +30,9 @@ public static class AgentProtocol
 
     public const string WatchersChanged = nameof(WatchersChanged);
 
+    /// <summary>A command with a result (SignalR client results): a bounded ping from inside a lab container (<see cref="AgentProbeRequest"/>).</summary>
+    public const string Probe = nameof(Probe);
+
     /// <summary>This build's version, as agents and dashboards exchange it.</summary>
     public static string BuildVersion { get; } = typeof(AgentProtocol).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 }
@@ -75,3 +78,9 @@ public sealed record AgentFirewallChange(long Sequence, AgentFirewall Firewall);
 public sealed record AgentCounters(long Sequence, DateTimeOffset ReadAt, IReadOnlyList<RuleCounterChange> Rules, IReadOnlyList<PolicyCounterChange> Policies);
 
 public sealed record AgentStatus(long Sequence, CollectorStatus Status);
+
+/// <summary><c>ping -c Count -W TimeoutSeconds Address</c> from inside <paramref name="Container"/> (the agent checks it is a lab container and a lab address).</summary>
+public sealed record AgentProbeRequest(string Container, string Address, int Count, int TimeoutSeconds);
+
+/// <summary>What the ping printed and counted, or why the agent would not run it (<paramref name="Refused"/>).</summary>
+public sealed record AgentProbeReply(int Sent, int Received, string Output, string? Refused);

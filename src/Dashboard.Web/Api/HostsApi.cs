@@ -12,11 +12,14 @@ namespace Dashboard.Web.Api;
 /// The hosts this dashboard shows: <c>GET /api/hosts</c>; site administrators register (<c>POST</c>, the agent token in
 /// the answer once) and revoke (<c>DELETE /api/hosts/{name}</c>). Per host, from its feed (the local host's name works
 /// too): <c>/api/hosts/{host}</c>, <c>/topology</c>, <c>/firewall</c> (latest counters), <c>/collector</c> and
-/// <c>/isolation</c>. A host that has not reported is a 404; a disconnected one answers its last state with
+/// <c>/isolation</c>, and <c>POST /isolation/verify</c> (the host's agent pings; Operators). A host that has not reported is a 404; a disconnected one answers its last state with
 /// <c>X-Stale: true</c>.
 /// </summary>
 public static class HostsApi
 {
+    /// <summary>The most endpoints a host's matrix takes (its cells grow with the square).</summary>
+    public const int MaxMatrixEndpoints = 250;
+
     public static IEndpointRouteBuilder MapHostsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/hosts").WithTags("Hosts");
@@ -28,7 +31,7 @@ public static class HostsApi
             {
                 var r = await registry.RegisterAsync(Actor.From(http), body?.Name, ct);
                 var server = $"{http.Request.Scheme}://{http.Request.Host}";
-                return TypedResults.Created($"/api/hosts/{r.Host.Name}", new RegisteredHostResponse(r.Host, r.Token, $"scripts/agent.sh --server {server} --token {r.Token}"));
+                return TypedResults.Created($"/api/hosts/{r.Host.Name}", new RegisteredHostResponse(r.Host, r.Token, $"scripts/agent.sh --server {server} --token-file FILE   # FILE (mode 0600) holding the token"));
             }
             catch (HostNameException ex)
             {
@@ -59,10 +62,52 @@ public static class HostsApi
                 return (IResult)bad;
             }
 
+            if (TooLarge(host, by, directory) is { } large)
+            {
+                return large;
+            }
+
             return With(host, http, directory, f => IsolationService.MatrixOf(f, by ?? "networks", new MatrixProbe(protocol ?? "icmp", port)) is { } m ? TypedResults.Ok(MatrixDto.From(m)) : null);
-        });
+        }).RequireRateLimiting(RateLimits.Expensive);
+        api.MapPost("/{host}/isolation/verify", async Task<IResult> (string host, VerifyRequest body, HttpContext http, HostDirectory directory, IsolationService isolation, CancellationToken ct) =>
+        {
+            if (IsolationApi.Probe(body.By, body.Protocol, body.Port) is { } bad)
+            {
+                return bad;
+            }
+
+            if (directory.FeedOf(host) is not { } feed)
+            {
+                return TypedResults.NotFound(NoHost(host));
+            }
+
+            if (TooLarge(host, body.By, directory) is { } large)
+            {
+                return large;
+            }
+
+            if (IsolationService.MatrixOf(feed, body.By ?? "networks", new MatrixProbe(body.Protocol ?? "icmp", body.Port)) is not { } matrix)
+            {
+                return TypedResults.Problem(statusCode: 503, title: "Not reported yet", detail: $"host '{host}' has not reported its rules and containers yet");
+            }
+
+            try
+            {
+                var v = await isolation.VerifyOnAsync(Actor.From(http), host, matrix, ct: ct);
+                return TypedResults.Ok(new VerificationDto(MatrixDto.From(v.Matrix), v.Cells, v.Agreed, v.Disagreed, v.At));
+            }
+            catch (VerifyBusyException ex)
+            {
+                return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Not verified", detail: ex.Message);
+            }
+        }).DisableAntiforgery().RequireHostOperator("isolation.verify").RequireRateLimiting(RateLimits.Expensive);
         return app;
     }
+
+    private static ProblemHttpResult? TooLarge(string host, string? by, HostDirectory directory) =>
+        directory.FeedOf(host)?.Topology is { } t && IsolationService.Endpoints(t, by ?? "networks").Count is var n && n > MaxMatrixEndpoints
+            ? TypedResults.Problem(statusCode: 400, title: "Matrix too large", detail: $"by: host '{host}' has {n} endpoints this way; a matrix has at most {MaxMatrixEndpoints} (try by=networks)")
+            : null;
 
     /// <summary>Answers from a host's feed: 404 for an unknown host, 503 while it has not reported that part yet; stale data is marked.</summary>
     private static IResult With(string host, HttpContext http, HostDirectory directory, Func<LiveFeed, IResult?> answer)

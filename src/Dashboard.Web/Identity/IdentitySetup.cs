@@ -76,6 +76,7 @@ public static class IdentitySetup
         services.AddOptions<SecurityStampValidatorOptions>().Configure<IOptions<AuthOptions>>((o, auth) => o.ValidationInterval = auth.Value.SessionRevalidation);
         services.AddAuthorization(o => o.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
         services.AddSingleton<ApiTokenService>();
+        services.AddSingleton<RefusalThrottle>();
         services.AddScoped<UserAdmin>();
         services.AddScoped<Dashboard.Web.Components.LabSession>();
         return services;

@@ -9,6 +9,7 @@ using Dashboard.Data;
 using Dashboard.Host.Agents;
 using Dashboard.Host.Collector;
 using Dashboard.Host.Netfilter;
+using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -50,7 +51,8 @@ public sealed class AgentHubTests : IDisposable
         var body = await response.Content.ReadFromJsonAsync<JsonElement>();
         var token = body.GetProperty("token").GetString()!;
         Assert.StartsWith(AgentProtocol.TokenPrefix, token, StringComparison.Ordinal);
-        Assert.Contains(token, body.GetProperty("agentCommand").GetString(), StringComparison.Ordinal);
+        Assert.Contains("--token-file", body.GetProperty("agentCommand").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(token, body.GetProperty("agentCommand").GetString(), StringComparison.Ordinal);
         return token;
     }
 
@@ -246,6 +248,45 @@ public sealed class AgentHubTests : IDisposable
         Assert.Null(directory.Remote("host-b"));
         Assert.Null(a.Feed.Ruleset);
         await agent.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task HostileMessages_AreRefusedWithTheMemberNamed_AndTheHostsListStaysWhole()
+    {
+        var token = await RegisterAsync("hostile");
+        await using var hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(_factory.BaseUri, AgentProtocol.HubPath), o => o.AccessTokenProvider = () => Task.FromResult<string?>(token))
+            .AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()))
+            .Build();
+        await hub.StartAsync();
+
+        // Nothing before hello; hello once.
+        var early = await Assert.ThrowsAsync<Microsoft.AspNetCore.SignalR.HubException>(() => hub.InvokeAsync("Status", new { sequence = 0, status = new { } }));
+        Assert.Contains("400: say Hello first", early.Message, StringComparison.Ordinal);
+        var welcome = await hub.InvokeAsync<AgentWelcome>("Hello", new AgentHello(AgentProtocol.Version, "hostile-1", null));
+        Assert.True(welcome.Accepted);
+        var again = await Assert.ThrowsAsync<Microsoft.AspNetCore.SignalR.HubException>(() => hub.InvokeAsync<AgentWelcome>("Hello", new AgentHello(AgentProtocol.Version, "x", null)));
+        Assert.Contains("409", again.Message, StringComparison.Ordinal);
+
+        // Members missing, an engine without a version, duplicate networks: each refused, naming the member.
+        object[] hostile =
+        [
+            new { sequence = 0 },
+            new { sequence = 0, status = CollectorStatus.Starting("x", 4), topology = new { engine = (object?)null, networks = Array.Empty<object>(), containers = Array.Empty<object>(), bridges = Array.Empty<object>(), links = Array.Empty<object>(), readAt = DateTimeOffset.UtcNow, warnings = Array.Empty<string>() } },
+            new { sequence = 0, status = CollectorStatus.Starting("x", 4), topology = Topology() with { Networks = [Topology().Networks[0], Topology().Networks[0]] } },
+        ];
+        foreach (var message in hostile)
+        {
+            var refused = await Assert.ThrowsAsync<Microsoft.AspNetCore.SignalR.HubException>(() => hub.InvokeAsync("Snapshot", message));
+            Assert.Contains("400: ", refused.Message, StringComparison.Ordinal);
+        }
+
+        using var admin = Admin();
+        var list = await admin.GetAsync("/api/hosts");
+        Assert.Equal(HttpStatusCode.OK, list.StatusCode);
+        var host = (await list.Content.ReadFromJsonAsync<JsonElement>()).EnumerateArray().Single(h => h.GetProperty("name").GetString() == "hostile");
+        Assert.Equal(0, host.GetProperty("rules").GetInt32());
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await admin.GetAsync("/api/hosts/hostile/topology")).StatusCode);
     }
 
     [Fact]

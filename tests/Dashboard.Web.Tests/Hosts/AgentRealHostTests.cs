@@ -29,6 +29,7 @@ public sealed class AgentRealHostTests
     {
         private readonly Process _process;
         private readonly StringBuilder _output = new();
+        private readonly string? _tokenFile;
 
         public AgentProcess(string name, LabEngine? engine, string token, Uri server, string socket)
         {
@@ -54,7 +55,23 @@ public sealed class AgentRealHostTests
             }
 
             start.ArgumentList.Add(AgentDll);
-            start.Environment["Agent__Token"] = token;
+            if (engine is null)
+            {
+                start.Environment["Agent__Token"] = token;
+            }
+            else
+            {
+                // As scripts/agent.sh --token-file passes it: a file only root reads, named in the environment.
+                _tokenFile = Path.Combine(Path.GetTempPath(), $"netlab-agent-{Guid.NewGuid():N}.token");
+                File.WriteAllText(_tokenFile, token + "\n");
+                if (!OperatingSystem.IsWindows())
+                {
+                    File.SetUnixFileMode(_tokenFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                }
+
+                start.Environment["Agent__TokenFile"] = _tokenFile;
+            }
+
             start.Environment["Agent__Name"] = name;
             start.Environment["Host__InstanceId"] = "agt" + name.Replace("-", "", StringComparison.Ordinal)[..Math.Min(10, name.Length - 1)];
             start.Environment["Logging__LogLevel__Default"] = "Warning";
@@ -104,6 +121,10 @@ public sealed class AgentRealHostTests
             }
 
             _process.Dispose();
+            if (_tokenFile is not null)
+            {
+                File.Delete(_tokenFile);
+            }
         }
     }
 
@@ -118,7 +139,7 @@ public sealed class AgentRealHostTests
     }
 
     [SkippableFact]
-    public async Task ThreeRealEngines_EachWithItsAgent_AreListed_AndEachSeesAndPredictsTheSeedLabsIsolation()
+    public async Task ThreeRealEngines_EachWithItsAgent_AreListed_AndTheSeedVariantsArePredictedCountedAndVerifiedOnEach()
     {
         RealHost.Require();
         var e26 = await LabEngine.StartAsync("26.1");
@@ -162,21 +183,55 @@ public sealed class AgentRealHostTests
                     () => $"host {name} to report the seed lab with veths and its rules:\n{Logs()}");
 
                 // The rule that decides c2 → c1: the isolation DROP before 28, the raw direct-access DROP on 28.5.
-                FirewallRule Deciding() => version.StartsWith("28", StringComparison.Ordinal)
-                    ? feed.Ruleset!.Rules.Single(r => r.Table == "raw" && r.Chain == "PREROUTING" && r.FindValue("-d") == seed.C1Ip + "/32" && r.Target == "DROP")
+                var is28 = version.StartsWith("28", StringComparison.Ordinal);
+                FirewallRule Raw() => feed.Ruleset!.Rules.Single(r => r.Table == "raw" && r.Chain == "PREROUTING" && r.FindValue("-d") == seed.C1Ip + "/32" && r.Target == "DROP");
+                FirewallRule Deciding() => is28 ? Raw()
                     : feed.Ruleset!.Rules.Single(r => r.Table == "filter" && r.Chain == "DOCKER-ISOLATION-STAGE-2" && r.FindValue("-o") == seed.Bridge1 && r.Target == "DROP");
-                var before = feed.CountersOf(Deciding()).Packets;
-                var matrix = await admin.GetFromJsonAsync<JsonElement>($"/api/hosts/{name}/isolation?by=containers");
-                var cell = matrix.GetProperty("cells").EnumerateArray().Single(c => c.GetProperty("from").GetString() == $"{seed.C2}@{seed.Net2}" && c.GetProperty("to").GetString() == $"{seed.C1}@{seed.Net1}");
-                Assert.False(cell.GetProperty("succeeds").GetBoolean(), $"{name}: the dashboard predicts c2 → c1 blocked");
-                Assert.Equal(Deciding().Table, cell.GetProperty("decidingRule").GetProperty("table").GetString());
-                Assert.Equal(Deciding().Chain, cell.GetProperty("decidingRule").GetProperty("chain").GetString());
 
-                Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip, 3));
-                await WaitForAsync(() => Task.FromResult(feed.CountersOf(Deciding()).Packets >= before + 3),
-                    () => $"{name}: the deciding rule's counter to move by 3 through the agent (from {before}, now {feed.CountersOf(Deciding()).Packets}):\n{Logs()}", 20);
-                await Task.Delay(1000);
-                Assert.Equal(before + 3, feed.CountersOf(Deciding()).Packets);
+                // Isolated, then with the ACCEPT pair at the head of DOCKER-USER (added in the engine's own namespace).
+                foreach (var variant in new[] { "isolated", "docker-user" })
+                {
+                    if (variant == "docker-user")
+                    {
+                        var s1 = (await lab.InspectAsync("network", seed.Net1)).GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString()!;
+                        var s2 = (await lab.InspectAsync("network", seed.Net2)).GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString()!;
+                        await lab.InsertAsync(new Dashboard.Core.Changes.RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = s2, Destination = s1, Target = "ACCEPT", Tag = lab.Tag });
+                        await lab.InsertAsync(new Dashboard.Core.Changes.RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = s1, Destination = s2, Target = "ACCEPT", Tag = lab.Tag });
+                        await WaitForAsync(() => Task.FromResult(feed.Ruleset!.Rules.Count(r => r.Comment == lab.Tag) == 2),
+                            () => $"{name}: the two tagged ACCEPT rules to reach the dashboard through the agent:\n{Logs()}", 20);
+                    }
+
+                    var opens = variant == "docker-user" && !is28;
+                    var before = feed.CountersOf(Deciding()).Packets;
+                    var matrix = await admin.GetFromJsonAsync<JsonElement>($"/api/hosts/{name}/isolation?by=containers");
+                    var cell = matrix.GetProperty("cells").EnumerateArray().Single(c => c.GetProperty("from").GetString() == $"{seed.C2}@{seed.Net2}" && c.GetProperty("to").GetString() == $"{seed.C1}@{seed.Net1}");
+                    Assert.True(opens == cell.GetProperty("succeeds").GetBoolean(), $"{name} {variant}: the dashboard predicts c2 → c1 {(opens ? "answered" : "blocked")}: {cell}");
+                    if (!opens)
+                    {
+                        Assert.Equal(Deciding().Table, cell.GetProperty("decidingRule").GetProperty("table").GetString());
+                        Assert.Equal(Deciding().Chain, cell.GetProperty("decidingRule").GetProperty("chain").GetString());
+                    }
+
+                    Assert.Equal((3, opens ? 3 : 0), await lab.PingAsync(seed.C2, seed.C1Ip, 3));
+                    if (!opens)
+                    {
+                        await WaitForAsync(() => Task.FromResult(feed.CountersOf(Deciding()).Packets >= before + 3),
+                            () => $"{name} {variant}: the deciding rule's counter to move by 3 through the agent (from {before}, now {feed.CountersOf(Deciding()).Packets}):\n{Logs()}", 20);
+                        await Task.Delay(1000);
+                        Assert.Equal(before + 3, feed.CountersOf(Deciding()).Packets);
+                    }
+
+                    // The dashboard's own verification, its pings run by that host's agent, agrees in both directions.
+                    var verify = await admin.PostAsJsonAsync($"/api/hosts/{name}/isolation/verify", new { by = "containers" });
+                    var verified = await verify.Content.ReadFromJsonAsync<JsonElement>();
+                    Assert.True(verify.IsSuccessStatusCode, $"{name} {variant}: verify answered {(int)verify.StatusCode}: {verified}");
+                    foreach (var (from, to) in new[] { (seed.C2, seed.C1), (seed.C1, seed.C2) })
+                    {
+                        var v = verified.GetProperty("cells").EnumerateArray().Single(c => c.GetProperty("from").GetString()!.StartsWith(from + "@", StringComparison.Ordinal)
+                            && c.GetProperty("to").GetString()!.StartsWith(to + "@", StringComparison.Ordinal));
+                        Assert.True(v.GetProperty("agreement").GetString() == "Agreed", $"{name} {variant}: {from} → {to} verified by the agent's ping: {v}");
+                    }
+                }
             }
         }
         finally

@@ -29,27 +29,27 @@ public class RemoteHostTests
         var drop = IptablesSaveReader.Read(Dump).Rules.First(r => r.Table == "raw" && r.Packets > 0);
 
         // Before any snapshot: not applied, a snapshot asked for once.
-        Assert.False(string.IsNullOrEmpty(h.Apply(new AgentCounters(5, DateTimeOffset.UtcNow, [Moved(drop, 1)], []))));
-        Assert.Equal("", h.Apply(new AgentCounters(6, DateTimeOffset.UtcNow, [Moved(drop, 2)], [])));
+        Assert.False(string.IsNullOrEmpty(h.Apply("c1", new AgentCounters(5, DateTimeOffset.UtcNow, [Moved(drop, 1)], []))));
+        Assert.Equal("", h.Apply("c1", new AgentCounters(6, DateTimeOffset.UtcNow, [Moved(drop, 2)], [])));
 
-        h.Apply(Snapshot(10, Dump));
+        h.Apply("c1", Snapshot(10, Dump));
         Assert.Equal("h1", h.Feed.Status.Host);
         Assert.Equal(DockerLayoutKind.Docker28, h.Feed.Status.Layout?.Kind);
         var rule = h.Feed.Ruleset!.Rules.Single(r => RuleId.Of(r) == RuleId.Of(drop));
         Assert.Equal(drop.Packets, h.Feed.CountersOf(rule).Packets);
 
-        Assert.Null(h.Apply(new AgentCounters(11, DateTimeOffset.UtcNow, [Moved(drop, 3)], [])));
+        Assert.Null(h.Apply("c1", new AgentCounters(11, DateTimeOffset.UtcNow, [Moved(drop, 3)], [])));
         Assert.Equal(drop.Packets + 3, h.Feed.CountersOf(rule).Packets);
 
         // 12 lost: 13 is not applied, counted as a gap, and asks for a snapshot once.
-        var why = h.Apply(new AgentCounters(13, DateTimeOffset.UtcNow, [Moved(drop, 9)], []));
+        var why = h.Apply("c1", new AgentCounters(13, DateTimeOffset.UtcNow, [Moved(drop, 9)], []));
         Assert.Contains("13 arrived where 12 was due", why, StringComparison.Ordinal);
-        Assert.Equal("", h.Apply(new AgentCounters(14, DateTimeOffset.UtcNow, [Moved(drop, 10)], [])));
+        Assert.Equal("", h.Apply("c1", new AgentCounters(14, DateTimeOffset.UtcNow, [Moved(drop, 10)], [])));
         Assert.Equal(drop.Packets + 3, h.Feed.CountersOf(rule).Packets);
         Assert.Equal(1, h.Gaps);
 
-        h.Apply(Snapshot(20, Dump));
-        Assert.Null(h.Apply(new AgentCounters(21, DateTimeOffset.UtcNow, [Moved(drop, 4)], [])));
+        h.Apply("c1", Snapshot(20, Dump));
+        Assert.Null(h.Apply("c1", new AgentCounters(21, DateTimeOffset.UtcNow, [Moved(drop, 4)], [])));
         Assert.Equal(drop.Packets + 4, h.Feed.CountersOf(rule).Packets);
     }
 
@@ -57,9 +57,9 @@ public class RemoteHostTests
     public void CountersOfRulesTheHostDoesNotHave_AreDroppedAndCounted()
     {
         var h = Connected();
-        h.Apply(Snapshot(0, Dump));
+        h.Apply("c1", Snapshot(0, Dump));
         var invented = new RuleCounterChange(new RuleId(TableFamily.Ipv4, "filter", "FORWARD", "made-up"), 1, 5, 5, 5, 5, false);
-        Assert.Null(h.Apply(new AgentCounters(1, DateTimeOffset.UtcNow, [.. Enumerable.Range(0, 1000).Select(i => invented with { Id = invented.Id with { Key = "k" + i } })], [])));
+        Assert.Null(h.Apply("c1", new AgentCounters(1, DateTimeOffset.UtcNow, [.. Enumerable.Range(0, 1000).Select(i => invented with { Id = invented.Id with { Key = "k" + i } })], [])));
         Assert.Equal(1000, h.UnknownCounters);
         Assert.Empty(h.Feed.HistoryOf(invented.Id));
     }
@@ -68,13 +68,13 @@ public class RemoteHostTests
     public void RulesThatDoNotParse_KeepTheLastGoodRulesetAndSayWhy()
     {
         var h = Connected();
-        h.Apply(Snapshot(0, Dump));
+        h.Apply("c1", Snapshot(0, Dump));
         var good = h.Feed.Ruleset;
-        Assert.Null(h.Apply(new AgentFirewallChange(1, new AgentFirewall(RulesetFormat.IptablesSave, "*filter\n-A FORWARD -j\x01\nCOMMIT\n", null, DateTimeOffset.UtcNow))));
+        Assert.Null(h.Apply("c1", new AgentFirewallChange(1, new AgentFirewall(RulesetFormat.IptablesSave, "*filter\n-A FORWARD -j\x01\nCOMMIT\n", null, DateTimeOffset.UtcNow))));
         Assert.Same(good, h.Feed.Ruleset);
         Assert.False(h.Feed.Status.FirewallAvailable);
         Assert.Contains("cannot read", h.LastProblem, StringComparison.Ordinal);
-        Assert.Null(h.Apply(new AgentFirewallChange(2, new AgentFirewall(RulesetFormat.NftJson, "{\"nftables\": 5}", null, DateTimeOffset.UtcNow))));
+        Assert.Null(h.Apply("c1", new AgentFirewallChange(2, new AgentFirewall(RulesetFormat.NftJson, "{\"nftables\": 5}", null, DateTimeOffset.UtcNow))));
         Assert.Same(good, h.Feed.Ruleset);
     }
 
@@ -92,5 +92,50 @@ public class RemoteHostTests
         Assert.True(h.Detach("new"));
         Assert.Equal(AgentState.Disconnected, h.State);
         Assert.False(h.Feed.Status.EngineAvailable);
+    }
+}
+
+/// <summary>What the dashboard refuses from an agent before storing anything, naming the member.</summary>
+public class AgentMessageCheckTests
+{
+    private static Dashboard.Core.Topology.HostTopology Valid() => new(
+        new Dashboard.Core.Topology.EngineInfo("28.5.2", "1.51", null, null, null, null, Dashboard.Core.Topology.FirewallBackend.IptablesNft, "test", null, null),
+        [new Dashboard.Core.Topology.DockerNetwork("n1", "net1", "bridge", "local", "br-1", [new Dashboard.Core.Topology.NetworkSubnet("172.28.1.0/24", "172.28.1.1")], false, true, false, null,
+            new Dictionary<string, string>(), new Dictionary<string, string>())],
+        [new Dashboard.Core.Topology.DockerContainer("c1", "c1", "busybox", "running", null, null, null,
+            [new Dashboard.Core.Topology.ContainerEndpoint("n1", "net1", null, "172.28.1.2", 24, null, null, null, null)], new Dictionary<string, string>())],
+        [], [], DateTimeOffset.UtcNow, []);
+
+    [Fact]
+    public void AValidTopology_Passes_AndEachHostileOneIsNamed()
+    {
+        Assert.Null(AgentMessageCheck.Problem(Valid()));
+        var v = Valid();
+        Assert.Contains("Engine", AgentMessageCheck.Problem(v with { Engine = null! }), StringComparison.Ordinal);
+        Assert.Contains("Containers", AgentMessageCheck.Problem(v with { Containers = null! }), StringComparison.Ordinal);
+        Assert.Contains("given twice", AgentMessageCheck.Problem(v with { Networks = [v.Networks[0], v.Networks[0]] }), StringComparison.Ordinal);
+        Assert.Contains("Networks[0].Subnets", AgentMessageCheck.Problem(v with { Networks = [v.Networks[0] with { Subnets = [new("not a subnet", null)] }] }), StringComparison.Ordinal);
+        Assert.Contains("Endpoints[0]", AgentMessageCheck.Problem(v with { Containers = [v.Containers[0] with { Endpoints = [v.Containers[0].Endpoints[0] with { Ipv4Address = "999.1.1.1" }] }] }), StringComparison.Ordinal);
+        Assert.Contains("at most", AgentMessageCheck.Problem(v with { Containers = [.. Enumerable.Range(0, AgentMessageCheck.MaxContainers + 1).Select(i => v.Containers[0] with { Name = "c" + i })] }), StringComparison.Ordinal);
+        Assert.Contains("Status is missing", AgentMessageCheck.Problem(new AgentSnapshot(0, null!, null, null)), StringComparison.Ordinal);
+        Assert.Contains("Rules and Policies", AgentMessageCheck.Problem(new AgentCounters(0, DateTimeOffset.UtcNow, null!, [])), StringComparison.Ordinal);
+        Assert.Contains("Text", AgentMessageCheck.Problem(new AgentFirewallChange(0, new AgentFirewall(RulesetFormat.IptablesSave, null!, null, DateTimeOffset.UtcNow))), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AReplacedConnection_IsNotApplied_AndAFloodIsRefusedByTheBucket()
+    {
+        var h = new RemoteHost("h1");
+        h.Attach("old", new AgentHello(AgentProtocol.Version, "1", null), () => { });
+        h.Apply("old", new AgentSnapshot(0, CollectorStatus.Starting("x", 4), Valid(), null));
+        h.Attach("new", new AgentHello(AgentProtocol.Version, "1", null), () => { });
+        var before = h.Messages;
+        Assert.Equal("", h.Apply("old", new AgentTopology(1, Valid() with { Warnings = ["from the old connection"] })));
+        Assert.Equal(before, h.Messages);
+        Assert.Empty(h.Feed.Topology!.Warnings);
+
+        var admitted = Enumerable.Range(0, 1000).Count(_ => h.Admit(1));
+        Assert.InRange(admitted, 400, 420);
+        Assert.False(h.Admit(20));
     }
 }

@@ -1,0 +1,160 @@
+using System.Net;
+using Dashboard.Core.Topology;
+using Dashboard.Host.Collector;
+
+namespace Dashboard.Host.Agents;
+
+/// <summary>
+/// What the dashboard accepts from an agent before anything is stored: every member present where the model needs it,
+/// addresses that parse, names unique where the dashboard keys by them, and counts bounded. An agent is a host's own
+/// process, but a compromised host must not be able to break the dashboard for everyone: a message that fails here is
+/// refused (the agent hears why) and changes nothing.
+/// </summary>
+public static class AgentMessageCheck
+{
+    public const int MaxNetworks = 1_000;
+    public const int MaxContainers = 5_000;
+    public const int MaxEndpoints = 64;
+    public const int MaxBridges = 1_000;
+    public const int MaxLinks = 20_000;
+    public const int MaxWarnings = 100;
+    public const int MaxCounterChanges = 200_000;
+    public const int MaxText = 4_000;
+
+    /// <summary>Null when acceptable, else what is wrong, naming the member.</summary>
+    public static string? Problem(AgentSnapshot? s) =>
+        s is null ? "the snapshot is empty"
+        : s.Status is null ? "Status is missing"
+        : Problem(s.Status) ?? (s.Topology is { } t ? Problem(t) : null) ?? (s.Firewall is { } f ? Problem(f) : null);
+
+    public static string? Problem(AgentTopology? m) => m is null ? "the message is empty" : m.Topology is null ? "Topology is missing" : Problem(m.Topology);
+
+    public static string? Problem(AgentFirewallChange? m) => m is null ? "the message is empty" : m.Firewall is null ? "Firewall is missing" : Problem(m.Firewall);
+
+    public static string? Problem(AgentStatus? m) => m is null ? "the message is empty" : m.Status is null ? "Status is missing" : Problem(m.Status);
+
+    public static string? Problem(AgentCounters? m)
+    {
+        if (m is null || m.Rules is null || m.Policies is null)
+        {
+            return "Counters needs Rules and Policies (lists, may be empty)";
+        }
+
+        if (m.Rules.Count + m.Policies.Count > MaxCounterChanges)
+        {
+            return $"at most {MaxCounterChanges:N0} counter changes in one message";
+        }
+
+        return m.Rules.Any(r => r is null || r.Id.Table is null || r.Id.Chain is null || r.Id.Key is null) ? "Rules[]: every change needs its rule's Id (table, chain, key)"
+            : m.Policies.Any(p => p is null || p.Table is null || p.Chain is null) ? "Policies[]: every change needs Table and Chain"
+            : null;
+    }
+
+    public static string? Problem(AgentFirewall f) =>
+        f.Text is null ? "Firewall.Text is missing"
+        : !Enum.IsDefined(f.Format) ? "Firewall.Format is IptablesSave or NftJson"
+        : null;
+
+    public static string? Problem(CollectorStatus s) =>
+        !Enum.IsDefined(s.Backend) ? "Status.Backend is not a firewall backend"
+        : Long(s.EngineError) || Long(s.FirewallError) ? $"Status: an error text is at most {MaxText:N0} characters"
+        : double.IsNaN(s.AchievedRateHz) || s.AchievedRateHz < 0 || s.AchievedRateHz > 1_000 ? "Status.AchievedRateHz is 0-1000"
+        : null;
+
+    public static string? Problem(HostTopology t)
+    {
+        if (t.Engine is null || t.Engine.EngineVersion is null || t.Engine.ApiVersion is null || t.Engine.FirewallBackendSource is null)
+        {
+            return "Topology.Engine needs EngineVersion, ApiVersion and FirewallBackendSource";
+        }
+
+        if (t.Networks is null || t.Containers is null || t.Bridges is null || t.Links is null || t.Warnings is null)
+        {
+            return "Topology needs Networks, Containers, Bridges, Links and Warnings (lists, may be empty)";
+        }
+
+        if (t.Networks.Count > MaxNetworks || t.Containers.Count > MaxContainers || t.Bridges.Count > MaxBridges || t.Links.Count > MaxLinks || t.Warnings.Count > MaxWarnings)
+        {
+            return $"Topology: at most {MaxNetworks:N0} networks, {MaxContainers:N0} containers, {MaxBridges:N0} bridges, {MaxLinks:N0} links and {MaxWarnings} warnings";
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < t.Networks.Count; i++)
+        {
+            var n = t.Networks[i];
+            if (n is null || n.Id is null || n.Name is null || n.Driver is null || n.Scope is null || n.Subnets is null || n.Options is null || n.Labels is null)
+            {
+                return $"Topology.Networks[{i}] needs Id, Name, Driver, Scope, Subnets, Options and Labels";
+            }
+
+            if (!names.Add(n.Name))
+            {
+                return $"Topology.Networks[{i}]: the name '{Cut(n.Name)}' is given twice";
+            }
+
+            if (n.Subnets.Any(s => s is null || !IPNetwork.TryParse(s.Subnet, out _) || (s.Gateway is not null && !IPAddress.TryParse(s.Gateway, out _))))
+            {
+                return $"Topology.Networks[{i}].Subnets: each is a CIDR subnet with an optional gateway address";
+            }
+        }
+
+        var containerNames = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < t.Containers.Count; i++)
+        {
+            var c = t.Containers[i];
+            if (c is null || c.Id is null || c.Name is null || c.Image is null || c.State is null || c.Endpoints is null || c.Labels is null)
+            {
+                return $"Topology.Containers[{i}] needs Id, Name, Image, State, Endpoints and Labels";
+            }
+
+            if (!containerNames.Add(c.Name))
+            {
+                return $"Topology.Containers[{i}]: the name '{Cut(c.Name)}' is given twice";
+            }
+
+            if (c.Endpoints.Count > MaxEndpoints)
+            {
+                return $"Topology.Containers[{i}]: at most {MaxEndpoints} endpoints";
+            }
+
+            for (var j = 0; j < c.Endpoints.Count; j++)
+            {
+                var e = c.Endpoints[j];
+                if (e is null || e.NetworkId is null || e.NetworkName is null)
+                {
+                    return $"Topology.Containers[{i}].Endpoints[{j}] needs NetworkId and NetworkName";
+                }
+
+                if ((e.Ipv4Address is not null && !IPAddress.TryParse(e.Ipv4Address, out _)) || (e.Ipv6Address is not null && !IPAddress.TryParse(e.Ipv6Address, out _))
+                    || (e.Gateway is not null && !IPAddress.TryParse(e.Gateway, out _)))
+                {
+                    return $"Topology.Containers[{i}].Endpoints[{j}]: an address that does not parse";
+                }
+
+                if (e.Veth is { } v && (v.ContainerInterface is null || v.HostInterface is null))
+                {
+                    return $"Topology.Containers[{i}].Endpoints[{j}].Veth needs ContainerInterface and HostInterface";
+                }
+            }
+        }
+
+        for (var i = 0; i < t.Bridges.Count; i++)
+        {
+            if (t.Bridges[i] is not { Name: not null, Ports: not null } b || b.Ports.Any(p => p is null || p.Name is null))
+            {
+                return $"Topology.Bridges[{i}] needs Name and Ports (each with its Name)";
+            }
+        }
+
+        if (t.Links.Any(l => l is null || l.Name is null) || t.Warnings.Any(w => w is null || w.Length > MaxText))
+        {
+            return "Topology: Links and Warnings hold no empty items, warnings at most 4,000 characters";
+        }
+
+        return null;
+    }
+
+    private static bool Long(string? s) => s is { Length: > MaxText };
+
+    private static string Cut(string s) => s.Length <= 64 ? s : s[..64] + "…";
+}
