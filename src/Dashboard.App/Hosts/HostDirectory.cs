@@ -21,6 +21,9 @@ public sealed class HostDirectory
 
     public LiveFeed Local { get; }
 
+    /// <summary>Raised once per remote host, when it is first seen (the hub forwarder subscribes to its feed).</summary>
+    public event Action<RemoteHost>? Added;
+
     /// <summary>Remote hosts seen since start, by name.</summary>
     public IReadOnlyList<RemoteHost> Remotes => [.. _remote.Values.OrderBy(h => h.Name, StringComparer.Ordinal)];
 
@@ -33,13 +36,30 @@ public sealed class HostDirectory
     /// <summary>An agent of <paramref name="host"/> said hello on <paramref name="connectionId"/>; an older connection of the host is ended.</summary>
     public RemoteHost Connect(string host, string connectionId, AgentHello hello, Action abort)
     {
-        var h = _remote.GetOrAdd(host, n => new RemoteHost(n));
+        var h = GetOrAdd(host);
         h.Attach(connectionId, hello, abort);
         return h;
     }
 
     /// <summary>An agent was refused at hello (another protocol version); the host is listed with the reason.</summary>
-    public void Refuse(string host, AgentHello hello, string reason) => _remote.GetOrAdd(host, n => new RemoteHost(n)).Refuse(hello, reason);
+    public void Refuse(string host, AgentHello hello, string reason) => GetOrAdd(host).Refuse(hello, reason);
+
+    private RemoteHost GetOrAdd(string host)
+    {
+        if (_remote.TryGetValue(host, out var existing))
+        {
+            return existing;
+        }
+
+        var made = new RemoteHost(host);
+        var h = _remote.GetOrAdd(host, made);
+        if (ReferenceEquals(h, made))
+        {
+            Added?.Invoke(h);
+        }
+
+        return h;
+    }
 
     /// <summary>A connection ended; true when it was the host's current one (its state is now stale).</summary>
     public bool Disconnect(string host, string connectionId) => Remote(host)?.Detach(connectionId) == true;

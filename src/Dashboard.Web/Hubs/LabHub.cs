@@ -16,7 +16,7 @@ namespace Dashboard.Web.Hubs;
 /// as the UI and the API: a refused call fails with a <see cref="HubException"/> saying why.
 /// </summary>
 [Authorize]
-public sealed class LabHub(ChangeRequestService changes, LabAccess access, LiveFeed feed) : Hub
+public sealed class LabHub(ChangeRequestService changes, LabAccess access, LiveFeed feed, Dashboard.App.Hosts.HostDirectory hosts) : Hub
 {
     private const string CounterWatch = "counter-watch";
 
@@ -27,33 +27,37 @@ public sealed class LabHub(ChangeRequestService changes, LabAccess access, LiveF
     {
         var h = KnownHost(host) ?? throw new HubException($"404: no host named '{(host?.Length > 40 ? host[..40] + "…" : host)}' (groups exist for known hosts only)");
         await Groups.AddToGroupAsync(Context.ConnectionId, GroupFor(h));
-        Watch(true);
+        Watch(h, true);
     }
 
-    /// <summary>The host a name means, when this dashboard has it (so a client cannot make up any number of groups).</summary>
-    private string? KnownHost(string? host) => string.IsNullOrEmpty(host) ? feed.Host : host == feed.Host ? host : null;
+    /// <summary>
+    /// The host a name means, when this dashboard has it (so a client cannot make up any number of groups): the local
+    /// host, or a host whose agent has reported since the dashboard started.
+    /// </summary>
+    private string? KnownHost(string? host) => string.IsNullOrEmpty(host) ? feed.Host : hosts.FeedOf(host)?.Host;
 
     public async Task LeaveHost(string host)
     {
         await Groups.RemoveFromGroupAsync(Context.ConnectionId, GroupFor(host));
-        if (host == feed.Host)
+        if (KnownHost(host) is { } h)
         {
-            Watch(false);
+            Watch(h, false);
         }
     }
 
-    /// <summary>A connection in the host's group watches its counters: the collector reads faster while any do.</summary>
-    private void Watch(bool on)
+    /// <summary>A connection in a host's group watches its counters: that host's collector (or agent) reads faster while any do.</summary>
+    private void Watch(string host, bool on)
     {
-        if (on && !Context.Items.ContainsKey(CounterWatch))
+        var key = CounterWatch + ":" + host;
+        if (on && !Context.Items.ContainsKey(key) && hosts.FeedOf(host) is { } hostFeed)
         {
             // Also ended with the connection itself: a JoinHost still running when the client disconnects would
             // otherwise leave a watch behind (Register runs at once on a connection already aborted).
-            var watch = feed.WatchCounters();
-            Context.Items[CounterWatch] = watch;
+            var watch = hostFeed.WatchCounters();
+            Context.Items[key] = watch;
             Context.ConnectionAborted.Register(watch.Dispose);
         }
-        else if (!on && Context.Items.Remove(CounterWatch, out var watch))
+        else if (!on && Context.Items.Remove(key, out var watch))
         {
             (watch as IDisposable)?.Dispose();
         }
@@ -61,7 +65,11 @@ public sealed class LabHub(ChangeRequestService changes, LabAccess access, LiveF
 
     public override Task OnDisconnectedAsync(Exception? exception)
     {
-        Watch(false);
+        foreach (var key in Context.Items.Keys.OfType<string>().Where(k => k.StartsWith(CounterWatch + ":", StringComparison.Ordinal)).ToList())
+        {
+            Watch(key[(CounterWatch.Length + 1)..], false);
+        }
+
         return base.OnDisconnectedAsync(exception);
     }
 
@@ -89,7 +97,7 @@ public sealed class LabHub(ChangeRequestService changes, LabAccess access, LiveF
         if (KnownHost(host) is { } h)
         {
             await Groups.AddToGroupAsync(Context.ConnectionId, GroupFor(h));
-            Watch(true);
+            Watch(h, true);
         }
 
         await base.OnConnectedAsync();

@@ -5,20 +5,51 @@ using Microsoft.AspNetCore.SignalR;
 
 namespace Dashboard.Web.Hubs;
 
-/// <summary>Forwards the live feed to <c>/hubs/lab</c>, to the group of the host it came from.</summary>
-public sealed class LabHubForwarder(LiveFeed feed, IHubContext<LabHub> hub, Dashboard.App.Labs.LabAccess access, ILogger<LabHubForwarder> logger) : IHostedService
+/// <summary>Forwards the live feeds (the local host's and every agent host's) to <c>/hubs/lab</c>, to the group of the host each event came from.</summary>
+public sealed class LabHubForwarder(LiveFeed feed, Dashboard.App.Hosts.HostDirectory hosts, IHubContext<LabHub> hub, Dashboard.App.Labs.LabAccess access, ILogger<LabHubForwarder> logger) : IHostedService
 {
-    private IDisposable? _subscription;
+    private readonly List<IDisposable> _subscriptions = [];
+    private readonly HashSet<string> _followed = new(StringComparer.Ordinal);
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _subscription = feed.Subscribe(LiveTopic.Everything, Forward, relay: true);
+        lock (_subscriptions)
+        {
+            _subscriptions.Add(feed.Subscribe(LiveTopic.Everything, Forward, relay: true));
+            hosts.Added += Follow;
+            foreach (var h in hosts.Remotes)
+            {
+                Follow(h);
+            }
+        }
+
         return Task.CompletedTask;
+    }
+
+    /// <summary>An agent host's feed carries its topology, rules, counters and status (captures, runs and changes are the local feed's).</summary>
+    private void Follow(Dashboard.App.Hosts.RemoteHost h)
+    {
+        lock (_subscriptions)
+        {
+            if (!_followed.Add(h.Name))
+            {
+                return;
+            }
+
+            _subscriptions.Add(h.Feed.Subscribe([LiveTopic.Topology, LiveTopic.Status, LiveTopic.Firewall, LiveTopic.Counters()], Forward, relay: true));
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
-        _subscription?.Dispose();
+        lock (_subscriptions)
+        {
+            hosts.Added -= Follow;
+            _subscriptions.ForEach(s => s.Dispose());
+            _subscriptions.Clear();
+            _followed.Clear();
+        }
+
         return Task.CompletedTask;
     }
 

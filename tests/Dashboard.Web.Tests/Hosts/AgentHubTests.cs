@@ -185,6 +185,39 @@ public sealed class AgentHubTests : IDisposable
     }
 
     [Fact]
+    public async Task ALabHubClientJoiningAnAgentHost_GetsItsCounters_AndTheAgentLearnsItIsWatched()
+    {
+        var token = await RegisterAsync("engine-285");
+        using var agent = Agent(token);
+        var (_, drop) = Feed(agent);
+        await agent.StartAsync(CancellationToken.None);
+        var directory = _factory.Services.GetRequiredService<HostDirectory>();
+        await WaitForAsync(() => directory.Remote("engine-285")?.Feed.Ruleset is not null, "the agent's rules");
+
+        var received = new System.Collections.Concurrent.ConcurrentQueue<JsonElement>();
+        await using var hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(_factory.BaseUri, "hubs/lab"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(_factory.AdminToken))
+            .Build();
+        hub.On<JsonElement>("CountersChanged", m => received.Enqueue(m));
+        await hub.StartAsync();
+        var unknown = await Assert.ThrowsAsync<Microsoft.AspNetCore.SignalR.HubException>(() => hub.InvokeAsync("JoinHost", "nobody"));
+        Assert.Contains("404", unknown.Message, StringComparison.Ordinal);
+        await hub.InvokeAsync("JoinHost", "engine-285");
+
+        // The agent is told someone watches (it then reads up to its duty cap).
+        await WaitForAsync(() => agent.CounterWatchers > 0, "the agent to learn it is watched");
+
+        var moved = drop with { Packets = drop.Packets + 5, Bytes = drop.Bytes + 420, DeltaPackets = 5, DeltaBytes = 420 };
+        ((ICollectorSink)agent).CountersChanged(new CountersUpdate("x", DateTimeOffset.UtcNow, [moved], []));
+        await WaitForAsync(() => received.Any(m => m.GetProperty("host").GetString() == "engine-285"
+            && m.GetProperty("rules").EnumerateArray().Any(r => r.GetProperty("key").GetString() == drop.Id.Key && r.GetProperty("packets").GetUInt64() == moved.Packets)), "CountersChanged of the agent host on /hubs/lab");
+
+        await hub.InvokeAsync("LeaveHost", "engine-285");
+        await WaitForAsync(() => agent.CounterWatchers == 0, "the agent to learn nobody watches");
+        await agent.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
     public async Task WrongApiAndRevokedTokens_AreRefusedAndAudited_AndARevokedAgentIsCutOff()
     {
         var token = await RegisterAsync("engine-261");
