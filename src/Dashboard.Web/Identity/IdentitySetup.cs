@@ -79,6 +79,7 @@ public static class IdentitySetup
         services.AddSingleton<RefusalThrottle>();
         services.AddScoped<UserAdmin>();
         services.AddScoped<Dashboard.Web.Components.LabSession>();
+        services.AddScoped<Dashboard.Web.Components.HostSession>();
         return services;
     }
 

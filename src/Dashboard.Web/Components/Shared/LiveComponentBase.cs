@@ -25,7 +25,25 @@ public abstract class LiveComponentBase : ComponentBase, IAsyncDisposable
     private volatile bool _disposed;
 
     [Inject]
-    protected LiveFeed Feed { get; set; } = default!;
+    private LiveFeed LocalFeed { get; set; } = default!;
+
+    [Inject]
+    private IServiceProvider Services { get; set; } = default!;
+
+    private LiveFeed? _feed;
+
+    /// <summary>
+    /// Whether this page shows the host picked in the app bar (<see cref="HostSession"/>) instead of this dashboard's own.
+    /// Only pages that read and never act on the host say yes: an agent host takes no command from them.
+    /// </summary>
+    protected virtual bool FollowsHostPicker => false;
+
+    /// <summary>The feed this component reads: the picked host's when it follows the picker, else the local host's.</summary>
+    protected LiveFeed Feed => _feed ??= FollowsHostPicker && Services.GetService<HostSession>() is { Host: { } host }
+        && Services.GetService<Dashboard.App.Hosts.HostDirectory>()?.FeedOf(host) is { } remote ? remote : LocalFeed;
+
+    /// <summary>True when this component shows an agent host (its actions that act on the local host are hidden).</summary>
+    protected bool ShowsAgentHost => !ReferenceEquals(Feed, LocalFeed);
 
     /// <summary>What this component listens to; read after every parameter change and after <see cref="TopicsChanged"/>.</summary>
     protected abstract IReadOnlyList<LiveTopic> Topics { get; }
