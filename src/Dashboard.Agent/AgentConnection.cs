@@ -32,6 +32,7 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
     private CollectorStatus? _status;
     private HostTopology? _topology;
     private AgentFirewall? _firewall;
+    private Dictionary<RuleId, int> _index = [];
     private DateTimeOffset _countersReadAt;
     private int _queued;
     private volatile bool _resync = true;
@@ -64,6 +65,7 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
         lock (_gate)
         {
             _firewall = firewall;
+            _index = AgentCounters.IndexOf(ruleset);
             _moved.Clear();
             _policiesMoved.Clear();
             Enqueue(seq => (nameof(AgentHubMethods.Firewall), new AgentFirewallChange(seq, firewall)));
@@ -85,7 +87,16 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
             }
 
             _countersReadAt = update.ReadAt;
-            Enqueue(seq => (nameof(AgentHubMethods.Counters), new AgentCounters(seq, update.ReadAt, update.Rules, update.Policies)));
+            var index = _index;
+            if (update.Rules.Any(r => !index.ContainsKey(r.Id)))
+            {
+                // A rule the last text did not hold (a read raced a change): a snapshot carries both.
+                _resync = true;
+                Enqueue(_ => ("", "")); // wakes the sender
+                return;
+            }
+
+            Enqueue(seq => (nameof(AgentHubMethods.Counters), AgentCounters.Of(seq, update.ReadAt, index, update.Rules, update.Policies)!));
         }
     }
 
@@ -134,7 +145,7 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
 
             var status = _status ?? CollectorStatus.Starting("agent", 0);
             var counters = _moved.Count + _policiesMoved.Count > 0
-                ? new AgentCounters(sequence + 1, _countersReadAt, [.. _moved.Values], [.. _policiesMoved.Values])
+                ? AgentCounters.Of(sequence + 1, _countersReadAt, _index, [.. _moved.Values.Where(r => _index.ContainsKey(r.Id))], [.. _policiesMoved.Values])
                 : null;
             return (new AgentSnapshot(sequence, status, _topology, _firewall), counters);
         }

@@ -1,6 +1,6 @@
 using Dashboard.Benchmarks;
 
-// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders [parallel [ring KiB]]] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages]
+// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders [parallel [ring KiB]]] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages] | agents [count]
 var what = args.Length > 0 ? args[0] : "readers";
 int Arg(int fallback, int at = 1) => args.Length > at ? int.Parse(args[at], System.Globalization.CultureInfo.InvariantCulture) : fallback;
 return what switch
@@ -13,11 +13,12 @@ return what switch
     "changes" => await ChangeBenchmark.RunAsync(Arg(20)),
     "explain" => ExplainBenchmark.Run(Arg(40)),
     "circuits" => await CircuitsBenchmark.RunAsync(Arg(100)),
+    "agents" => await AgentsBenchmark.RunAsync(Arg(50)),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders [parallel [ring KiB]]] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages]");
+    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders [parallel [ring KiB]]] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages] | agents [count]");
     return 64;
 }

@@ -32,7 +32,7 @@ public sealed class RemoteHost(string name)
     private readonly object _gate = new();
     private long _expected = -1; // next sequence number, -1 while a snapshot is awaited
     private bool _snapshotAsked;
-    private HashSet<RuleId> _known = [];
+    private FirewallRule[] _rules = []; // the last parsed ruleset's rules, in the order AgentCounters indexes them
     private Action? _abort;
     private DockerLayout? _layout; // detected here from the parsed rules, not taken from the agent
 
@@ -238,12 +238,29 @@ public sealed class RemoteHost(string name)
 
     public string? Apply(string connectionId, AgentCounters m) => InSequence(connectionId, m.Sequence) ?? Do(() =>
     {
-        var known = Volatile.Read(ref _known);
-        var rules = m.Rules.Where(r => known.Contains(r.Id)).ToList();
+        var known = Volatile.Read(ref _rules);
+        var rules = new List<RuleCounterChange>(m.Moved.Count / 3);
+        var unknown = 0;
+        for (var i = 0; i + 2 < m.Moved.Count; i += 3)
+        {
+            if (m.Moved[i] >= (ulong)known.Length)
+            {
+                unknown++;
+                continue;
+            }
+
+            // Deltas from what this dashboard holds: a count that went down is a reset (the rule was zeroed or re-made).
+            var r = known[(int)m.Moved[i]];
+            var (packets, bytes) = (m.Moved[i + 1], m.Moved[i + 2]);
+            var (p0, b0) = Feed.CountersOf(r);
+            var reset = packets < p0 || bytes < b0;
+            rules.Add(new RuleCounterChange(RuleId.Of(r), r.Position, packets, bytes, reset ? packets : packets - p0, reset ? bytes : bytes - b0, reset));
+        }
+
         var policies = m.Policies.Where(p => Feed.Ruleset?.FindTable(p.Table, p.Family)?.FindChain(p.Chain) is not null).ToList();
         lock (_gate)
         {
-            UnknownCounters += m.Rules.Count - rules.Count + m.Policies.Count - policies.Count;
+            UnknownCounters += unknown + m.Policies.Count - policies.Count;
             Lag = DateTimeOffset.UtcNow - m.ReadAt;
         }
 
@@ -292,7 +309,7 @@ public sealed class RemoteHost(string name)
 
         var topology = Feed.Topology;
         RuleClassifier.Classify(ruleset, topology?.Networks, topology?.Containers);
-        Volatile.Write(ref _known, [.. ruleset.Rules.Select(RuleId.Of)]);
+        Volatile.Write(ref _rules, [.. ruleset.Rules]);
         Volatile.Write(ref _layout, DockerLayoutDetector.Detect(ruleset));
         lock (_gate)
         {

@@ -35,17 +35,17 @@ public static class AgentMessageCheck
 
     public static string? Problem(AgentCounters? m)
     {
-        if (m is null || m.Rules is null || m.Policies is null)
+        if (m is null || m.Moved is null || m.Policies is null)
         {
-            return "Counters needs Rules and Policies (lists, may be empty)";
+            return "Counters needs Moved and Policies (lists, may be empty)";
         }
 
-        if (m.Rules.Count + m.Policies.Count > MaxCounterChanges)
+        if ((m.Moved.Count / 3) + m.Policies.Count > MaxCounterChanges)
         {
             return $"at most {MaxCounterChanges:N0} counter changes in one message";
         }
 
-        return m.Rules.Any(r => r is null || r.Id.Table is null || r.Id.Chain is null || r.Id.Key is null) ? "Rules[]: every change needs its rule's Id (table, chain, key)"
+        return m.Moved.Count % 3 != 0 ? "Moved holds triples: index, packets, bytes"
             : m.Policies.Any(p => p is null || p.Table is null || p.Chain is null) ? "Policies[]: every change needs Table and Chain"
             : null;
     }

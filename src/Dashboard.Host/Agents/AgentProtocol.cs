@@ -75,7 +75,49 @@ public sealed record AgentTopology(long Sequence, HostTopology Topology);
 
 public sealed record AgentFirewallChange(long Sequence, AgentFirewall Firewall);
 
-public sealed record AgentCounters(long Sequence, DateTimeOffset ReadAt, IReadOnlyList<RuleCounterChange> Rules, IReadOnlyList<PolicyCounterChange> Policies);
+/// <summary>
+/// Counters that moved, compactly: <paramref name="Moved"/> holds triples (index, packets, bytes), where index is the
+/// rule's place among the rules of the last <c>Firewall</c> text in the order the dashboard's readers list them (table
+/// by table, chain by chain, as printed); both sides parse the same text with the same reader. The dashboard computes
+/// the deltas itself (a count that went down is a reset, never a negative delta).
+/// </summary>
+public sealed record AgentCounters(long Sequence, DateTimeOffset ReadAt, IReadOnlyList<ulong> Moved, IReadOnlyList<PolicyCounterChange> Policies)
+{
+    /// <summary>The changes as triples, by the rules' index; null when one of them is not in <paramref name="index"/> (the agent then sends a snapshot).</summary>
+    public static AgentCounters? Of(long sequence, DateTimeOffset readAt, IReadOnlyDictionary<RuleId, int> index, IEnumerable<RuleCounterChange> rules, IReadOnlyList<PolicyCounterChange> policies)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        ArgumentNullException.ThrowIfNull(rules);
+        var moved = new List<ulong>();
+        foreach (var r in rules)
+        {
+            if (!index.TryGetValue(r.Id, out var i))
+            {
+                return null;
+            }
+
+            moved.Add((ulong)i);
+            moved.Add(r.Packets);
+            moved.Add(r.Bytes);
+        }
+
+        return new AgentCounters(sequence, readAt, moved, policies);
+    }
+
+    /// <summary>Each rule's index as <see cref="Moved"/> uses it: its place in <see cref="Ruleset.Rules"/>.</summary>
+    public static Dictionary<RuleId, int> IndexOf(Ruleset ruleset)
+    {
+        ArgumentNullException.ThrowIfNull(ruleset);
+        var index = new Dictionary<RuleId, int>();
+        var i = 0;
+        foreach (var r in ruleset.Rules)
+        {
+            index.TryAdd(RuleId.Of(r), i++);
+        }
+
+        return index;
+    }
+}
 
 public sealed record AgentStatus(long Sequence, CollectorStatus Status);
 

@@ -39,7 +39,7 @@ public sealed class HostPickerPagesTests : DashboardTestContext
         var row = "[data-testid='rule-filter-FORWARD-1']";
         Assert.Equal(drop.Packets.ToString(System.Globalization.CultureInfo.InvariantCulture), cut.Find($"{row} .pkts").TextContent);
 
-        Assert.Null(_remote.Apply("c1", new AgentCounters(1, DateTimeOffset.UtcNow, [new RuleCounterChange(RuleId.Of(drop), 1, drop.Packets + 3, drop.Bytes + 252, 3, 252, false)], [])));
+        Assert.Null(_remote.Apply("c1", AgentCounters.Of(1, DateTimeOffset.UtcNow, AgentCounters.IndexOf(_rules), [new RuleCounterChange(RuleId.Of(drop), 1, drop.Packets + 3, drop.Bytes + 252, 3, 252, false)], [])!));
         cut.WaitForAssertion(() => Assert.Equal((drop.Packets + 3).ToString(System.Globalization.CultureInfo.InvariantCulture), cut.Find($"{row} .pkts").TextContent));
 
         // The local host's feed has no rules at all: nothing of it is shown.

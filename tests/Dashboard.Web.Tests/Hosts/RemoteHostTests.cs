@@ -20,6 +20,10 @@ public class RemoteHostTests
     private static AgentSnapshot Snapshot(long seq, string text) =>
         new(seq, CollectorStatus.Starting("claimed-elsewhere", 4), null, new AgentFirewall(RulesetFormat.IptablesSave, text, null, DateTimeOffset.UtcNow));
 
+    /// <summary>A counters message as the agent makes it: rules by their index in the parsed dump.</summary>
+    private static AgentCounters Counters(long seq, params RuleCounterChange[] moved) =>
+        AgentCounters.Of(seq, DateTimeOffset.UtcNow, AgentCounters.IndexOf(IptablesSaveReader.Read(Dump)), moved, [])!;
+
     private static RuleCounterChange Moved(FirewallRule r, ulong by) => new(RuleId.Of(r), r.Position, r.Packets + by, r.Bytes + (by * 84), by, by * 84, false);
 
     [Fact]
@@ -29,8 +33,8 @@ public class RemoteHostTests
         var drop = IptablesSaveReader.Read(Dump).Rules.First(r => r.Table == "raw" && r.Packets > 0);
 
         // Before any snapshot: not applied, a snapshot asked for once.
-        Assert.False(string.IsNullOrEmpty(h.Apply("c1", new AgentCounters(5, DateTimeOffset.UtcNow, [Moved(drop, 1)], []))));
-        Assert.Equal("", h.Apply("c1", new AgentCounters(6, DateTimeOffset.UtcNow, [Moved(drop, 2)], [])));
+        Assert.False(string.IsNullOrEmpty(h.Apply("c1", Counters(5, Moved(drop, 1)))));
+        Assert.Equal("", h.Apply("c1", Counters(6, Moved(drop, 2))));
 
         h.Apply("c1", Snapshot(10, Dump));
         Assert.Equal("h1", h.Feed.Status.Host);
@@ -38,30 +42,35 @@ public class RemoteHostTests
         var rule = h.Feed.Ruleset!.Rules.Single(r => RuleId.Of(r) == RuleId.Of(drop));
         Assert.Equal(drop.Packets, h.Feed.CountersOf(rule).Packets);
 
-        Assert.Null(h.Apply("c1", new AgentCounters(11, DateTimeOffset.UtcNow, [Moved(drop, 3)], [])));
+        Assert.Null(h.Apply("c1", Counters(11, Moved(drop, 3))));
         Assert.Equal(drop.Packets + 3, h.Feed.CountersOf(rule).Packets);
 
         // 12 lost: 13 is not applied, counted as a gap, and asks for a snapshot once.
-        var why = h.Apply("c1", new AgentCounters(13, DateTimeOffset.UtcNow, [Moved(drop, 9)], []));
+        var why = h.Apply("c1", Counters(13, Moved(drop, 9)));
         Assert.Contains("13 arrived where 12 was due", why, StringComparison.Ordinal);
-        Assert.Equal("", h.Apply("c1", new AgentCounters(14, DateTimeOffset.UtcNow, [Moved(drop, 10)], [])));
+        Assert.Equal("", h.Apply("c1", Counters(14, Moved(drop, 10))));
         Assert.Equal(drop.Packets + 3, h.Feed.CountersOf(rule).Packets);
         Assert.Equal(1, h.Gaps);
 
         h.Apply("c1", Snapshot(20, Dump));
-        Assert.Null(h.Apply("c1", new AgentCounters(21, DateTimeOffset.UtcNow, [Moved(drop, 4)], [])));
+        Assert.Null(h.Apply("c1", Counters(21, Moved(drop, 4))));
         Assert.Equal(drop.Packets + 4, h.Feed.CountersOf(rule).Packets);
     }
 
     [Fact]
-    public void CountersOfRulesTheHostDoesNotHave_AreDroppedAndCounted()
+    public void CountersOfRulesTheHostDoesNotHave_AreDroppedAndCounted_AndACountThatFallsIsAReset()
     {
         var h = Connected();
         h.Apply("c1", Snapshot(0, Dump));
-        var invented = new RuleCounterChange(new RuleId(TableFamily.Ipv4, "filter", "FORWARD", "made-up"), 1, 5, 5, 5, 5, false);
-        Assert.Null(h.Apply("c1", new AgentCounters(1, DateTimeOffset.UtcNow, [.. Enumerable.Range(0, 1000).Select(i => invented with { Id = invented.Id with { Key = "k" + i } })], [])));
+        var rules = h.Feed.Ruleset!.RuleCount;
+        Assert.Null(h.Apply("c1", new AgentCounters(1, DateTimeOffset.UtcNow, [.. Enumerable.Range(0, 1000).SelectMany(i => new[] { (ulong)(rules + i), 5UL, 5UL })], [])));
         Assert.Equal(1000, h.UnknownCounters);
-        Assert.Empty(h.Feed.HistoryOf(invented.Id));
+
+        // A count that went down is a reset, never a negative delta.
+        var first = h.Feed.Ruleset.Rules.First();
+        Assert.Null(h.Apply("c1", new AgentCounters(2, DateTimeOffset.UtcNow, [0UL, first.Packets + 10, first.Bytes + 840], [])));
+        Assert.Null(h.Apply("c1", new AgentCounters(3, DateTimeOffset.UtcNow, [0UL, 1UL, 84UL], [])));
+        Assert.Equal((1UL, 84UL), h.Feed.CountersOf(first));
     }
 
     [Fact]
@@ -118,7 +127,8 @@ public class AgentMessageCheckTests
         Assert.Contains("Endpoints[0]", AgentMessageCheck.Problem(v with { Containers = [v.Containers[0] with { Endpoints = [v.Containers[0].Endpoints[0] with { Ipv4Address = "999.1.1.1" }] }] }), StringComparison.Ordinal);
         Assert.Contains("at most", AgentMessageCheck.Problem(v with { Containers = [.. Enumerable.Range(0, AgentMessageCheck.MaxContainers + 1).Select(i => v.Containers[0] with { Name = "c" + i })] }), StringComparison.Ordinal);
         Assert.Contains("Status is missing", AgentMessageCheck.Problem(new AgentSnapshot(0, null!, null, null)), StringComparison.Ordinal);
-        Assert.Contains("Rules and Policies", AgentMessageCheck.Problem(new AgentCounters(0, DateTimeOffset.UtcNow, null!, [])), StringComparison.Ordinal);
+        Assert.Contains("Moved and Policies", AgentMessageCheck.Problem(new AgentCounters(0, DateTimeOffset.UtcNow, null!, [])), StringComparison.Ordinal);
+        Assert.Contains("triples", AgentMessageCheck.Problem(new AgentCounters(0, DateTimeOffset.UtcNow, [1UL, 2UL], [])), StringComparison.Ordinal);
         Assert.Contains("Text", AgentMessageCheck.Problem(new AgentFirewallChange(0, new AgentFirewall(RulesetFormat.IptablesSave, null!, null, DateTimeOffset.UtcNow))), StringComparison.Ordinal);
     }
 
