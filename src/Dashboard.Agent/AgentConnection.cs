@@ -255,7 +255,7 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
             return new AgentProbeReply(0, 0, "", $"no container named '{Cut(request.Container)}' on this host");
         }
 
-        if (!container.Labels.ContainsKey("netlab.test") && !container.Labels.ContainsKey(Dashboard.Host.Docker.LabProvisioner.RunLabel))
+        if (!container.Labels.ContainsKey(LabProvisioner.TestLabel) && !container.Labels.ContainsKey(LabProvisioner.RunLabel))
         {
             return new AgentProbeReply(0, 0, "", $"'{container.Name}' is not a lab container (labelled by a run or a test): it is not probed");
         }

@@ -79,19 +79,10 @@ internal static partial class AgentsBenchmark
             var reads = Task.WhenAll(simulated.Select(a => a.ReadLoopAsync(stop.Token)));
 
             using var playwright = await Playwright.CreateAsync();
-            await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-            {
-                ExecutablePath = "/usr/bin/chromium",
-                Args = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-                Env = new Dictionary<string, string> { ["HOME"] = work },
-            });
+            await using var browser = await BenchmarkBrowser.LaunchAsync(playwright, work);
             var page = await browser.NewPageAsync();
             var first = simulated[0];
-            await page.GotoAsync($"http://127.0.0.1:{port}/account/login?ReturnUrl=%2Ffirewall%3Fhost%3D{first.Name}");
-            await page.FillAsync("[data-testid=login-user]", DashboardFactory.AdminUser);
-            await page.FillAsync("[data-testid=login-password]", DashboardFactory.AdminPassword);
-            await page.ClickAsync("[data-testid=login-submit]");
-            await page.Locator("[data-testid='circuit'][data-interactive='true']").WaitForAsync(new() { State = WaitForSelectorState.Attached, Timeout = 30_000 });
+            await BenchmarkBrowser.SignInAsync(page, port, $"/firewall?host={first.Name}");
             await page.Locator("[data-testid='host-shown']").WaitForAsync(new() { Timeout = 30_000 });
             var cell = page.Locator("[data-testid='rule-filter-SCRATCH-1'] .pkts").First;
             await cell.WaitForAsync(new() { Timeout = 30_000 });

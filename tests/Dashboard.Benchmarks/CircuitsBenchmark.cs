@@ -43,21 +43,11 @@ internal static class CircuitsBenchmark
                 $"baseline: {baseline.Circuits} circuits, {baseline.LiveSubscribers} live subscribers, managed heap {Mib(baseline.ManagedHeapBytes):0.0} MiB, RSS {baselineRss:0} MiB"));
 
             using var playwright = await Playwright.CreateAsync();
-            await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-            {
-                ExecutablePath = "/usr/bin/chromium",
-                Args = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-                    "--disable-background-timer-throttling", "--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows"],
-                Env = new Dictionary<string, string> { ["HOME"] = work },
-                Timeout = 60_000,
-            });
+            await using var browser = await BenchmarkBrowser.LaunchAsync(playwright, work,
+                "--disable-background-timer-throttling", "--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows");
             var context = await browser.NewContextAsync();
             var first = await context.NewPageAsync();
-            await first.GotoAsync($"http://127.0.0.1:{port}/account/login?ReturnUrl=%2Ffirewall");
-            await first.FillAsync("[data-testid=login-user]", DashboardFactory.AdminUser);
-            await first.FillAsync("[data-testid=login-password]", DashboardFactory.AdminPassword);
-            await first.ClickAsync("[data-testid=login-submit]");
-            await Assertions.Expect(first).ToHaveURLAsync($"http://127.0.0.1:{port}/firewall", new() { Timeout = 30_000 });
+            await BenchmarkBrowser.SignInAsync(first, port, "/firewall");
 
             var cellSelector = $"tr.rule[data-key$='-o {bridge1} -j DROP'] .pkts";
             var firewallPages = new List<IPage> { first };

@@ -73,19 +73,9 @@ internal static partial class LiveBenchmark
     private static async Task<List<double>> MeasureLatencyAsync(LabScope lab, int port, string c2, string c1Ip, string bridge1, string bridge2, int pings, string work)
     {
         using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = "/usr/bin/chromium",
-            Args = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-            Env = new Dictionary<string, string> { ["HOME"] = work },
-        });
+        await using var browser = await BenchmarkBrowser.LaunchAsync(playwright, work);
         var page = await browser.NewPageAsync();
-        await page.GotoAsync($"http://127.0.0.1:{port}/account/login?ReturnUrl=%2Ffirewall");
-        await page.FillAsync("[data-testid=login-user]", DashboardFactory.AdminUser);
-        await page.FillAsync("[data-testid=login-password]", DashboardFactory.AdminPassword);
-        await page.ClickAsync("[data-testid=login-submit]");
-        await page.WaitForURLAsync($"http://127.0.0.1:{port}/firewall");
-        await page.Locator("[data-testid='circuit'][data-interactive='true']").WaitForAsync(new() { State = WaitForSelectorState.Attached, Timeout = 30_000 });
+        await BenchmarkBrowser.SignInAsync(page, port, "/firewall");
         var cell = page.Locator($"tr.rule[data-key$='-o {bridge1} -j DROP'] .pkts").First;
         await cell.WaitForAsync(new() { Timeout = 30_000 });
 

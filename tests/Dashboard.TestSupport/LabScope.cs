@@ -5,6 +5,7 @@ using Dashboard.Core.Changes;
 using Dashboard.Core.Firewall;
 using Dashboard.Core.Topology;
 using Dashboard.Host;
+using Dashboard.Host.Docker;
 using Dashboard.Host.Netfilter;
 using Dashboard.Host.Processes;
 using Microsoft.Extensions.Options;
@@ -55,7 +56,7 @@ public sealed partial class LabScope : IAsyncDisposable
         {
             var subnet = LabSubnetAllocator.Pick(await TakenSubnetsAsync())
                 ?? throw new InvalidOperationException("no free /24 left inside 172.16.0.0/12");
-            var args = new List<string> { "network", "create", "--driver", "bridge", "--label", "netlab.test=" + Id,
+            var args = new List<string> { "network", "create", "--driver", "bridge", "--label", $"{LabProvisioner.TestLabel}={Id}",
                 "--subnet", subnet.ToString(), "--gateway", LabSubnetAllocator.Gateway(subnet).ToString() };
             args.AddRange(extra);
             args.Add(name);
@@ -114,7 +115,7 @@ public sealed partial class LabScope : IAsyncDisposable
     {
         var name = Name(suffix);
         _containers.Add(name);
-        await DockerAsync(["run", "-d", "--name", name, "--label", "netlab.test=" + Id, "--network", network, "busybox:latest", "sleep", "3600"]);
+        await DockerAsync(["run", "-d", "--name", name, "--label", $"{LabProvisioner.TestLabel}={Id}", "--network", network, "busybox:latest", "sleep", "3600"]);
         return name;
     }
 

@@ -133,7 +133,7 @@ public static class MalformedCorpus
     /// </summary>
     public static IEnumerable<(string Reader, string Name, string Text)> FuzzCorpus()
     {
-        var root = Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "fuzz");
+        var root = TestPaths.CoreFixture("fuzz");
         if (!Directory.Exists(root))
         {
             yield break;

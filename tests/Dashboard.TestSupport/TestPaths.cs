@@ -22,6 +22,9 @@ public static class TestPaths
 
     public static string ReadShared(string relative) => File.ReadAllText(Shared(relative));
 
+    /// <summary>A file of the Core tests' own fixtures (<c>tests/Dashboard.Core.Tests/Fixtures</c>): real dumps made here, nft JSON, pcaps, the fuzz corpus.</summary>
+    public static string CoreFixture(string relative) => Path.Combine(RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", relative);
+
     private static string FindRepoRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);

@@ -59,7 +59,7 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
 
     /// <summary>A host's matrix from what its feed holds (an agent's host, or the local one), or null before it reported rules and topology.</summary>
     public static IsolationMatrix? MatrixOf(LiveFeed feed, string by, MatrixProbe matrixProbe) =>
-        feed.Ruleset is { } rs && feed.Topology is { } t ? IsolationMatrices.Build(rs, Endpoints(t, by), matrixProbe, IsolationMatrices.ContextFor(t)) : null;
+        feed.Ruleset is { } rs && feed.Topology is { } t ? Build(rs, t, by, matrixProbe) : null;
 
     public static IReadOnlyList<MatrixEndpoint> Endpoints(HostTopology topology, string by) =>
         by == "containers" ? IsolationMatrices.Containers(topology) : IsolationMatrices.Networks(topology);
@@ -67,8 +67,11 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
     public async Task<IsolationMatrix> MatrixAsync(string by, MatrixProbe matrixProbe, CancellationToken ct = default)
     {
         var (ruleset, topology) = await CurrentAsync(ct);
-        return IsolationMatrices.Build(ruleset, Endpoints(topology, by), matrixProbe, IsolationMatrices.ContextFor(topology));
+        return Build(ruleset, topology, by, matrixProbe);
     }
+
+    private static IsolationMatrix Build(Ruleset ruleset, HostTopology topology, string by, MatrixProbe matrixProbe) =>
+        IsolationMatrices.Build(ruleset, Endpoints(topology, by), matrixProbe, IsolationMatrices.ContextFor(topology));
 
     /// <summary>The matrix now and with <paramref name="spec"/> added (nothing touches the host), and the cells that change.</summary>
     public Task<WhatIf> WhatIfAsync(RuleSpec spec, string by, MatrixProbe matrixProbe, CancellationToken ct = default) =>
@@ -128,7 +131,7 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
             var runs = (await db.Runs.Where(r => labs.Contains(r.LabId) && (r.Status == Dashboard.Data.Entities.RunStatus.Running || r.KeepResources)).Select(r => r.Id).ToListAsync(ct))
                 .Select(id => id.ToString("N")).ToHashSet(StringComparer.Ordinal);
             var lab = topology.Containers
-                .Where(c => (c.Labels.TryGetValue(LabProvisioner.RunLabel, out var run) && runs.Contains(run)) || c.Labels.ContainsKey("netlab.test"))
+                .Where(c => (c.Labels.TryGetValue(LabProvisioner.RunLabel, out var run) && runs.Contains(run)) || c.Labels.ContainsKey(LabProvisioner.TestLabel))
                 .Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
             Func<string, string, CancellationToken, Task<ProbeResult>> ping = remote is null
                 ? (container, target, t) => probe.PingAsync(container, target, 1, 1, t)

@@ -24,6 +24,9 @@ public sealed class LabProvisioner(IDockerClient docker, Processes.IProcessRunne
 {
     public const string Image = "busybox:latest";
     public const string RunLabel = "netlab.run";
+
+    /// <summary>The label of the containers and networks a test made (their value: the test's id); such containers are lab containers too.</summary>
+    public const string TestLabel = "netlab.test";
     public const string InstanceLabel = "netlab.instance";
 
     private readonly string _instance = options.Value.InstanceId;

@@ -91,15 +91,7 @@ public static class HostsApi
                 return TypedResults.Problem(statusCode: 503, title: "Not reported yet", detail: $"host '{host}' has not reported its rules and containers yet");
             }
 
-            try
-            {
-                var v = await isolation.VerifyOnAsync(Actor.From(http), host, matrix, ct: ct);
-                return TypedResults.Ok(new VerificationDto(MatrixDto.From(v.Matrix), v.Cells, v.Agreed, v.Disagreed, v.At));
-            }
-            catch (VerifyBusyException ex)
-            {
-                return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Not verified", detail: ex.Message);
-            }
+            return await IsolationApi.VerifiedAsync(() => isolation.VerifyOnAsync(Actor.From(http), host, matrix, ct: ct));
         }).DisableAntiforgery().RequireHostOperator("isolation.verify").RequireRateLimiting(RateLimits.Expensive);
         return app;
     }

@@ -30,17 +30,23 @@ public static class IsolationApi
             }
 
             var matrix = await isolation.MatrixAsync(body.By ?? "networks", new MatrixProbe(body.Protocol ?? "icmp", body.Port), ct);
-            try
-            {
-                var v = await isolation.VerifyAsync(Actor.From(http), matrix, ct: ct);
-                return TypedResults.Ok(new VerificationDto(MatrixDto.From(v.Matrix), v.Cells, v.Agreed, v.Disagreed, v.At));
-            }
-            catch (VerifyBusyException ex)
-            {
-                return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Not verified", detail: ex.Message);
-            }
+            return await VerifiedAsync(() => isolation.VerifyAsync(Actor.From(http), matrix, ct: ct));
         }).DisableAntiforgery().RequireHostOperator("isolation.verify").RequireRateLimiting(RateLimits.Expensive);
         return app;
+    }
+
+    /// <summary>A verification as the API answers it (this host's or an agent host's): the cells, or 409 while another runs there.</summary>
+    internal static async Task<Results<Ok<VerificationDto>, ProblemHttpResult>> VerifiedAsync(Func<Task<Verification>> verify)
+    {
+        try
+        {
+            var v = await verify();
+            return TypedResults.Ok(new VerificationDto(MatrixDto.From(v.Matrix), v.Cells, v.Agreed, v.Disagreed, v.At));
+        }
+        catch (VerifyBusyException ex)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Not verified", detail: ex.Message);
+        }
     }
 
     internal static ProblemHttpResult? Probe(string? by, string? protocol, int? port)

@@ -167,7 +167,7 @@ public partial class KernelOracleTests(Xunit.Abstractions.ITestOutputHelper outp
     private static string FixturePath(string fixture)
     {
         var (root, relative) = (fixture[..fixture.IndexOf('/', StringComparison.Ordinal)], fixture[(fixture.IndexOf('/', StringComparison.Ordinal) + 1)..]);
-        return root == "shared" ? TestPaths.Shared(relative) : Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", relative);
+        return root == "shared" ? TestPaths.Shared(relative) : TestPaths.CoreFixture(relative);
     }
 
     /// <summary>The IPv4 ipsets a fixture's dump uses, from the <c>ipset save</c> file beside it (<c>add NAME MEMBER</c> lines of <c>family inet</c> sets); none when there is no such file.</summary>

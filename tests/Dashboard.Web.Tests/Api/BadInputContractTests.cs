@@ -24,7 +24,7 @@ public sealed class BadInputContractTests : IDisposable
 
     private static IEnumerable<string> Corpus()
     {
-        var nft = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "nft", "docker-29-bridge1-published-port.json"));
+        var nft = File.ReadAllText(TestPaths.CoreFixture("nft/docker-29-bridge1-published-port.json"));
         foreach (var doc in MalformedCorpus.NftMutations(nft, step: 7))
         {
             yield return doc;

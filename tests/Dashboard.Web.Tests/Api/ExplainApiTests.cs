@@ -67,7 +67,7 @@ public sealed class ExplainApiTests : IDisposable
     [Fact]
     public async Task NftablesJsonDump_IsExplainedToo()
     {
-        var dump = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "nft", "docker-29-bridge1-published-port.json"));
+        var dump = File.ReadAllText(TestPaths.CoreFixture("nft/docker-29-bridge1-published-port.json"));
         var (status, body) = await ExplainAsync(new { ruleset = dump, flow = new { inInterface = "docker0", outInterface = "bridge1", source = "172.17.0.2", destination = "192.0.2.2" } });
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("DROP", body.GetProperty("verdict").GetString());

@@ -44,7 +44,7 @@ public sealed class FirewallParseApiTests : IDisposable
     [Fact]
     public async Task Parse_MultipartUploadOfNftJson_IsRead()
     {
-        var json = await File.ReadAllTextAsync(Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "nft", "docker-29-bridge1-published-port.json"));
+        var json = await File.ReadAllTextAsync(TestPaths.CoreFixture("nft/docker-29-bridge1-published-port.json"));
         using var form = new MultipartFormDataContent();
         var file = new StringContent(json);
         file.Headers.ContentType = new MediaTypeHeaderValue("application/json");

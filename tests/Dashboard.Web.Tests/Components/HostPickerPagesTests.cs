@@ -24,7 +24,7 @@ public sealed class HostPickerPagesTests : DashboardTestContext
         Services.AddSingleton(_directory);
         Services.AddScoped<HostSession>();
         _remote = _directory.Connect("engine-285", "c1", new AgentHello(AgentProtocol.Version, "1", null), () => { });
-        var dump = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "iptables", "docker-28.5.2-two-networks-published-port.save"));
+        var dump = File.ReadAllText(TestPaths.CoreFixture("iptables/docker-28.5.2-two-networks-published-port.save"));
         _remote.Apply("c1", new AgentSnapshot(0, CollectorStatus.Starting("x", 4) with { EngineAvailable = true, FirewallAvailable = true }, null,
             new AgentFirewall(RulesetFormat.IptablesSave, dump, null, DateTimeOffset.UtcNow)));
         _rules = _remote.Feed.Ruleset!;

@@ -47,7 +47,7 @@ public sealed class HostsPageTests : DashboardTestContext
         var registry = _app.Services.GetRequiredService<HostRegistry>();
         await registry.RegisterAsync(admin, "engine-285");
         var host = _app.Services.GetRequiredService<HostDirectory>().Connect("engine-285", "conn-1", new AgentHello(AgentProtocol.Version, "9.9.9", null), () => { });
-        var dump = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "iptables", "docker-28.5.2-two-networks-published-port.save"));
+        var dump = File.ReadAllText(TestPaths.CoreFixture("iptables/docker-28.5.2-two-networks-published-port.save"));
         host.Apply("conn-1", new AgentSnapshot(0, CollectorStatus.Starting("x", 4) with { EngineAvailable = true, FirewallAvailable = true, LastReadAt = DateTimeOffset.UtcNow, AchievedRateHz = 4 }, null,
             new AgentFirewall(RulesetFormat.IptablesSave, dump, null, DateTimeOffset.UtcNow)));
 

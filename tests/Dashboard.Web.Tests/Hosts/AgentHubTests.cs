@@ -60,7 +60,7 @@ public sealed class AgentHubTests : IDisposable
         Options.Create(new AgentOptions { Server = _factory.BaseUri.ToString(), Token = token, Name = name, MinBackoff = TimeSpan.FromMilliseconds(100), MaxBackoff = TimeSpan.FromMilliseconds(500) }),
         NullLogger<AgentConnection>.Instance);
 
-    private static readonly string Dump = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "iptables", "docker-28.5.2-two-networks-published-port.save"));
+    private static readonly string Dump = File.ReadAllText(TestPaths.CoreFixture("iptables/docker-28.5.2-two-networks-published-port.save"));
 
     /// <summary>The networks of that dump, as an agent's topology reader would report them.</summary>
     private static HostTopology Topology() => new(
@@ -90,32 +90,6 @@ public sealed class AgentHubTests : IDisposable
         return (ruleset, moved);
     }
 
-    private static async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, string what, int seconds = 20)
-        where T : struct
-    {
-        var until = DateTime.UtcNow.AddSeconds(seconds);
-        while (true)
-        {
-            if (await probe() is { } v)
-            {
-                return v;
-            }
-
-            Assert.True(DateTime.UtcNow < until, "timed out waiting for " + what);
-            await Task.Delay(100);
-        }
-    }
-
-    private static async Task WaitForAsync(Func<bool> condition, string what, int seconds = 20)
-    {
-        var until = DateTime.UtcNow.AddSeconds(seconds);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < until, "timed out waiting for " + what);
-            await Task.Delay(100);
-        }
-    }
-
     [Fact]
     public async Task RegisteredAgent_ReportsA28Host_ListedWithItsVersionLayoutCountersAndMatrix()
     {
@@ -125,7 +99,7 @@ public sealed class AgentHubTests : IDisposable
         await agent.StartAsync(CancellationToken.None);
         using var admin = Admin();
 
-        var host = await EventuallyAsync(async () =>
+        var host = await Eventually.ValueAsync(async () =>
         {
             var list = await admin.GetFromJsonAsync<JsonElement>("/api/hosts");
             return list.EnumerateArray().Where(h => h.GetProperty("name").GetString() == "engine-285" && h.GetProperty("agent").GetString() == "Connected"
@@ -142,7 +116,7 @@ public sealed class AgentHubTests : IDisposable
         Assert.True(all[0].GetProperty("local").GetBoolean());
 
         // Rules parsed by the dashboard from the agent's text, with the counter that moved after it.
-        var firewall = await EventuallyAsync(async () =>
+        var firewall = await Eventually.ValueAsync(async () =>
         {
             var f = await admin.GetFromJsonAsync<JsonElement>("/api/hosts/engine-285/firewall");
             var raw = f.GetProperty("ruleset").GetProperty("tables").EnumerateArray().Single(t => t.GetProperty("name").GetString() == "raw");
@@ -174,7 +148,7 @@ public sealed class AgentHubTests : IDisposable
         }
 
         await agent.StopAsync(CancellationToken.None);
-        var stale = await EventuallyAsync(async () =>
+        var stale = await Eventually.ValueAsync(async () =>
         {
             var h = await admin.GetFromJsonAsync<JsonElement>("/api/hosts/engine-285");
             return h.GetProperty("agent").GetString() == "Disconnected" ? (JsonElement?)h : null;
@@ -192,7 +166,7 @@ public sealed class AgentHubTests : IDisposable
         var (_, drop) = Feed(agent);
         await agent.StartAsync(CancellationToken.None);
         var directory = _factory.Services.GetRequiredService<HostDirectory>();
-        await WaitForAsync(() => directory.Remote("engine-285")?.Feed.Ruleset is not null, "the agent's rules");
+        await Eventually.UntilAsync(() => directory.Remote("engine-285")?.Feed.Ruleset is not null, "the agent's rules");
 
         var received = new System.Collections.Concurrent.ConcurrentQueue<JsonElement>();
         await using var hub = new HubConnectionBuilder()
@@ -205,15 +179,15 @@ public sealed class AgentHubTests : IDisposable
         await hub.InvokeAsync("JoinHost", "engine-285");
 
         // The agent is told someone watches (it then reads up to its duty cap).
-        await WaitForAsync(() => agent.CounterWatchers > 0, "the agent to learn it is watched");
+        await Eventually.UntilAsync(() => agent.CounterWatchers > 0, "the agent to learn it is watched");
 
         var moved = drop with { Packets = drop.Packets + 5, Bytes = drop.Bytes + 420, DeltaPackets = 5, DeltaBytes = 420 };
         ((ICollectorSink)agent).CountersChanged(new CountersUpdate("x", DateTimeOffset.UtcNow, [moved], []));
-        await WaitForAsync(() => received.Any(m => m.GetProperty("host").GetString() == "engine-285"
+        await Eventually.UntilAsync(() => received.Any(m => m.GetProperty("host").GetString() == "engine-285"
             && m.GetProperty("rules").EnumerateArray().Any(r => r.GetProperty("key").GetString() == drop.Id.Key && r.GetProperty("packets").GetUInt64() == moved.Packets)), "CountersChanged of the agent host on /hubs/lab");
 
         await hub.InvokeAsync("LeaveHost", "engine-285");
-        await WaitForAsync(() => agent.CounterWatchers == 0, "the agent to learn nobody watches");
+        await Eventually.UntilAsync(() => agent.CounterWatchers == 0, "the agent to learn nobody watches");
         await agent.StopAsync(CancellationToken.None);
     }
 
@@ -246,11 +220,11 @@ public sealed class AgentHubTests : IDisposable
         Feed(agent);
         await agent.StartAsync(CancellationToken.None);
         var directory = _factory.Services.GetRequiredService<HostDirectory>();
-        await WaitForAsync(() => directory.Remote("engine-261")?.State == AgentState.Connected, "the agent to connect");
+        await Eventually.UntilAsync(() => directory.Remote("engine-261")?.State == AgentState.Connected, "the agent to connect");
 
         using var admin = Admin();
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/api/hosts/engine-261")).StatusCode);
-        await WaitForAsync(() => directory.Remote("engine-261")?.State == AgentState.Disconnected, "the revoked agent to be cut off");
+        await Eventually.UntilAsync(() => directory.Remote("engine-261")?.State == AgentState.Disconnected, "the revoked agent to be cut off");
 
         // It keeps trying (with backoff) and stays out.
         await Task.Delay(1500);
@@ -275,7 +249,7 @@ public sealed class AgentHubTests : IDisposable
         Feed(agent, claimedHost: "host-b");
         await agent.StartAsync(CancellationToken.None);
         var directory = _factory.Services.GetRequiredService<HostDirectory>();
-        await WaitForAsync(() => directory.Remote("host-a") is { State: AgentState.Incompatible }, "the refusal");
+        await Eventually.UntilAsync(() => directory.Remote("host-a") is { State: AgentState.Incompatible }, "the refusal");
         var a = directory.Remote("host-a")!;
         Assert.Contains("issued for host 'host-a'", a.LastProblem, StringComparison.Ordinal);
         Assert.Null(directory.Remote("host-b"));

@@ -128,16 +128,6 @@ public sealed class AgentRealHostTests
         }
     }
 
-    private static async Task WaitForAsync(Func<Task<bool>> condition, Func<string> what, int seconds = 60)
-    {
-        var until = DateTime.UtcNow.AddSeconds(seconds);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < until, "timed out waiting for " + what());
-            await Task.Delay(200);
-        }
-    }
-
     [SkippableFact]
     public async Task ThreeRealEngines_EachWithItsAgent_AreListed_AndTheSeedVariantsArePredictedCountedAndVerifiedOnEach()
     {
@@ -163,7 +153,7 @@ public sealed class AgentRealHostTests
             string Logs() => string.Join("\n", agents.Select(a => $"--- agent {a.Name}:\n{a.Output}"));
 
             // All three connected, each with its engine's version and the rules the dashboard parsed from its agent.
-            await WaitForAsync(async () =>
+            await Eventually.UntilAsync(async () =>
             {
                 var list = await admin.GetFromJsonAsync<JsonElement>("/api/hosts");
                 return hosts.All(h => list.EnumerateArray().Any(x => x.GetProperty("name").GetString() == h.Name && x.GetProperty("agent").GetString() == "Connected"
@@ -177,10 +167,10 @@ public sealed class AgentRealHostTests
                 var feed = directory.Remote(name)!.Feed;
 
                 // The agent sees the lab with both containers' veths (read inside the engine's own mount namespace).
-                await WaitForAsync(() => Task.FromResult(feed.Topology is { } t
+                await Eventually.UntilAsync(() => Task.FromResult(feed.Topology is { } t
                         && t.Containers.Where(c => c.Name == seed.C1 || c.Name == seed.C2).Count(c => c.Endpoints.Any(e => e.Veth is not null)) == 2
                         && feed.Ruleset?.Rules.Any(r => r.Bridges.Contains(seed.Bridge1)) == true),
-                    () => $"host {name} to report the seed lab with veths and its rules:\n{Logs()}");
+                    () => $"host {name} to report the seed lab with veths and its rules:\n{Logs()}", 60);
 
                 // The rule that decides c2 → c1: the isolation DROP before 28, the raw direct-access DROP on 28.5.
                 var is28 = version.StartsWith("28", StringComparison.Ordinal);
@@ -197,7 +187,7 @@ public sealed class AgentRealHostTests
                         var s2 = (await lab.InspectAsync("network", seed.Net2)).GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString()!;
                         await lab.InsertAsync(new Dashboard.Core.Changes.RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = s2, Destination = s1, Target = "ACCEPT", Tag = lab.Tag });
                         await lab.InsertAsync(new Dashboard.Core.Changes.RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = s1, Destination = s2, Target = "ACCEPT", Tag = lab.Tag });
-                        await WaitForAsync(() => Task.FromResult(feed.Ruleset!.Rules.Count(r => r.Comment == lab.Tag) == 2),
+                        await Eventually.UntilAsync(() => Task.FromResult(feed.Ruleset!.Rules.Count(r => r.Comment == lab.Tag) == 2),
                             () => $"{name}: the two tagged ACCEPT rules to reach the dashboard through the agent:\n{Logs()}", 20);
                     }
 
@@ -215,7 +205,7 @@ public sealed class AgentRealHostTests
                     Assert.Equal((3, opens ? 3 : 0), await lab.PingAsync(seed.C2, seed.C1Ip, 3));
                     if (!opens)
                     {
-                        await WaitForAsync(() => Task.FromResult(feed.CountersOf(Deciding()).Packets >= before + 3),
+                        await Eventually.UntilAsync(() => Task.FromResult(feed.CountersOf(Deciding()).Packets >= before + 3),
                             () => $"{name} {variant}: the deciding rule's counter to move by 3 through the agent (from {before}, now {feed.CountersOf(Deciding()).Packets}):\n{Logs()}", 20);
                         await Task.Delay(1000);
                         Assert.Equal(before + 3, feed.CountersOf(Deciding()).Packets);

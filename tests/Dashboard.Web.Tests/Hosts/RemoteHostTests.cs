@@ -8,7 +8,7 @@ namespace Dashboard.Web.Tests.Hosts;
 /// <summary>The dashboard's side of the agent protocol: sequence, gaps, snapshots, and what it refuses to keep.</summary>
 public class RemoteHostTests
 {
-    private static readonly string Dump = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "Dashboard.Core.Tests", "Fixtures", "iptables", "docker-28.5.2-two-networks-published-port.save"));
+    private static readonly string Dump = File.ReadAllText(TestPaths.CoreFixture("iptables/docker-28.5.2-two-networks-published-port.save"));
 
     private static RemoteHost Connected()
     {
