@@ -8,7 +8,7 @@ namespace Dashboard.Agent;
 
 /// <summary>
 /// A Docker host's agent: the dashboard's host layer (collector, topology, firewall reads) as its own process,
-/// reporting to a dashboard over SignalR. Configuration: Agent:Server, Agent:Token (see scripts/agent.sh), and the
+/// reporting to a dashboard over SignalR and carrying out its probes and runs. Configuration: Agent:Server, Agent:Token (see scripts/agent.sh), and the
 /// same Host:* and Collector:* settings as the dashboard's embedded collector.
 /// </summary>
 public static class AgentProgram
@@ -23,10 +23,12 @@ public static class AgentProgram
         });
         builder.Services.AddOptions<AgentOptions>().Bind(builder.Configuration.GetSection(AgentOptions.Section));
         builder.Services.AddDashboardHost(builder.Configuration);
+        builder.Services.AddSingleton<AgentRunSteps>();
         builder.Services.AddSingleton(sp => new AgentConnection(
             sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<AgentOptions>>(),
             sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<AgentConnection>>(),
-            sp.GetRequiredService<Dashboard.Host.Docker.ContainerProbe>()));
+            sp.GetRequiredService<Dashboard.Host.Docker.ContainerProbe>(),
+            sp.GetRequiredService<AgentRunSteps>()));
         builder.Services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<AgentConnection>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentConnection>());
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));

@@ -24,6 +24,9 @@ public sealed class HostDirectory
     /// <summary>Raised once per remote host, when it is first seen (the hub forwarder subscribes to its feed).</summary>
     public event Action<RemoteHost>? Added;
 
+    /// <summary>Raised each time an agent's hello is accepted (reconciliation of the host's runs follows it).</summary>
+    public event Action<RemoteHost>? Connected;
+
     /// <summary>Remote hosts seen since start, by name.</summary>
     public IReadOnlyList<RemoteHost> Remotes => [.. _remote.Values.OrderBy(h => h.Name, StringComparer.Ordinal)];
 
@@ -38,6 +41,7 @@ public sealed class HostDirectory
     {
         var h = GetOrAdd(host);
         h.Attach(connectionId, hello, abort);
+        Connected?.Invoke(h);
         return h;
     }
 

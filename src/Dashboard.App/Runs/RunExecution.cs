@@ -13,18 +13,8 @@ using Dashboard.Host.Netfilter;
 
 namespace Dashboard.App.Runs;
 
-/// <summary>What one run uses on the host and where it keeps its files.</summary>
-public sealed record RunTools(
-    LabProvisioner Provisioner,
-    HostFirewallReader Firewall,
-    DockerTopologyReader Topology,
-    IptablesRuleWriter Writer,
-    CaptureService Captures,
-    TraceService Traces,
-    ContainerProbe Probe,
-    AuditLog Audit,
-    string DataDirectory,
-    ILogger Logger);
+/// <summary>What one run acts on (its host), who audits it and where it keeps its files.</summary>
+public sealed record RunTools(IRunHost Host, AuditLog Audit, string DataDirectory, ILogger Logger);
 
 /// <summary>
 /// One run, step by named step: provision (image, networks, containers), snapshot before, hold the variant's rules,
@@ -41,7 +31,7 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
     private readonly string _runKey = run.Id.ToString("N");
     private readonly Dictionary<string, ProvisionedNetwork> _networks = [];
     private readonly Dictionary<string, ProvisionedContainer> _containers = [];
-    private readonly List<(CaptureSession Session, string Network)> _sessions = [];
+    private readonly List<(IRunCapture Session, string Network)> _sessions = [];
     private readonly List<(bool? Succeeds, string? Rule)> _predictions = [];
     private TraceSession? _trace;
     private FirewallSnapshot? _before;
@@ -72,6 +62,12 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
             run.Status = stopping.IsCancellationRequested ? RunStatus.Interrupted : RunStatus.Cancelled;
             run.Error = stopping.IsCancellationRequested ? "the dashboard stopped during the run" : $"cancelled at '{run.LastStep}'";
         }
+        catch (Dashboard.App.Hosts.HostUnavailableException ex)
+        {
+            // The host's agent went away (or stopped answering): the run cannot go on there, nor clean up until it is back.
+            run.Status = RunStatus.Interrupted;
+            run.Error = $"{ex.Message} (the run was at '{run.LastStep}'); what it had recorded is kept, and {RunService.AwaitingAgent}";
+        }
         catch (Exception ex) when (ex is ProvisioningException or TraceRejectedException or ScenarioException or ProbeRejectedException or CaptureRejectedException or FirewallUnavailableException or EngineUnavailableException or global::Docker.DotNet.DockerApiException or HttpRequestException or RulesetFormatException or IOException)
         {
             run.Status = RunStatus.Failed;
@@ -95,31 +91,31 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
     private async Task ProvisionAsync(CancellationToken ct)
     {
         await StepAsync("checking the busybox image", ct);
-        _recorder.Save(RunArtifactKind.Image, await tools.Provisioner.EnsureImageAsync(ct));
+        _recorder.Save(RunArtifactKind.Image, await tools.Host.EnsureImageAsync(ct));
 
         await StepAsync($"creating {scenario.Networks.Count} networks", ct);
         foreach (var n in scenario.Networks)
         {
             ct.ThrowIfCancellationRequested();
-            _networks[n.Name] = await tools.Provisioner.CreateNetworkAsync(_runKey, $"nlrun-{ShortId}-{n.Name}", n.Internal, n.Icc, CancellationToken.None);
+            _networks[n.Name] = await tools.Host.CreateNetworkAsync(_runKey, $"nlrun-{ShortId}-{n.Name}", n.Internal, n.Icc, CancellationToken.None);
         }
 
         await StepAsync($"starting {scenario.Containers.Count} containers", ct);
         foreach (var c in scenario.Containers)
         {
             ct.ThrowIfCancellationRequested();
-            _containers[c.Name] = await tools.Provisioner.RunContainerAsync(_runKey, $"nlrun-{ShortId}-{c.Name}", _networks[c.Network].Name, CancellationToken.None);
+            _containers[c.Name] = await tools.Host.RunContainerAsync(_runKey, $"nlrun-{ShortId}-{c.Name}", _networks[c.Network].Name, CancellationToken.None);
         }
     }
 
     private async Task SnapshotBeforeAsync(CancellationToken ct)
     {
         await StepAsync("reading rules and topology before", ct);
-        var topology = await tools.Topology.ReadAsync(ct);
-        _backend = topology.Engine.FirewallBackend;
-        run.EngineVersion = topology.Engine.EngineVersion;
-        run.FirewallBackend = topology.Engine.FirewallBackend.ToString();
-        _before = await tools.Firewall.ReadAsync(topology.Engine.FirewallBackend, ct);
+        var engine = await tools.Host.ReadEngineAsync(ct);
+        _backend = engine.FirewallBackend;
+        run.EngineVersion = engine.EngineVersion;
+        run.FirewallBackend = engine.FirewallBackend.ToString();
+        _before = await tools.Host.ReadFirewallAsync(engine.FirewallBackend, ct);
         run.Layout = DockerLayoutDetector.Detect(_before.Ruleset).Kind.ToString();
         _recorder.Save(RunArtifactKind.RulesetBefore, _before.RawText);
         _recorder.Save(RunArtifactKind.Topology, JsonSerializer.Serialize(new { networks = _networks.Values, containers = _containers.Values }, ScenarioDefinition.Json));
@@ -145,7 +141,7 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
                 Tag = tag,
             };
             ct.ThrowIfCancellationRequested();
-            var result = await tools.Writer.InsertAsync(spec, CancellationToken.None);
+            var result = await tools.Host.InsertRuleAsync(spec, CancellationToken.None);
             commands.Add($"{result.CommandLine} → {result.Message}");
             await tools.Audit.WriteAsync(RunActor, "run.rule-inserted", $"run {run.Id}", $"variant '{run.Variant}' holds a rule for the run", run.LabId, result.CommandLine, result.Message, result.Succeeded, CancellationToken.None);
             if (!result.Succeeded)
@@ -161,7 +157,7 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
     private async Task PredictAsync(CancellationToken ct)
     {
         await StepAsync("predicting the probes' outcome", ct);
-        var held = await tools.Firewall.ReadAsync(_backend, ct);
+        var held = await tools.Host.ReadFirewallAsync(_backend, ct);
         var context = new EvaluationContext { InterfaceAddresses = _networks.Values.ToDictionary(n => n.Bridge, n => n.Gateway) };
         foreach (var p in scenario.Probes)
         {
@@ -194,7 +190,7 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
         foreach (var n in scenario.Captures)
         {
             ct.ThrowIfCancellationRequested();
-            _sessions.Add((await tools.Captures.StartAsync(new CaptureRequest(_networks[n].Bridge, TimeLimit: TimeSpan.FromMinutes(5), ByteLimit: 256L * 1024 * 1024, Owner: owner), CancellationToken.None), n));
+            _sessions.Add((await tools.Host.StartCaptureAsync(_networks[n].Bridge, owner, CancellationToken.None), n));
         }
 
         if (scenario.Trace && scenario.Probes.Count > 0)
@@ -202,14 +198,14 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
             var first = scenario.Probes[0];
             var (src, dst) = (_containers[first.From], _containers[first.To]);
             var dstNet = _networks[scenario.Containers.Single(c => c.Name == first.To).Network];
-            if (await tools.Traces.UnavailableReasonAsync(ct) is { } why)
+            if (await tools.Host.TraceUnavailableReasonAsync(ct) is { } why)
             {
                 _recorder.Save(RunArtifactKind.Traces, TraceArtifact.NotAvailable(why).ToJson());
             }
             else
             {
                 ct.ThrowIfCancellationRequested();
-                _trace = await tools.Traces.StartAsync(new TraceRequest(src.Address, dst.Address, first.Kind == "tcp" ? "tcp" : "icmp", [dstNet.Gateway], TimeSpan.FromMinutes(5), owner), CancellationToken.None);
+                _trace = await tools.Host.StartTraceAsync(new TraceRequest(src.Address, dst.Address, first.Kind == "tcp" ? "tcp" : "icmp", [dstNet.Gateway], TimeSpan.FromMinutes(5), owner), CancellationToken.None);
             }
         }
     }
@@ -224,8 +220,8 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
             await StepAsync($"probe {i + 1}: {p.Kind} {p.From} → {p.To}", ct);
             var to = _containers[p.To];
             var result = p.Kind == "tcp"
-                ? await tools.Probe.TcpAsync(_containers[p.From].Name, to.Name, to.Address, p.Port!.Value, p.Count, p.TimeoutSeconds, ct)
-                : await tools.Probe.PingAsync(_containers[p.From].Name, to.Address, p.Count, p.TimeoutSeconds, ct);
+                ? await tools.Host.TcpAsync(_containers[p.From].Name, to.Name, to.Address, p.Port!.Value, p.Count, p.TimeoutSeconds, ct)
+                : await tools.Host.PingAsync(_containers[p.From].Name, to.Address, p.Count, p.TimeoutSeconds, ct);
             sent += result.Sent;
             received += result.Received;
             db.RunProbes.Add(new RunProbe
@@ -259,12 +255,12 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
         _sessions.Clear();
         if (_trace is not null)
         {
-            await tools.Traces.StopAsync(_trace);
+            await tools.Host.StopTraceAsync(_trace);
             _recorder.Save(RunArtifactKind.Traces, TraceArtifact.Traced(_trace.Request, _trace.Tag, _trace.Packets).ToJson());
             _trace = null;
         }
 
-        var after = await tools.Firewall.ReadAsync(_backend, ct);
+        var after = await tools.Host.ReadFirewallAsync(_backend, ct);
         _recorder.Save(RunArtifactKind.RulesetAfter, after.RawText);
         _recorder.AddDeltas(_before!.Ruleset, after.Ruleset);
     }
@@ -282,10 +278,10 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
 
             if (_trace is not null)
             {
-                await tools.Traces.StopAsync(_trace);
+                await tools.Host.StopTraceAsync(_trace);
             }
 
-            foreach (var r in await tools.Writer.DeleteTaggedAsync(tag, CancellationToken.None))
+            foreach (var r in await tools.Host.DeleteTaggedAsync(tag, CancellationToken.None))
             {
                 cleanup.Add($"{r.CommandLine} → {r.Message}");
                 await tools.Audit.WriteAsync(RunActor, "run.rule-removed", $"run {run.Id}", $"the run ended ({run.Status}); its rule removed", run.LabId, r.CommandLine, r.Message, r.Succeeded, CancellationToken.None);
@@ -293,8 +289,14 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
 
             if (!run.KeepResources)
             {
-                cleanup.AddRange(await tools.Provisioner.RemoveAsync(_runKey, null, CancellationToken.None));
+                cleanup.AddRange(await tools.Host.RemoveAsync(_runKey, CancellationToken.None));
             }
+        }
+        catch (Dashboard.App.Hosts.HostUnavailableException ex)
+        {
+            tools.Logger.LogWarning("run {Run} cleanup waits for host {Host}: {Error}", run.Id, tools.Host.Name, ex.Message);
+            cleanup.Add($"not cleaned up: {ex.Message}; {RunService.AwaitingAgent}");
+            run.Error ??= $"cleanup waits for the host: {ex.Message}; {RunService.AwaitingAgent}";
         }
         catch (Exception ex)
         {

@@ -12,7 +12,7 @@ namespace Dashboard.App.Runs;
 public sealed record RunFilter(Guid? Experiment = null, string? Variant = null, RunStatus? Status = null, string? Author = null, DateTimeOffset? From = null, DateTimeOffset? To = null, int Page = 1, int PageSize = 25);
 
 /// <summary>A run as lists show it: summary columns only, never payloads.</summary>
-public sealed record RunSummary(Guid Id, Guid ExperimentId, string Experiment, string Variant, RunStatus Status, string Author, DateTimeOffset StartedAt, DateTimeOffset? EndedAt, int ProbesSent, int ProbesReceived, string? Outcome, string? Error, string? Origin);
+public sealed record RunSummary(Guid Id, Guid ExperimentId, string Experiment, string Variant, RunStatus Status, string Author, DateTimeOffset StartedAt, DateTimeOffset? EndedAt, int ProbesSent, int ProbesReceived, string? Outcome, string? Error, string? Origin, string? Host = null);
 
 public sealed record RunList(int Total, int Page, int PageSize, IReadOnlyList<RunSummary> Items);
 
@@ -38,7 +38,8 @@ public sealed record RunTraffic(IReadOnlyList<TimelinePacket> Packets, int Total
 
 /// <summary>Two runs side by side; each side's traffic as <see cref="RunQueries.TrafficAsync"/> reads it.</summary>
 public sealed record RunComparison(RunSummary A, RunSummary B, IReadOnlyList<ProbeComparison> Probes, IReadOnlyList<RuleComparison> Rules,
-    IReadOnlyList<string> RulesOnlyInA, IReadOnlyList<string> RulesOnlyInB, [property: JsonIgnore] RunTraffic TrafficA, [property: JsonIgnore] RunTraffic TrafficB)
+    IReadOnlyList<string> RulesOnlyInA, IReadOnlyList<string> RulesOnlyInB, [property: JsonIgnore] RunTraffic TrafficA, [property: JsonIgnore] RunTraffic TrafficB,
+    RunPlace PlaceA, RunPlace PlaceB, IReadOnlyList<RunDifference> Differences)
 {
     /// <summary>Other traffic on the bridges (IGMP, ARP, MLD, ...): never NAT evidence, counted per network and kind.</summary>
     public IReadOnlyList<OtherTraffic> OtherA => TrafficA.Other;
@@ -101,7 +102,7 @@ public static class RunQueries
 
     /// <summary>The summary columns: an expression for SQL, and the same compiled once for a run already loaded.</summary>
     private static readonly System.Linq.Expressions.Expression<Func<Run, RunSummary>> SummaryExpression =
-        r => new RunSummary(r.Id, r.ExperimentId, r.ExperimentName, r.Variant, r.Status, r.Author, r.StartedAt, r.EndedAt, r.ProbesSent, r.ProbesReceived, r.Outcome, r.Error, r.Origin);
+        r => new RunSummary(r.Id, r.ExperimentId, r.ExperimentName, r.Variant, r.Status, r.Author, r.StartedAt, r.EndedAt, r.ProbesSent, r.ProbesReceived, r.Outcome, r.Error, r.Origin, r.Host);
 
     private static readonly Func<Run, RunSummary> SummaryOf = SummaryExpression.Compile();
 
@@ -155,7 +156,9 @@ public static class RunQueries
         var tb = await TrafficAsync(db, b, nb, ct: ct);
         var addedA = ra.Where(kv => kv.Value.Change == "added").Select(kv => kv.Key.Rule).ToHashSet();
         var addedB = rb.Where(kv => kv.Value.Change == "added").Select(kv => kv.Key.Rule).ToHashSet();
-        return new RunComparison(da.Summary, dbb.Summary, probes, rules, [.. addedA.Except(addedB)], [.. addedB.Except(addedA)], ta, tb);
+        var differences = await RunDifferences.ExplainAsync(db, da, dbb, na, nb, probes, ct);
+        return new RunComparison(da.Summary, dbb.Summary, probes, rules, [.. addedA.Except(addedB)], [.. addedB.Except(addedA)], ta, tb,
+            new RunPlace(da.Host, da.EngineVersion, da.FirewallBackend, da.Layout), new RunPlace(dbb.Host, dbb.EngineVersion, dbb.FirewallBackend, dbb.Layout), differences);
     }
 
     /// <summary>

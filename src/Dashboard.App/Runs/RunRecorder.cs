@@ -1,7 +1,6 @@
 using Dashboard.Core.Firewall;
 using Dashboard.Data;
 using Dashboard.Data.Entities;
-using Dashboard.Host.Capture;
 
 namespace Dashboard.App.Runs;
 
@@ -11,25 +10,25 @@ public sealed class RunRecorder(DashboardDbContext db, Guid runId, string dataDi
     public void Save(string kind, string content) => db.RunArtifacts.Add(new RunArtifact { RunId = runId, Kind = kind, Content = content });
 
     /// <summary>Stops the captures, keeps each pcap in the run's folder and its decoded packets (up to the per-capture cap) as rows.</summary>
-    public async Task StopCapturesAsync(IReadOnlyList<(CaptureSession Session, string Network)> sessions)
+    public async Task StopCapturesAsync(IReadOnlyList<(IRunCapture Session, string Network)> sessions)
     {
         var folder = Path.Combine(dataDirectory, "runs", runId.ToString("N"));
         Directory.CreateDirectory(folder);
         foreach (var (s, network) in sessions)
         {
-            await s.StopAsync();
-            var file = $"{s.Request.Interface}.pcap";
-            File.Copy(s.PcapPath, Path.Combine(folder, file), overwrite: true);
+            var file = $"{s.Interface}.pcap";
+            var path = Path.Combine(folder, file);
+            var drops = await s.StopAsync(path);
             long total;
             List<RunPacket> rows;
-            await using (var stream = File.OpenRead(s.PcapPath))
+            await using (var stream = File.OpenRead(path))
             {
-                (total, rows) = await RunPackets.DecodeAsync(stream, runId, s.Request.Interface, RunPackets.MaxStoredPerCapture);
+                (total, rows) = await RunPackets.DecodeAsync(stream, runId, s.Interface, RunPackets.MaxStoredPerCapture);
             }
 
             db.RunPackets.AddRange(rows);
             var stored = rows.Count;
-            db.RunCaptures.Add(new RunCapture { RunId = runId, Interface = s.Request.Interface, Network = network, PcapFile = Path.Combine("runs", runId.ToString("N"), file), Packets = total, Stored = stored, KernelDrops = s.Stats.DroppedByKernel });
+            db.RunCaptures.Add(new RunCapture { RunId = runId, Interface = s.Interface, Network = network, PcapFile = Path.Combine("runs", runId.ToString("N"), file), Packets = total, Stored = stored, KernelDrops = drops });
         }
 
         await db.SaveChangesAsync(CancellationToken.None);

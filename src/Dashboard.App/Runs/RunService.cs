@@ -18,8 +18,10 @@ namespace Dashboard.App.Runs;
 /// Runs experiments one at a time: provision what the scenario needs (labelled networks and busybox containers),
 /// snapshot rules and topology, hold the variant's rules (tagged with the run), predict, capture and trace, probe,
 /// snapshot again, record everything, and remove what it added, also when the run fails, is cancelled, or (at the next
-/// start) when the dashboard was killed mid-run. Progress goes to the live feed. This class is the queue (start,
-/// cancel, progress, recovery at start-up); one run's steps are <see cref="RunExecution"/>'s, what it keeps
+/// start) when the dashboard was killed mid-run. Progress goes to the live feed. A run acts on one host: the
+/// dashboard's own or an agent's (<see cref="AgentRunHost"/>); each host has its own queue, so one experiment run on
+/// several hosts at once runs on all of them side by side. This class is the queues (start, cancel, progress,
+/// recovery at start-up and when an agent connects); one run's steps are <see cref="RunExecution"/>'s, what it keeps
 /// <see cref="RunRecorder"/>'s.
 /// </summary>
 public sealed class RunService(
@@ -33,6 +35,8 @@ public sealed class RunService(
     ContainerProbe probe,
     LiveFeed feed,
     Dashboard.App.Audit.AuditLog audit,
+    Dashboard.App.Hosts.HostDirectory hosts,
+    Dashboard.App.Hosts.IAgentCommands agents,
     IOptions<Dashboard.Host.DockerHostOptions> hostOptions,
     IOptions<DataOptions> dataOptions,
     IConfiguration configuration,
@@ -46,7 +50,10 @@ public sealed class RunService(
     /// <summary>Runs waiting at most (configuration <c>Runs:QueueCapacity</c>, 20 by default); one more is refused at once (429), never left waiting.</summary>
     public int QueueCapacity { get; } = Math.Clamp(configuration.GetValue("Runs:QueueCapacity", 20), 1, 1000);
 
-    private readonly Channel<Guid> _queue = Channel.CreateBounded<Guid>(new BoundedChannelOptions(Math.Clamp(configuration.GetValue("Runs:QueueCapacity", 20), 1, 1000)) { FullMode = BoundedChannelFullMode.Wait });
+    private readonly Dictionary<string, Channel<Guid>> _queues = new(StringComparer.Ordinal);
+    private readonly List<Task> _workers = [];
+    private readonly TaskCompletionSource<CancellationToken> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _waiting;
     private readonly ConcurrentDictionary<Guid, CancellationTokenSource> _cancels = new();
     private readonly ConcurrentDictionary<Guid, RunProgress> _progress = new();
     private readonly ConcurrentDictionary<Guid, int> _labs = new();
@@ -60,23 +67,64 @@ public sealed class RunService(
     /// <summary>Interrupted runs found (and cleaned up after) at start-up.</summary>
     public IReadOnlyList<Guid> Interrupted { get; private set; } = [];
 
-    /// <summary>Queues a run for a signed-in user: needs the Operator role in the experiment's lab; audited.</summary>
-    public async Task<Guid> StartAsync(Dashboard.App.Access.Actor actor, Guid experimentId, string variant, bool keepResources = false, CancellationToken ct = default)
+    /// <summary>The dashboard's own host, as runs record it.</summary>
+    public string LocalHost => hostOptions.Value.Name;
+
+    /// <summary>Queues a run for a signed-in user on one host (null: the dashboard's own): needs the Operator role in the experiment's lab; audited.</summary>
+    public async Task<Guid> StartAsync(Dashboard.App.Access.Actor actor, Guid experimentId, string variant, bool keepResources = false, CancellationToken ct = default, string? host = null) =>
+        (await StartOnHostsAsync(actor, experimentId, variant, [host ?? LocalHost], keepResources, ct))[0].Id;
+
+    /// <summary>
+    /// Queues one run of the variant on each host (at most 16, each named once), side by side: every host is checked
+    /// before any run is queued (known, and its agent connected now), so a bad name or a disconnected host queues
+    /// nothing. Needs the Operator role in the experiment's lab; each run is audited with its host.
+    /// </summary>
+    public async Task<IReadOnlyList<(string Host, Guid Id)>> StartOnHostsAsync(Dashboard.App.Access.Actor actor, Guid experimentId, string variant, IReadOnlyList<string> onHosts, bool keepResources = false, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(actor);
+        ArgumentNullException.ThrowIfNull(onHosts);
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
         var labId = await db.Experiments.Where(e => e.Id == experimentId).Select(e => (int?)e.LabId).SingleOrDefaultAsync(ct)
             ?? throw new Dashboard.App.Access.LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"experiment {experimentId} does not exist or is in a lab you are not a member of");
         await scope.ServiceProvider.GetRequiredService<Dashboard.App.Labs.LabAccess>().RequireAsync(actor, labId, Dashboard.Data.Entities.LabRole.Operator, ct);
-        var id = await StartAsync(experimentId, variant, actor.Name, keepResources, ct);
-        await scope.ServiceProvider.GetRequiredService<Dashboard.App.Audit.AuditLog>().WriteAsync(actor, "run.started", $"run {id}", $"run of variant '{variant}' started", labId, ct: ct);
-        return id;
+        CheckHosts(onHosts);
+        var started = new List<(string, Guid)>();
+        foreach (var host in onHosts)
+        {
+            var id = await StartAsync(experimentId, variant, actor.Name, keepResources, ct, host);
+            await scope.ServiceProvider.GetRequiredService<Dashboard.App.Audit.AuditLog>().WriteAsync(actor, "run.started", $"run {id}", $"run of variant '{variant}' started on host '{host}'", labId, ct: ct);
+            started.Add((host, id));
+        }
+
+        return started;
     }
 
-    /// <summary>Queues a run of one variant; returns its id at once (the run is recorded as Running from now on).</summary>
-    public async Task<Guid> StartAsync(Guid experimentId, string variant, string author, bool keepResources = false, CancellationToken ct = default)
+    /// <summary>The hosts a run may start on: the dashboard's own, or an agent's that is connected now.</summary>
+    private void CheckHosts(IReadOnlyList<string> onHosts)
     {
+        if (onHosts.Count is 0 or > 16 || onHosts.Any(h => string.IsNullOrWhiteSpace(h) || h.Length > 200) || onHosts.Distinct(StringComparer.Ordinal).Count() != onHosts.Count)
+        {
+            throw new ScenarioException(["hosts: name 1 to 16 hosts, each once (the dashboard's own is '" + LocalHost + "')"]);
+        }
+
+        foreach (var host in onHosts.Where(h => h != LocalHost))
+        {
+            switch (hosts.Remote(host))
+            {
+                case null:
+                    throw new Dashboard.App.Hosts.HostUnavailableException($"no host '{(host.Length > 64 ? host[..64] + "…" : host)}': the dashboard's own is '{LocalHost}', and no agent reports that name");
+                case { State: not Dashboard.App.Hosts.AgentState.Connected } h:
+                    throw new Dashboard.App.Hosts.HostUnavailableException($"host '{h.Name}' is {h.State.ToString().ToLowerInvariant()}: its agent must be connected to start a run there");
+            }
+        }
+    }
+
+    /// <summary>Queues a run of one variant on a host (null: the dashboard's own); returns its id at once (the run is recorded as Running from now on).</summary>
+    public async Task<Guid> StartAsync(Guid experimentId, string variant, string author, bool keepResources = false, CancellationToken ct = default, string? host = null)
+    {
+        host ??= LocalHost;
+        CheckHosts([host]);
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
         var experiment = await db.Experiments.SingleOrDefaultAsync(e => e.Id == experimentId, ct) ?? throw new ScenarioException([$"no experiment {experimentId}"]);
@@ -96,7 +144,7 @@ public sealed class RunService(
             Status = RunStatus.Running,
             Author = author,
             StartedAt = DateTimeOffset.UtcNow,
-            Host = hostOptions.Value.Name,
+            Host = host,
             KeepResources = keepResources,
             LastStep = "queued",
         };
@@ -105,8 +153,9 @@ public sealed class RunService(
         await db.SaveChangesAsync(ct);
         _cancels[run.Id] = new CancellationTokenSource();
         _labs[run.Id] = run.LabId;
-        if (!_queue.Writer.TryWrite(run.Id))
+        if (Interlocked.Increment(ref _waiting) > QueueCapacity)
         {
+            Interlocked.Decrement(ref _waiting);
             run.Status = RunStatus.Failed;
             run.Error = $"not started: {QueueCapacity} runs were already waiting";
             run.EndedAt = DateTimeOffset.UtcNow;
@@ -115,8 +164,25 @@ public sealed class RunService(
             throw new RunQueueFullException(QueueCapacity);
         }
 
+        QueueOf(host).Writer.TryWrite(run.Id);
         Report(run.Id, "queued", 0, RunStatus.Running, []);
         return run.Id;
+    }
+
+    /// <summary>The host's queue, and its worker (one run at a time per host), made on first use.</summary>
+    private Channel<Guid> QueueOf(string host)
+    {
+        lock (_queues)
+        {
+            if (!_queues.TryGetValue(host, out var queue))
+            {
+                queue = Channel.CreateUnbounded<Guid>(new UnboundedChannelOptions { SingleReader = true });
+                _queues[host] = queue;
+                _workers.Add(Task.Run(() => WorkAsync(queue)));
+            }
+
+            return queue;
+        }
     }
 
     /// <summary>Asks a queued or running run to stop; it records what it collected and cleans up.</summary>
@@ -185,25 +251,115 @@ public sealed class RunService(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await RecoverAsync(stoppingToken);
-        await foreach (var runId in _queue.Reader.ReadAllAsync(stoppingToken))
+        hosts.Connected += OnAgentConnected;
+        foreach (var connected in hosts.Remotes.Where(h => h.State == Dashboard.App.Hosts.AgentState.Connected))
         {
-            var cts = _cancels.GetOrAdd(runId, _ => new CancellationTokenSource());
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, stoppingToken);
-            try
+            // Connected while this service recovered: reconciled now (twice is harmless).
+            OnAgentConnected(connected);
+        }
+
+        _started.TrySetResult(stoppingToken);
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            hosts.Connected -= OnAgentConnected;
+            Task[] workers;
+            lock (_queues)
             {
-                await ExecuteRunAsync(runId, linked.Token, stoppingToken);
+                workers = [.. _workers];
             }
-            catch (Exception ex)
-            {
-                logger.LogError(ex, "run {Run} failed outside its own handling", runId);
-            }
-            finally
-            {
-                _cancels.TryRemove(runId, out _);
-                cts.Dispose();
-            }
+
+            await Task.WhenAll(workers);
         }
     }
+
+    /// <summary>One host's runs, one at a time, once recovery at start-up is done.</summary>
+    private async Task WorkAsync(Channel<Guid> queue)
+    {
+        var stoppingToken = await _started.Task;
+        try
+        {
+            await foreach (var runId in queue.Reader.ReadAllAsync(stoppingToken))
+            {
+                Interlocked.Decrement(ref _waiting);
+                var cts = _cancels.GetOrAdd(runId, _ => new CancellationTokenSource());
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, stoppingToken);
+                try
+                {
+                    await ExecuteRunAsync(runId, linked.Token, stoppingToken);
+                }
+                catch (Exception ex)
+                {
+                    logger.LogError(ex, "run {Run} failed outside its own handling", runId);
+                }
+                finally
+                {
+                    _cancels.TryRemove(runId, out _);
+                    cts.Dispose();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>What an agent's host still holds of runs this dashboard no longer runs is removed when the agent connects.</summary>
+    private void OnAgentConnected(Dashboard.App.Hosts.RemoteHost host) => _ = ReconcileHostAsync(host.Name);
+
+    /// <summary>
+    /// Sent to a host's agent when it connects (after a restart of either side or a lost link): every rule with this
+    /// dashboard's run tag prefix and every run resource on the host is removed, except those of runs running there
+    /// now and runs kept on purpose. Interrupted runs waiting for it say so; anything removed is audited.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ReconcileHostAsync(string host, CancellationToken ct = default)
+    {
+        try
+        {
+            // Let the agent's snapshot through first; the command waits for nothing else.
+            await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
+            var keep = await db.Runs.Where(r => r.Host == host && (r.Status == RunStatus.Running || r.KeepResources)).Select(r => r.Id).ToListAsync(ct);
+            var reply = await agents.RunStepAsync(host, new Dashboard.Host.Agents.AgentRunCommand(Dashboard.Host.Agents.AgentRunAction.Reconcile, "", Keep: [.. keep.Select(k => k.ToString("N"))], TagPrefix: RuleTag.Prefix + $"run-{_instance}-"), TimeSpan.FromMinutes(3), ct);
+            if ((reply.Refused ?? reply.Failed) is { } problem)
+            {
+                logger.LogWarning("host {Host}: runs not reconciled: {Problem}", host, problem);
+                await audit.WriteAsync(Dashboard.App.Access.Actor.System, "run.reconciled", $"host {host}", "what earlier runs left on the host could not be removed", null, "reconcile", problem, false, CancellationToken.None);
+                return [];
+            }
+
+            var removed = reply.Removed ?? [];
+            var waiting = await db.Runs.Where(r => r.Host == host && r.Error != null && r.Error.Contains(AwaitingAgent)).ToListAsync(ct);
+            foreach (var r in waiting)
+            {
+                r.Error = r.Error!.Replace(AwaitingAgent, $"what it had created was removed when the host's agent connected again ({DateTimeOffset.UtcNow:u})", StringComparison.Ordinal);
+            }
+
+            await db.SaveChangesAsync(CancellationToken.None);
+            if (removed.Count > 0)
+            {
+                logger.LogWarning("host {Host}: leftovers of runs removed: {Removed}", host, string.Join("; ", removed));
+                await audit.WriteAsync(Dashboard.App.Access.Actor.System, "run.reconciled", $"host {host}", $"{removed.Count} leftovers of earlier runs removed when the agent connected", null, "reconcile", string.Join("\n", removed), true, CancellationToken.None);
+            }
+
+            return removed;
+        }
+        catch (Exception ex) when (ex is Dashboard.App.Hosts.HostUnavailableException or DbUpdateException or OperationCanceledException)
+        {
+            logger.LogWarning("host {Host}: runs not reconciled: {Error}", host, ex.Message);
+            return [];
+        }
+    }
+
+    /// <summary>Said by a run whose host's agent went away: reconciliation replaces it when the agent is back.</summary>
+    public const string AwaitingAgent = "what it had created is removed when the host's agent connects again";
 
     /// <summary>Runs left Running by a dashboard that died are marked Interrupted; their rules, containers and networks are removed.</summary>
     private async Task RecoverAsync(CancellationToken ct)
@@ -218,7 +374,9 @@ public sealed class RunService(
             {
                 r.Status = RunStatus.Interrupted;
                 r.EndedAt ??= DateTimeOffset.UtcNow;
-                r.Error = $"the dashboard stopped while the run was at '{r.LastStep}'; what it had recorded is kept, and what it had created was removed at the next start";
+                r.Error = r.Host is null || r.Host == LocalHost
+                    ? $"the dashboard stopped while the run was at '{r.LastStep}'; what it had recorded is kept, and what it had created was removed at the next start"
+                    : $"the dashboard stopped while the run was at '{r.LastStep}' on host '{r.Host}'; what it had recorded is kept, and {AwaitingAgent}";
             }
 
             await db.SaveChangesAsync(ct);
@@ -259,7 +417,10 @@ public sealed class RunService(
         var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
         var run = await db.Runs.SingleAsync(r => r.Id == runId, CancellationToken.None);
         var scenario = ScenarioDefinition.Parse((await db.RunArtifacts.SingleAsync(a => a.RunId == runId && a.Kind == RunArtifactKind.Scenario, CancellationToken.None)).Content);
-        var tools = new RunTools(provisioner, firewall, topologyReader, writer, captures, traces, probe, audit, dataOptions.Value.ResolveDirectory(), logger);
+        IRunHost host = run.Host is null || run.Host == LocalHost
+            ? new LocalRunHost(LocalHost, provisioner, firewall, topologyReader, writer, captures, traces, probe)
+            : new AgentRunHost(run.Host, runId.ToString("N"), agents);
+        var tools = new RunTools(host, audit, dataOptions.Value.ResolveDirectory(), logger);
         await new RunExecution(tools, db, run, scenario, TagOf(runId), (step, fraction, status, steps) => Report(runId, step, fraction, status, steps)).ExecuteAsync(ct, stopping);
     }
 }

@@ -1,6 +1,9 @@
+using Dashboard.Core.Changes;
 using Dashboard.Core.Firewall;
 using Dashboard.Core.Topology;
 using Dashboard.Host.Collector;
+using Dashboard.Host.Docker;
+using Dashboard.Host.Netfilter;
 
 namespace Dashboard.Host.Agents;
 
@@ -32,6 +35,12 @@ public static class AgentProtocol
 
     /// <summary>A command with a result (SignalR client results): a bounded ping from inside a lab container (<see cref="AgentProbeRequest"/>).</summary>
     public const string Probe = nameof(Probe);
+
+    /// <summary>A command with a result: one step of a run on the agent's host (<see cref="AgentRunCommand"/>, answered by <see cref="AgentRunReply"/>).</summary>
+    public const string RunStep = nameof(RunStep);
+
+    /// <summary>The largest pcap an agent returns for a run's capture (its captures are limited to this size).</summary>
+    public const long MaxRunPcapBytes = 8L * 1024 * 1024;
 
     /// <summary>This build's version, as agents and dashboards exchange it.</summary>
     public static string BuildVersion { get; } = typeof(AgentProtocol).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
@@ -126,3 +135,88 @@ public sealed record AgentProbeRequest(string Container, string Address, int Cou
 
 /// <summary>What the ping printed and counted, or why the agent would not run it (<paramref name="Refused"/>).</summary>
 public sealed record AgentProbeReply(int Sent, int Received, string Output, string? Refused);
+
+/// <summary>The steps of a run an agent carries out on its host (each checked by the agent: run names, labels, tags, lab addresses).</summary>
+public enum AgentRunAction
+{
+    /// <summary>The busybox image present (imported from the host's busybox when missing).</summary>
+    EnsureImage,
+
+    /// <summary>A labelled bridge network <see cref="AgentRunCommand.Name"/> (a /24 inside 172.16.0.0/12).</summary>
+    CreateNetwork,
+
+    /// <summary>A labelled busybox container <see cref="AgentRunCommand.Name"/> on the run's <see cref="AgentRunCommand.Network"/>.</summary>
+    RunContainer,
+
+    /// <summary>The engine's version and firewall backend.</summary>
+    ReadEngine,
+
+    /// <summary>A fresh read of the rules, as text.</summary>
+    ReadFirewall,
+
+    /// <summary>One of the run's rules (<see cref="AgentRunCommand.Rule"/>), tagged with the run's tag.</summary>
+    InsertRule,
+
+    /// <summary>Every rule carrying exactly the run's tag removed.</summary>
+    DeleteTagged,
+
+    /// <summary>A capture on one of the run's bridges (<see cref="AgentRunCommand.Interface"/>); the reply names it.</summary>
+    StartCapture,
+
+    /// <summary>The capture <see cref="AgentRunCommand.Capture"/> stopped; the reply carries its pcap.</summary>
+    StopCapture,
+
+    /// <summary>A bounded TCP connect from one of the run's containers.</summary>
+    Tcp,
+
+    /// <summary>The run's containers and networks removed, its rules and captures too.</summary>
+    RemoveRun,
+
+    /// <summary>What runs left behind removed: rules tagged <see cref="AgentRunCommand.TagPrefix"/>… and resources of runs not in <see cref="AgentRunCommand.Keep"/>.</summary>
+    Reconcile,
+}
+
+/// <summary>
+/// One step of a run. <paramref name="RunKey"/> is the run's id (32 hex digits); names, tags and interfaces must be the
+/// run's own, and the agent refuses anything else.
+/// </summary>
+public sealed record AgentRunCommand(
+    AgentRunAction Action,
+    string RunKey,
+    string? Name = null,
+    string? Network = null,
+    bool Internal = false,
+    bool Icc = true,
+    FirewallBackend? Backend = null,
+    RuleSpec? Rule = null,
+    string? Tag = null,
+    string? Interface = null,
+    string? Capture = null,
+    string? Container = null,
+    string? Target = null,
+    string? Address = null,
+    int Port = 0,
+    int Count = 1,
+    int TimeoutSeconds = 1,
+    IReadOnlyList<string>? Keep = null,
+    string? TagPrefix = null);
+
+/// <summary>
+/// A step's outcome: <paramref name="Refused"/> when the agent would not do it (it names why), <paramref name="Failed"/>
+/// when the host could not (the engine's or the tool's message), otherwise the fields the step fills.
+/// </summary>
+public sealed record AgentRunReply(
+    string? Refused = null,
+    string? Failed = null,
+    string? Text = null,
+    ProvisionedNetwork? Network = null,
+    ProvisionedContainer? Container = null,
+    EngineInfo? Engine = null,
+    AgentFirewall? Firewall = null,
+    RuleCommandResult? Rule = null,
+    IReadOnlyList<RuleCommandResult>? Rules = null,
+    IReadOnlyList<string>? Removed = null,
+    ProbeResult? Probe = null,
+    string? Capture = null,
+    byte[]? Pcap = null,
+    long? KernelDrops = null);

@@ -113,8 +113,13 @@ public static class RunApi
     {
         try
         {
-            var id = await service.StartAsync(Actor.From(http), body.ExperimentId, body.Variant ?? "", body.Keep ?? false, ct);
-            return TypedResults.Accepted($"/api/runs/{id}", new StartRunResponse(id));
+            var started = await service.StartOnHostsAsync(Actor.From(http), body.ExperimentId, body.Variant ?? "", body.Hosts is { Count: > 0 } hosts ? hosts : [service.LocalHost], body.Keep ?? false, ct);
+            var id = started[0].Id;
+            return TypedResults.Accepted($"/api/runs/{id}", new StartRunResponse(id, [.. started.Select(s => new StartedRun(s.Host, s.Id))]));
+        }
+        catch (Dashboard.App.Hosts.HostUnavailableException ex)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Run not started", detail: ex.Message);
         }
         catch (ScenarioException ex)
         {

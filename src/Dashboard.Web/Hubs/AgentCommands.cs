@@ -10,26 +10,37 @@ public sealed class AgentCommands(HostDirectory directory, IHubContext<AgentHub>
 {
     public async Task<ProbeResult> PingAsync(string host, string container, string address, int count, int timeoutSeconds, CancellationToken ct = default)
     {
-        var connection = Connection(host);
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(TimeSpan.FromSeconds(20 + (Math.Clamp(count, 1, ContainerProbe.MaxCount) * Math.Clamp(timeoutSeconds, 1, 5))));
-        AgentProbeReply reply;
-        try
-        {
-            reply = await hub.Clients.Client(connection).InvokeAsync<AgentProbeReply>(AgentProtocol.Probe, new AgentProbeRequest(container, address, count, timeoutSeconds), deadline.Token);
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            throw new HostUnavailableException($"host '{host}' did not answer the probe in time");
-        }
-        catch (IOException ex)
-        {
-            throw new HostUnavailableException($"host '{host}': {ex.Message}");
-        }
-
+        var deadline = TimeSpan.FromSeconds(20 + (Math.Clamp(count, 1, ContainerProbe.MaxCount) * Math.Clamp(timeoutSeconds, 1, 5)));
+        var reply = await InvokeAsync<AgentProbeReply>(host, AgentProtocol.Probe, new AgentProbeRequest(container, address, count, timeoutSeconds), "the probe", deadline, ct);
         return reply.Refused is { } why
             ? throw new ProbeRejectedException($"host '{host}' refused the probe: {why}")
             : new ProbeResult(container, address, reply.Sent, reply.Received, reply.Output);
+    }
+
+    public Task<AgentRunReply> RunStepAsync(string host, AgentRunCommand command, TimeSpan deadline, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        return InvokeAsync<AgentRunReply>(host, AgentProtocol.RunStep, command, $"the run step {command.Action}", deadline, ct);
+    }
+
+    /// <summary>A client result from the host's current connection; a host gone, going away or late is <see cref="HostUnavailableException"/>.</summary>
+    private async Task<T> InvokeAsync<T>(string host, string method, object argument, string what, TimeSpan timeout, CancellationToken ct)
+    {
+        var connection = Connection(host);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            return await hub.Clients.Client(connection).InvokeAsync<T>(method, argument, deadline.Token);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new HostUnavailableException($"host '{host}' did not answer {what} within {timeout.TotalSeconds:0} s");
+        }
+        catch (Exception ex) when (ex is IOException or HubException)
+        {
+            throw new HostUnavailableException($"host '{host}' did not answer {what}: {ex.Message}");
+        }
     }
 
     private string Connection(string host) =>

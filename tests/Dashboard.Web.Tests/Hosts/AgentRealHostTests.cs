@@ -1,10 +1,6 @@
-using System.Diagnostics;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json;
-using Dashboard.App.Hosts;
 using Dashboard.Core.Firewall;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Dashboard.Web.Tests.Hosts;
 
@@ -16,222 +12,75 @@ namespace Dashboard.Web.Tests.Hosts;
 [Trait("Category", "RealHost")]
 public sealed class AgentRealHostTests
 {
-    private static string AgentDll
-    {
-        get
-        {
-            var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
-            return Path.Combine(TestPaths.RepoRoot, "src", "Dashboard.Agent", "bin", configuration, "net10.0", "Dashboard.Agent.dll");
-        }
-    }
-
-    private sealed class AgentProcess : IDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-        private readonly string? _tokenFile;
-
-        public AgentProcess(string name, LabEngine? engine, string token, Uri server, string socket)
-        {
-            Name = name;
-            var start = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            if (engine is null)
-            {
-                start.FileName = "dotnet";
-                start.Environment["Agent__Server"] = server.ToString();
-            }
-            else
-            {
-                // In the engine's network and mount namespaces: its iptables, its sandbox keys, its socket.
-                start.FileName = "nsenter";
-                foreach (var a in new[] { "-t", engine.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), "-n", "-m", "--", "dotnet" })
-                {
-                    start.ArgumentList.Add(a);
-                }
-
-                start.Environment["Agent__Server"] = "http://localhost/";
-                start.Environment["Agent__UnixSocket"] = socket;
-                start.Environment["Host__DockerEndpoint"] = engine.DockerHost;
-            }
-
-            start.ArgumentList.Add(AgentDll);
-            if (engine is null)
-            {
-                start.Environment["Agent__Token"] = token;
-            }
-            else
-            {
-                // As scripts/agent.sh --token-file passes it: a file only root reads, named in the environment.
-                _tokenFile = Path.Combine(Path.GetTempPath(), $"netlab-agent-{Guid.NewGuid():N}.token");
-                File.WriteAllText(_tokenFile, token + "\n");
-                if (!OperatingSystem.IsWindows())
-                {
-                    File.SetUnixFileMode(_tokenFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-                }
-
-                start.Environment["Agent__TokenFile"] = _tokenFile;
-            }
-
-            start.Environment["Agent__Name"] = name;
-            start.Environment["Host__InstanceId"] = "agt" + name.Replace("-", "", StringComparison.Ordinal)[..Math.Min(10, name.Length - 1)];
-            start.Environment["Logging__LogLevel__Default"] = "Warning";
-            start.Environment["Logging__LogLevel__Dashboard"] = "Information";
-            _process = new Process { StartInfo = start };
-            _process.OutputDataReceived += (_, e) => Append(e.Data);
-            _process.ErrorDataReceived += (_, e) => Append(e.Data);
-            _process.Start();
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        public string Name { get; }
-
-        public string Output
-        {
-            get
-            {
-                lock (_output)
-                {
-                    return _output.ToString();
-                }
-            }
-        }
-
-        private void Append(string? line)
-        {
-            lock (_output)
-            {
-                if (line is not null && _output.Length < 64_000)
-                {
-                    _output.AppendLine(line);
-                }
-            }
-        }
-
-        public void Dispose()
-        {
-            try
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(10_000);
-            }
-            catch (InvalidOperationException)
-            {
-                // already exited
-            }
-
-            _process.Dispose();
-            if (_tokenFile is not null)
-            {
-                File.Delete(_tokenFile);
-            }
-        }
-    }
-
     [SkippableFact]
     public async Task ThreeRealEngines_EachWithItsAgent_AreListed_AndTheSeedVariantsArePredictedCountedAndVerifiedOnEach()
     {
         RealHost.Require();
-        var e26 = await LabEngine.StartAsync("26.1");
-        var e28 = await LabEngine.StartAsync("28.5");
-        var socket = $"/run/netlab-dashboard-test-{Guid.NewGuid().ToString("N")[..8]}.sock";
-        using var factory = new DashboardFactory(kestrel: true, unixSocket: socket);
-        using var admin = new HttpClient { BaseAddress = factory.BaseUri };
-        admin.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + factory.AdminToken);
-
-        var hosts = new (string Name, LabEngine? Engine, string Version)[] { ("docker-2010", null, "20.10."), ("docker-261", e26, "26.1.5"), ("docker-285", e28, "28.5.2") };
-        var agents = new List<AgentProcess>();
-        try
+        await using var three = await ThreeAgentHosts.StartAsync();
+        var (admin, directory, hosts) = (three.Admin, three.Directory, three.Hosts);
+        string Logs() => three.Logs();
+        foreach (var (name, engine, version) in hosts)
         {
-            foreach (var (name, engine, _) in hosts)
+            await using var lab = new LabScope(engine);
+            var seed = await lab.CreateSeedLabAsync();
+            var feed = directory.Remote(name)!.Feed;
+
+            // The agent sees the lab with both containers' veths (read inside the engine's own mount namespace).
+            await Eventually.UntilAsync(() => Task.FromResult(feed.Topology is { } t
+                    && t.Containers.Where(c => c.Name == seed.C1 || c.Name == seed.C2).Count(c => c.Endpoints.Any(e => e.Veth is not null)) == 2
+                    && feed.Ruleset?.Rules.Any(r => r.Bridges.Contains(seed.Bridge1)) == true),
+                () => $"host {name} to report the seed lab with veths and its rules:\n{Logs()}", 60);
+
+            // The rule that decides c2 → c1: the isolation DROP before 28, the raw direct-access DROP on 28.5.
+            var is28 = version.StartsWith("28", StringComparison.Ordinal);
+            FirewallRule Raw() => feed.Ruleset!.Rules.Single(r => r.Table == "raw" && r.Chain == "PREROUTING" && r.FindValue("-d") == seed.C1Ip + "/32" && r.Target == "DROP");
+            FirewallRule Deciding() => is28 ? Raw()
+                : feed.Ruleset!.Rules.Single(r => r.Table == "filter" && r.Chain == "DOCKER-ISOLATION-STAGE-2" && r.FindValue("-o") == seed.Bridge1 && r.Target == "DROP");
+
+            // Isolated, then with the ACCEPT pair at the head of DOCKER-USER (added in the engine's own namespace).
+            foreach (var variant in new[] { "isolated", "docker-user" })
             {
-                var registered = await (await admin.PostAsJsonAsync("/api/hosts", new { name })).Content.ReadFromJsonAsync<JsonElement>();
-                agents.Add(new AgentProcess(name, engine, registered.GetProperty("token").GetString()!, factory.BaseUri, socket));
-            }
-
-            var directory = factory.Services.GetRequiredService<HostDirectory>();
-            string Logs() => string.Join("\n", agents.Select(a => $"--- agent {a.Name}:\n{a.Output}"));
-
-            // All three connected, each with its engine's version and the rules the dashboard parsed from its agent.
-            await Eventually.UntilAsync(async () =>
-            {
-                var list = await admin.GetFromJsonAsync<JsonElement>("/api/hosts");
-                return hosts.All(h => list.EnumerateArray().Any(x => x.GetProperty("name").GetString() == h.Name && x.GetProperty("agent").GetString() == "Connected"
-                    && x.GetProperty("engineVersion").GetString()?.StartsWith(h.Version, StringComparison.Ordinal) == true && x.GetProperty("rules").GetInt32() > 0));
-            }, () => "three connected hosts with their versions:\n" + Logs(), 90);
-
-            foreach (var (name, engine, version) in hosts)
-            {
-                await using var lab = new LabScope(engine);
-                var seed = await lab.CreateSeedLabAsync();
-                var feed = directory.Remote(name)!.Feed;
-
-                // The agent sees the lab with both containers' veths (read inside the engine's own mount namespace).
-                await Eventually.UntilAsync(() => Task.FromResult(feed.Topology is { } t
-                        && t.Containers.Where(c => c.Name == seed.C1 || c.Name == seed.C2).Count(c => c.Endpoints.Any(e => e.Veth is not null)) == 2
-                        && feed.Ruleset?.Rules.Any(r => r.Bridges.Contains(seed.Bridge1)) == true),
-                    () => $"host {name} to report the seed lab with veths and its rules:\n{Logs()}", 60);
-
-                // The rule that decides c2 → c1: the isolation DROP before 28, the raw direct-access DROP on 28.5.
-                var is28 = version.StartsWith("28", StringComparison.Ordinal);
-                FirewallRule Raw() => feed.Ruleset!.Rules.Single(r => r.Table == "raw" && r.Chain == "PREROUTING" && r.FindValue("-d") == seed.C1Ip + "/32" && r.Target == "DROP");
-                FirewallRule Deciding() => is28 ? Raw()
-                    : feed.Ruleset!.Rules.Single(r => r.Table == "filter" && r.Chain == "DOCKER-ISOLATION-STAGE-2" && r.FindValue("-o") == seed.Bridge1 && r.Target == "DROP");
-
-                // Isolated, then with the ACCEPT pair at the head of DOCKER-USER (added in the engine's own namespace).
-                foreach (var variant in new[] { "isolated", "docker-user" })
+                if (variant == "docker-user")
                 {
-                    if (variant == "docker-user")
-                    {
-                        var s1 = (await lab.InspectAsync("network", seed.Net1)).GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString()!;
-                        var s2 = (await lab.InspectAsync("network", seed.Net2)).GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString()!;
-                        await lab.InsertAsync(new Dashboard.Core.Changes.RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = s2, Destination = s1, Target = "ACCEPT", Tag = lab.Tag });
-                        await lab.InsertAsync(new Dashboard.Core.Changes.RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = s1, Destination = s2, Target = "ACCEPT", Tag = lab.Tag });
-                        await Eventually.UntilAsync(() => Task.FromResult(feed.Ruleset!.Rules.Count(r => r.Comment == lab.Tag) == 2),
-                            () => $"{name}: the two tagged ACCEPT rules to reach the dashboard through the agent:\n{Logs()}", 20);
-                    }
+                    var s1 = (await lab.InspectAsync("network", seed.Net1)).GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString()!;
+                    var s2 = (await lab.InspectAsync("network", seed.Net2)).GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString()!;
+                    await lab.InsertAsync(new Dashboard.Core.Changes.RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = s2, Destination = s1, Target = "ACCEPT", Tag = lab.Tag });
+                    await lab.InsertAsync(new Dashboard.Core.Changes.RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = s1, Destination = s2, Target = "ACCEPT", Tag = lab.Tag });
+                    await Eventually.UntilAsync(() => Task.FromResult(feed.Ruleset!.Rules.Count(r => r.Comment == lab.Tag) == 2),
+                        () => $"{name}: the two tagged ACCEPT rules to reach the dashboard through the agent:\n{Logs()}", 20);
+                }
 
-                    var opens = variant == "docker-user" && !is28;
-                    var before = feed.CountersOf(Deciding()).Packets;
-                    var matrix = await admin.GetFromJsonAsync<JsonElement>($"/api/hosts/{name}/isolation?by=containers");
-                    var cell = matrix.GetProperty("cells").EnumerateArray().Single(c => c.GetProperty("from").GetString() == $"{seed.C2}@{seed.Net2}" && c.GetProperty("to").GetString() == $"{seed.C1}@{seed.Net1}");
-                    Assert.True(opens == cell.GetProperty("succeeds").GetBoolean(), $"{name} {variant}: the dashboard predicts c2 → c1 {(opens ? "answered" : "blocked")}: {cell}");
-                    if (!opens)
-                    {
-                        Assert.Equal(Deciding().Table, cell.GetProperty("decidingRule").GetProperty("table").GetString());
-                        Assert.Equal(Deciding().Chain, cell.GetProperty("decidingRule").GetProperty("chain").GetString());
-                    }
+                var opens = variant == "docker-user" && !is28;
+                var before = feed.CountersOf(Deciding()).Packets;
+                var matrix = await admin.GetFromJsonAsync<JsonElement>($"/api/hosts/{name}/isolation?by=containers");
+                var cell = matrix.GetProperty("cells").EnumerateArray().Single(c => c.GetProperty("from").GetString() == $"{seed.C2}@{seed.Net2}" && c.GetProperty("to").GetString() == $"{seed.C1}@{seed.Net1}");
+                Assert.True(opens == cell.GetProperty("succeeds").GetBoolean(), $"{name} {variant}: the dashboard predicts c2 → c1 {(opens ? "answered" : "blocked")}: {cell}");
+                if (!opens)
+                {
+                    Assert.Equal(Deciding().Table, cell.GetProperty("decidingRule").GetProperty("table").GetString());
+                    Assert.Equal(Deciding().Chain, cell.GetProperty("decidingRule").GetProperty("chain").GetString());
+                }
 
-                    Assert.Equal((3, opens ? 3 : 0), await lab.PingAsync(seed.C2, seed.C1Ip, 3));
-                    if (!opens)
-                    {
-                        await Eventually.UntilAsync(() => Task.FromResult(feed.CountersOf(Deciding()).Packets >= before + 3),
-                            () => $"{name} {variant}: the deciding rule's counter to move by 3 through the agent (from {before}, now {feed.CountersOf(Deciding()).Packets}):\n{Logs()}", 20);
-                        await Task.Delay(1000);
-                        Assert.Equal(before + 3, feed.CountersOf(Deciding()).Packets);
-                    }
+                Assert.Equal((3, opens ? 3 : 0), await lab.PingAsync(seed.C2, seed.C1Ip, 3));
+                if (!opens)
+                {
+                    await Eventually.UntilAsync(() => Task.FromResult(feed.CountersOf(Deciding()).Packets >= before + 3),
+                        () => $"{name} {variant}: the deciding rule's counter to move by 3 through the agent (from {before}, now {feed.CountersOf(Deciding()).Packets}):\n{Logs()}", 20);
+                    await Task.Delay(1000);
+                    Assert.Equal(before + 3, feed.CountersOf(Deciding()).Packets);
+                }
 
-                    // The dashboard's own verification, its pings run by that host's agent, agrees in both directions.
-                    var verify = await admin.PostAsJsonAsync($"/api/hosts/{name}/isolation/verify", new { by = "containers" });
-                    var verified = await verify.Content.ReadFromJsonAsync<JsonElement>();
-                    Assert.True(verify.IsSuccessStatusCode, $"{name} {variant}: verify answered {(int)verify.StatusCode}: {verified}");
-                    foreach (var (from, to) in new[] { (seed.C2, seed.C1), (seed.C1, seed.C2) })
-                    {
-                        var v = verified.GetProperty("cells").EnumerateArray().Single(c => c.GetProperty("from").GetString()!.StartsWith(from + "@", StringComparison.Ordinal)
-                            && c.GetProperty("to").GetString()!.StartsWith(to + "@", StringComparison.Ordinal));
-                        Assert.True(v.GetProperty("agreement").GetString() == "Agreed", $"{name} {variant}: {from} → {to} verified by the agent's ping: {v}");
-                    }
+                // The dashboard's own verification, its pings run by that host's agent, agrees in both directions.
+                var verify = await admin.PostAsJsonAsync($"/api/hosts/{name}/isolation/verify", new { by = "containers" });
+                var verified = await verify.Content.ReadFromJsonAsync<JsonElement>();
+                Assert.True(verify.IsSuccessStatusCode, $"{name} {variant}: verify answered {(int)verify.StatusCode}: {verified}");
+                foreach (var (from, to) in new[] { (seed.C2, seed.C1), (seed.C1, seed.C2) })
+                {
+                    var v = verified.GetProperty("cells").EnumerateArray().Single(c => c.GetProperty("from").GetString()!.StartsWith(from + "@", StringComparison.Ordinal)
+                        && c.GetProperty("to").GetString()!.StartsWith(to + "@", StringComparison.Ordinal));
+                    Assert.True(v.GetProperty("agreement").GetString() == "Agreed", $"{name} {variant}: {from} → {to} verified by the agent's ping: {v}");
                 }
             }
-        }
-        finally
-        {
-            foreach (var a in agents)
-            {
-                a.Dispose();
-            }
-
-            File.Delete(socket);
         }
     }
 }

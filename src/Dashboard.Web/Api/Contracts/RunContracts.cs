@@ -10,6 +10,10 @@ public sealed record ExperimentDto(Guid Id, string Name, string? Description, bo
 
 public sealed record CreateExperimentRequest(string? Name, string? Description, JsonElement Scenario, int? Lab = null);
 
-public sealed record StartRunRequest(Guid ExperimentId, string? Variant, bool? Keep);
+/// <summary>A run of one variant; <paramref name="Hosts"/> names the hosts to run it on side by side (none: the dashboard's own).</summary>
+public sealed record StartRunRequest(Guid ExperimentId, string? Variant, bool? Keep, IReadOnlyList<string>? Hosts = null);
 
-public sealed record StartRunResponse(Guid Id);
+/// <summary>The first run's id, and every run started with its host.</summary>
+public sealed record StartRunResponse(Guid Id, IReadOnlyList<StartedRun> Runs);
+
+public sealed record StartedRun(string Host, Guid Id);
