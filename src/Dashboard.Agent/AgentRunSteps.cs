@@ -15,7 +15,7 @@ namespace Dashboard.Agent;
 /// The steps of a run the dashboard asks this agent to carry out (<see cref="AgentProtocol.RunStep"/>), each with the
 /// same Host-layer code the dashboard runs for its own host. The agent trusts nothing in a command: names must be the
 /// run's (<c>nlrun-&lt;first 8 of the run key&gt;-…</c>), rules must carry the run's tag and match lab addresses only
-/// (172.16.0.0/12), captures run only on the run's bridges and probes only from its containers; removal goes by the
+/// (172.16.0.0/12, no interface, no negation), captures run only on the run's bridges and probes only from its containers; removal goes by the
 /// run's labels and tag, never anything else.
 /// </summary>
 public sealed partial class AgentRunSteps(
@@ -130,6 +130,16 @@ public sealed partial class AgentRunSteps(
         if (rule.Target == "TRACE" || rule.IsIpv6)
         {
             return "a run holds IPv4 ACCEPT, DROP, REJECT, RETURN or LOG rules";
+        }
+
+        if (rule.Source is null && rule.Destination is null)
+        {
+            return "a run's rule matches a lab source or destination (inside 172.16.0.0/12): a rule for every address is not a run's";
+        }
+
+        if (rule.InInterface is not null || rule.OutInterface is not null || rule.NegateSource || rule.NegateDestination)
+        {
+            return "a run's rule matches lab addresses, not interfaces or negations";
         }
 
         foreach (var end in new[] { rule.Source, rule.Destination })
