@@ -29,7 +29,9 @@ public sealed record HostOverview(
     long Messages,
     long Gaps,
     string? Problem,
-    HostRecord? Registration)
+    HostRecord? Registration,
+    int Outages = 0,
+    DataGap? LastOutage = null)
 {
     public static HostOverview OfLocal(LiveFeed feed) => new(
         feed.Host, true, null, false, AgentVersion: null, ProtocolVersion: null, feed.Topology?.Engine.EngineVersion, feed.Status.Backend,
@@ -43,7 +45,8 @@ public sealed record HostOverview(
         : new(record.Name, false, h.State, h.IsStale, h.AgentVersion, h.ProtocolVersion, h.Feed.Topology?.Engine.EngineVersion ?? record.LastEngineVersion,
             h.Feed.Status.Backend, h.Feed.Status.Layout?.Kind, h.Feed.Status.Layout?.Description, h.Feed.Status.RuleCount, h.Feed.Topology?.Containers.Count ?? 0,
             h.ConnectedSince, h.DisconnectedAt, h.Feed.Status.LastReadAt, h.IsStale ? 0 : h.Feed.Status.AchievedRateHz, h.Lag?.TotalMilliseconds, h.Messages, h.Gaps,
-            record.RevokedAt is not null ? "token revoked" : h.LastProblem ?? (h.IsStale ? null : h.Feed.Status.EngineError ?? h.Feed.Status.FirewallError), record);
+            record.RevokedAt is not null ? "token revoked" : h.LastProblem ?? (h.IsStale ? null : h.Feed.Status.EngineError ?? h.Feed.Status.FirewallError), record,
+            h.Feed.Gaps.Count, h.Feed.Gaps.Count > 0 ? h.Feed.Gaps[^1] : null);
 
     /// <summary>The local host first, then every registered host by name.</summary>
     public static async Task<IReadOnlyList<HostOverview>> ListAsync(HostDirectory directory, HostRegistry registry, CancellationToken ct = default)

@@ -80,6 +80,12 @@ public sealed class RemoteHost(string name)
             previous = ConnectionId is not null && ConnectionId != connectionId ? _abort : null;
             ConnectionId = connectionId;
             _abort = abort;
+            if (State == AgentState.Disconnected && DisconnectedAt is { } down)
+            {
+                // The link was down from then until now: the feed marks the span, the Hosts page lists it.
+                Feed.RecordGap(down, DateTimeOffset.UtcNow);
+            }
+
             State = AgentState.Connected;
             ConnectedSince = DateTimeOffset.UtcNow;
             DisconnectedAt = null;

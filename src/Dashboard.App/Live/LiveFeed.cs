@@ -43,6 +43,28 @@ public partial class LiveFeed : ICollectorSink
 
     public CollectorStatus Status { get; private set; }
 
+    private DataGap[] _gaps = [];
+
+    /// <summary>Spans without data from the host (its agent's link was down), newest last, at most <see cref="MaxGaps"/>.</summary>
+    public IReadOnlyList<DataGap> Gaps => Volatile.Read(ref _gaps);
+
+    public const int MaxGaps = 32;
+
+    /// <summary>
+    /// Marks a span the host sent nothing in (its agent was disconnected). The counters the host sends afterwards are
+    /// totals: what moved meanwhile is counted once, at reconnection, and the sparkline shows the span as a gap.
+    /// </summary>
+    public void RecordGap(DateTimeOffset from, DateTimeOffset to)
+    {
+        if (to > from)
+        {
+            lock (_gate)
+            {
+                _gaps = [.. _gaps.TakeLast(MaxGaps - 1), new DataGap(from, to)];
+            }
+        }
+    }
+
     public int SubscriberCount => Volatile.Read(ref _subscribers).Length;
 
     private int _counterWatchers;
@@ -255,4 +277,10 @@ public partial class LiveFeed : ICollectorSink
             }
         }
     }
+}
+
+/// <summary>A span in which a host sent no data.</summary>
+public sealed record DataGap(DateTimeOffset From, DateTimeOffset To)
+{
+    public TimeSpan Duration => To - From;
 }

@@ -44,4 +44,22 @@ public sealed class RuleMarkupTests
         Assert.Contains(",1 ", svg, StringComparison.Ordinal);
         Assert.Contains(",17\"", svg, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Sparkline_AcrossALinkOutage_ShadesTheGap_AndDrawsNoRateOverIt()
+    {
+        // 1 pkt/s, then 30 s without data in which 30 packets were counted (they arrive as one total at reconnection).
+        IReadOnlyList<CounterSample> samples = [new(T0, 0, 0), new(T0.AddSeconds(1), 1, 84), new(T0.AddSeconds(2), 2, 168), new(T0.AddSeconds(33), 32, 2688), new(T0.AddSeconds(34), 33, 2772)];
+        var gap = new Dashboard.App.Live.DataGap(T0.AddSeconds(2.5), T0.AddSeconds(32.5));
+
+        var svg = RuleMarkup.Svg(samples, T0.AddSeconds(40), [gap]);
+
+        Assert.Contains("<rect class=\"gap\"", svg, StringComparison.Ordinal);
+        Assert.Contains("no data for 30 s", svg, StringComparison.Ordinal);
+
+        // Drawn: the rates before and after (1 pkt/s each, the peak), not the pair spanning the gap (30 packets in 31 s).
+        var points = svg[(svg.IndexOf("points=\"", StringComparison.Ordinal) + 8)..].Split('"')[0].Split(' ');
+        Assert.Equal(3, points.Length);
+        Assert.DoesNotContain("<rect", RuleMarkup.Svg(samples, T0.AddSeconds(40)), StringComparison.Ordinal);
+    }
 }

@@ -19,20 +19,37 @@ public sealed class ThreeAgentHosts : IAsyncDisposable
     private readonly List<AgentProcess> _agents = [];
     private readonly Dictionary<string, string> _tokens = [];
 
-    private ThreeAgentHosts(DashboardFactory factory, string socket, LabEngine e26, LabEngine e28)
+    private readonly string _data = System.IO.Directory.CreateTempSubdirectory("netlab-agents-test-").FullName;
+
+    private ThreeAgentHosts(string socket, LabEngine e26, LabEngine e28)
     {
-        Factory = factory;
         Socket = socket;
-        Admin = new HttpClient { BaseAddress = factory.BaseUri };
-        Admin.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + factory.AdminToken);
+        (Factory, Admin) = StartDashboard();
         Hosts = [("docker-2010", null, "20.10."), ("docker-261", e26, "26.1.5"), ("docker-285", e28, "28.5.2")];
     }
 
-    public DashboardFactory Factory { get; }
+    public DashboardFactory Factory { get; private set; }
 
     public string Socket { get; }
 
-    public HttpClient Admin { get; }
+    public HttpClient Admin { get; private set; }
+
+    private (DashboardFactory, HttpClient) StartDashboard()
+    {
+        var factory = new DashboardFactory(kestrel: true, dataDirectory: _data, unixSocket: Socket);
+        var admin = new HttpClient { BaseAddress = factory.BaseUri };
+        admin.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + factory.AdminToken);
+        return (factory, admin);
+    }
+
+    /// <summary>Stops the dashboard and starts it again on the same data folder and Unix socket (a new TCP port, a new admin token).</summary>
+    public void RestartDashboard()
+    {
+        Admin.Dispose();
+        Factory.Dispose();
+        File.Delete(Socket);
+        (Factory, Admin) = StartDashboard();
+    }
 
     public (string Name, LabEngine? Engine, string Version)[] Hosts { get; }
 
@@ -43,7 +60,7 @@ public sealed class ThreeAgentHosts : IAsyncDisposable
         var e26 = await LabEngine.StartAsync("26.1");
         var e28 = await LabEngine.StartAsync("28.5");
         var socket = $"/run/netlab-dashboard-test-{Guid.NewGuid().ToString("N")[..8]}.sock";
-        var three = new ThreeAgentHosts(new DashboardFactory(kestrel: true, unixSocket: socket), socket, e26, e28);
+        var three = new ThreeAgentHosts(socket, e26, e28);
         try
         {
             foreach (var (name, _, _) in three.Hosts)
@@ -68,11 +85,11 @@ public sealed class ThreeAgentHosts : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts (again) the agent of <paramref name="name"/> with its token.</summary>
-    public AgentProcess StartAgent(string name)
+    /// <summary>Starts (again) the agent of <paramref name="name"/> with its token, through <paramref name="socket"/> (default: the dashboard's) with <paramref name="environment"/> added.</summary>
+    public AgentProcess StartAgent(string name, string? socket = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var engine = Hosts.Single(h => h.Name == name).Engine;
-        var agent = new AgentProcess(name, engine, _tokens[name], Factory.BaseUri, Socket);
+        var agent = new AgentProcess(name, engine, _tokens[name], Factory.BaseUri, socket ?? Socket, environment);
         lock (_agents)
         {
             _agents.Add(agent);
@@ -117,6 +134,15 @@ public sealed class ThreeAgentHosts : IAsyncDisposable
         Admin.Dispose();
         Factory.Dispose();
         File.Delete(Socket);
+        try
+        {
+            System.IO.Directory.Delete(_data, recursive: true);
+        }
+        catch (IOException)
+        {
+            // SQLite may still hold the WAL file for a moment; the folder is in /tmp.
+        }
+
         return ValueTask.CompletedTask;
     }
 
@@ -135,7 +161,7 @@ public sealed class ThreeAgentHosts : IAsyncDisposable
         private readonly StringBuilder _output = new();
         private readonly string? _tokenFile;
 
-        public AgentProcess(string name, LabEngine? engine, string token, Uri server, string socket)
+        public AgentProcess(string name, LabEngine? engine, string token, Uri server, string socket, IReadOnlyDictionary<string, string>? environment = null)
         {
             Name = name;
             var start = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -180,6 +206,11 @@ public sealed class ThreeAgentHosts : IAsyncDisposable
             start.Environment["Host__InstanceId"] = "agt" + name.Replace("-", "", StringComparison.Ordinal)[..Math.Min(10, name.Length - 1)];
             start.Environment["Logging__LogLevel__Default"] = "Warning";
             start.Environment["Logging__LogLevel__Dashboard"] = "Information";
+            foreach (var (k, v) in environment ?? new Dictionary<string, string>())
+            {
+                start.Environment[k] = v;
+            }
+
             _process = new Process { StartInfo = start };
             _process.OutputDataReceived += (_, e) => Append(e.Data);
             _process.ErrorDataReceived += (_, e) => Append(e.Data);

@@ -74,49 +74,67 @@ internal static class RuleMarkup
     /// A minute of a counter as a line (packets per sample interval, at each later sample's time), drawn for the
     /// current second and shared by every page showing that rule in that second.
     /// </summary>
-    public static MarkupString SparklineOf(RuleId id, IReadOnlyList<CounterSample> samples, DateTimeOffset now)
+    public static MarkupString SparklineOf(RuleId id, IReadOnlyList<CounterSample> samples, DateTimeOffset now, IReadOnlyList<Dashboard.App.Live.DataGap>? gaps = null)
     {
         var second = now.ToUnixTimeSeconds();
         var last = samples.Count > 0 ? samples[^1].At : default;
-        if (Sparklines.TryGetValue(id, out var cached) && cached.Second == second && cached.LastSample == last && cached.Count == samples.Count)
+        var gapCount = gaps?.Count ?? 0;
+        if (Sparklines.TryGetValue(id, out var cached) && cached.Second == second && cached.LastSample == last && cached.Count == samples.Count + (gapCount << 16))
         {
             return cached.Svg;
         }
 
-        var svg = new MarkupString(Svg(samples, DateTimeOffset.FromUnixTimeSeconds(second)));
+        var svg = new MarkupString(Svg(samples, DateTimeOffset.FromUnixTimeSeconds(second), gaps));
         if (Sparklines.Count > MaxSparklines)
         {
             Sparklines.Clear(); // rules of old rulesets; a page redraws what it shows
         }
 
-        Sparklines[id] = (last, samples.Count, second, svg);
+        Sparklines[id] = (last, samples.Count + (gapCount << 16), second, svg);
         return svg;
     }
 
-    internal static string Svg(IReadOnlyList<CounterSample> samples, DateTimeOffset now)
+    /// <summary>
+    /// The packet rate between samples over the last minute; spans without data (<paramref name="gaps"/>: the host's
+    /// agent was disconnected) are shaded, and the rate across one is not drawn (what moved meanwhile is one total).
+    /// </summary>
+    internal static string Svg(IReadOnlyList<CounterSample> samples, DateTimeOffset now, IReadOnlyList<Dashboard.App.Live.DataGap>? gaps = null)
     {
         var window = TimeSpan.FromMinutes(1).TotalSeconds;
+        double X(DateTimeOffset at) => Math.Clamp(SparklineWidth - (now - at).TotalSeconds / window * SparklineWidth, 0, SparklineWidth);
+        var shaded = (gaps ?? []).Where(g => (now - g.To).TotalSeconds < window).ToList();
         var rates = new List<(double X, double Rate)>();
         for (var i = 1; i < samples.Count; i++)
         {
             var dt = (samples[i].At - samples[i - 1].At).TotalSeconds;
-            if (dt <= 0 || samples[i].Packets < samples[i - 1].Packets)
+            if (dt <= 0 || samples[i].Packets < samples[i - 1].Packets || shaded.Any(g => samples[i - 1].At < g.To && samples[i].At > g.From))
             {
                 continue;
             }
 
-            var x = SparklineWidth - (now - samples[i].At).TotalSeconds / window * SparklineWidth;
-            rates.Add((Math.Clamp(x, 0, SparklineWidth), (samples[i].Packets - samples[i - 1].Packets) / dt));
+            rates.Add((X(samples[i].At), (samples[i].Packets - samples[i - 1].Packets) / dt));
         }
 
         var max = rates.Count == 0 ? 0 : rates.Max(r => r.Rate);
-        if (max <= 0)
+        if (max <= 0 && shaded.Count == 0)
         {
             // Nothing moved in the minute: the same flat line every second, so a page's DOM is left alone.
             return rates.Count == 0 ? EmptySparkline : FlatSparkline;
         }
 
-        var svg = new StringBuilder(256).Append(SvgOpen).Append("<polyline points=\"");
+        var svg = new StringBuilder(256).Append(SvgOpen);
+        foreach (var g in shaded)
+        {
+            var (x0, x1) = (X(g.From), X(g.To));
+            svg.Append(CultureInfo.InvariantCulture, $"<rect class=\"gap\" x=\"{x0:0.#}\" y=\"0\" width=\"{Math.Max(1, x1 - x0):0.#}\" height=\"{SparklineHeight}\" fill=\"currentColor\" opacity=\"0.15\"><title>no data for {g.Duration.TotalSeconds:0} s: the agent was disconnected</title></rect>");
+        }
+
+        if (max <= 0)
+        {
+            return svg.Append("</svg>").ToString();
+        }
+
+        svg.Append("<polyline points=\"");
         foreach (var (x, rate) in rates)
         {
             var y = SparklineHeight - 1 - (rate / max) * (SparklineHeight - 2);
