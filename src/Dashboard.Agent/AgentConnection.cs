@@ -22,7 +22,7 @@ namespace Dashboard.Agent;
 /// queues deltas in order; connects out with backoff, says hello, sends a snapshot, then the deltas numbered from it.
 /// A queue that overflows, or a dashboard that asks, gets a new snapshot instead of the lost deltas.
 /// </summary>
-public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<AgentConnection> logger, ContainerProbe? probe = null, AgentRunSteps? runSteps = null) : BackgroundService, ICollectorSink
+public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<AgentConnection> logger, ContainerProbe? probe = null, AgentSteps? steps = null) : BackgroundService, ICollectorSink
 {
     private readonly AgentOptions _options = options.Value;
     private readonly object _gate = new();
@@ -183,7 +183,7 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
                 });
                 connection.On<int>(AgentProtocol.WatchersChanged, n => Volatile.Write(ref _watchers, Math.Max(0, n)));
                 connection.On<AgentProbeRequest, AgentProbeReply>(AgentProtocol.Probe, ProbeAsync);
-                connection.On<AgentRunCommand, AgentRunReply>(AgentProtocol.RunStep, c => runSteps is null ? Task.FromResult(new AgentRunReply(Refused: "this agent carries out no runs")) : runSteps.HandleAsync(c));
+                connection.On<AgentStep, AgentStepReply>(AgentProtocol.Step, c => steps is null ? Task.FromResult(new AgentStepReply(Refused: "this agent carries out no runs or changes")) : steps.HandleAsync(c));
                 await connection.StartAsync(stoppingToken).ConfigureAwait(false);
                 var welcome = await connection.InvokeAsync<AgentWelcome>(nameof(AgentHubMethods.Hello),
                     new AgentHello(AgentProtocol.Version, AgentProtocol.BuildVersion, string.IsNullOrWhiteSpace(_options.Name) ? null : _options.Name), stoppingToken).ConfigureAwait(false);

@@ -23,12 +23,12 @@ public static class AgentProgram
         });
         builder.Services.AddOptions<AgentOptions>().Bind(builder.Configuration.GetSection(AgentOptions.Section));
         builder.Services.AddDashboardHost(builder.Configuration);
-        builder.Services.AddSingleton<AgentRunSteps>();
+        builder.Services.AddSingleton<AgentSteps>();
         builder.Services.AddSingleton(sp => new AgentConnection(
             sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<AgentOptions>>(),
             sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<AgentConnection>>(),
             sp.GetRequiredService<Dashboard.Host.Docker.ContainerProbe>(),
-            sp.GetRequiredService<AgentRunSteps>()));
+            sp.GetRequiredService<AgentSteps>()));
         builder.Services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<AgentConnection>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentConnection>());
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));

@@ -160,6 +160,9 @@ namespace Dashboard.Migrations.Migrations
                     b.Property<long?>("ExpiresAt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("Host")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("InstanceId")
                         .HasColumnType("TEXT");
 

@@ -14,15 +14,21 @@ using Microsoft.Extensions.Options;
 namespace Dashboard.App.Changes;
 
 /// <summary>
-/// Puts a decided change on the host and takes it off again, one host action at a time: <c>iptables -w</c> with an
-/// argument list, tagged <c>netlab:change-INSTANCE-ID</c>, then a fresh read must show the tag exactly once; a revert
-/// deletes exactly that tagged rule and checks it is gone. Every step is audited and published to the change's lab.
-/// Not cancellable once a host command started: the host and the database must end up agreeing.
+/// Puts a decided change on its host and takes it off again, one host action at a time per host: <c>iptables -w</c>
+/// with an argument list (in this process, or by the host's agent), tagged <c>netlab:change-INSTANCE-ID</c>, then a
+/// fresh read must show the tag exactly once; a revert deletes exactly that tagged rule and checks it is gone. Every
+/// step is audited and published to the change's lab. Not cancellable once a host command started: the host and the
+/// database must end up agreeing (an agent that goes away meanwhile leaves that to reconciliation when it is back).
 /// </summary>
-public sealed class ChangeHostApplier(IptablesRuleWriter writer, AuditLog audit, LiveFeed feed, IOptions<Dashboard.Host.DockerHostOptions> hostOptions)
+public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.Hosts.IAgentCommands agents, AuditLog audit, LiveFeed feed, IOptions<Dashboard.Host.DockerHostOptions> hostOptions)
 {
-    private readonly SemaphoreSlim _hostGate = new(1, 1);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
     private readonly Dashboard.Host.DockerHostOptions _host = hostOptions.Value;
+
+    /// <summary>Where a change for <paramref name="host"/> goes (null or the dashboard's own name: this host).</summary>
+    public IChangeTarget TargetOf(string? host) => host is null || host == feed.Host ? new LocalChangeTarget(writer) : new AgentChangeTarget(host, agents);
+
+    private SemaphoreSlim GateOf(string? host) => _gates.GetOrAdd(host ?? "", _ => new SemaphoreSlim(1, 1));
 
     public string InstanceId => _host.InstanceId;
 
@@ -34,17 +40,18 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, AuditLog audit,
     public string CommandFor(ChangeRule rule, int id) =>
         CommandLine.Format(ProgramFor(rule), rule.ToSpec(TagFor(id)).InsertArguments(_host.XtablesLockWaitSeconds));
 
-    /// <summary>Runs <paramref name="work"/> with no other change being applied or removed meanwhile (reconciliation).</summary>
-    public async Task ExclusiveAsync(Func<IptablesRuleWriter, Task> work, CancellationToken ct)
+    /// <summary>Runs <paramref name="work"/> with no other change being applied or removed on <paramref name="host"/> meanwhile (reconciliation).</summary>
+    public async Task ExclusiveAsync(string? host, Func<IChangeTarget, Task> work, CancellationToken ct)
     {
-        await _hostGate.WaitAsync(ct).ConfigureAwait(false);
+        var gate = GateOf(host);
+        await gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            await work(writer).ConfigureAwait(false);
+            await work(TargetOf(host)).ConfigureAwait(false);
         }
         finally
         {
-            _hostGate.Release();
+            gate.Release();
         }
     }
 
@@ -52,11 +59,13 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, AuditLog audit,
     {
         var rule = ChangeRule.FromJson(c.RuleJson);
         var spec = rule.ToSpec(c.Tag!);
-        await _hostGate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        var target = TargetOf(c.Host);
+        var gate = GateOf(c.Host);
+        await gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
             // Not cancellable from here on: the host and the database must end up agreeing.
-            var result = await writer.InsertAsync(spec, CancellationToken.None).ConfigureAwait(false);
+            var result = await target.InsertAsync(spec, CancellationToken.None).ConfigureAwait(false);
             c.ApplyCommand = result.CommandLine;
             await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", $"apply {rule.Describe()}", c.LabId, result.CommandLine, result.Message, result.Succeeded, CancellationToken.None).ConfigureAwait(false);
             if (!result.Succeeded)
@@ -65,7 +74,7 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, AuditLog audit,
                 return ToDto(c);
             }
 
-            var found = await writer.FindTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
+            var found = await target.FindTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
             if (found.Count == 1 && found[0].Table == spec.Table && found[0].Chain == spec.Chain)
             {
                 c.State = ChangeState.Applied;
@@ -78,25 +87,36 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, AuditLog audit,
             }
 
             // Not there, there twice, or somewhere else: take our copies out again and say so.
-            var cleanup = await writer.DeleteTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
+            var cleanup = await target.DeleteTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
             var why = found.Count == 0 ? "iptables succeeded but a fresh read does not show the rule" : $"a fresh read shows the rule {found.Count} time(s) in {string.Join(", ", found.Select(f => $"{f.Table} {f.Chain}"))}";
             await EndAsync(db, c, ChangeState.Failed, actor, why + "; every copy was removed", cleanup, CancellationToken.None).ConfigureAwait(false);
             return ToDto(c);
         }
+        catch (Dashboard.App.Hosts.HostUnavailableException ex)
+        {
+            // The agent went away while applying: whether the rule reached the host is found out when it is back.
+            c.Outcome = $"{ex.Message}; whether the rule reached the host is checked when its agent connects again (until then the change stays approved)";
+            await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", c.Outcome, c.LabId, CommandFor(rule, c.Id), ex.Message, false, CancellationToken.None).ConfigureAwait(false);
+            Published(c);
+            throw new ChangeStateException(c.Outcome);
+        }
         finally
         {
-            _hostGate.Release();
+            gate.Release();
         }
     }
 
     public async Task<ChangeDto> RemoveAsync(DashboardDbContext db, ChangeRequest c, Actor actor, ChangeState end, CancellationToken ct)
     {
-        await _hostGate.WaitAsync(ct).ConfigureAwait(false);
+        var target = TargetOf(c.Host);
+        var gate = GateOf(c.Host);
+        await gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             // DeleteTaggedAsync reads the host itself: no command means the rule was not there.
-            var results = await writer.DeleteTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
-            var after = await writer.FindTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
+            var results = await target.DeleteTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
+            var after = await target.FindTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
             var command = string.Join("\n", results.Select(r => r.CommandLine));
             var verb = end == ChangeState.Expired ? "change.expired" : "change.revert";
             if (after.Count > 0)
@@ -115,9 +135,15 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, AuditLog audit,
             await EndAsync(db, c, end, actor, outcome, results, CancellationToken.None).ConfigureAwait(false);
             return ToDto(c);
         }
+        catch (Dashboard.App.Hosts.HostUnavailableException ex)
+        {
+            var verb = end == ChangeState.Expired ? "change.expired" : "change.revert";
+            await audit.WriteAsync(actor, verb, $"change {c.Id}", $"not removed: {ex.Message}", c.LabId, null, ex.Message, false, CancellationToken.None).ConfigureAwait(false);
+            throw new ChangeStateException($"{ex.Message}: the change stays applied; revert it once the host's agent is back");
+        }
         finally
         {
-            _hostGate.Release();
+            gate.Release();
         }
     }
 
@@ -171,7 +197,7 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, AuditLog audit,
     {
         var rule = ChangeRule.FromJson(c.RuleJson);
         return new ChangeDto(c.Id, c.LabId, rule, rule.Describe(), c.Rationale, c.TtlSeconds, c.State, c.ProposedByName, c.CreatedAt, c.UpdatedAt, c.DecidedByName, c.DecidedAt, c.DecisionNote, c.SelfApproved,
-            c.Tag ?? TagFor(c.Id), CommandFor(rule, c.Id), c.ApplyCommand, c.AppliedAt, c.ExpiresAt, c.RevertCommand, c.EndedByName, c.EndedAt, c.Outcome);
+            c.Tag ?? TagFor(c.Id), CommandFor(rule, c.Id), c.ApplyCommand, c.AppliedAt, c.ExpiresAt, c.RevertCommand, c.EndedByName, c.EndedAt, c.Outcome, c.Host);
     }
 
     private string ProgramFor(ChangeRule rule) => rule.IsIpv6 ? _host.Ip6tables : _host.Iptables;

@@ -12,23 +12,66 @@ namespace Dashboard.App.Changes;
 /// database except by removing this instance's own tagged rules. An applied change whose rule is missing becomes failed
 /// ("removed outside the dashboard"), never re-applied without a new approval; a tagged rule with no applied change
 /// behind it is removed; duplicates are removed down to one; an applied change past its expiry is reverted as expired.
-/// Then, every <see cref="ChangeOptions.ExpiryPoll"/>, changes whose time-to-live ran out are reverted. Every finding is
-/// audited and shown on the changes page.
+/// Then, every <see cref="ChangeOptions.ExpiryPoll"/>, changes whose time-to-live ran out are reverted. An agent's host
+/// is reconciled the same way each time its agent connects (after a restart of either side, or a lost link). Every
+/// finding is audited and shown on the changes page.
 /// </summary>
-public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, ChangeHostApplier applier, AuditLog audit, IOptions<ChangeOptions> options, ILogger<ChangeReconciler> logger) : BackgroundService
+public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, ChangeHostApplier applier, Dashboard.App.Hosts.HostDirectory hosts, AuditLog audit, IOptions<ChangeOptions> options, ILogger<ChangeReconciler> logger) : BackgroundService
 {
-    public ReconciliationReport? LastReconciliation { get; private set; }
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ReconciliationReport> _reports = new(StringComparer.Ordinal);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>The dashboard's own host's last reconciliation.</summary>
+    public ReconciliationReport? LastReconciliation => LastReconciliationOf(null);
+
+    /// <summary>A host's last reconciliation (null: the dashboard's own host).</summary>
+    public ReconciliationReport? LastReconciliationOf(string? host) => _reports.GetValueOrDefault(host ?? "");
+
+    private void OnAgentConnected(Dashboard.App.Hosts.RemoteHost host) => _ = ReconcileRemoteAsync(host.Name);
+
+    private async Task ReconcileRemoteAsync(string host)
     {
         try
         {
-            await ReconcileAsync(stoppingToken).ConfigureAwait(false);
+            // After the agent's snapshot; the command waits for nothing else.
+            await Task.Delay(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            await ReconcileAsync(host).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is Dashboard.App.Hosts.HostUnavailableException or ChangeStateException or DbUpdateException)
+        {
+            logger.LogWarning("changes on host {Host} not reconciled: {Error}", host, ex.Message);
+            _reports[host] = new ReconciliationReport(DateTimeOffset.UtcNow, [$"reconciliation of host '{host}' could not run: {ex.Message}"], Host: host);
+            await audit.WriteAsync(Actor.System, "reconcile.failed", $"host {host}", $"reconciliation of host '{host}' could not run: {ex.Message}", succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        hosts.Connected += OnAgentConnected;
+        try
+        {
+            await RunAsync(stoppingToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            hosts.Connected -= OnAgentConnected;
+        }
+    }
+
+    private async Task RunAsync(CancellationToken stoppingToken)
+    {
+        foreach (var connected in hosts.Remotes.Where(h => h.State == Dashboard.App.Hosts.AgentState.Connected))
+        {
+            OnAgentConnected(connected);
+        }
+
+        try
+        {
+            await ReconcileAsync(null, stoppingToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             logger.LogError(ex, "change reconciliation failed");
-            LastReconciliation = new ReconciliationReport(DateTimeOffset.UtcNow, [$"reconciliation could not run: {ex.Message}"]);
+            _reports[""] = new ReconciliationReport(DateTimeOffset.UtcNow, [$"reconciliation could not run: {ex.Message}"]);
             await audit.WriteAsync(Actor.System, "reconcile.failed", null, $"reconciliation could not run: {ex.Message}", succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
         }
 
@@ -46,7 +89,7 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
         }
     }
 
-    /// <summary>Reverts applied changes whose time-to-live has run out (state expired).</summary>
+    /// <summary>Reverts applied changes whose time-to-live has run out (state expired); one on a disconnected host waits for its agent.</summary>
     public async Task ExpireDueAsync(CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
@@ -54,21 +97,32 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
         var due = await db.ChangeRequests.Where(c => c.State == ChangeState.Applied && c.InstanceId == applier.InstanceId && c.ExpiresAt != null && c.ExpiresAt <= now).ToListAsync(ct).ConfigureAwait(false);
         foreach (var c in due)
         {
-            await applier.RemoveAsync(db, c, Actor.System, ChangeState.Expired, ct).ConfigureAwait(false);
+            try
+            {
+                await applier.RemoveAsync(db, c, Actor.System, ChangeState.Expired, ct).ConfigureAwait(false);
+            }
+            catch (ChangeStateException ex) when (c.Host is not null)
+            {
+                logger.LogInformation("change {Change} on host {Host} expired, not removed yet: {Error}", c.Id, c.Host, ex.Message);
+            }
         }
     }
 
-    /// <summary>Compares this instance's tagged rules on the host with the applied changes in the database (see the class remarks for the policy).</summary>
-    public async Task<ReconciliationReport> ReconcileAsync(CancellationToken ct = default)
+    /// <summary>
+    /// Compares this instance's tagged rules on <paramref name="host"/> (null: the dashboard's own) with the host's
+    /// applied changes in the database (see the class remarks for the policy).
+    /// </summary>
+    public async Task<ReconciliationReport> ReconcileAsync(string? host = null, CancellationToken ct = default)
     {
         var findings = new List<string>();
         var expired = new List<ChangeRequest>();
+        var on = host is null ? "the host" : $"host '{host}'";
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
-        await applier.ExclusiveAsync(async writer =>
+        await applier.ExclusiveAsync(host, async writer =>
         {
             var prefix = applier.TagPrefix;
             var onHost = (await writer.FindAllTaggedAsync(ct).ConfigureAwait(false)).Where(r => r.Comment!.StartsWith(prefix, StringComparison.Ordinal)).ToList();
-            var applied = await db.ChangeRequests.Where(c => c.InstanceId == applier.InstanceId && (c.State == ChangeState.Applied || c.State == ChangeState.Approved)).ToListAsync(ct).ConfigureAwait(false);
+            var applied = await db.ChangeRequests.Where(c => c.InstanceId == applier.InstanceId && c.Host == host && (c.State == ChangeState.Applied || c.State == ChangeState.Approved)).ToListAsync(ct).ConfigureAwait(false);
             var now = DateTimeOffset.UtcNow;
             foreach (var c in applied)
             {
@@ -81,13 +135,17 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
                         await writer.DeleteTaggedAsync(c.Tag!, ct).ConfigureAwait(false);
                     }
 
-                    await applier.EndAsync(db, c, ChangeState.Failed, Actor.System, "the dashboard stopped between approval and verification; any copy of the rule was removed, propose it again", null, ct).ConfigureAwait(false);
+                    await applier.EndAsync(db, c, ChangeState.Failed, Actor.System, host is null
+                        ? "the dashboard stopped between approval and verification; any copy of the rule was removed, propose it again"
+                        : $"the dashboard or host '{host}''s agent stopped between approval and verification; any copy of the rule was removed, propose it again", null, ct).ConfigureAwait(false);
                     findings.Add($"change {c.Id}: approved but not verified before a stop; marked failed ({copies} cop{(copies == 1 ? "y" : "ies")} removed)");
                 }
                 else if (copies == 0)
                 {
-                    await applier.EndAsync(db, c, ChangeState.Failed, Actor.System, "the rule was removed outside the dashboard (missing at start-up reconciliation); not re-applied without a new approval", null, ct).ConfigureAwait(false);
-                    findings.Add($"change {c.Id}: applied in the database but missing on the host; marked failed, not re-applied");
+                    await applier.EndAsync(db, c, ChangeState.Failed, Actor.System, host is null
+                        ? "the rule was removed outside the dashboard (missing at start-up reconciliation); not re-applied without a new approval"
+                        : $"the rule was removed outside the dashboard (missing on host '{host}' when its agent connected); not re-applied without a new approval", null, ct).ConfigureAwait(false);
+                    findings.Add($"change {c.Id}: applied in the database but missing on {on}; marked failed, not re-applied");
                 }
                 else
                 {
@@ -96,10 +154,10 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
                         var rules = onHost.Where(r => r.Comment == c.Tag).Skip(1).ToList();
                         foreach (var r in rules)
                         {
-                            await writer.DeleteRuleAsync(r, ct).ConfigureAwait(false);
+                            await writer.DeleteOneAsync(r, ct).ConfigureAwait(false);
                         }
 
-                        findings.Add($"change {c.Id}: present {copies} times on the host; removed {copies - 1} extra cop{(copies == 2 ? "y" : "ies")}");
+                        findings.Add($"change {c.Id}: present {copies} times on {on}; removed {copies - 1} extra cop{(copies == 2 ? "y" : "ies")}");
                     }
 
                     if (c.ExpiresAt <= now)
@@ -113,8 +171,8 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
             foreach (var group in onHost.Where(r => !known.Contains(r.Comment)).GroupBy(r => r.Comment!))
             {
                 var results = await writer.DeleteTaggedAsync(group.Key, ct).ConfigureAwait(false);
-                findings.Add($"{group.Key}: on the host without an applied change in the database; removed ({string.Join("; ", results.Select(r => $"{r.CommandLine} → {r.Message}"))})");
-                await audit.WriteAsync(Actor.System, "reconcile.orphan-removed", group.Key, $"tagged rule without an applied change removed: {group.First().Text}", command: string.Join("\n", results.Select(r => r.CommandLine)), result: string.Join("\n", results.Select(r => r.Message)), succeeded: results.All(r => r.Succeeded), ct: CancellationToken.None).ConfigureAwait(false);
+                findings.Add($"{group.Key}: on {on} without an applied change in the database; removed ({string.Join("; ", results.Select(r => $"{r.CommandLine} → {r.Message}"))})");
+                await audit.WriteAsync(Actor.System, "reconcile.orphan-removed", group.Key, $"tagged rule without an applied change removed from {on}: {group.First().Text}", command: string.Join("\n", results.Select(r => r.CommandLine)), result: string.Join("\n", results.Select(r => r.Message)), succeeded: results.All(r => r.Succeeded), ct: CancellationToken.None).ConfigureAwait(false);
             }
         }, ct).ConfigureAwait(false);
 
@@ -124,9 +182,9 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
             findings.Add($"change {c.Id}: its time-to-live ran out while the dashboard was stopped; reverted as expired");
         }
 
-        var report = new ReconciliationReport(DateTimeOffset.UtcNow, findings.Count == 0 ? ["host and database agree: every applied change's rule is present once, no other tagged rule of this instance"] : findings);
-        LastReconciliation = report;
-        await audit.WriteAsync(Actor.System, "reconcile", null, string.Join("\n", report.Findings), succeeded: true, ct: CancellationToken.None).ConfigureAwait(false);
+        var report = new ReconciliationReport(DateTimeOffset.UtcNow, findings.Count == 0 ? [$"{on} and the database agree: every applied change's rule is present once, no other tagged rule of this instance"] : findings, findings.Count == 0, host);
+        _reports[host ?? ""] = report;
+        await audit.WriteAsync(Actor.System, "reconcile", host is null ? null : $"host {host}", string.Join("\n", report.Findings), succeeded: true, ct: CancellationToken.None).ConfigureAwait(false);
         return report;
     }
 }

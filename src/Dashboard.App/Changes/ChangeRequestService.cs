@@ -18,7 +18,9 @@ namespace Dashboard.App.Changes;
 /// the chain exists in its table). Approval needs a different member with the Approver role (or the lab's single-member
 /// self-approval setting, and then the change says so) and applies the rule at once: <c>iptables -w</c> with an argument
 /// list, tagged <c>netlab:change-INSTANCE-ID</c>, then a fresh read must show the tag exactly once. Revert deletes exactly
-/// that tagged rule and checks it is gone; a time-to-live reverts by itself, also after a restart.
+/// that tagged rule and checks it is gone; a time-to-live reverts by itself, also after a restart. A change may be for
+/// an agent's host (<c>host</c>): it is checked against that host's rules and interfaces, and applied, verified and
+/// reverted by its agent.
 /// Putting rules on the host and taking them off is <see cref="ChangeHostApplier"/>'s; start-up reconciliation and expiry are <see cref="ChangeReconciler"/>'s.
 /// </summary>
 public sealed class ChangeRequestService(
@@ -27,6 +29,7 @@ public sealed class ChangeRequestService(
     AuditLog audit,
     ChangeHostApplier applier,
     IsolationService isolation,
+    Dashboard.App.Hosts.HostDirectory hosts,
     IOptions<ChangeOptions> options,
     ILogger<ChangeRequestService> logger)
 {
@@ -55,30 +58,54 @@ public sealed class ChangeRequestService(
     }
 
     /// <summary>Field and host checks of a rule, without saving anything (the form shows these as the user types).</summary>
-    public async Task<IReadOnlyDictionary<string, string>> CheckAsync(ChangeRule rule, string? rationale, int? ttlSeconds, CancellationToken ct = default)
+    /// <summary>
+    /// Field checks, then checks against the host the change is for (<paramref name="host"/>; null or the dashboard's
+    /// own name: this host): the host is connected, the interfaces exist there, the chain exists in its table.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, string>> CheckAsync(ChangeRule rule, string? rationale, int? ttlSeconds, CancellationToken ct = default, string? host = null)
     {
+        ArgumentNullException.ThrowIfNull(rule);
         var errors = new Dictionary<string, string>(rule.Validate());
         foreach (var (k, v) in ChangeRule.ValidateRequest(rationale, ttlSeconds))
         {
             errors[k] = v;
         }
 
+        var remote = RemoteOf(host);
+        Ruleset? remoteRules = null;
+        IReadOnlySet<string>? remoteLinks = null;
+        if (remote is not null)
+        {
+            if (hosts.Remote(remote) is not { State: Dashboard.App.Hosts.AgentState.Connected, Feed: { Ruleset: { } r, Topology: { } t } })
+            {
+                errors["Host"] = hosts.Remote(remote) is null
+                    ? $"no host '{(remote.Length > 64 ? remote[..64] + "…" : remote)}': the dashboard's own is '{isolation.LocalHost}', and no agent reports that name"
+                    : $"host '{remote}' is not connected (or has not reported its rules): propose the change when its agent is back";
+                return errors;
+            }
+
+            (remoteRules, remoteLinks) = (r, t.Links.Select(l => l.Name).ToHashSet(StringComparer.Ordinal));
+        }
+
+        var on = remote is null ? "this host" : $"host '{remote}'";
         foreach (var (field, name) in new[] { (nameof(ChangeRule.InInterface), rule.InInterface), (nameof(ChangeRule.OutInterface), rule.OutInterface) })
         {
-            if (!errors.ContainsKey(field) && !string.IsNullOrEmpty(name) && !InterfaceExists(name))
+            var exists = name is null ? true : remoteLinks is null ? InterfaceExists(name)
+                : name.EndsWith('+') ? remoteLinks.Any(n => n.StartsWith(name[..^1], StringComparison.Ordinal)) : remoteLinks.Contains(name);
+            if (!errors.ContainsKey(field) && !string.IsNullOrEmpty(name) && !exists)
             {
-                errors[field] = name.EndsWith('+') ? $"no interface on this host starts with '{name.TrimEnd('+')}'" : $"interface '{name}' does not exist on this host";
+                errors[field] = name.EndsWith('+') ? $"no interface on {on} starts with '{name.TrimEnd('+')}'" : $"interface '{name}' does not exist on {on}";
             }
         }
 
         if (!errors.ContainsKey(nameof(ChangeRule.Chain)) && !errors.ContainsKey(nameof(ChangeRule.Table)))
         {
-            var ruleset = await isolation.RulesetAsync(ct).ConfigureAwait(false);
+            var ruleset = remoteRules ?? await isolation.RulesetAsync(ct).ConfigureAwait(false);
             var family = rule.IsIpv6 ? TableFamily.Ipv6 : TableFamily.Ipv4;
             var chain = ruleset.FindTable(rule.Table, family)?.FindChain(rule.Chain);
             if (chain is null)
             {
-                errors[nameof(ChangeRule.Chain)] = $"chain {rule.Chain} does not exist in table {rule.Table} on this host";
+                errors[nameof(ChangeRule.Chain)] = $"chain {rule.Chain} does not exist in table {rule.Table} on {on}";
             }
             else if (rule.Position is { } p && p > chain.Rules.Count + 1 && !errors.ContainsKey(nameof(ChangeRule.Position)))
             {
@@ -89,11 +116,15 @@ public sealed class ChangeRequestService(
         return errors;
     }
 
-    public async Task<ChangeDto> ProposeAsync(Actor actor, int labId, ChangeRule rule, string rationale, int? ttlSeconds, CancellationToken ct = default)
+    /// <summary>The agent host a change names, or null for the dashboard's own.</summary>
+    private string? RemoteOf(string? host) => string.IsNullOrEmpty(host) || host == isolation.LocalHost ? null : host;
+
+    /// <summary>Proposes a change for the dashboard's own host, or for an agent's (<paramref name="host"/>); needs the Operator role.</summary>
+    public async Task<ChangeDto> ProposeAsync(Actor actor, int labId, ChangeRule rule, string rationale, int? ttlSeconds, CancellationToken ct = default, string? host = null)
     {
         ArgumentNullException.ThrowIfNull(rule);
         await access.RequireAsync(actor, labId, LabRole.Operator, ct).ConfigureAwait(false);
-        var errors = await CheckAsync(rule, rationale, ttlSeconds, ct).ConfigureAwait(false);
+        var errors = await CheckAsync(rule, rationale, ttlSeconds, ct, host).ConfigureAwait(false);
         if (errors.Count > 0)
         {
             throw new ChangeValidationException(errors);
@@ -113,12 +144,13 @@ public sealed class ChangeRequestService(
             CreatedAt = now,
             UpdatedAt = now,
             InstanceId = applier.InstanceId,
+            Host = RemoteOf(host),
         };
         db.ChangeRequests.Add(c);
         await db.SaveChangesAsync(ct).ConfigureAwait(false);
         c.Tag = TagFor(c.Id);
         await db.SaveChangesAsync(ct).ConfigureAwait(false);
-        await audit.WriteAsync(actor, "change.proposed", $"change {c.Id}", $"proposed {rule.Describe()}{Ttl(ttlSeconds)}; rationale: {c.Rationale}", labId, CommandFor(rule, c.Id), ct: ct).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "change.proposed", $"change {c.Id}", $"proposed {rule.Describe()}{Ttl(ttlSeconds)}{(c.Host is { } h ? $" on host '{h}'" : "")}; rationale: {c.Rationale}", labId, CommandFor(rule, c.Id), ct: ct).ConfigureAwait(false);
         return applier.Published(c);
     }
 
@@ -146,6 +178,13 @@ public sealed class ChangeRequestService(
                 await audit.WriteAsync(actor, "change.approve-refused", $"change {c.Id}", "self-approval refused: " + why, c.LabId, succeeded: false, ct: ct).ConfigureAwait(false);
                 throw new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, why);
             }
+        }
+
+        if (c.Host is { } remote && hosts.Remote(remote) is not { State: Dashboard.App.Hosts.AgentState.Connected })
+        {
+            var why = $"host '{remote}' is disconnected: approve the change once its agent is back (it stays proposed)";
+            await audit.WriteAsync(actor, "change.approve-refused", $"change {c.Id}", why, c.LabId, succeeded: false, ct: ct).ConfigureAwait(false);
+            throw new ChangeStateException(why);
         }
 
         c.State = ChangeState.Approved;
@@ -184,21 +223,21 @@ public sealed class ChangeRequestService(
         return await applier.RemoveAsync(db, c, actor, ChangeState.Reverted, ct).ConfigureAwait(false);
     }
 
-    /// <summary>The isolation matrix now and with this rule (and with the lab's other open proposals too), and the exact command.</summary>
+    /// <summary>The isolation matrix of the change's host now and with this rule (and with the lab's other open proposals for that host too), and the exact command.</summary>
     public async Task<ChangeWhatIf> WhatIfAsync(Actor actor, int id, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
         var c = await LoadAsync(db, actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
         var rule = ChangeRule.FromJson(c.RuleJson);
-        var alone = await isolation.WhatIfAsync([rule.ToSpec(TagFor(c.Id))], "networks", MatrixProbe.Ping, ct).ConfigureAwait(false);
-        var others = await db.ChangeRequests.AsNoTracking().Where(x => x.LabId == c.LabId && x.State == ChangeState.Proposed && x.Id != c.Id).OrderBy(x => x.Id).ToListAsync(ct).ConfigureAwait(false);
+        var alone = await isolation.WhatIfOnAsync(c.Host, [rule.ToSpec(TagFor(c.Id))], "networks", MatrixProbe.Ping, ct).ConfigureAwait(false);
+        var others = await db.ChangeRequests.AsNoTracking().Where(x => x.LabId == c.LabId && x.State == ChangeState.Proposed && x.Id != c.Id && x.Host == c.Host).OrderBy(x => x.Id).ToListAsync(ct).ConfigureAwait(false);
         WhatIf? together = null;
         if (others.Count > 0)
         {
             var specs = others.Select(o => ChangeRule.FromJson(o.RuleJson).ToSpec(TagFor(o.Id))).Prepend(rule.ToSpec(TagFor(c.Id))).ToList();
             try
             {
-                together = await isolation.WhatIfAsync(specs, "networks", MatrixProbe.Ping, ct).ConfigureAwait(false);
+                together = await isolation.WhatIfOnAsync(c.Host, specs, "networks", MatrixProbe.Ping, ct).ConfigureAwait(false);
             }
             catch (WhatIfException ex)
             {

@@ -1,4 +1,4 @@
 namespace Dashboard.App.Changes;
 
-/// <summary>What start-up reconciliation found and did.</summary>
-public sealed record ReconciliationReport(DateTimeOffset At, IReadOnlyList<string> Findings);
+/// <summary>What a reconciliation of one host found and did; <paramref name="Agreed"/> when there was nothing to do.</summary>
+public sealed record ReconciliationReport(DateTimeOffset At, IReadOnlyList<string> Findings, bool Agreed = false, string? Host = null);

@@ -3,7 +3,7 @@ using Dashboard.Data.Entities;
 
 namespace Dashboard.App.Contracts;
 
-/// <summary>A change request as the UI, the API and the hub show it.</summary>
+/// <summary>A change request as the UI, the API and the hub show it; <c>Host</c> is the agent host it is for (null: the dashboard's own).</summary>
 public sealed record ChangeDto(
     int Id,
     int LabId,
@@ -27,4 +27,5 @@ public sealed record ChangeDto(
     string? RevertCommand,
     string? EndedBy,
     DateTimeOffset? EndedAt,
-    string? Outcome);
+    string? Outcome,
+    string? Host = null);

@@ -16,5 +16,5 @@ public interface IAgentCommands
     Task<ProbeResult> PingAsync(string host, string container, string address, int count, int timeoutSeconds, CancellationToken ct = default);
 
     /// <summary>One step of a run on the host; the reply says whether the agent refused it, the host failed it, or what it made.</summary>
-    Task<AgentRunReply> RunStepAsync(string host, AgentRunCommand command, TimeSpan deadline, CancellationToken ct = default);
+    Task<AgentStepReply> StepAsync(string host, AgentStep command, TimeSpan deadline, CancellationToken ct = default);
 }

@@ -77,12 +77,21 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
     public Task<WhatIf> WhatIfAsync(RuleSpec spec, string by, MatrixProbe matrixProbe, CancellationToken ct = default) =>
         WhatIfAsync([spec], by, matrixProbe, ct);
 
+    /// <summary>The dashboard's own host's name.</summary>
+    public string LocalHost => feed.Host;
+
     /// <summary>The matrix now and with every rule of <paramref name="specs"/> added in order; the command is the first rule's.</summary>
-    public async Task<WhatIf> WhatIfAsync(IReadOnlyList<RuleSpec> specs, string by, MatrixProbe matrixProbe, CancellationToken ct = default)
+    public Task<WhatIf> WhatIfAsync(IReadOnlyList<RuleSpec> specs, string by, MatrixProbe matrixProbe, CancellationToken ct = default) =>
+        WhatIfOnAsync(null, specs, by, matrixProbe, ct);
+
+    /// <summary>The same on a host an agent reports, from what its feed holds (null or the local name: this dashboard's host).</summary>
+    public async Task<WhatIf> WhatIfOnAsync(string? host, IReadOnlyList<RuleSpec> specs, string by, MatrixProbe matrixProbe, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(specs);
         var spec = specs[0];
-        var (ruleset, topology) = await CurrentAsync(ct);
+        var (ruleset, topology) = host is null || host == feed.Host ? await CurrentAsync(ct)
+            : hosts.Remote(host) is { Feed: { Ruleset: { } r, Topology: { } t } } ? (r, t)
+            : throw new Dashboard.App.Hosts.HostUnavailableException($"host '{host}' has not reported its rules and containers: no what-if for it");
         var endpoints = Endpoints(topology, by);
         var context = IsolationMatrices.ContextFor(topology);
         var edited = specs.Aggregate(ruleset, RulesetEditor.WithRule);

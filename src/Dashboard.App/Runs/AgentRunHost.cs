@@ -9,7 +9,7 @@ using Dashboard.Host.Netfilter;
 namespace Dashboard.App.Runs;
 
 /// <summary>
-/// A host reached through its agent: each of a run's steps is one <see cref="AgentProtocol.RunStep"/> command with a
+/// A host reached through its agent: each of a run's steps is one <see cref="AgentProtocol.Step"/> command with a
 /// deadline. The agent's rules text is parsed here with the dashboard's own readers; a capture's pcap comes back when
 /// it stops. Tracing (TRACE rules and the kernel log) is not carried by the protocol yet: the run records why.
 /// </summary>
@@ -21,23 +21,23 @@ public sealed class AgentRunHost(string host, string run, IAgentCommands command
     public string RunKey => run;
 
     public async Task<string> EnsureImageAsync(CancellationToken ct) =>
-        (await StepAsync(new AgentRunCommand(AgentRunAction.EnsureImage, run), TimeSpan.FromMinutes(2), ct)).Text ?? "";
+        (await StepAsync(new AgentStep(AgentStepAction.EnsureImage, run), TimeSpan.FromMinutes(2), ct)).Text ?? "";
 
     public async Task<ProvisionedNetwork> CreateNetworkAsync(string runKey, string name, bool isInternal, bool icc, CancellationToken ct) =>
-        (await StepAsync(new AgentRunCommand(AgentRunAction.CreateNetwork, runKey, Name: name, Internal: isInternal, Icc: icc), TimeSpan.FromMinutes(1), ct)).Network
+        (await StepAsync(new AgentStep(AgentStepAction.CreateNetwork, runKey, Name: name, Internal: isInternal, Icc: icc), TimeSpan.FromMinutes(1), ct)).Network
         ?? throw new ProvisioningException($"host '{host}' created no network {name}");
 
     public async Task<ProvisionedContainer> RunContainerAsync(string runKey, string name, string network, CancellationToken ct) =>
-        (await StepAsync(new AgentRunCommand(AgentRunAction.RunContainer, runKey, Name: name, Network: network), TimeSpan.FromMinutes(1), ct)).Container
+        (await StepAsync(new AgentStep(AgentStepAction.RunContainer, runKey, Name: name, Network: network), TimeSpan.FromMinutes(1), ct)).Container
         ?? throw new ProvisioningException($"host '{host}' started no container {name}");
 
     public async Task<EngineInfo> ReadEngineAsync(CancellationToken ct) =>
-        (await StepAsync(new AgentRunCommand(AgentRunAction.ReadEngine, run), TimeSpan.FromSeconds(30), ct)).Engine
+        (await StepAsync(new AgentStep(AgentStepAction.ReadEngine, run), TimeSpan.FromSeconds(30), ct)).Engine
         ?? throw new ProvisioningException($"host '{host}' did not say its engine");
 
     public async Task<FirewallSnapshot> ReadFirewallAsync(FirewallBackend backend, CancellationToken ct)
     {
-        var f = (await StepAsync(new AgentRunCommand(AgentRunAction.ReadFirewall, run, Backend: backend), TimeSpan.FromSeconds(30), ct)).Firewall
+        var f = (await StepAsync(new AgentStep(AgentStepAction.ReadFirewall, run, Backend: backend), TimeSpan.FromSeconds(30), ct)).Firewall
             ?? throw new ProvisioningException($"host '{host}' sent no rules");
         if (f.Text.Length > AgentProtocol.MaxMessageBytes)
         {
@@ -48,15 +48,15 @@ public sealed class AgentRunHost(string host, string run, IAgentCommands command
     }
 
     public async Task<RuleCommandResult> InsertRuleAsync(RuleSpec spec, CancellationToken ct) =>
-        (await StepAsync(new AgentRunCommand(AgentRunAction.InsertRule, run, Rule: spec), TimeSpan.FromSeconds(30), ct)).Rule
+        (await StepAsync(new AgentStep(AgentStepAction.InsertRule, run, Rule: spec), TimeSpan.FromSeconds(30), ct)).Rule
         ?? throw new ProvisioningException($"host '{host}' did not say what the insert did");
 
     public async Task<IReadOnlyList<RuleCommandResult>> DeleteTaggedAsync(string tag, CancellationToken ct) =>
-        (await StepAsync(new AgentRunCommand(AgentRunAction.DeleteTagged, run, Tag: tag), TimeSpan.FromSeconds(60), ct)).Rules ?? [];
+        (await StepAsync(new AgentStep(AgentStepAction.DeleteTagged, run, Tag: tag), TimeSpan.FromSeconds(60), ct)).Rules ?? [];
 
     public async Task<IRunCapture> StartCaptureAsync(string bridge, SessionOwner owner, CancellationToken ct)
     {
-        var id = (await StepAsync(new AgentRunCommand(AgentRunAction.StartCapture, run, Interface: bridge), TimeSpan.FromSeconds(30), ct)).Capture
+        var id = (await StepAsync(new AgentStep(AgentStepAction.StartCapture, run, Interface: bridge), TimeSpan.FromSeconds(30), ct)).Capture
             ?? throw new ProvisioningException($"host '{host}' started no capture on {bridge}");
         return new AgentCapture(this, bridge, id);
     }
@@ -73,19 +73,19 @@ public sealed class AgentRunHost(string host, string run, IAgentCommands command
         commands.PingAsync(host, container, address, count, timeoutSeconds, ct);
 
     public async Task<ProbeResult> TcpAsync(string container, string target, string address, int port, int count, int timeoutSeconds, CancellationToken ct) =>
-        (await StepAsync(new AgentRunCommand(AgentRunAction.Tcp, run, Container: container, Target: target, Address: address, Port: port, Count: count, TimeoutSeconds: timeoutSeconds), TimeSpan.FromSeconds(20 + (Math.Clamp(count, 1, ContainerProbe.MaxCount) * Math.Clamp(timeoutSeconds, 1, 5))), ct)).Probe
+        (await StepAsync(new AgentStep(AgentStepAction.Tcp, run, Container: container, Target: target, Address: address, Port: port, Count: count, TimeoutSeconds: timeoutSeconds), TimeSpan.FromSeconds(20 + (Math.Clamp(count, 1, ContainerProbe.MaxCount) * Math.Clamp(timeoutSeconds, 1, 5))), ct)).Probe
         ?? throw new ProbeRejectedException($"host '{host}' sent no probe result");
 
     public async Task<IReadOnlyList<string>> RemoveAsync(string runKey, CancellationToken ct) =>
-        (await StepAsync(new AgentRunCommand(AgentRunAction.RemoveRun, runKey), TimeSpan.FromMinutes(2), ct)).Removed ?? [];
+        (await StepAsync(new AgentStep(AgentStepAction.RemoveRun, runKey), TimeSpan.FromMinutes(2), ct)).Removed ?? [];
 
     /// <summary>One step; a refusal or a failure on the host is a <see cref="ProvisioningException"/> naming the host (a refused probe a <see cref="ProbeRejectedException"/>).</summary>
-    private async Task<AgentRunReply> StepAsync(AgentRunCommand command, TimeSpan deadline, CancellationToken ct)
+    private async Task<AgentStepReply> StepAsync(AgentStep command, TimeSpan deadline, CancellationToken ct)
     {
-        var reply = await commands.RunStepAsync(host, command, deadline, ct);
+        var reply = await commands.StepAsync(host, command, deadline, ct);
         return reply switch
         {
-            { Refused: { } why } when command.Action == AgentRunAction.Tcp => throw new ProbeRejectedException($"host '{host}' refused the probe: {why}"),
+            { Refused: { } why } when command.Action == AgentStepAction.Tcp => throw new ProbeRejectedException($"host '{host}' refused the probe: {why}"),
             { Refused: { } why } => throw new ProvisioningException($"host '{host}' refused {command.Action}: {why}"),
             { Failed: { } error } => throw new ProvisioningException($"host '{host}': {command.Action} failed: {error}"),
             _ => reply,
@@ -98,7 +98,7 @@ public sealed class AgentRunHost(string host, string run, IAgentCommands command
 
         public async Task<long?> StopAsync(string pcapPath)
         {
-            var reply = await owner.StepAsync(new AgentRunCommand(AgentRunAction.StopCapture, owner.RunKey, Capture: id), TimeSpan.FromMinutes(1), CancellationToken.None);
+            var reply = await owner.StepAsync(new AgentStep(AgentStepAction.StopCapture, owner.RunKey, Capture: id), TimeSpan.FromMinutes(1), CancellationToken.None);
             await File.WriteAllBytesAsync(pcapPath, reply.Pcap ?? []);
             return reply.KernelDrops;
         }

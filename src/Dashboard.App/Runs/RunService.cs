@@ -327,7 +327,7 @@ public sealed class RunService(
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
             var keep = await db.Runs.Where(r => r.Host == host && (r.Status == RunStatus.Running || r.KeepResources)).Select(r => r.Id).ToListAsync(ct);
-            var reply = await agents.RunStepAsync(host, new Dashboard.Host.Agents.AgentRunCommand(Dashboard.Host.Agents.AgentRunAction.Reconcile, "", Keep: [.. keep.Select(k => k.ToString("N"))], TagPrefix: RuleTag.Prefix + $"run-{_instance}-"), TimeSpan.FromMinutes(3), ct);
+            var reply = await agents.StepAsync(host, new Dashboard.Host.Agents.AgentStep(Dashboard.Host.Agents.AgentStepAction.Reconcile, "", Keep: [.. keep.Select(k => k.ToString("N"))], TagPrefix: RuleTag.Prefix + $"run-{_instance}-"), TimeSpan.FromMinutes(3), ct);
             if ((reply.Refused ?? reply.Failed) is { } problem)
             {
                 logger.LogWarning("host {Host}: runs not reconciled: {Problem}", host, problem);

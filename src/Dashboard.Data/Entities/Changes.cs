@@ -45,6 +45,9 @@ public sealed class ChangeRequest
     /// <summary>The dashboard instance (Host:InstanceId) that applies it; reconciliation looks only at its own.</summary>
     public string? InstanceId { get; set; }
 
+    /// <summary>The agent host the rule goes on (its registered name); null for the dashboard's own host.</summary>
+    public string? Host { get; set; }
+
     public string? ApplyCommand { get; set; }
     public DateTimeOffset? AppliedAt { get; set; }
     public DateTimeOffset? ExpiresAt { get; set; }

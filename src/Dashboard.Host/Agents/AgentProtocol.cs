@@ -36,8 +36,8 @@ public static class AgentProtocol
     /// <summary>A command with a result (SignalR client results): a bounded ping from inside a lab container (<see cref="AgentProbeRequest"/>).</summary>
     public const string Probe = nameof(Probe);
 
-    /// <summary>A command with a result: one step of a run on the agent's host (<see cref="AgentRunCommand"/>, answered by <see cref="AgentRunReply"/>).</summary>
-    public const string RunStep = nameof(RunStep);
+    /// <summary>A command with a result: one step of a run, or of an approved change, on the agent's host (<see cref="AgentStep"/>, answered by <see cref="AgentStepReply"/>).</summary>
+    public const string Step = nameof(Step);
 
     /// <summary>The largest pcap an agent returns for a run's capture (its captures are limited to this size).</summary>
     public const long MaxRunPcapBytes = 8L * 1024 * 1024;
@@ -136,16 +136,20 @@ public sealed record AgentProbeRequest(string Container, string Address, int Cou
 /// <summary>What the ping printed and counted, or why the agent would not run it (<paramref name="Refused"/>).</summary>
 public sealed record AgentProbeReply(int Sent, int Received, string Output, string? Refused);
 
-/// <summary>The steps of a run an agent carries out on its host (each checked by the agent: run names, labels, tags, lab addresses).</summary>
-public enum AgentRunAction
+/// <summary>
+/// The steps an agent carries out on its host: a run's (each checked by the agent: run names, labels, tags, lab
+/// addresses) and an approved change's (a rule tagged <c>netlab:change-&lt;instance&gt;-&lt;id&gt;</c>, inserted, read
+/// back, removed).
+/// </summary>
+public enum AgentStepAction
 {
     /// <summary>The busybox image present (imported from the host's busybox when missing).</summary>
     EnsureImage,
 
-    /// <summary>A labelled bridge network <see cref="AgentRunCommand.Name"/> (a /24 inside 172.16.0.0/12).</summary>
+    /// <summary>A labelled bridge network <see cref="AgentStep.Name"/> (a /24 inside 172.16.0.0/12).</summary>
     CreateNetwork,
 
-    /// <summary>A labelled busybox container <see cref="AgentRunCommand.Name"/> on the run's <see cref="AgentRunCommand.Network"/>.</summary>
+    /// <summary>A labelled busybox container <see cref="AgentStep.Name"/> on the run's <see cref="AgentStep.Network"/>.</summary>
     RunContainer,
 
     /// <summary>The engine's version and firewall backend.</summary>
@@ -154,16 +158,16 @@ public enum AgentRunAction
     /// <summary>A fresh read of the rules, as text.</summary>
     ReadFirewall,
 
-    /// <summary>One of the run's rules (<see cref="AgentRunCommand.Rule"/>), tagged with the run's tag.</summary>
+    /// <summary>One of the run's rules (<see cref="AgentStep.Rule"/>), tagged with the run's tag.</summary>
     InsertRule,
 
     /// <summary>Every rule carrying exactly the run's tag removed.</summary>
     DeleteTagged,
 
-    /// <summary>A capture on one of the run's bridges (<see cref="AgentRunCommand.Interface"/>); the reply names it.</summary>
+    /// <summary>A capture on one of the run's bridges (<see cref="AgentStep.Interface"/>); the reply names it.</summary>
     StartCapture,
 
-    /// <summary>The capture <see cref="AgentRunCommand.Capture"/> stopped; the reply carries its pcap.</summary>
+    /// <summary>The capture <see cref="AgentStep.Capture"/> stopped; the reply carries its pcap.</summary>
     StopCapture,
 
     /// <summary>A bounded TCP connect from one of the run's containers.</summary>
@@ -172,16 +176,25 @@ public enum AgentRunAction
     /// <summary>The run's containers and networks removed, its rules and captures too.</summary>
     RemoveRun,
 
-    /// <summary>What runs left behind removed: rules tagged <see cref="AgentRunCommand.TagPrefix"/>… and resources of runs not in <see cref="AgentRunCommand.Keep"/>.</summary>
+    /// <summary>What runs left behind removed: rules tagged <see cref="AgentStep.TagPrefix"/>… and resources of runs not in <see cref="AgentStep.Keep"/>.</summary>
     Reconcile,
+
+    /// <summary>An approved change's rule (<see cref="AgentStep.Rule"/>, tagged with the change's tag) inserted.</summary>
+    ChangeInsert,
+
+    /// <summary>Every rule carrying exactly the change's tag (<see cref="AgentStep.Tag"/>) removed.</summary>
+    ChangeDeleteTagged,
+
+    /// <summary>One rule carrying the change's tag removed (a duplicate found by reconciliation).</summary>
+    ChangeDeleteOne,
 }
 
 /// <summary>
 /// One step of a run. <paramref name="RunKey"/> is the run's id (32 hex digits); names, tags and interfaces must be the
 /// run's own, and the agent refuses anything else.
 /// </summary>
-public sealed record AgentRunCommand(
-    AgentRunAction Action,
+public sealed record AgentStep(
+    AgentStepAction Action,
     string RunKey,
     string? Name = null,
     string? Network = null,
@@ -205,7 +218,7 @@ public sealed record AgentRunCommand(
 /// A step's outcome: <paramref name="Refused"/> when the agent would not do it (it names why), <paramref name="Failed"/>
 /// when the host could not (the engine's or the tool's message), otherwise the fields the step fills.
 /// </summary>
-public sealed record AgentRunReply(
+public sealed record AgentStepReply(
     string? Refused = null,
     string? Failed = null,
     string? Text = null,

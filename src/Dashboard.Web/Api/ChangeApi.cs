@@ -8,7 +8,8 @@ namespace Dashboard.Web.Api;
 /// <summary>
 /// Change requests: <c>GET /api/changes?lab=&amp;state=</c>, <c>POST /api/changes</c> (Operator), <c>GET /api/changes/{id}</c>,
 /// <c>GET /api/changes/{id}/what-if</c>, <c>POST /api/changes/{id}/approve|reject</c> (Approver, not the proposer),
-/// <c>POST /api/changes/{id}/revert</c> (Operator), <c>POST /api/changes/check</c> (field and host checks only).
+/// <c>POST /api/changes/{id}/revert</c> (Operator), <c>POST /api/changes/check</c> (field and host checks only),
+/// <c>GET /api/changes/reconciliation?host=</c>. A proposal's <c>host</c> names an agent's host (none: this dashboard's).
 /// Refusals are problem details: 400 with <c>errors</c> per field, 403 role, 404 not a member, 409 wrong state.
 /// </summary>
 public static class ChangeApi
@@ -25,11 +26,11 @@ public static class ChangeApi
         {
             var actor = Actor.From(http);
             var labId = await access.ResolveAsync(actor, body.Lab, ct);
-            var dto = await changes.ProposeAsync(actor, labId, body.Rule ?? throw Missing("Rule", "the rule is missing"), body.Rationale ?? "", body.TtlSeconds, ct);
+            var dto = await changes.ProposeAsync(actor, labId, body.Rule ?? throw Missing("Rule", "the rule is missing"), body.Rationale ?? "", body.TtlSeconds, ct, body.Host);
             return TypedResults.Created($"/api/changes/{dto.Id}", dto);
         });
         g.MapPost("/check", async (ProposeChangeRequest body, ChangeRequestService changes, CancellationToken ct) =>
-            TypedResults.Ok(await changes.CheckAsync(body.Rule ?? throw Missing("Rule", "the rule is missing"), body.Rationale, body.TtlSeconds, ct)));
+            TypedResults.Ok(await changes.CheckAsync(body.Rule ?? throw Missing("Rule", "the rule is missing"), body.Rationale, body.TtlSeconds, ct, body.Host)));
         g.MapGet("/{id:int}", async (int id, HttpContext http, ChangeRequestService changes, CancellationToken ct) =>
             TypedResults.Ok(await changes.GetAsync(Actor.From(http), id, ct)));
         g.MapGet("/{id:int}/what-if", async (int id, HttpContext http, ChangeRequestService changes, CancellationToken ct) =>
@@ -40,8 +41,8 @@ public static class ChangeApi
             TypedResults.Ok(await changes.RejectAsync(Actor.From(http), id, body?.Note, ct)));
         g.MapPost("/{id:int}/revert", async (int id, HttpContext http, ChangeRequestService changes, CancellationToken ct) =>
             TypedResults.Ok(await changes.RevertAsync(Actor.From(http), id, ct)));
-        g.MapGet("/reconciliation", (ChangeReconciler reconciler) =>
-            reconciler.LastReconciliation is { } r ? Results.Ok(r) : Results.NoContent());
+        g.MapGet("/reconciliation", (string? host, ChangeReconciler reconciler) =>
+            reconciler.LastReconciliationOf(host) is { } r ? Results.Ok(r) : Results.NoContent());
         return app;
     }
 

@@ -17,10 +17,10 @@ public sealed class AgentCommands(HostDirectory directory, IHubContext<AgentHub>
             : new ProbeResult(container, address, reply.Sent, reply.Received, reply.Output);
     }
 
-    public Task<AgentRunReply> RunStepAsync(string host, AgentRunCommand command, TimeSpan deadline, CancellationToken ct = default)
+    public Task<AgentStepReply> StepAsync(string host, AgentStep command, TimeSpan deadline, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(command);
-        return InvokeAsync<AgentRunReply>(host, AgentProtocol.RunStep, command, $"the run step {command.Action}", deadline, ct);
+        return InvokeAsync<AgentStepReply>(host, AgentProtocol.Step, command, $"the run step {command.Action}", deadline, ct);
     }
 
     /// <summary>A client result from the host's current connection; a host gone, going away or late is <see cref="HostUnavailableException"/>.</summary>

@@ -25,6 +25,8 @@ public sealed class ChangesPageTests : DashboardTestContext
         Services.AddSingleton(_app.Services.GetRequiredService<ChangeReconciler>());
         Services.AddSingleton(_app.Services.GetRequiredService<LabAccess>());
         Services.AddSingleton(_app.Services.GetRequiredService<AuditLog>());
+        Services.AddSingleton(_app.Services.GetRequiredService<Dashboard.App.Hosts.HostDirectory>());
+        Services.AddScoped<Dashboard.Web.Components.HostSession>();
         Services.AddScoped<LabSession>();
     }
 

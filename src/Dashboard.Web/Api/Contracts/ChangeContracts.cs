@@ -4,6 +4,7 @@ namespace Dashboard.Web.Api;
 
 // The wire shapes of ChangeApi (JSON requests and responses): records only, no behaviour beyond building them.
 
-public sealed record ProposeChangeRequest(int? Lab, ChangeRule? Rule, string? Rationale, int? TtlSeconds);
+/// <summary>A proposal; <paramref name="Host"/> names an agent host (none: the dashboard's own).</summary>
+public sealed record ProposeChangeRequest(int? Lab, ChangeRule? Rule, string? Rationale, int? TtlSeconds, string? Host = null);
 
 public sealed record DecisionRequest(string? Note);
