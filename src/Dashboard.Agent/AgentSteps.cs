@@ -25,6 +25,7 @@ public sealed partial class AgentSteps(
     HostFirewallReader firewall,
     IptablesRuleWriter writer,
     CaptureService captures,
+    TraceService traces,
     ContainerProbe probe,
     ILogger<AgentSteps> logger)
 {
@@ -45,12 +46,39 @@ public sealed partial class AgentSteps(
     [GeneratedRegex("^netlab:change-[a-z0-9]{1,16}-[0-9]{1,10}$", RegexOptions.CultureInvariant)]
     private static partial Regex ChangeTag();
 
+    /// <summary>The most change rules (tagged netlab:change-…) the agent holds at once.</summary>
+    public const int MaxChangeRules = 256;
+
+    /// <summary>The most runs the agent holds resources for at once (each with its networks and containers).</summary>
+    public const int MaxRuns = 16;
+
+    /// <summary>Chains a run's rules may go in, by table (Docker's own forwarding chains, where isolation is decided).</summary>
+    private static readonly Dictionary<string, string[]> RunChains = new(StringComparer.Ordinal)
+    {
+        ["filter"] = ["DOCKER-USER", "FORWARD", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2", "DOCKER", "DOCKER-FORWARD"],
+        ["raw"] = ["PREROUTING"],
+    };
+
     public async Task<AgentStepReply> HandleAsync(AgentStep command)
     {
-        ArgumentNullException.ThrowIfNull(command);
-        if (Refusal(command) is { } why)
+        if (command is null)
         {
-            logger.LogWarning("run step {Action} refused: {Why}", command.Action, why);
+            return new AgentStepReply(Refused: "no step");
+        }
+
+        string? why;
+        try
+        {
+            why = Refusal(command);
+        }
+        catch (Exception ex) when (ex is ArgumentException or NullReferenceException or FormatException)
+        {
+            why = "the step is malformed: " + ex.Message;
+        }
+
+        if (why is not null)
+        {
+            logger.LogWarning("step {Action} refused: {Why}", command.Action, why);
             return new AgentStepReply(Refused: why);
         }
 
@@ -63,10 +91,10 @@ public sealed partial class AgentSteps(
         {
             return new AgentStepReply(Refused: ex.Message);
         }
-        catch (Exception ex) when (ex is ProvisioningException or CaptureRejectedException or FirewallUnavailableException or EngineUnavailableException or RulesetFormatException
+        catch (Exception ex) when (ex is ProvisioningException or CaptureRejectedException or TraceRejectedException or FirewallUnavailableException or EngineUnavailableException or RulesetFormatException
             or Docker.DotNet.DockerApiException or HttpRequestException or IOException or OperationCanceledException or ArgumentException)
         {
-            logger.LogWarning("run step {Action} for run {Run} failed: {Error}", command.Action, command.RunKey, ex.Message);
+            logger.LogWarning("step {Action} (run {Run}) failed: {Error}", command.Action, command.RunKey, ex.Message);
             return new AgentStepReply(Failed: ex.Message);
         }
     }
@@ -77,22 +105,23 @@ public sealed partial class AgentSteps(
         if (c.Action is AgentStepAction.Reconcile)
         {
             return c.TagPrefix is null || !RunTagPrefix().IsMatch(c.TagPrefix) ? "reconciliation needs the dashboard's run tag prefix (netlab:run-<instance>-)"
-                : c.Keep is { Count: > 10_000 } || c.Keep?.Any(k => !RunKeyPattern().IsMatch(k)) == true ? "the runs to keep must be run keys (32 hex digits)"
+                : c.Keep is { Count: > 10_000 } || c.Keep?.Any(k => k is null || !RunKeyPattern().IsMatch(k)) == true ? "the runs to keep must be run keys (32 hex digits)"
                 : null;
         }
 
-        if (c.Action is AgentStepAction.EnsureImage or AgentStepAction.ReadEngine or AgentStepAction.ReadFirewall)
+        if (c.Action is AgentStepAction.EnsureImage or AgentStepAction.ReadEngine or AgentStepAction.ReadFirewall or AgentStepAction.TraceAvailable)
         {
             return null;
         }
 
         if (c.Action is AgentStepAction.ChangeInsert or AgentStepAction.ChangeDeleteTagged or AgentStepAction.ChangeDeleteOne)
         {
-            var tag = c.Action == AgentStepAction.ChangeInsert ? c.Rule?.Tag : c.Tag;
-            return tag is null || !ChangeTag().IsMatch(tag) ? "a change's rule carries its change's tag (netlab:change-<instance>-<id>)"
+            // The same rules a change may hold on the dashboard's own host (ChangeRule: tables, targets, fields), by the
+            // agent's own check; the approval by two people is the dashboard's.
+            return c.Tag is null || !ChangeTag().IsMatch(c.Tag) ? "a change's rule carries its change's tag (netlab:change-<instance>-<id>)"
                 : c.Action != AgentStepAction.ChangeInsert ? null
-                : c.Rule!.Validate() is { Count: > 0 } errors ? "the rule is not valid: " + string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}"))
-                : c.Rule.Target == "TRACE" ? "a change holds no TRACE rule (traces are the dashboard's own, short-lived)"
+                : c.Change is null ? "ChangeInsert needs the change's rule"
+                : c.Change.Validate() is { Count: > 0 } errors ? "the change's rule is not valid: " + string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}"))
                 : null;
         }
 
@@ -105,13 +134,22 @@ public sealed partial class AgentSteps(
         var state = _runs.GetValueOrDefault(c.RunKey);
         return c.Action switch
         {
-            AgentStepAction.CreateNetwork => OwnName(c.Name, own, "network"),
-            AgentStepAction.RunContainer => OwnName(c.Name, own, "container") ?? (c.Network is null || !c.Network.StartsWith(own, StringComparison.Ordinal) ? "a run's container joins one of the run's own networks" : null),
-            AgentStepAction.InsertRule => RuleRefusal(c),
+            AgentStepAction.CreateNetwork => OwnName(c.Name, own, "network")
+                ?? (state is null && _runs.Count >= MaxRuns ? $"{MaxRuns} runs already hold resources on this host: wait for one to end" : null)
+                ?? (state is { Networks.Count: >= 16 } ? "a run has at most 16 networks" : null),
+            AgentStepAction.RunContainer => OwnName(c.Name, own, "container")
+                ?? (state is null || c.Network is null || !state.Networks.ContainsKey(c.Network) ? "a run's container joins one of the run's own networks" : null)
+                ?? (state is { Containers.Count: >= 32 } ? "a run has at most 32 containers" : null),
+            AgentStepAction.InsertRule => state is null ? "a run's rules come after its networks and containers" : RuleRefusal(c, state),
             AgentStepAction.DeleteTagged => TagRefusal(c.Tag, c.RunKey),
             AgentStepAction.StartCapture => state is null || c.Interface is null || !state.Bridges.Contains(c.Interface) ? $"'{Cut(c.Interface)}' is not a bridge of this run: runs capture on their own bridges only" : null,
             AgentStepAction.StopCapture => state is null || c.Capture is null || !state.Captures.ContainsKey(c.Capture) ? $"this run has no capture '{Cut(c.Capture)}'" : null,
-            AgentStepAction.Tcp => state is null || c.Container is null || !state.Containers.Contains(c.Container) ? $"'{Cut(c.Container)}' is not a container of this run" : null,
+            AgentStepAction.StartTrace => state is null || c.Trace is null ? "a run traces its own flow, once its networks exist"
+                : new[] { c.Trace.Source, c.Trace.Destination }.Concat(c.Trace.ReplyDestinations ?? []).FirstOrDefault(a => !state.Owns(a)) is { } foreign
+                    ? $"'{Cut(foreign)}' is not an address of this run's containers or gateways: a run traces its own flows only" : null,
+            AgentStepAction.StopTrace => state is null || c.Capture is null || !state.Traces.ContainsKey(c.Capture) ? $"this run has no trace '{Cut(c.Capture)}'" : null,
+            AgentStepAction.Tcp => state is null || c.Container is null || !state.Containers.ContainsKey(c.Container) ? $"'{Cut(c.Container)}' is not a container of this run"
+                : c.Target is null || !state.Containers.ContainsKey(c.Target) || c.Address is null || state.Containers[c.Target] != c.Address ? "a run's TCP probe goes to one of its own containers, at its address" : null,
             AgentStepAction.RemoveRun => null,
             _ => $"unknown run step {c.Action}",
         };
@@ -124,7 +162,7 @@ public sealed partial class AgentSteps(
         tag is not null && RuleTag.IsDashboardComment(tag) && tag.StartsWith(RuleTag.Prefix + "run-", StringComparison.Ordinal) && tag.EndsWith("-" + runKey, StringComparison.Ordinal) && tag.Length <= 80
             ? null : "a run's rules carry the run's own tag (netlab:run-<instance>-<run key>)";
 
-    private static string? RuleRefusal(AgentStep c)
+    private static string? RuleRefusal(AgentStep c, RunState state)
     {
         if (c.Rule is not { } rule)
         {
@@ -134,6 +172,11 @@ public sealed partial class AgentSteps(
         if (rule.Validate() is { Count: > 0 } errors)
         {
             return "the rule is not valid: " + string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}"));
+        }
+
+        if (!RunChains.TryGetValue(rule.Table, out var chains) || !chains.Contains(rule.Chain, StringComparer.Ordinal))
+        {
+            return $"a run's rules go in {string.Join("; ", RunChains.Select(t => $"{t.Key}: {string.Join(", ", t.Value)}"))}, not {Cut(rule.Table)} {Cut(rule.Chain)}";
         }
 
         if (TagRefusal(rule.Tag, c.RunKey) is { } tag)
@@ -162,6 +205,11 @@ public sealed partial class AgentSteps(
             {
                 return $"'{Cut(end)}' is outside 172.16.0.0/12: a run's rules match lab addresses only";
             }
+
+            if (end is not null && !state.Covers(IPNetwork.Parse(end.Contains('/', StringComparison.Ordinal) ? end : end + "/32")))
+            {
+                return $"'{Cut(end)}' is not inside this run's own networks: a run's rules match its own addresses only";
+            }
         }
 
         return null;
@@ -181,11 +229,13 @@ public sealed partial class AgentSteps(
                 return new AgentStepReply(Firewall: AgentFirewall.From(snapshot.Ruleset, snapshot));
             case AgentStepAction.CreateNetwork:
                 var network = await provisioner.CreateNetworkAsync(c.RunKey, c.Name!, c.Internal, c.Icc, ct).ConfigureAwait(false);
-                State(c.RunKey).Bridges.Add(network.Bridge);
+                var made = State(c.RunKey);
+                made.Bridges.Add(network.Bridge);
+                made.Networks[network.Name] = (IPNetwork.Parse(network.Subnet), network.Gateway);
                 return new AgentStepReply(Network: network);
             case AgentStepAction.RunContainer:
                 var container = await provisioner.RunContainerAsync(c.RunKey, c.Name!, c.Network!, ct).ConfigureAwait(false);
-                State(c.RunKey).Containers.Add(container.Name);
+                State(c.RunKey).Containers[container.Name] = container.Address;
                 return new AgentStepReply(Container: container);
             case AgentStepAction.InsertRule:
                 var inserted = await writer.InsertAsync(c.Rule!, ct).ConfigureAwait(false);
@@ -198,17 +248,42 @@ public sealed partial class AgentSteps(
                 State(c.RunKey).Captures[session.Id] = session;
                 return new AgentStepReply(Capture: session.Id);
             case AgentStepAction.StopCapture:
-                State(c.RunKey).Captures.TryRemove(c.Capture!, out var stopping);
-                await stopping!.StopAsync().ConfigureAwait(false);
+                if (!State(c.RunKey).Captures.TryRemove(c.Capture!, out var stopping))
+                {
+                    return new AgentStepReply(Refused: $"this run has no capture '{Cut(c.Capture)}' (stopped already)");
+                }
+
+                await stopping.StopAsync().ConfigureAwait(false);
                 var pcap = await File.ReadAllBytesAsync(stopping.PcapPath, ct).ConfigureAwait(false);
                 captures.Purge();
                 return new AgentStepReply(Pcap: pcap.Length <= AgentProtocol.MaxRunPcapBytes + (64 * 1024) ? pcap : pcap[..(int)AgentProtocol.MaxRunPcapBytes], KernelDrops: stopping.Stats.DroppedByKernel);
+            case AgentStepAction.TraceAvailable:
+                return new AgentStepReply(Text: await traces.UnavailableReasonAsync(ct).ConfigureAwait(false) ?? "");
+            case AgentStepAction.StartTrace:
+                // TraceService checks the rest: addresses inside Docker networks only, its own limits and tags.
+                var limit = c.Trace!.TimeLimit is { } t && t < TimeSpan.FromMinutes(5) ? t : TimeSpan.FromMinutes(5);
+                var trace = await traces.StartAsync(c.Trace with { TimeLimit = limit, Owner = new SessionOwner(null, "agent", null, null) }, ct).ConfigureAwait(false);
+                State(c.RunKey).Traces[trace.Id] = trace;
+                return new AgentStepReply(Capture: trace.Id, Text: trace.Tag);
+            case AgentStepAction.StopTrace:
+                if (!State(c.RunKey).Traces.TryRemove(c.Capture!, out var traced))
+                {
+                    return new AgentStepReply(Refused: $"this run has no trace '{Cut(c.Capture)}' (stopped already)");
+                }
+
+                await traces.StopAsync(traced).ConfigureAwait(false);
+                return new AgentStepReply(Traced: traced.Packets);
             case AgentStepAction.Tcp:
                 return new AgentStepReply(Probe: await probe.TcpAsync(c.Container!, c.Target ?? "", c.Address ?? "", c.Port, c.Count, c.TimeoutSeconds, ct).ConfigureAwait(false));
             case AgentStepAction.RemoveRun:
                 return new AgentStepReply(Removed: await RemoveRunAsync(c.RunKey, ct).ConfigureAwait(false));
             case AgentStepAction.ChangeInsert:
-                var applied = await writer.InsertAsync(c.Rule!, ct).ConfigureAwait(false);
+                if ((await writer.FindAllTaggedAsync(ct).ConfigureAwait(false)).Count(r => r.Comment!.StartsWith(RuleTag.Prefix + "change-", StringComparison.Ordinal)) >= MaxChangeRules)
+                {
+                    return new AgentStepReply(Refused: $"this host holds {MaxChangeRules} change rules already: revert some first");
+                }
+
+                var applied = await writer.InsertAsync(c.Change!.ToSpec(c.Tag!), ct).ConfigureAwait(false);
                 logger.LogInformation("change: {Command} → {Result}", applied.CommandLine, applied.Message);
                 return new AgentStepReply(Rule: applied);
             case AgentStepAction.ChangeDeleteTagged:
@@ -227,18 +302,25 @@ public sealed partial class AgentSteps(
 
     private RunState State(string runKey) => _runs.GetOrAdd(runKey, _ => new RunState());
 
+    /// <summary>What a run made, as CreateNetwork and RunContainer record it (for tests of the checks that follow).</summary>
+    internal void Remember(string runKey, ProvisionedNetwork network, params ProvisionedContainer[] containers)
+    {
+        var state = State(runKey);
+        state.Bridges.Add(network.Bridge);
+        state.Networks[network.Name] = (IPNetwork.Parse(network.Subnet), network.Gateway);
+        foreach (var c in containers)
+        {
+            state.Containers[c.Name] = c.Address;
+        }
+    }
+
     /// <summary>The run's captures stopped, its rules (by its tag's run key) and labelled resources removed.</summary>
     private async Task<List<string>> RemoveRunAsync(string runKey, CancellationToken ct)
     {
         var removed = new List<string>();
         if (_runs.TryRemove(runKey, out var state))
         {
-            foreach (var s in state.Captures.Values)
-            {
-                await s.StopAsync().ConfigureAwait(false);
-            }
-
-            captures.Purge();
+            await StopAllAsync(state).ConfigureAwait(false);
         }
 
         foreach (var r in await writer.DeleteTaggedWhereAsync(t => t.StartsWith(RuleTag.Prefix + "run-", StringComparison.Ordinal) && t.EndsWith("-" + runKey, StringComparison.Ordinal), ct).ConfigureAwait(false))
@@ -260,14 +342,10 @@ public sealed partial class AgentSteps(
         {
             if (_runs.TryRemove(key, out var state))
             {
-                foreach (var s in state.Captures.Values)
-                {
-                    await s.StopAsync().ConfigureAwait(false);
-                }
+                await StopAllAsync(state).ConfigureAwait(false);
             }
         }
 
-        captures.Purge();
         foreach (var r in await writer.DeleteTaggedWhereAsync(t => t.StartsWith(tagPrefix, StringComparison.Ordinal) && !kept.Contains(t[tagPrefix.Length..]), ct).ConfigureAwait(false))
         {
             removed.Add($"{r.CommandLine} → {r.Message}");
@@ -282,14 +360,42 @@ public sealed partial class AgentSteps(
         return removed;
     }
 
+    /// <summary>A run's captures and traces stopped (its TRACE rules removed with them).</summary>
+    private async Task StopAllAsync(RunState state)
+    {
+        foreach (var s in state.Captures.Values)
+        {
+            await s.StopAsync().ConfigureAwait(false);
+        }
+
+        foreach (var t in state.Traces.Values)
+        {
+            await traces.StopAsync(t).ConfigureAwait(false);
+        }
+
+        captures.Purge();
+    }
+
     private static string Cut(string? s) => s is null ? "" : s.Length <= 64 ? s : s[..64] + "…";
 
     private sealed class RunState
     {
         public ConcurrentBag<string> Bridges { get; } = [];
 
-        public ConcurrentBag<string> Containers { get; } = [];
+        /// <summary>The run's networks by name: subnet and gateway.</summary>
+        public ConcurrentDictionary<string, (IPNetwork Subnet, string Gateway)> Networks { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The run's containers by name: their address.</summary>
+        public ConcurrentDictionary<string, string> Containers { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Whether <paramref name="n"/> lies inside one of the run's own subnets.</summary>
+        public bool Covers(IPNetwork n) => Networks.Values.Any(x => n.PrefixLength >= x.Subnet.PrefixLength && x.Subnet.Contains(n.BaseAddress));
+
+        /// <summary>Whether <paramref name="address"/> is one of the run's containers' or gateways'.</summary>
+        public bool Owns(string? address) => address is not null && (Containers.Values.Contains(address, StringComparer.Ordinal) || Networks.Values.Any(x => x.Gateway == address));
 
         public ConcurrentDictionary<string, CaptureSession> Captures { get; } = new(StringComparer.Ordinal);
+
+        public ConcurrentDictionary<string, TraceSession> Traces { get; } = new(StringComparer.Ordinal);
     }
 }

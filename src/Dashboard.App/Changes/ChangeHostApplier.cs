@@ -30,6 +30,23 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
 
     private SemaphoreSlim GateOf(string? host) => _gates.GetOrAdd(host ?? "", _ => new SemaphoreSlim(1, 1));
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, byte> _applying = new();
+
+    /// <summary>Marks a change as being approved and applied from now until the result is disposed: reconciliation leaves it alone.</summary>
+    public IDisposable Applying(int id)
+    {
+        _applying[id] = 0;
+        return new Done(() => _applying.TryRemove(id, out _));
+    }
+
+    /// <summary>Whether the change is being approved and applied right now (its Approved state is not a leftover).</summary>
+    public bool IsApplying(int id) => _applying.ContainsKey(id);
+
+    private sealed class Done(Action done) : IDisposable
+    {
+        public void Dispose() => done();
+    }
+
     public string InstanceId => _host.InstanceId;
 
     /// <summary>The comment prefix of this instance's change rules.</summary>
@@ -64,8 +81,15 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
         await gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
+            // Whatever held the host meanwhile (a reconciliation) may have decided the change: only an approved one goes on.
+            await db.Entry(c).ReloadAsync(CancellationToken.None).ConfigureAwait(false);
+            if (c.State != ChangeState.Approved)
+            {
+                return ToDto(c);
+            }
+
             // Not cancellable from here on: the host and the database must end up agreeing.
-            var result = await target.InsertAsync(spec, CancellationToken.None).ConfigureAwait(false);
+            var result = await target.InsertAsync(rule, c.Tag!, CancellationToken.None).ConfigureAwait(false);
             c.ApplyCommand = result.CommandLine;
             await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", $"apply {rule.Describe()}", c.LabId, result.CommandLine, result.Message, result.Succeeded, CancellationToken.None).ConfigureAwait(false);
             if (!result.Succeeded)
@@ -92,18 +116,47 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
             await EndAsync(db, c, ChangeState.Failed, actor, why + "; every copy was removed", cleanup, CancellationToken.None).ConfigureAwait(false);
             return ToDto(c);
         }
+        catch (ChangeStateException ex) when (c.Host is not null)
+        {
+            // The agent refused or the host failed a step: nothing of it may stay, and the change says why.
+            await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", ex.Message, c.LabId, CommandFor(rule, c.Id), ex.Message, false, CancellationToken.None).ConfigureAwait(false);
+            var cleanup = await TryRemoveCopiesAsync(target, c.Tag!).ConfigureAwait(false);
+            await EndAsync(db, c, ChangeState.Failed, actor, $"{ex.Message}{(cleanup is null ? "" : "; " + cleanup)}", null, CancellationToken.None).ConfigureAwait(false);
+            return ToDto(c);
+        }
         catch (Dashboard.App.Hosts.HostUnavailableException ex)
         {
-            // The agent went away while applying: whether the rule reached the host is found out when it is back.
+            // No answer in time, or the agent went away. Still connected: its steps run in order, so a removal sent
+            // now follows the insert, and the change fails cleanly. Gone: reconciliation finds out when it is back.
+            await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", ex.Message, c.LabId, CommandFor(rule, c.Id), ex.Message, false, CancellationToken.None).ConfigureAwait(false);
+            if (await TryRemoveCopiesAsync(target, c.Tag!).ConfigureAwait(false) is { } removed && !removed.StartsWith("not removed", StringComparison.Ordinal))
+            {
+                await EndAsync(db, c, ChangeState.Failed, actor, $"{ex.Message}; {removed}", null, CancellationToken.None).ConfigureAwait(false);
+                return ToDto(c);
+            }
+
             c.Outcome = $"{ex.Message}; whether the rule reached the host is checked when its agent connects again (until then the change stays approved)";
             await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
-            await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", c.Outcome, c.LabId, CommandFor(rule, c.Id), ex.Message, false, CancellationToken.None).ConfigureAwait(false);
             Published(c);
             throw new ChangeStateException(c.Outcome);
         }
         finally
         {
             gate.Release();
+        }
+    }
+
+    /// <summary>Removes every copy of a change's rule after a failed apply; says what happened (null for the local host's own path).</summary>
+    private static async Task<string?> TryRemoveCopiesAsync(IChangeTarget target, string tag)
+    {
+        try
+        {
+            var results = await target.DeleteTaggedAsync(tag, CancellationToken.None).ConfigureAwait(false);
+            return results.Count == 0 ? "no copy of the rule is on the host" : $"{results.Count} cop{(results.Count == 1 ? "y" : "ies")} of the rule removed";
+        }
+        catch (Exception ex) when (ex is Dashboard.App.Hosts.HostUnavailableException or ChangeStateException)
+        {
+            return "not removed: " + ex.Message;
         }
     }
 

@@ -124,7 +124,7 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
             var onHost = (await writer.FindAllTaggedAsync(ct).ConfigureAwait(false)).Where(r => r.Comment!.StartsWith(prefix, StringComparison.Ordinal)).ToList();
             var applied = await db.ChangeRequests.Where(c => c.InstanceId == applier.InstanceId && c.Host == host && (c.State == ChangeState.Applied || c.State == ChangeState.Approved)).ToListAsync(ct).ConfigureAwait(false);
             var now = DateTimeOffset.UtcNow;
-            foreach (var c in applied)
+            foreach (var c in applied.Where(c => !applier.IsApplying(c.Id)))
             {
                 var copies = onHost.Count(r => r.Comment == c.Tag);
                 if (c.State == ChangeState.Approved)
@@ -167,7 +167,7 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
                 }
             }
 
-            var known = applied.Where(c => c.State == ChangeState.Applied).Select(c => c.Tag).ToHashSet();
+            var known = applied.Where(c => c.State == ChangeState.Applied || applier.IsApplying(c.Id)).Select(c => c.Tag).ToHashSet();
             foreach (var group in onHost.Where(r => !known.Contains(r.Comment)).GroupBy(r => r.Comment!))
             {
                 var results = await writer.DeleteTaggedAsync(group.Key, ct).ConfigureAwait(false);

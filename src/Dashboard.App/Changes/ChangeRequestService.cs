@@ -124,7 +124,13 @@ public sealed class ChangeRequestService(
     {
         ArgumentNullException.ThrowIfNull(rule);
         await access.RequireAsync(actor, labId, LabRole.Operator, ct).ConfigureAwait(false);
-        var errors = await CheckAsync(rule, rationale, ttlSeconds, ct, host).ConfigureAwait(false);
+        var errors = new Dictionary<string, string>(await CheckAsync(rule, rationale, ttlSeconds, ct, host).ConfigureAwait(false));
+        if (await access.HostRefusalAsync(labId, RemoteOf(host) ?? isolation.LocalHost, ct).ConfigureAwait(false) is { } refused)
+        {
+            errors["Host"] = refused;
+            await audit.WriteAsync(actor, "change.propose-refused", $"lab {labId}", refused, labId, succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
+        }
+
         if (errors.Count > 0)
         {
             throw new ChangeValidationException(errors);
@@ -160,6 +166,13 @@ public sealed class ChangeRequestService(
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
         var c = await LoadAsync(db, actor, id, LabRole.Approver, ct).ConfigureAwait(false);
         RequireState(c, ChangeState.Proposed, "approved");
+        using var applying = applier.Applying(c.Id);
+        if (await access.HostRefusalAsync(c.LabId, c.Host ?? isolation.LocalHost, ct).ConfigureAwait(false) is { } notHere)
+        {
+            await audit.WriteAsync(actor, "change.approve-refused", $"change {c.Id}", notHere, c.LabId, succeeded: false, ct: ct).ConfigureAwait(false);
+            throw new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, notHere);
+        }
+
         var self = c.ProposedById == actor.UserId;
         if (self)
         {

@@ -15,7 +15,8 @@ public interface IChangeTarget
     /// <summary>The host's name as changes record it (null: the dashboard's own).</summary>
     string? Host { get; }
 
-    Task<RuleCommandResult> InsertAsync(RuleSpec spec, CancellationToken ct);
+    /// <summary>Inserts the change's rule tagged <paramref name="tag"/>.</summary>
+    Task<RuleCommandResult> InsertAsync(ChangeRule rule, string tag, CancellationToken ct);
 
     /// <summary>A fresh read: every rule carrying a dashboard tag.</summary>
     Task<IReadOnlyList<FirewallRule>> FindAllTaggedAsync(CancellationToken ct);
@@ -38,7 +39,7 @@ public sealed class LocalChangeTarget(IptablesRuleWriter writer) : IChangeTarget
 {
     public string? Host => null;
 
-    public Task<RuleCommandResult> InsertAsync(RuleSpec spec, CancellationToken ct) => writer.InsertAsync(spec, ct);
+    public Task<RuleCommandResult> InsertAsync(ChangeRule rule, string tag, CancellationToken ct) => writer.InsertAsync(rule.ToSpec(tag), ct);
 
     public Task<IReadOnlyList<FirewallRule>> FindAllTaggedAsync(CancellationToken ct) => writer.FindAllTaggedAsync(ct);
 
@@ -58,8 +59,8 @@ public sealed class AgentChangeTarget(string host, IAgentCommands agents) : ICha
 
     public string? Host => host;
 
-    public async Task<RuleCommandResult> InsertAsync(RuleSpec spec, CancellationToken ct) =>
-        (await StepAsync(new AgentStep(AgentStepAction.ChangeInsert, "", Rule: spec), ct).ConfigureAwait(false)).Rule
+    public async Task<RuleCommandResult> InsertAsync(ChangeRule rule, string tag, CancellationToken ct) =>
+        (await StepAsync(new AgentStep(AgentStepAction.ChangeInsert, "", Tag: tag, Change: rule), ct).ConfigureAwait(false)).Rule
         ?? throw new ChangeStateException($"host '{host}' did not say what the insert did");
 
     public async Task<IReadOnlyList<FirewallRule>> FindAllTaggedAsync(CancellationToken ct)

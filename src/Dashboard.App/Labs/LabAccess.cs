@@ -6,7 +6,12 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Dashboard.App.Labs;
 
-public sealed record LabMembership(int LabId, string LabName, LabRole Role, bool AllowSelfApprovalWhenAlone, int MemberCount);
+/// <summary>A lab as one of its members sees it; <paramref name="Hosts"/> the hosts it may use (null: every host).</summary>
+public sealed record LabMembership(int LabId, string LabName, LabRole Role, bool AllowSelfApprovalWhenAlone, int MemberCount, IReadOnlyList<string>? Hosts = null)
+{
+    /// <summary>Whether the lab's runs and changes may go to <paramref name="host"/>.</summary>
+    public bool Allows(string host) => Hosts is null || Hosts.Contains(host, StringComparer.Ordinal);
+}
 
 public sealed record MemberInfo(string UserId, string UserName, LabRole Role, DateTimeOffset AddedAt);
 
@@ -83,9 +88,10 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
     public async Task<IReadOnlyList<LabMembership>> LabsOfAsync(Actor actor, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
-        return await db.LabMembers.AsNoTracking().Where(m => m.UserId == actor.UserId).OrderBy(m => m.LabId)
-            .Select(m => new LabMembership(m.LabId, m.Lab!.Name, m.Role, m.Lab.AllowSelfApprovalWhenAlone, m.Lab.Members.Count))
+        var rows = await db.LabMembers.AsNoTracking().Where(m => m.UserId == actor.UserId).OrderBy(m => m.LabId)
+            .Select(m => new { m.LabId, m.Lab!.Name, m.Role, m.Lab.AllowSelfApprovalWhenAlone, Members = m.Lab.Members.Count, m.Lab.Hosts })
             .ToListAsync(ct).ConfigureAwait(false);
+        return [.. rows.Select(r => new LabMembership(r.LabId, r.Name, r.Role, r.AllowSelfApprovalWhenAlone, r.Members, HostsOf(r.Hosts)))];
     }
 
     /// <summary>User ids of the site administrators (who may see every capture and trace).</summary>
@@ -208,5 +214,61 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
         await audit.WriteAsync(actor, "lab.settings", $"lab {labId}", $"self-approval in a single-member lab {(allow ? "allowed" : "not allowed")}", labId, ct: ct).ConfigureAwait(false);
     }
 
+    /// <summary>A lab's hosts as stored (one name per line), or null for every host.</summary>
+    public static IReadOnlyList<string>? HostsOf(string? stored) =>
+        stored is null ? null : stored.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>The most hosts a lab is limited to.</summary>
+    public const int MaxLabHosts = 64;
+
+    /// <summary>
+    /// Limits a lab's runs and changes to some hosts (null: every host again). Only a site administrator decides (a lab
+    /// Admin could otherwise widen what the site limited); each name is the dashboard's own host or a registered one.
+    /// </summary>
+    public async Task SetHostsAsync(Actor actor, int labId, IReadOnlyList<string>? hosts, string localHost, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(actor);
+        if (!actor.IsAdministrator)
+        {
+            var refused = new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, "only a site administrator decides which hosts a lab may use");
+            await audit.WriteAsync(actor, "lab.settings-refused", $"lab {labId}", refused.Message, labId, succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
+            throw refused;
+        }
+
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var lab = await db.Labs.SingleOrDefaultAsync(l => l.Id == labId, ct).ConfigureAwait(false)
+            ?? throw new LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"lab {labId} does not exist");
+        if (hosts is not null)
+        {
+            if (hosts.Count is 0 or > MaxLabHosts || hosts.Distinct(StringComparer.Ordinal).Count() != hosts.Count)
+            {
+                throw new LabSettingsException($"hosts: name 1 to {MaxLabHosts} hosts, each once (or none at all for every host)");
+            }
+
+            var registered = (await db.Hosts.AsNoTracking().Select(h => h.Name).ToListAsync(ct).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
+            if (hosts.FirstOrDefault(h => h != localHost && !registered.Contains(h)) is { } unknown)
+            {
+                throw new LabSettingsException($"hosts: '{Short(unknown)}' is neither this dashboard's host ('{localHost}') nor a registered one");
+            }
+        }
+
+        lab.Hosts = hosts is null ? null : string.Join('\n', hosts);
+        await db.SaveChangesAsync(ct).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "lab.hosts", $"lab {labId}", hosts is null ? "the lab may use every host" : $"the lab may use only {string.Join(", ", hosts)}", labId, ct: ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Why the lab's runs and changes may not go to <paramref name="host"/>, or null when they may.</summary>
+    public async Task<string?> HostRefusalAsync(int labId, string host, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var stored = await db.Labs.AsNoTracking().Where(l => l.Id == labId).Select(l => l.Hosts).SingleOrDefaultAsync(ct).ConfigureAwait(false);
+        return HostsOf(stored) is { } allowed && !allowed.Contains(host, StringComparer.Ordinal)
+            ? $"lab {labId} may use only the hosts {string.Join(", ", allowed)}: not '{Short(host)}'"
+            : null;
+    }
+
     private static string Short(string? s) => s is null ? "" : s.Length > 40 ? s[..40] + "…" : s;
 }
+
+/// <summary>A lab setting that cannot be taken as given (400), with what is wrong.</summary>
+public sealed class LabSettingsException(string message) : ArgumentException(message);

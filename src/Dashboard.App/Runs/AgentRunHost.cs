@@ -1,6 +1,7 @@
 using Dashboard.App.Hosts;
 using Dashboard.Core.Changes;
 using Dashboard.Core.Topology;
+using System.Net;
 using Dashboard.Host;
 using Dashboard.Host.Agents;
 using Dashboard.Host.Docker;
@@ -11,9 +12,9 @@ namespace Dashboard.App.Runs;
 /// <summary>
 /// A host reached through its agent: each of a run's steps is one <see cref="AgentProtocol.Step"/> command with a
 /// deadline. The agent's rules text is parsed here with the dashboard's own readers; a capture's pcap comes back when
-/// it stops. Tracing (TRACE rules and the kernel log) is not carried by the protocol yet: the run records why.
+/// it stops, and a trace's packets when it stops.
 /// </summary>
-public sealed class AgentRunHost(string host, string run, IAgentCommands commands) : IRunHost
+public sealed partial class AgentRunHost(string host, string run, IAgentCommands commands) : IRunHost
 {
     public string Name => host;
 
@@ -23,13 +24,32 @@ public sealed class AgentRunHost(string host, string run, IAgentCommands command
     public async Task<string> EnsureImageAsync(CancellationToken ct) =>
         (await StepAsync(new AgentStep(AgentStepAction.EnsureImage, run), TimeSpan.FromMinutes(2), ct)).Text ?? "";
 
-    public async Task<ProvisionedNetwork> CreateNetworkAsync(string runKey, string name, bool isInternal, bool icc, CancellationToken ct) =>
-        (await StepAsync(new AgentStep(AgentStepAction.CreateNetwork, runKey, Name: name, Internal: isInternal, Icc: icc), TimeSpan.FromMinutes(1), ct)).Network
-        ?? throw new ProvisioningException($"host '{host}' created no network {name}");
+    public async Task<ProvisionedNetwork> CreateNetworkAsync(string runKey, string name, bool isInternal, bool icc, CancellationToken ct)
+    {
+        var n = (await StepAsync(new AgentStep(AgentStepAction.CreateNetwork, runKey, Name: name, Internal: isInternal, Icc: icc), TimeSpan.FromMinutes(1), ct)).Network
+            ?? throw new ProvisioningException($"host '{host}' created no network {name}");
 
-    public async Task<ProvisionedContainer> RunContainerAsync(string runKey, string name, string network, CancellationToken ct) =>
-        (await StepAsync(new AgentStep(AgentStepAction.RunContainer, runKey, Name: name, Network: network), TimeSpan.FromMinutes(1), ct)).Container
-        ?? throw new ProvisioningException($"host '{host}' started no container {name}");
+        // What the agent says goes into file names, rules and the record: the run's own name, a bridge's name, a lab /24.
+        return n.Name == name && InterfaceName().IsMatch(n.Bridge ?? "") && n.Bridge is not ("." or "..") && IPNetwork.TryParse(n.Subnet, out var subnet) && subnet.PrefixLength == 24 && LabRange.Contains(subnet.BaseAddress)
+            && IPAddress.TryParse(n.Gateway, out var gateway) && subnet.Contains(gateway)
+            ? n : throw new ProvisioningException($"host '{host}' answered network {name} with what a network is not (name {Cut(n.Name)}, bridge {Cut(n.Bridge)}, subnet {Cut(n.Subnet)}, gateway {Cut(n.Gateway)})");
+    }
+
+    public async Task<ProvisionedContainer> RunContainerAsync(string runKey, string name, string network, CancellationToken ct)
+    {
+        var c = (await StepAsync(new AgentStep(AgentStepAction.RunContainer, runKey, Name: name, Network: network), TimeSpan.FromMinutes(1), ct)).Container
+            ?? throw new ProvisioningException($"host '{host}' started no container {name}");
+        return c.Name == name && c.Network == network && IPAddress.TryParse(c.Address, out var a) && LabRange.Contains(a) && a.ToString() == c.Address
+            ? c : throw new ProvisioningException($"host '{host}' answered container {name} with what a container is not (name {Cut(c.Name)}, address {Cut(c.Address)})");
+    }
+
+    private static readonly IPNetwork LabRange = IPNetwork.Parse("172.16.0.0/12");
+
+    /// <summary>A kernel interface name (the bridge becomes a file name and a capture's interface).</summary>
+    [System.Text.RegularExpressions.GeneratedRegex("^[A-Za-z0-9_.-]{1,15}$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex InterfaceName();
+
+    private static string Cut(string? s) => s is null ? "" : s.Length <= 64 ? s : s[..64] + "…";
 
     public async Task<EngineInfo> ReadEngineAsync(CancellationToken ct) =>
         (await StepAsync(new AgentStep(AgentStepAction.ReadEngine, run), TimeSpan.FromSeconds(30), ct)).Engine
@@ -61,13 +81,14 @@ public sealed class AgentRunHost(string host, string run, IAgentCommands command
         return new AgentCapture(this, bridge, id);
     }
 
-    public Task<string?> TraceUnavailableReasonAsync(CancellationToken ct) =>
-        Task.FromResult<string?>($"host '{host}' is reached through its agent, and the agent protocol does not carry traces yet (captures, counters and probes it does)");
+    public async Task<string?> TraceUnavailableReasonAsync(CancellationToken ct) =>
+        (await StepAsync(new AgentStep(AgentStepAction.TraceAvailable, run), TimeSpan.FromSeconds(30), ct)).Text is { Length: > 0 } why ? $"on host '{host}': {why}" : null;
 
-    public Task<TraceSession> StartTraceAsync(TraceRequest request, CancellationToken ct) =>
-        throw new TraceRejectedException($"host '{host}': traces through an agent are not supported yet");
-
-    public Task StopTraceAsync(TraceSession trace) => Task.CompletedTask;
+    public async Task<IRunTrace> StartTraceAsync(TraceRequest request, CancellationToken ct)
+    {
+        var reply = await StepAsync(new AgentStep(AgentStepAction.StartTrace, run, Trace: request), TimeSpan.FromSeconds(30), ct);
+        return new AgentTrace(this, request, reply.Capture ?? throw new ProvisioningException($"host '{host}' started no trace"), reply.Text ?? "");
+    }
 
     public Task<ProbeResult> PingAsync(string container, string address, int count, int timeoutSeconds, CancellationToken ct) =>
         commands.PingAsync(host, container, address, count, timeoutSeconds, ct);
@@ -90,6 +111,16 @@ public sealed class AgentRunHost(string host, string run, IAgentCommands command
             { Failed: { } error } => throw new ProvisioningException($"host '{host}': {command.Action} failed: {error}"),
             _ => reply,
         };
+    }
+
+    private sealed class AgentTrace(AgentRunHost owner, TraceRequest request, string id, string tag) : IRunTrace
+    {
+        public TraceRequest Request => request;
+
+        public string Tag => tag;
+
+        public async Task<IReadOnlyList<Dashboard.Core.Firewall.TracedPacket>> StopAsync() =>
+            (await owner.StepAsync(new AgentStep(AgentStepAction.StopTrace, owner.RunKey, Capture: id), TimeSpan.FromMinutes(1), CancellationToken.None)).Traced ?? [];
     }
 
     private sealed class AgentCapture(AgentRunHost owner, string bridge, string id) : IRunCapture

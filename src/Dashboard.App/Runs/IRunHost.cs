@@ -40,9 +40,7 @@ public interface IRunHost
     /// <summary>Why this host cannot trace now, or null when it can.</summary>
     Task<string?> TraceUnavailableReasonAsync(CancellationToken ct);
 
-    Task<TraceSession> StartTraceAsync(TraceRequest request, CancellationToken ct);
-
-    Task StopTraceAsync(TraceSession trace);
+    Task<IRunTrace> StartTraceAsync(TraceRequest request, CancellationToken ct);
 
     Task<ProbeResult> PingAsync(string container, string address, int count, int timeoutSeconds, CancellationToken ct);
 
@@ -59,6 +57,18 @@ public interface IRunCapture
 
     /// <summary>Stops it and writes its pcap to <paramref name="pcapPath"/>; returns the kernel's drop count when tcpdump said it.</summary>
     Task<long?> StopAsync(string pcapPath);
+}
+
+/// <summary>A run's trace of one flow, wherever it runs.</summary>
+public interface IRunTrace
+{
+    TraceRequest Request { get; }
+
+    /// <summary>The comment on its TRACE rules.</summary>
+    string Tag { get; }
+
+    /// <summary>Stops it (its rules removed) and gives the packets it traced.</summary>
+    Task<IReadOnlyList<Dashboard.Core.Firewall.TracedPacket>> StopAsync();
 }
 
 /// <summary>The dashboard's own host: the Host layer's services in this process.</summary>
@@ -95,9 +105,7 @@ public sealed class LocalRunHost(
 
     public Task<string?> TraceUnavailableReasonAsync(CancellationToken ct) => traces.UnavailableReasonAsync(ct);
 
-    public Task<TraceSession> StartTraceAsync(TraceRequest request, CancellationToken ct) => traces.StartAsync(request, ct);
-
-    public Task StopTraceAsync(TraceSession trace) => traces.StopAsync(trace);
+    public async Task<IRunTrace> StartTraceAsync(TraceRequest request, CancellationToken ct) => new LocalTrace(traces, await traces.StartAsync(request, ct));
 
     public Task<ProbeResult> PingAsync(string container, string address, int count, int timeoutSeconds, CancellationToken ct) =>
         probe.PingAsync(container, address, count, timeoutSeconds, ct);
@@ -106,6 +114,19 @@ public sealed class LocalRunHost(
         probe.TcpAsync(container, target, address, port, count, timeoutSeconds, ct);
 
     public Task<IReadOnlyList<string>> RemoveAsync(string runKey, CancellationToken ct) => provisioner.RemoveAsync(runKey, null, ct);
+
+    private sealed class LocalTrace(TraceService traces, TraceSession session) : IRunTrace
+    {
+        public TraceRequest Request => session.Request;
+
+        public string Tag => session.Tag;
+
+        public async Task<IReadOnlyList<Dashboard.Core.Firewall.TracedPacket>> StopAsync()
+        {
+            await traces.StopAsync(session);
+            return session.Packets;
+        }
+    }
 
     private sealed class LocalCapture(CaptureSession session) : IRunCapture
     {

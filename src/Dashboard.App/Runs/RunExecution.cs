@@ -33,7 +33,7 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
     private readonly Dictionary<string, ProvisionedContainer> _containers = [];
     private readonly List<(IRunCapture Session, string Network)> _sessions = [];
     private readonly List<(bool? Succeeds, string? Rule)> _predictions = [];
-    private TraceSession? _trace;
+    private IRunTrace? _trace;
     private FirewallSnapshot? _before;
     private FirewallBackend _backend;
 
@@ -255,8 +255,8 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
         _sessions.Clear();
         if (_trace is not null)
         {
-            await tools.Host.StopTraceAsync(_trace);
-            _recorder.Save(RunArtifactKind.Traces, TraceArtifact.Traced(_trace.Request, _trace.Tag, _trace.Packets).ToJson());
+            var traced = await _trace.StopAsync();
+            _recorder.Save(RunArtifactKind.Traces, TraceArtifact.Traced(_trace.Request, _trace.Tag, traced).ToJson());
             _trace = null;
         }
 
@@ -265,44 +265,42 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
         _recorder.AddDeltas(_before!.Ruleset, after.Ruleset);
     }
 
-    /// <summary>Whatever happened: captures stopped (their packets kept), the run's rules removed, what it created torn down.</summary>
+    /// <summary>
+    /// Whatever happened: captures stopped (their packets kept), the run's rules removed, what it created torn down.
+    /// Each part is tried on its own, so one that fails (a capture the host no longer has) never keeps the run's rules
+    /// or containers on the host.
+    /// </summary>
     private async Task CleanUpAsync()
     {
         var cleanup = new List<string>();
-        try
+        await CleanStepAsync(cleanup, "stopping captures", async () =>
         {
             if (_sessions.Count > 0)
             {
-                await _recorder.StopCapturesAsync(_sessions);
+                var sessions = _sessions.ToList();
+                _sessions.Clear();
+                await _recorder.StopCapturesAsync(sessions);
             }
-
-            if (_trace is not null)
+        });
+        await CleanStepAsync(cleanup, "stopping the trace", async () =>
+        {
+            if (_trace is { } trace)
             {
-                await tools.Host.StopTraceAsync(_trace);
+                _trace = null;
+                await trace.StopAsync();
             }
-
+        });
+        await CleanStepAsync(cleanup, "removing the run's rules", async () =>
+        {
             foreach (var r in await tools.Host.DeleteTaggedAsync(tag, CancellationToken.None))
             {
                 cleanup.Add($"{r.CommandLine} → {r.Message}");
                 await tools.Audit.WriteAsync(RunActor, "run.rule-removed", $"run {run.Id}", $"the run ended ({run.Status}); its rule removed", run.LabId, r.CommandLine, r.Message, r.Succeeded, CancellationToken.None);
             }
-
-            if (!run.KeepResources)
-            {
-                cleanup.AddRange(await tools.Host.RemoveAsync(_runKey, CancellationToken.None));
-            }
-        }
-        catch (Dashboard.App.Hosts.HostUnavailableException ex)
+        });
+        if (!run.KeepResources)
         {
-            tools.Logger.LogWarning("run {Run} cleanup waits for host {Host}: {Error}", run.Id, tools.Host.Name, ex.Message);
-            cleanup.Add($"not cleaned up: {ex.Message}; {RunService.AwaitingAgent}");
-            run.Error ??= $"cleanup waits for the host: {ex.Message}; {RunService.AwaitingAgent}";
-        }
-        catch (Exception ex)
-        {
-            tools.Logger.LogError(ex, "run {Run} cleanup failed; the next start removes what is left", run.Id);
-            cleanup.Add("cleanup failed: " + ex.Message);
-            run.Error ??= "cleanup failed: " + ex.Message;
+            await CleanStepAsync(cleanup, "removing its containers and networks", async () => cleanup.AddRange(await tools.Host.RemoveAsync(_runKey, CancellationToken.None)));
         }
 
         _recorder.Save(RunArtifactKind.Cleanup, string.Join('\n', cleanup));
@@ -310,6 +308,26 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
         _steps.Add(run.Status.ToString().ToLowerInvariant());
         await db.SaveChangesAsync(CancellationToken.None);
         report(run.Status == RunStatus.Succeeded ? "done" : run.Error ?? run.Status.ToString(), 1, run.Status, _steps);
+    }
+
+    private async Task CleanStepAsync(List<string> cleanup, string what, Func<Task> step)
+    {
+        try
+        {
+            await step();
+        }
+        catch (Dashboard.App.Hosts.HostUnavailableException ex)
+        {
+            tools.Logger.LogWarning("run {Run} cleanup waits for host {Host}: {Error}", run.Id, tools.Host.Name, ex.Message);
+            cleanup.Add($"{what}: not done: {ex.Message}; {RunService.AwaitingAgent}");
+            run.Error ??= $"cleanup waits for the host: {ex.Message}; {RunService.AwaitingAgent}";
+        }
+        catch (Exception ex)
+        {
+            tools.Logger.LogError(ex, "run {Run} cleanup ({What}) failed; the next start removes what is left", run.Id, what);
+            cleanup.Add($"{what} failed: {ex.Message}");
+            run.Error ??= $"cleanup failed ({what}): {ex.Message}";
+        }
     }
 
     /// <summary>A variant rule's end: <c>net:NAME</c> is the run's network's subnet, <c>ctr:NAME</c> its container's address.</summary>

@@ -16,7 +16,8 @@ public sealed class RunRecorder(DashboardDbContext db, Guid runId, string dataDi
         Directory.CreateDirectory(folder);
         foreach (var (s, network) in sessions)
         {
-            var file = $"{s.Interface}.pcap";
+            // An interface name (checked where it came from); never a path.
+            var file = $"{Path.GetFileName(s.Interface)}.pcap";
             var path = Path.Combine(folder, file);
             var drops = await s.StopAsync(path);
             long total;

@@ -76,8 +76,8 @@ public sealed class RunService(
 
     /// <summary>
     /// Queues one run of the variant on each host (at most 16, each named once), side by side: every host is checked
-    /// before any run is queued (known, and its agent connected now), so a bad name or a disconnected host queues
-    /// nothing. Needs the Operator role in the experiment's lab; each run is audited with its host.
+    /// before any run is queued (known, its agent connected now, and one the lab may use), so a bad name or a
+    /// disconnected host queues nothing. Needs the Operator role in the experiment's lab; each run is audited with its host.
     /// </summary>
     public async Task<IReadOnlyList<(string Host, Guid Id)>> StartOnHostsAsync(Dashboard.App.Access.Actor actor, Guid experimentId, string variant, IReadOnlyList<string> onHosts, bool keepResources = false, CancellationToken ct = default)
     {
@@ -87,8 +87,18 @@ public sealed class RunService(
         var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
         var labId = await db.Experiments.Where(e => e.Id == experimentId).Select(e => (int?)e.LabId).SingleOrDefaultAsync(ct)
             ?? throw new Dashboard.App.Access.LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"experiment {experimentId} does not exist or is in a lab you are not a member of");
-        await scope.ServiceProvider.GetRequiredService<Dashboard.App.Labs.LabAccess>().RequireAsync(actor, labId, Dashboard.Data.Entities.LabRole.Operator, ct);
+        var access = scope.ServiceProvider.GetRequiredService<Dashboard.App.Labs.LabAccess>();
+        await access.RequireAsync(actor, labId, Dashboard.Data.Entities.LabRole.Operator, ct);
         CheckHosts(onHosts);
+        foreach (var host in onHosts)
+        {
+            if (await access.HostRefusalAsync(labId, host, ct) is { } why)
+            {
+                await scope.ServiceProvider.GetRequiredService<Dashboard.App.Audit.AuditLog>().WriteAsync(actor, "run.refused", $"host {host}", why, labId, succeeded: false, ct: CancellationToken.None);
+                throw new Dashboard.App.Access.LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, why);
+            }
+        }
+
         var started = new List<(string, Guid)>();
         foreach (var host in onHosts)
         {
@@ -178,7 +188,7 @@ public sealed class RunService(
             {
                 queue = Channel.CreateUnbounded<Guid>(new UnboundedChannelOptions { SingleReader = true });
                 _queues[host] = queue;
-                _workers.Add(Task.Run(() => WorkAsync(queue)));
+                _workers.Add(Task.Run(() => WorkAsync(host, queue)));
             }
 
             return queue;
@@ -279,8 +289,13 @@ public sealed class RunService(
         }
     }
 
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _hostBusy = new(StringComparer.Ordinal);
+
+    /// <summary>Held by a run on the host for its whole length, and by the host's reconciliation: one never removes what the other is making.</summary>
+    private SemaphoreSlim BusyOf(string host) => _hostBusy.GetOrAdd(host, _ => new SemaphoreSlim(1, 1));
+
     /// <summary>One host's runs, one at a time, once recovery at start-up is done.</summary>
-    private async Task WorkAsync(Channel<Guid> queue)
+    private async Task WorkAsync(string host, Channel<Guid> queue)
     {
         var stoppingToken = await _started.Task;
         try
@@ -290,6 +305,8 @@ public sealed class RunService(
                 Interlocked.Decrement(ref _waiting);
                 var cts = _cancels.GetOrAdd(runId, _ => new CancellationTokenSource());
                 using var linked = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, stoppingToken);
+                var busy = BusyOf(host);
+                await busy.WaitAsync(stoppingToken);
                 try
                 {
                     await ExecuteRunAsync(runId, linked.Token, stoppingToken);
@@ -300,6 +317,7 @@ public sealed class RunService(
                 }
                 finally
                 {
+                    busy.Release();
                     _cancels.TryRemove(runId, out _);
                     cts.Dispose();
                 }
@@ -320,10 +338,14 @@ public sealed class RunService(
     /// </summary>
     public async Task<IReadOnlyList<string>> ReconcileHostAsync(string host, CancellationToken ct = default)
     {
+        var busy = BusyOf(host);
+        var held = false;
         try
         {
-            // Let the agent's snapshot through first; the command waits for nothing else.
+            // Let the agent's snapshot through first, and a run on the host end (its own clean-up comes first).
             await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            await busy.WaitAsync(ct);
+            held = true;
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
             var keep = await db.Runs.Where(r => r.Host == host && (r.Status == RunStatus.Running || r.KeepResources)).Select(r => r.Id).ToListAsync(ct);
@@ -355,6 +377,13 @@ public sealed class RunService(
         {
             logger.LogWarning("host {Host}: runs not reconciled: {Error}", host, ex.Message);
             return [];
+        }
+        finally
+        {
+            if (held)
+            {
+                busy.Release();
+            }
         }
     }
 

@@ -14,6 +14,12 @@ public sealed class Lab
     /// </summary>
     public bool AllowSelfApprovalWhenAlone { get; set; }
 
+    /// <summary>
+    /// The Docker hosts the lab's runs and changes may go to, one name per line (the dashboard's own host by its name,
+    /// agents' hosts by their registered names); null: every host. Set by a site administrator.
+    /// </summary>
+    public string? Hosts { get; set; }
+
     public List<LabMember> Members { get; set; } = [];
 }
 

@@ -179,7 +179,7 @@ public enum AgentStepAction
     /// <summary>What runs left behind removed: rules tagged <see cref="AgentStep.TagPrefix"/>… and resources of runs not in <see cref="AgentStep.Keep"/>.</summary>
     Reconcile,
 
-    /// <summary>An approved change's rule (<see cref="AgentStep.Rule"/>, tagged with the change's tag) inserted.</summary>
+    /// <summary>An approved change's rule (<see cref="AgentStep.Change"/>, tagged <see cref="AgentStep.Tag"/>) inserted.</summary>
     ChangeInsert,
 
     /// <summary>Every rule carrying exactly the change's tag (<see cref="AgentStep.Tag"/>) removed.</summary>
@@ -187,6 +187,15 @@ public enum AgentStepAction
 
     /// <summary>One rule carrying the change's tag removed (a duplicate found by reconciliation).</summary>
     ChangeDeleteOne,
+
+    /// <summary>Whether the host can trace: the reply's text is why not, or empty.</summary>
+    TraceAvailable,
+
+    /// <summary>A trace of the run's flow (<see cref="AgentStep.Trace"/>); the reply names it and its rules' tag.</summary>
+    StartTrace,
+
+    /// <summary>The trace <see cref="AgentStep.Capture"/> stopped; the reply carries the packets it traced.</summary>
+    StopTrace,
 }
 
 /// <summary>
@@ -212,7 +221,9 @@ public sealed record AgentStep(
     int Count = 1,
     int TimeoutSeconds = 1,
     IReadOnlyList<string>? Keep = null,
-    string? TagPrefix = null);
+    string? TagPrefix = null,
+    TraceRequest? Trace = null,
+    ChangeRule? Change = null);
 
 /// <summary>
 /// A step's outcome: <paramref name="Refused"/> when the agent would not do it (it names why), <paramref name="Failed"/>
@@ -232,4 +243,5 @@ public sealed record AgentStepReply(
     ProbeResult? Probe = null,
     string? Capture = null,
     byte[]? Pcap = null,
-    long? KernelDrops = null);
+    long? KernelDrops = null,
+    IReadOnlyList<TracedPacket>? Traced = null);

@@ -60,6 +60,8 @@ public static class AccountApi
             await Attempt(() => access.RemoveMemberAsync(Actor.From(http), id, userId, ct), "Member not removed"));
         labs.MapPut("/{id:int}/settings", async Task<Results<NoContent, ProblemHttpResult>> (int id, LabSettingsRequest body, HttpContext http, LabAccess access, CancellationToken ct) =>
             await Attempt(() => access.SetSelfApprovalAsync(Actor.From(http), id, body.AllowSelfApprovalWhenAlone, ct), "Settings not changed"));
+        labs.MapPut("/{id:int}/hosts", async Task<Results<NoContent, ProblemHttpResult>> (int id, LabHostsRequest body, HttpContext http, LabAccess access, Dashboard.App.Hosts.HostDirectory directory, CancellationToken ct) =>
+            await Attempt(() => access.SetHostsAsync(Actor.From(http), id, body.Hosts, directory.Local.Host, ct), "Hosts not changed"));
 
         var users = app.MapGroup("/api/users").WithTags("Account").DisableAntiforgery();
         users.MapGet("/", async (HttpContext http, UserAdmin admin, CancellationToken ct) => TypedResults.Ok(await admin.ListAsync(Actor.From(http), ct)));

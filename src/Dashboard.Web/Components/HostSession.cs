@@ -10,7 +10,7 @@ namespace Dashboard.Web.Components;
 public sealed class HostSession(HostDirectory directory)
 {
     /// <summary>The page addresses whose pages follow the picked host (the others work on this dashboard's own host).</summary>
-    public static readonly IReadOnlySet<string> FollowingPages = new HashSet<string>(StringComparer.Ordinal) { "", "topology", "networks", "containers", "firewall" };
+    public static readonly IReadOnlySet<string> FollowingPages = new HashSet<string>(StringComparer.Ordinal) { "", "topology", "networks", "containers", "firewall", "isolation" };
 
     public event Action? Changed;
 

@@ -11,7 +11,8 @@ namespace Dashboard.Web.Tests.Hosts;
 
 /// <summary>
 /// Runs carried out by agents on three real engines (20.10, 26.1.5, 28.5.2): the same experiment on all three at
-/// once, recorded with each host's engine and compared; an agent killed in the middle of a run.
+/// once, recorded with each host's engine (captures and traces by its agent) and compared; an agent killed in the
+/// middle of a run.
 /// </summary>
 [Trait("Category", "RealHost")]
 public sealed class AgentRunRealHostTests
@@ -108,9 +109,14 @@ public sealed class AgentRunRealHostTests
                     Assert.True(is28 ? requests == 0 : requests >= 3, $"{host} {variant}: echo requests in the agent's capture of net2's bridge: {requests}: {net2}");
                 }
 
-                // Traces are not carried by the agent protocol yet (all three hosts here are agents'): the run says so.
-                var traces = await admin.GetStringAsync($"/api/runs/{summary.GetProperty("id").GetGuid()}/artifacts/{RunArtifactKind.Traces}");
-                Assert.Contains("agent protocol does not carry traces", traces, StringComparison.Ordinal);
+                // The first probe's flow traced by the host's agent: the deciding step as the kernel saw it.
+                var traces = await admin.GetFromJsonAsync<JsonElement>($"/api/runs/{summary.GetProperty("id").GetGuid()}/artifacts/{RunArtifactKind.Traces}");
+                var decisions = traces.TryGetProperty("packets", out var packets)
+                    ? packets.EnumerateArray().SelectMany(p => p.GetProperty("steps").EnumerateArray().Where(x => x.GetProperty("verdict").GetString() is "DROP" or "ACCEPT"))
+                        .Select(x => $"{x.GetProperty("table").GetString()} {x.GetProperty("chain").GetString()} {x.GetProperty("verdict").GetString()}").ToList()
+                    : [];
+                var decided = is28 ? "raw PREROUTING DROP" : expected == 0 ? "filter DOCKER-ISOLATION-STAGE-2 DROP" : "filter DOCKER-USER ACCEPT";
+                Assert.True(decisions.Contains(decided), $"{host} {variant}: the agent's trace shows '{decided}': {traces}");
             }
         }
 

@@ -38,9 +38,18 @@ public sealed class AgentStepsTests
         var runner = new NoProcesses();
         var docker = new DockerClientBuilder().WithEndpoint(new Uri(options.Value.DockerEndpoint)).Build();
         var topology = new DockerTopologyReader(docker, runner, options, NullLogger<DockerTopologyReader>.Instance);
-        return new AgentSteps(new LabProvisioner(docker, runner, options), topology, new HostFirewallReader(runner, options), new IptablesRuleWriter(runner, options),
-            new CaptureService(runner, topology, options), new ContainerProbe(docker), NullLogger<AgentSteps>.Instance);
+        var firewall = new HostFirewallReader(runner, options);
+        var writer = new IptablesRuleWriter(runner, options);
+        var steps = new AgentSteps(new LabProvisioner(docker, runner, options), topology, firewall, writer,
+            new CaptureService(runner, topology, options), new TraceService(runner, writer, firewall, topology, options, NullLogger<TraceService>.Instance), new ContainerProbe(docker), NullLogger<AgentSteps>.Instance);
+
+        // The run Key made two networks and a container in each (as CreateNetwork and RunContainer record them).
+        steps.Remember(Key, new ProvisionedNetwork("nlrun-01234567-net1", "n1", "br-0123456789ab", "172.18.0.0/24", "172.18.0.1"), new ProvisionedContainer("nlrun-01234567-c1", "c1", "nlrun-01234567-net1", "172.18.0.2"));
+        steps.Remember(Key, new ProvisionedNetwork("nlrun-01234567-net2", "n2", "br-ba9876543210", "172.19.0.0/24", "172.19.0.1"), new ProvisionedContainer("nlrun-01234567-c2", "c2", "nlrun-01234567-net2", "172.19.0.2"));
+        return steps;
     }
+
+    private static ChangeRule Change() => new() { Chain = "DOCKER-USER", Position = 1, Source = "172.18.0.0/24", Target = "ACCEPT" };
 
     private static RuleSpec Rule(string? source = "172.18.0.0/24", string? destination = "172.19.0.0/24", string target = "ACCEPT", string tag = Tag) =>
         new() { Chain = "DOCKER-USER", Position = 1, Source = source, Destination = destination, Target = target, Tag = tag };
@@ -70,12 +79,27 @@ public sealed class AgentStepsTests
         { "no run key", new(AgentStepAction.RemoveRun, null!), "32 hex digits" },
         { "reconciling every dashboard rule", new(AgentStepAction.Reconcile, "", TagPrefix: "netlab:"), "run tag prefix" },
         { "reconciling with a bad run key to keep", new(AgentStepAction.Reconcile, "", TagPrefix: "netlab:run-main-", Keep: ["x"]), "run keys" },
-        { "a change's rule with a run's tag", new(AgentStepAction.ChangeInsert, "", Rule: Rule()), "its change's tag" },
-        { "a change's rule with no tag pattern", new(AgentStepAction.ChangeInsert, "", Rule: Rule(tag: "netlab:change-main-7; rm -rf /")), "its change's tag" },
-        { "a change that is a TRACE", new(AgentStepAction.ChangeInsert, "", Rule: Rule(target: "TRACE", tag: "netlab:change-main-7")), "no TRACE rule" },
-        { "an invalid change rule", new(AgentStepAction.ChangeInsert, "", Rule: Rule(tag: "netlab:change-main-7") with { Table = "security" }), "not valid" },
+        { "a change's rule with a run's tag", new(AgentStepAction.ChangeInsert, "", Tag: Tag, Change: Change()), "its change's tag" },
+        { "a change's rule with no tag pattern", new(AgentStepAction.ChangeInsert, "", Tag: "netlab:change-main-7; rm -rf /", Change: Change()), "its change's tag" },
+        { "a change that is a TRACE", new(AgentStepAction.ChangeInsert, "", Tag: "netlab:change-main-7", Change: Change() with { Target = "TRACE" }), "not valid" },
+        { "a change that REJECTs (not a change's target)", new(AgentStepAction.ChangeInsert, "", Tag: "netlab:change-main-7", Change: Change() with { Target = "REJECT" }), "not valid" },
+        { "a change in mangle (not a change's table)", new(AgentStepAction.ChangeInsert, "", Tag: "netlab:change-main-7", Change: Change() with { Table = "mangle" }), "not valid" },
+        { "a change without its rule", new(AgentStepAction.ChangeInsert, "", Tag: "netlab:change-main-7"), "needs the change's rule" },
+        { "a run rule before the run has networks", new(AgentStepAction.InsertRule, "fedcba9876543210fedcba9876543210", Rule: Rule(tag: "netlab:run-main-fedcba9876543210fedcba9876543210")), "after its networks" },
+        { "a null run key to keep", new(AgentStepAction.Reconcile, "", TagPrefix: "netlab:run-main-", Keep: [null!]), "run keys" },
         { "removing a run's rules as a change", new(AgentStepAction.ChangeDeleteTagged, "", Tag: Tag), "its change's tag" },
         { "removing one of someone else's rules", new(AgentStepAction.ChangeDeleteOne, "", Tag: "DOCKER-ISOLATION"), "its change's tag" },
+        { "a trace for a run the agent does not have", new(AgentStepAction.StartTrace, "fedcba9876543210fedcba9876543210", Trace: new TraceRequest("172.18.0.2", "172.19.0.2")), "its own flow" },
+        { "a trace of another container's flow", new(AgentStepAction.StartTrace, Key, Trace: new TraceRequest("172.17.0.5", "172.19.0.2")), "its own flows only" },
+        { "a trace whose replies go elsewhere", new(AgentStepAction.StartTrace, Key, Trace: new TraceRequest("172.18.0.2", "172.19.0.2", ReplyDestinations: ["172.17.0.1"])), "its own flows only" },
+        { "a rule in INPUT", new(AgentStepAction.InsertRule, Key, Rule: Rule() with { Chain = "INPUT" }), "a run's rules go in" },
+        { "a rule in nat", new(AgentStepAction.InsertRule, Key, Rule: Rule() with { Table = "nat", Chain = "POSTROUTING" }), "a run's rules go in" },
+        { "a rule for every container on the host", new(AgentStepAction.InsertRule, Key, Rule: Rule(source: "172.16.0.0/12", target: "DROP")), "not inside this run's own networks" },
+        { "a rule for another lab's subnet", new(AgentStepAction.InsertRule, Key, Rule: Rule(destination: "172.20.0.0/24")), "not inside this run's own networks" },
+        { "a TCP probe into a container not the run's", new(AgentStepAction.Tcp, Key, Container: "nlrun-01234567-c1", Target: "postgres", Address: "172.19.0.2", Port: 5432), "one of its own containers" },
+        { "a TCP probe to another address", new(AgentStepAction.Tcp, Key, Container: "nlrun-01234567-c1", Target: "nlrun-01234567-c2", Address: "172.17.0.9", Port: 80), "one of its own containers" },
+        { "a container on another run's network", new(AgentStepAction.RunContainer, Key, Name: "nlrun-01234567-c3", Network: "nlrun-01234567-other"), "one of the run's own networks" },
+        { "stopping someone else's trace", new(AgentStepAction.StopTrace, Key, Capture: "t1"), "no trace" },
         { "an unknown step", new((AgentStepAction)99, Key), "unknown run step" },
     };
 

@@ -14,6 +14,9 @@ public sealed record SetMemberRequest(string? UserName, LabRole Role);
 
 public sealed record LabSettingsRequest(bool AllowSelfApprovalWhenAlone);
 
+/// <summary>The hosts a lab's runs and changes may go to; null: every host.</summary>
+public sealed record LabHostsRequest(IReadOnlyList<string>? Hosts);
+
 public sealed record CreateUserRequest(string? UserName, string? Password, bool Administrator);
 
 public sealed record ResetPasswordRequest(string? Password);
