@@ -26,12 +26,15 @@ public sealed record RunDifference(string Kind, string From, string To, string L
 /// <summary>
 /// Why two runs of one experiment (typically on two Docker versions) disagree: for each probe answered in one and not
 /// the other, the DROP and REJECT rules whose counters moved by at least the lost packets in the run that lost them,
-/// and that did not move as much (or do not exist) in the other. Rules are compared by table, chain and text with the
-/// scenario's names in place of each run's bridges and addresses; targets come from the runs' own rulesets, parsed.
+/// and that did not move as much (or do not exist) in the other, and whose parsed source and destination matches can
+/// match the probe's request (the probe's own addresses in that run). Rules are compared by table, chain and text with
+/// the scenario's names in place of each run's bridges and addresses; targets and matches come from the runs' own
+/// rulesets, parsed.
 /// </summary>
 public static class RunDifferences
 {
-    public static async Task<IReadOnlyList<RunDifference>> ExplainAsync(DashboardDbContext db, RunDetail a, RunDetail b, Func<string, string> normalizeA, Func<string, string> normalizeB, IReadOnlyList<ProbeComparison> probes, CancellationToken ct)
+    public static async Task<IReadOnlyList<RunDifference>> ExplainAsync(DashboardDbContext db, RunDetail a, RunDetail b, Func<string, string> normalizeA, Func<string, string> normalizeB, IReadOnlyList<ProbeComparison> probes,
+        IReadOnlyDictionary<string, string> addressesA, IReadOnlyDictionary<string, string> addressesB, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
@@ -51,10 +54,12 @@ public static class RunDifferences
             var lostInA = p.A!.Received == 0;
             var lost = lostInA ? p.A.Sent - p.A.Received : p.B!.Sent - p.B.Received;
             var (rules, deltas, otherRules, otherDeltas) = lostInA ? (rulesA, deltaA, rulesB, deltaB) : (rulesB, deltaB, rulesA, deltaA);
+            var lostProbe = lostInA ? p.A : p.B!;
+            var source = (lostInA ? addressesA : addressesB).GetValueOrDefault(lostProbe.From);
             var deciding = deltas
-                .Where(d => d.Value >= lost && rules.TryGetValue(d.Key, out var target) && target is "DROP" or "REJECT")
+                .Where(d => d.Value >= lost && rules.TryGetValue(d.Key, out var r) && (r.Target ?? "").ToUpperInvariant() is "DROP" or "REJECT" && CanMatch(r, source, lostProbe.Address))
                 .Where(d => otherDeltas.GetValueOrDefault(d.Key) < lost)
-                .Select(d => new DecidingRule(d.Key.Table, d.Key.Chain, rules[d.Key], d.Key.Rule, d.Value, otherRules.ContainsKey(d.Key) ? otherDeltas.GetValueOrDefault(d.Key) : null, otherRules.ContainsKey(d.Key)))
+                .Select(d => new DecidingRule(d.Key.Table, d.Key.Chain, rules[d.Key].Target!.ToUpperInvariant(), d.Key.Rule, d.Value, otherRules.ContainsKey(d.Key) ? otherDeltas.GetValueOrDefault(d.Key) : null, otherRules.ContainsKey(d.Key)))
                 .OrderBy(r => r.Table == "raw" ? 0 : r.Table == "mangle" ? 1 : r.Table == "nat" ? 2 : 3)
                 .ThenBy(r => r.Chain, StringComparer.Ordinal)
                 .Take(10)
@@ -70,11 +75,31 @@ public static class RunDifferences
             .GroupBy(d => (d.Table, d.Chain, normalize(d.Rule)))
             .ToDictionary(g => g.Key, g => g.Sum(d => d.DeltaPackets));
 
-    /// <summary>The run's rules after it (its stored ruleset, parsed) by normalized key, with their targets.</summary>
-    private static async Task<Dictionary<(string Table, string Chain, string Rule), string>> RulesAsync(DashboardDbContext db, Guid run, Func<string, string> normalize, CancellationToken ct)
+    /// <summary>
+    /// Whether the rule's parsed source and destination matches can hold for the probe's request from
+    /// <paramref name="source"/> (unknown: any) to <paramref name="destination"/>; other matches are not ruled out here.
+    /// </summary>
+    internal static bool CanMatch(FirewallRule rule, string? source, string destination)
+    {
+        return Holds(rule.Find("-s"), source) && Holds(rule.Find("-d"), destination);
+
+        static bool Holds(RuleMatch? m, string? address)
+        {
+            if (m is not { Value: { } value } || address is null || !System.Net.IPAddress.TryParse(address, out var a))
+            {
+                return true;
+            }
+
+            var inside = System.Net.IPNetwork.TryParse(value.Contains('/', StringComparison.Ordinal) ? value : value + "/32", out var n) ? n.Contains(a) : true;
+            return m.Value.Negated ? !inside : inside;
+        }
+    }
+
+    /// <summary>The run's rules after it (its stored ruleset, parsed) by normalized key.</summary>
+    private static async Task<Dictionary<(string Table, string Chain, string Rule), FirewallRule>> RulesAsync(DashboardDbContext db, Guid run, Func<string, string> normalize, CancellationToken ct)
     {
         var text = await db.RunArtifacts.AsNoTracking().Where(x => x.RunId == run && x.Kind == RunArtifactKind.RulesetAfter).Select(x => x.Content).FirstOrDefaultAsync(ct);
-        var rules = new Dictionary<(string, string, string), string>();
+        var rules = new Dictionary<(string, string, string), FirewallRule>();
         if (string.IsNullOrWhiteSpace(text))
         {
             return rules;
@@ -84,7 +109,7 @@ public static class RunDifferences
         {
             foreach (var r in RulesetReader.Read(text).Rules)
             {
-                rules.TryAdd((r.Table, r.Chain, normalize(r.Text)), (r.Target ?? "").ToUpperInvariant());
+                rules.TryAdd((r.Table, r.Chain, normalize(r.Text)), r);
             }
         }
         catch (RulesetFormatException)

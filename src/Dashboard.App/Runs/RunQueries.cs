@@ -156,7 +156,7 @@ public static class RunQueries
         var tb = await TrafficAsync(db, b, nb, ct: ct);
         var addedA = ra.Where(kv => kv.Value.Change == "added").Select(kv => kv.Key.Rule).ToHashSet();
         var addedB = rb.Where(kv => kv.Value.Change == "added").Select(kv => kv.Key.Rule).ToHashSet();
-        var differences = await RunDifferences.ExplainAsync(db, da, dbb, na, nb, probes, ct);
+        var differences = await RunDifferences.ExplainAsync(db, da, dbb, na, nb, probes, await AddressesAsync(db, a, ct), await AddressesAsync(db, b, ct), ct);
         return new RunComparison(da.Summary, dbb.Summary, probes, rules, [.. addedA.Except(addedB)], [.. addedB.Except(addedA)], ta, tb,
             new RunPlace(da.Host, da.EngineVersion, da.FirewallBackend, da.Layout), new RunPlace(dbb.Host, dbb.EngineVersion, dbb.FirewallBackend, dbb.Layout), differences);
     }
@@ -194,6 +194,10 @@ public static class RunQueries
         var tag = new Regex(@"netlab:run-[a-z0-9]+-[0-9a-f]{32}", RegexOptions.CultureInvariant);
         return s => tag.Replace(pattern.Replace(s, m => lookup[m.Value]), "netlab:run");
     }
+
+    /// <summary>The run's containers' addresses by their scenario names (empty without a topology artifact).</summary>
+    private static async Task<IReadOnlyDictionary<string, string>> AddressesAsync(DashboardDbContext db, Guid run, CancellationToken ct) =>
+        (await TopologyAsync(db, run, ct))?.Containers.GroupBy(c => c.Name).ToDictionary(g => g.Key, g => g.First().Address) ?? new Dictionary<string, string>();
 
     private sealed record TopologyNetwork(string Name, string Bridge, string Subnet, string Gateway);
 
