@@ -1,0 +1,67 @@
+using System.Security.Claims;
+using Bunit;
+using Dashboard.App.Hosts;
+using Dashboard.App.Labs;
+using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
+using Dashboard.Data.Entities;
+using Dashboard.Host.Agents;
+using Dashboard.Host.Collector;
+using Dashboard.Web.Components.Pages.Isolation;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Dashboard.Web.Tests.Components;
+
+/// <summary>The Isolation page follows the host picker: its matrix is the picked agent host's, computed from that host's rules.</summary>
+[Trait("Category", "RealHost")]
+public sealed class IsolationHostPickerTests : DashboardTestContext
+{
+    private readonly DashboardFactory _app = new();
+
+    public IsolationHostPickerTests()
+    {
+        Services.AddScoped(sp => new LabSession(sp.GetRequiredService<Microsoft.AspNetCore.Components.Authorization.AuthenticationStateProvider>(), _app.Services.GetRequiredService<LabAccess>()));
+        Services.AddSingleton(_app.Services.GetRequiredService<HostDirectory>());
+        Services.AddScoped<Dashboard.Web.Components.HostSession>();
+        Services.AddFallbackServiceProvider(_app.Services);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (disposing)
+        {
+            _app.Dispose();
+        }
+    }
+
+    private static DockerNetwork Net(string name, string bridge, string subnet) =>
+        new(name + "-id", name, "bridge", "local", bridge, [new(subnet, subnet.Replace(".0/24", ".1", StringComparison.Ordinal))], false, true, false, null, new Dictionary<string, string>(), new Dictionary<string, string>());
+
+    [SkippableFact]
+    public async Task TheMatrixOfThePickedAgentHost_IsComputedFromItsRules_AndSaysWhichHost()
+    {
+        RealHost.Require();
+        var otto = await _app.CreateUserAsync("otto", 1, LabRole.Operator);
+        var auth = AddAuthorization();
+        auth.SetAuthorized(otto.Name);
+        auth.SetClaims(new Claim(ClaimTypes.NameIdentifier, otto.Id));
+
+        // A 28.5.2 host with the seed's two networks, as its agent reports them.
+        var remote = _app.Services.GetRequiredService<HostDirectory>().Connect("engine-285", "c1", new AgentHello(AgentProtocol.Version, "1", null), () => { });
+        var dump = File.ReadAllText(TestPaths.CoreFixture("iptables/docker-28.5.2-two-networks-published-port.save"));
+        var topology = new HostTopology(new EngineInfo("28.5.2", "1.51", null, null, null, null, FirewallBackend.IptablesNft, "engine-285", null, null),
+            [Net("net1", "br-7080e7f0b518", "172.28.1.0/24"), Net("net2", "br-b1a2760b727e", "172.28.2.0/24")], [], [], [], DateTimeOffset.UtcNow, []);
+        remote.Apply("c1", new AgentSnapshot(0, CollectorStatus.Starting("x", 4) with { EngineAvailable = true, FirewallAvailable = true }, topology,
+            new AgentFirewall(RulesetFormat.IptablesSave, dump, null, DateTimeOffset.UtcNow)));
+
+        Services.GetRequiredService<Dashboard.Web.Components.HostSession>().Select("engine-285");
+        var cut = Render<IsolationPage>();
+        cut.WaitForAssertion(() => Assert.True(cut.Find("#page-title").TextContent.Contains("on engine-285", StringComparison.Ordinal), cut.Markup[..Math.Min(3000, cut.Markup.Length)]), TimeSpan.FromSeconds(10));
+        cut.WaitForAssertion(() =>
+        {
+            var cell = cut.Find("[data-testid='matrix-cell'][data-from='net2'][data-to='net1']");
+            Assert.Equal("false", cell.GetAttribute("data-succeeds"));
+        }, TimeSpan.FromSeconds(10));
+    }
+}
