@@ -79,7 +79,7 @@ public sealed class ChangeRequestService(
             if (hosts.Remote(remote) is not { State: Dashboard.App.Hosts.AgentState.Connected, Feed: { Ruleset: { } r, Topology: { } t } })
             {
                 errors["Host"] = hosts.Remote(remote) is null
-                    ? $"no host '{(remote.Length > 64 ? remote[..64] + "…" : remote)}': the dashboard's own is '{isolation.LocalHost}', and no agent reports that name"
+                    ? hosts.NoSuchHost(remote)
                     : $"host '{remote}' is not connected (or has not reported its rules): propose the change when its agent is back";
                 return errors;
             }

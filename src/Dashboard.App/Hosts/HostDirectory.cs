@@ -32,6 +32,10 @@ public sealed class HostDirectory
 
     public RemoteHost? Remote(string host) => _remote.TryGetValue(host, out var h) ? h : null;
 
+    /// <summary>What to say of a host name nobody reports (the name cut to 64 characters).</summary>
+    public string NoSuchHost(string host) =>
+        $"no host '{(host.Length > 64 ? host[..64] + "…" : host)}': the dashboard's own is '{Local.Host}', and no agent reports that name";
+
     /// <summary>The feed of a host by name (the local host's too), or null when no such host has reported.</summary>
     public LiveFeed? FeedOf(string? host) =>
         host is null || host == Local.Host ? Local : Remote(host)?.Feed;

@@ -123,7 +123,7 @@ public sealed class RunService(
             switch (hosts.Remote(host))
             {
                 case null:
-                    throw new Dashboard.App.Hosts.HostUnavailableException($"no host '{(host.Length > 64 ? host[..64] + "…" : host)}': the dashboard's own is '{LocalHost}', and no agent reports that name");
+                    throw new Dashboard.App.Hosts.HostUnavailableException(hosts.NoSuchHost(host));
                 case { State: not Dashboard.App.Hosts.AgentState.Connected } h:
                     throw new Dashboard.App.Hosts.HostUnavailableException($"host '{h.Name}' is {h.State.ToString().ToLowerInvariant()}: its agent must be connected to start a run there");
             }
