@@ -97,6 +97,12 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
         var due = await db.ChangeRequests.Where(c => c.State == ChangeState.Applied && c.InstanceId == applier.InstanceId && c.ExpiresAt != null && c.ExpiresAt <= now).ToListAsync(ct).ConfigureAwait(false);
         foreach (var c in due)
         {
+            if (c.Host is { } remote && hosts.Remote(remote) is not { State: Dashboard.App.Hosts.AgentState.Connected })
+            {
+                // Its agent is away: the revert is tried once it is back (reconciliation reverts what expired meanwhile).
+                continue;
+            }
+
             try
             {
                 await applier.RemoveAsync(db, c, Actor.System, ChangeState.Expired, ct).ConfigureAwait(false);
