@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text.RegularExpressions;
+using Dashboard.Core.Experiments;
 using Dashboard.Core.Firewall;
 using Dashboard.Host;
 using Dashboard.Host.Agents;
@@ -15,8 +16,8 @@ namespace Dashboard.Agent;
 /// The steps of a run, and of an approved change, the dashboard asks this agent to carry out
 /// (<see cref="AgentProtocol.Step"/>), each with the same Host-layer code the dashboard runs for its own host. A change's
 /// rule must carry a change tag and be valid; approval is the dashboard's (two people, audited there). The agent trusts nothing in a command: names must be the
-/// run's (<c>nlrun-&lt;first 8 of the run key&gt;-…</c>), rules must carry the run's tag and match lab addresses only
-/// (172.16.0.0/12, no interface, no negation), captures run only on the run's bridges and probes only from its containers; removal goes by the
+/// run's (<c>nlrun-&lt;first 8 of the run key&gt;-…</c>), rules must carry the run's tag, go where a scenario's variant
+/// may put them and match the run's own subnets only (no interface, no negation), captures run only on the run's bridges and probes only from its containers; removal goes by the
 /// run's labels and tag, never anything else.
 /// </summary>
 public sealed partial class AgentSteps(
@@ -51,13 +52,6 @@ public sealed partial class AgentSteps(
 
     /// <summary>The most runs the agent holds resources for at once (each with its networks and containers).</summary>
     public const int MaxRuns = 16;
-
-    /// <summary>Chains a run's rules may go in, by table (Docker's own forwarding chains, where isolation is decided).</summary>
-    private static readonly Dictionary<string, string[]> RunChains = new(StringComparer.Ordinal)
-    {
-        ["filter"] = ["DOCKER-USER", "FORWARD", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2", "DOCKER", "DOCKER-FORWARD"],
-        ["raw"] = ["PREROUTING"],
-    };
 
     public async Task<AgentStepReply> HandleAsync(AgentStep command)
     {
@@ -174,9 +168,10 @@ public sealed partial class AgentSteps(
             return "the rule is not valid: " + string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}"));
         }
 
-        if (!RunChains.TryGetValue(rule.Table, out var chains) || !chains.Contains(rule.Chain, StringComparer.Ordinal))
+        // Where a scenario's variant may put its rules (the scenario's own check, made again here).
+        if (rule.Table != "filter" || !ScenarioDefinition.VariantChains.Contains(rule.Chain, StringComparer.Ordinal) || rule.Target is not ("ACCEPT" or "DROP" or "RETURN"))
         {
-            return $"a run's rules go in {string.Join("; ", RunChains.Select(t => $"{t.Key}: {string.Join(", ", t.Value)}"))}, not {Cut(rule.Table)} {Cut(rule.Chain)}";
+            return $"a run's rules go in table filter, in {string.Join(", ", ScenarioDefinition.VariantChains)}, with ACCEPT, DROP or RETURN; not {Cut(rule.Table)} {Cut(rule.Chain)} {Cut(rule.Target)}";
         }
 
         if (TagRefusal(rule.Tag, c.RunKey) is { } tag)

@@ -37,7 +37,7 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
     private FirewallSnapshot? _before;
     private FirewallBackend _backend;
 
-    private double TotalSteps => 9.0 + scenario.Probes.Count;
+    private double TotalSteps => 9.0 + scenario.Probes.Count + (_variant.Rules.Count > 0 ? 1 : 0);
 
     private string ShortId => _runKey[..8];
 
@@ -48,6 +48,7 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
     {
         try
         {
+            await CheckFitsAsync(ct);
             await ProvisionAsync(ct);
             await SnapshotBeforeAsync(ct);
             await HoldRulesAsync(ct);
@@ -86,6 +87,32 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
         run.LastStep = text;
         await db.SaveChangesAsync(CancellationToken.None);
         report(text, Math.Min(0.99, _steps.Count / TotalSteps), RunStatus.Running, _steps);
+    }
+
+    /// <summary>
+    /// Before anything is made: every chain the variant's rules go in exists on the host (Docker's layout differs by
+    /// version: DOCKER-ISOLATION before 17.06, DOCKER-INTERNAL from 28). A variant that cannot apply says so and the
+    /// run ends there, instead of failing half-way.
+    /// </summary>
+    private async Task CheckFitsAsync(CancellationToken ct)
+    {
+        if (_variant.Rules.Count == 0)
+        {
+            return;
+        }
+
+        await StepAsync("checking the variant's chains on the host", ct);
+        var engine = await tools.Host.ReadEngineAsync(ct);
+        var rules = (await tools.Host.ReadFirewallAsync(engine.FirewallBackend, ct)).Ruleset;
+        var missing = _variant.Rules.Select(r => (r.Table, r.Chain)).Distinct().Where(t => rules.FindTable(t.Table)?.FindChain(t.Chain) is null).ToList();
+        if (missing.Count > 0)
+        {
+            run.EngineVersion = engine.EngineVersion;
+            run.FirewallBackend = engine.FirewallBackend.ToString();
+            run.Layout = DockerLayoutDetector.Detect(rules).Kind.ToString();
+            throw new ScenarioException([$"variant '{run.Variant}' cannot apply to host '{tools.Host.Name}' (Docker {engine.EngineVersion}, layout {run.Layout}): "
+                + string.Join(", ", missing.Select(m => $"no chain {m.Chain} in table {m.Table}")) + "; nothing was created"]);
+        }
     }
 
     private async Task ProvisionAsync(CancellationToken ct)

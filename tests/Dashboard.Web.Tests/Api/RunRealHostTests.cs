@@ -107,6 +107,33 @@ public class RunRealHostTests
     }
 
     [SkippableFact]
+    public async Task AVariantForAChainThisDockerDoesNotHave_SaysSo_AndCreatesNothing()
+    {
+        RealHost.Require();
+        using var factory = new DashboardFactory();
+        using var http = factory.CreateClient();
+
+        // DOCKER-ISOLATION is the chain of Docker before 17.06; this host's Docker has the two isolation stages instead.
+        var scenario = Dashboard.Core.Experiments.ScenarioDefinition.Seed with
+        {
+            Variants = [new Dashboard.Core.Experiments.ScenarioVariant("old-docker", [new Dashboard.Core.Experiments.ScenarioRule("DOCKER-ISOLATION", 1, "net:net2")], "the pre-17.06 chain")],
+        };
+        var created = await http.PostAsJsonAsync("/api/experiments", new { name = "for an older Docker", scenario = JsonSerializer.Deserialize<JsonElement>(scenario.ToJson()) });
+        Assert.True(created.IsSuccessStatusCode, await created.Content.ReadAsStringAsync());
+        var id = await StartAsync(http, (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid(), "old-docker");
+
+        var run = await WaitForEndAsync(http, id);
+        var summary = run.GetProperty("summary");
+        Assert.Equal("Failed", summary.GetProperty("status").GetString());
+        Assert.Contains("cannot apply to host", summary.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Contains("no chain DOCKER-ISOLATION in table filter; nothing was created", summary.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Equal("checking the variant's chains on the host", run.GetProperty("lastStep").GetString());
+        Assert.False(string.IsNullOrEmpty(run.GetProperty("engineVersion").GetString()));
+        Assert.DoesNotContain("image", run.GetProperty("artifacts").EnumerateArray().Select(a => a.GetString()));
+        await AssertHostCleanAsync(id);
+    }
+
+    [SkippableFact]
     public async Task SeedExperiment_IsolatedVersusDockerUser_RecordedAndCompared()
     {
         RealHost.Require();

@@ -94,6 +94,8 @@ public sealed class AgentStepsTests
         { "a trace whose replies go elsewhere", new(AgentStepAction.StartTrace, Key, Trace: new TraceRequest("172.18.0.2", "172.19.0.2", ReplyDestinations: ["172.17.0.1"])), "its own flows only" },
         { "a rule in INPUT", new(AgentStepAction.InsertRule, Key, Rule: Rule() with { Chain = "INPUT" }), "a run's rules go in" },
         { "a rule in nat", new(AgentStepAction.InsertRule, Key, Rule: Rule() with { Table = "nat", Chain = "POSTROUTING" }), "a run's rules go in" },
+        { "a rule in FORWARD (not a variant's chain)", new(AgentStepAction.InsertRule, Key, Rule: Rule() with { Chain = "FORWARD" }), "a run's rules go in" },
+        { "a LOG flood (not a variant's target)", new(AgentStepAction.InsertRule, Key, Rule: Rule(target: "LOG")), "a run's rules go in" },
         { "a rule for every container on the host", new(AgentStepAction.InsertRule, Key, Rule: Rule(source: "172.16.0.0/12", target: "DROP")), "not inside this run's own networks" },
         { "a rule for another lab's subnet", new(AgentStepAction.InsertRule, Key, Rule: Rule(destination: "172.20.0.0/24")), "not inside this run's own networks" },
         { "a TCP probe into a container not the run's", new(AgentStepAction.Tcp, Key, Container: "nlrun-01234567-c1", Target: "postgres", Address: "172.19.0.2", Port: 5432), "one of its own containers" },
