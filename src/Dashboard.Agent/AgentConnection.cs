@@ -278,7 +278,7 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
         }
     }
 
-    private static string Cut(string? s) => s is null ? "" : s.Length <= 64 ? s : s[..64] + "…";
+    private static string Cut(string? s) => AgentMessageCheck.Cut(s);
 
     /// <summary>Sends a snapshot, then every queued delta in order, until the connection closes.</summary>
     private async Task SendAsync(HubConnection connection, Task<Exception?> closed, CancellationToken ct)

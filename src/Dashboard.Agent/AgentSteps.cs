@@ -3,6 +3,7 @@ using System.Net;
 using System.Text.RegularExpressions;
 using Dashboard.Core.Experiments;
 using Dashboard.Core.Firewall;
+using Dashboard.Core.Topology;
 using Dashboard.Host;
 using Dashboard.Host.Agents;
 using Dashboard.Host.Capture;
@@ -30,7 +31,6 @@ public sealed partial class AgentSteps(
     ContainerProbe probe,
     ILogger<AgentSteps> logger)
 {
-    private static readonly IPNetwork LabRange = IPNetwork.Parse("172.16.0.0/12");
 
     /// <summary>What each run made through this agent (bridges, containers, captures), by run key.</summary>
     private readonly ConcurrentDictionary<string, RunState> _runs = new(StringComparer.Ordinal);
@@ -196,7 +196,7 @@ public sealed partial class AgentSteps(
 
         foreach (var end in new[] { rule.Source, rule.Destination })
         {
-            if (end is not null && !(IPNetwork.TryParse(end.Contains('/', StringComparison.Ordinal) ? end : end + "/32", out var n) && n.PrefixLength >= 12 && LabRange.Contains(n.BaseAddress)))
+            if (end is not null && !(IPNetwork.TryParse(end.Contains('/', StringComparison.Ordinal) ? end : end + "/32", out var n) && LabSubnetAllocator.IsInsideLabRange(n)))
             {
                 return $"'{Cut(end)}' is outside 172.16.0.0/12: a run's rules match lab addresses only";
             }
@@ -371,7 +371,7 @@ public sealed partial class AgentSteps(
         captures.Purge();
     }
 
-    private static string Cut(string? s) => s is null ? "" : s.Length <= 64 ? s : s[..64] + "…";
+    private static string Cut(string? s) => AgentMessageCheck.Cut(s);
 
     private sealed class RunState
     {

@@ -30,7 +30,7 @@ public sealed partial class AgentRunHost(string host, string run, IAgentCommands
             ?? throw new ProvisioningException($"host '{host}' created no network {name}");
 
         // What the agent says goes into file names, rules and the record: the run's own name, a bridge's name, a lab /24.
-        return n.Name == name && InterfaceName().IsMatch(n.Bridge ?? "") && n.Bridge is not ("." or "..") && IPNetwork.TryParse(n.Subnet, out var subnet) && subnet.PrefixLength == 24 && LabRange.Contains(subnet.BaseAddress)
+        return n.Name == name && InterfaceName().IsMatch(n.Bridge ?? "") && n.Bridge is not ("." or "..") && IPNetwork.TryParse(n.Subnet, out var subnet) && subnet.PrefixLength == 24 && LabSubnetAllocator.IsInsideLabRange(subnet)
             && IPAddress.TryParse(n.Gateway, out var gateway) && subnet.Contains(gateway)
             ? n : throw new ProvisioningException($"host '{host}' answered network {name} with what a network is not (name {Cut(n.Name)}, bridge {Cut(n.Bridge)}, subnet {Cut(n.Subnet)}, gateway {Cut(n.Gateway)})");
     }
@@ -39,17 +39,15 @@ public sealed partial class AgentRunHost(string host, string run, IAgentCommands
     {
         var c = (await StepAsync(new AgentStep(AgentStepAction.RunContainer, runKey, Name: name, Network: network), TimeSpan.FromMinutes(1), ct)).Container
             ?? throw new ProvisioningException($"host '{host}' started no container {name}");
-        return c.Name == name && c.Network == network && IPAddress.TryParse(c.Address, out var a) && LabRange.Contains(a) && a.ToString() == c.Address
+        return c.Name == name && c.Network == network && IPAddress.TryParse(c.Address, out var a) && LabSubnetAllocator.IsInsideLabRange(new IPNetwork(a, 32)) && a.ToString() == c.Address
             ? c : throw new ProvisioningException($"host '{host}' answered container {name} with what a container is not (name {Cut(c.Name)}, address {Cut(c.Address)})");
     }
-
-    private static readonly IPNetwork LabRange = IPNetwork.Parse("172.16.0.0/12");
 
     /// <summary>A kernel interface name (the bridge becomes a file name and a capture's interface).</summary>
     [System.Text.RegularExpressions.GeneratedRegex("^[A-Za-z0-9_.-]{1,15}$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
     private static partial System.Text.RegularExpressions.Regex InterfaceName();
 
-    private static string Cut(string? s) => s is null ? "" : s.Length <= 64 ? s : s[..64] + "…";
+    private static string Cut(string? s) => AgentMessageCheck.Cut(s);
 
     public async Task<EngineInfo> ReadEngineAsync(CancellationToken ct) =>
         (await StepAsync(new AgentStep(AgentStepAction.ReadEngine, run), TimeSpan.FromSeconds(30), ct)).Engine

@@ -156,5 +156,6 @@ public static class AgentMessageCheck
 
     private static bool Long(string? s) => s is { Length: > MaxText };
 
-    private static string Cut(string s) => s.Length <= 64 ? s : s[..64] + "…";
+    /// <summary>A value from an agent or a dashboard, cut to 64 characters for a message (null: empty).</summary>
+    public static string Cut(string? s) => s is null ? "" : s.Length <= 64 ? s : s[..64] + "…";
 }

@@ -118,12 +118,7 @@ public sealed class AgentLinkRealHostTests
         // restarted with it); their tokens still hold, their hosts are listed, the runs are kept.
         three.KillAgent("docker-2010");
         three.StartAgent("docker-2010");
-        await Eventually.UntilAsync(async () =>
-        {
-            var list = await three.Admin.GetFromJsonAsync<JsonElement>("/api/hosts");
-            return three.Hosts.All(h => list.EnumerateArray().Any(x => x.GetProperty("name").GetString() == h.Name && x.GetProperty("agent").GetString() == "Connected"
-                && x.GetProperty("engineVersion").GetString()?.StartsWith(h.Version, StringComparison.Ordinal) == true && x.GetProperty("rules").GetInt32() > 0));
-        }, () => "all three hosts connected to the restarted dashboard:\n" + three.Logs(), 90);
+        await three.AllConnectedAsync("all three hosts connected to the restarted dashboard");
         foreach (var id in started)
         {
             var run = await three.Admin.GetFromJsonAsync<JsonElement>($"/api/runs/{id}");

@@ -70,12 +70,7 @@ public sealed class ThreeAgentHosts : IAsyncDisposable
                 three.StartAgent(name);
             }
 
-            await Eventually.UntilAsync(async () =>
-            {
-                var list = await three.Admin.GetFromJsonAsync<JsonElement>("/api/hosts");
-                return three.Hosts.All(h => list.EnumerateArray().Any(x => x.GetProperty("name").GetString() == h.Name && x.GetProperty("agent").GetString() == "Connected"
-                    && x.GetProperty("engineVersion").GetString()?.StartsWith(h.Version, StringComparison.Ordinal) == true && x.GetProperty("rules").GetInt32() > 0));
-            }, () => "three connected hosts with their versions:\n" + three.Logs(), 90);
+            await three.AllConnectedAsync("three connected hosts with their versions");
             return three;
         }
         catch
@@ -84,6 +79,14 @@ public sealed class ThreeAgentHosts : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>Waits until all three hosts are listed as connected with their engines' versions and rules.</summary>
+    public Task AllConnectedAsync(string what) => Eventually.UntilAsync(async () =>
+    {
+        var list = await Admin.GetFromJsonAsync<JsonElement>("/api/hosts");
+        return Hosts.All(h => list.EnumerateArray().Any(x => x.GetProperty("name").GetString() == h.Name && x.GetProperty("agent").GetString() == "Connected"
+            && x.GetProperty("engineVersion").GetString()?.StartsWith(h.Version, StringComparison.Ordinal) == true && x.GetProperty("rules").GetInt32() > 0));
+    }, () => what + ":\n" + Logs(), 90);
 
     /// <summary>Starts (again) the agent of <paramref name="name"/> with its token, through <paramref name="socket"/> (default: the dashboard's) with <paramref name="environment"/> added.</summary>
     public AgentProcess StartAgent(string name, string? socket = null, IReadOnlyDictionary<string, string>? environment = null)
