@@ -80,24 +80,37 @@ internal static class CircuitsBenchmark
             {
                 // Each change: the browser's clock, and the read time of the counters it shows (the page's data-read-at,
                 // updated in the same render batch): ping → screen, and the dashboard's own part, read → screen.
-                // A row is replaced whole when it changes: the chain's tbody is watched, and a change is the cell's new value.
+                // A change is the cell's new value (the chain's tbody is watched, in case a new ruleset replaces the row).
                 await p.Locator(cellSelector).First.EvaluateAsync(@"(el, selector) => {
                     window.__changes = [];
                     window.__reads = [];
                     window.__values = [];
                     window.__start = Number(el.textContent);
                     let last = el.textContent;
+                    // The observer shares the page's CPU with what it measures: it looks the cell up again only when the
+                    // row was replaced.
+                    let cell = el;
+                    const source = document.querySelector('[data-testid=firewall-source]');
                     new MutationObserver(() => {
-                        const text = document.querySelector(selector)?.textContent;
+                        if (!cell.isConnected) cell = document.querySelector(selector);
+                        const text = cell?.textContent;
                         if (text === undefined || text === last) return;
                         last = text;
                         window.__changes.push(Date.now());
                         window.__values.push(Number(text));
-                        window.__reads.push(Number(document.querySelector('[data-testid=firewall-source]')?.dataset.readAt ?? 0));
+                        window.__reads.push(Number((source.isConnected ? source : document.querySelector('[data-testid=firewall-source]'))?.dataset.readAt ?? 0));
                     }).observe(el.closest('tbody'), { characterData: true, childList: true, subtree: true });
                 }", cellSelector);
             }
 
+            var visible = 0;
+            foreach (var p in firewallPages)
+            {
+                visible += await p.EvaluateAsync<string>("() => document.visibilityState") == "visible" ? 1 : 0;
+            }
+
+            // Headless Chromium gives each page a window of its own: every page renders, as on a person's screen.
+            Console.WriteLine($"pages the browser says are visible: {visible}/{n}");
             await Task.Delay(TimeSpan.FromSeconds(5));
             var loaded = await DiagnosticsAsync(http, collect: true);
             var loadedRss = LiveBenchmark.RssMiB(app.Id);
@@ -117,11 +130,22 @@ internal static class CircuitsBenchmark
             var cdp = await context.NewCDPSessionAsync(first);
             await cdp.SendAsync("Performance.enable");
             var renderer0 = await RendererMetricsAsync(cdp);
+            var profiling = Environment.GetEnvironmentVariable("NETLAB_CPUPROFILE") is { Length: > 0 };
+            if (profiling)
+            {
+                await cdp.SendAsync("Profiler.enable");
+                await cdp.SendAsync("Profiler.start");
+            }
             var (cpu0, chromium0, wall0) = (LiveBenchmark.CpuSeconds(app.Id), BrowserCpuSeconds(), Stopwatch.GetTimestamp());
             await lab.DockerAsync(["exec", c2, "ping", "-c", "80", "-i", "0.25", "-W", "1", c1Ip]).ContinueWith(_ => { });
             var window = Stopwatch.GetElapsedTime(wall0).TotalSeconds;
             var cpu = (LiveBenchmark.CpuSeconds(app.Id) - cpu0) / window;
             var chromiumCpu = (BrowserCpuSeconds() - chromium0) / window;
+            if (profiling)
+            {
+                PrintProfile(await cdp.SendAsync("Profiler.stop"));
+            }
+
             var renderer = (await RendererMetricsAsync(cdp)).ToDictionary(m => m.Key, m => (m.Value - renderer0.GetValueOrDefault(m.Key)) / window * 1000);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"one Firewall page's renderer, ms per second: tasks {renderer.GetValueOrDefault("TaskDuration"):0}, script {renderer.GetValueOrDefault("ScriptDuration"):0}, style {renderer.GetValueOrDefault("RecalcStyleDuration"):0}, layout {renderer.GetValueOrDefault("LayoutDuration"):0} (the rest of tasks: paint, parsing, messages); ×{n} pages"));
@@ -241,6 +265,39 @@ internal static class CircuitsBenchmark
             // A whole heap dump as well, for SOS's exact sizes per type (dotnet-dump analyze FILE -c "dumpheap -stat").
             var d = await new Dashboard.Host.Processes.ProcessRunner().RunAsync(dump, ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "--type", "Heap", "-o", Path.Combine(folder, name + ".dmp")], TimeSpan.FromMinutes(3));
             Console.WriteLine($"process dump {name}: {(d.Succeeded ? Path.Combine(folder, name + ".dmp") : d.Message)}");
+        }
+    }
+
+    /// <summary>With <c>NETLAB_CPUPROFILE</c> set: one Firewall page's main-thread time by function (self time, V8's sampling profiler).</summary>
+    private static void PrintProfile(System.Text.Json.JsonElement? result)
+    {
+        if (result is not { } r || !r.TryGetProperty("profile", out var profile))
+        {
+            return;
+        }
+
+        var names = new Dictionary<int, string>();
+        foreach (var node in profile.GetProperty("nodes").EnumerateArray())
+        {
+            var frame = node.GetProperty("callFrame");
+            var url = frame.GetProperty("url").GetString() ?? "";
+            names[node.GetProperty("id").GetInt32()] = $"{frame.GetProperty("functionName").GetString()} {Path.GetFileName(url)}:{frame.GetProperty("lineNumber").GetInt32()}";
+        }
+
+        var self = new Dictionary<string, double>();
+        var samples = profile.GetProperty("samples").EnumerateArray().Select(e => e.GetInt32()).ToList();
+        var deltas = profile.GetProperty("timeDeltas").EnumerateArray().Select(e => e.GetDouble()).ToList();
+        for (var i = 0; i < samples.Count - 1; i++)
+        {
+            var name = names[samples[i]];
+            self[name] = self.GetValueOrDefault(name) + deltas[i + 1] / 1000;
+        }
+
+        var total = self.Values.Sum();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"profile of one page: {total:0} ms sampled"));
+        foreach (var (name, ms) in self.OrderByDescending(x => x.Value).Take(30))
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {ms,8:0.0} ms  {name}"));
         }
     }
 

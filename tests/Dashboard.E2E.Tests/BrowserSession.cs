@@ -46,9 +46,9 @@ public sealed class BrowserSession : IAsyncDisposable
     }
 
     /// <summary>A page in a browser context of its own (its own cookies), signed in as <paramref name="user"/> (the administrator by default; null: not signed in).</summary>
-    public async Task<IPage> NewPageAsync(Uri baseUri, string? user = DashboardFactory.AdminUser, string password = DashboardFactory.AdminPassword)
+    public async Task<IPage> NewPageAsync(Uri baseUri, string? user = DashboardFactory.AdminUser, string password = DashboardFactory.AdminPassword, int width = 1366, int height = 900)
     {
-        var context = await Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = baseUri.ToString(), ViewportSize = new ViewportSize { Width = 1366, Height = 900 } });
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = baseUri.ToString(), ViewportSize = new ViewportSize { Width = width, Height = height } });
         var page = await context.NewPageAsync();
         if (user is not null)
         {

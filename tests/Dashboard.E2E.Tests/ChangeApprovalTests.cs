@@ -118,6 +118,12 @@ public class ChangeApprovalTests
         await page.Locator("[data-testid='account-menu']").ClickAsync();
         await Assertions.Expect(page.Locator("[data-testid='signed-in-as']")).ToHaveTextAsync("root-admin");
 
+        // The account menu's links: the password page is rendered on the server (no circuit), so following it loads it whole.
+        await page.Locator("[data-testid='account-menu'] a[href='account/password']").ClickAsync();
+        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/account/password$"));
+        await Assertions.Expect(page.Locator("h1.account-title")).ToHaveTextAsync("Change your password");
+        await new DashboardPage(page).OpenAsync("");
+
         // The set-up page works once.
         var other = await browser.NewPageAsync(fresh.BaseUri, user: null);
         await other.GotoAsync("setup");

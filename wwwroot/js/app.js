@@ -10,3 +10,28 @@ window.netlab = {
         return false;
     }
 };
+
+// The account menu (a details element) closes on a click elsewhere, on Escape and after a link in it is followed.
+document.addEventListener("click", function (e) {
+    document.querySelectorAll("details.account-menu[open]").forEach(function (menu) {
+        if (!menu.contains(e.target) || e.target.closest("a")) {
+            menu.removeAttribute("open");
+        }
+    });
+});
+document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape") {
+        document.querySelectorAll("details.account-menu[open]").forEach(function (menu) {
+            menu.removeAttribute("open");
+            menu.querySelector("summary").focus();
+        });
+    }
+});
+
+// On a narrow screen the drawer lies over the page: following one of its links folds it again.
+document.addEventListener("click", function (e) {
+    var toggle = document.getElementById("drawer-toggle");
+    if (toggle && toggle.checked && e.target.closest(".app-drawer a") && window.matchMedia("(max-width: 959.98px)").matches) {
+        toggle.checked = false;
+    }
+});

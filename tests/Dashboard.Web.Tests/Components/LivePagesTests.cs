@@ -88,6 +88,51 @@ public class LivePagesTests : DashboardTestContext
     }
 
     [Fact]
+    public void FirewallPage_StatusOnlyRendersWhenTheHealthItShowsChanges()
+    {
+        Feed.FirewallChanged(Isolated(), T0);
+        var healthy = CollectorStatus.Starting("test-host", 4) with { EngineAvailable = true, FirewallAvailable = true, LastReadAt = DateTimeOffset.UtcNow };
+        Feed.StatusChanged(healthy);
+        var cut = Render<FirewallPage>();
+        var renders = cut.RenderCount;
+
+        // The collector's status comes once a second with new rates; the page shows none of them.
+        Feed.StatusChanged(healthy with { AchievedRateHz = 12.5, Reads = 400, LastReadAt = DateTimeOffset.UtcNow });
+        Thread.Sleep(300);
+        Assert.Equal(renders, cut.RenderCount);
+
+        Feed.StatusChanged(healthy with { FirewallAvailable = false, FirewallError = "iptables-save -c timed out after 10 s" });
+        cut.WaitForAssertion(() => Assert.Contains("timed out", cut.Find("[data-testid='firewall-error']").TextContent));
+    }
+
+    [Fact]
+    public void FirewallPage_SaysWhenItLastReadAndWhenSomethingLastChanged()
+    {
+        Feed.FirewallChanged(Isolated(), DateTimeOffset.UtcNow.AddSeconds(-146));
+        Feed.StatusChanged(CollectorStatus.Starting("test-host", 4) with { EngineAvailable = true, FirewallAvailable = true, LastReadAt = DateTimeOffset.UtcNow.AddMilliseconds(-300) });
+
+        var cut = Render<FirewallPage>();
+
+        var source = cut.Find("[data-testid='firewall-source']").TextContent;
+        Assert.Matches(@"read (0\.\d|just now|1\.\d) s ago · last change 14[6-8] s ago|read just now · last change 14[6-8] s ago", source);
+    }
+
+    [Fact]
+    public void FirewallPage_OnlyRulesWithTraffic_OnATableWhereNoneCounted_SaysSo()
+    {
+        var rs = IptablesSaveReader.Read("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n[0:0] -A FORWARD -s 172.31.9.0/24 -j DROP\nCOMMIT\n");
+        Feed.FirewallChanged(rs, T0);
+        var cut = Render<FirewallPage>();
+        Assert.Empty(cut.FindAll("[data-testid='no-rules-shown']"));
+
+        cut.Find("[data-testid='only-moving'] input").Change(true);
+
+        Assert.Contains("No rule of table filter has counted a packet yet", cut.Find("[data-testid='no-rules-shown']").TextContent);
+        Assert.Contains("mud-checked", cut.Find("[data-testid='only-moving'] .mud-switch-base").ClassName);
+        Assert.Empty(cut.FindAll("tr.rule"));
+    }
+
+    [Fact]
     public void FirewallPage_FirewallUnreadable_SaysWhy()
     {
         Feed.StatusChanged(CollectorStatus.Starting("test-host", 4) with { FirewallError = "iptables-save -c failed with exit code 4: Permission denied (the dashboard needs root)" });

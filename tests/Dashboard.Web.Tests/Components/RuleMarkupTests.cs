@@ -62,4 +62,43 @@ public sealed class RuleMarkupTests
         Assert.Equal(3, points.Length);
         Assert.DoesNotContain("<rect", RuleMarkup.Svg(samples, T0.AddSeconds(40)), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Sparkline_IsDrawnOnceASecond_WhateverArrivesWithinIt()
+    {
+        var rs = IptablesSaveReader.Read("*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -s 172.31.7.0/24 -j DROP\nCOMMIT\n");
+        var id = RuleId.Of(rs.Rules.Single());
+        var now = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 3600);
+        List<CounterSample> samples = [new(now.AddSeconds(-2), 0, 0), new(now.AddSeconds(-1), 4, 336)];
+
+        var first = RuleMarkup.SparklineOf(id, samples, now.AddMilliseconds(100)).Value;
+        samples.Add(new(now.AddMilliseconds(300), 8, 672));
+        var sameSecond = RuleMarkup.SparklineOf(id, samples, now.AddMilliseconds(400)).Value;
+        var nextSecond = RuleMarkup.SparklineOf(id, samples, now.AddMilliseconds(1100)).Value;
+
+        // Within a second every page gets the same string (no new SVG for the browsers to parse); the next second draws
+        // the samples up to it, the one that arrived meanwhile included.
+        Assert.Same(first, sameSecond);
+        Assert.NotEqual(first, nextSecond);
+        Assert.Equal(RuleMarkup.Svg(samples, now.AddSeconds(1)), nextSecond);
+    }
+
+    [Fact]
+    public void RowAndChainText_AreSharedStrings_InIptablesOrder()
+    {
+        var rs = IptablesSaveReader.Read("*filter\n:FORWARD DROP [7:588]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -j RETURN\nCOMMIT\n");
+        var table = rs.Tables.Single();
+        var rule = table.FindChain("DOCKER-USER")!.Rules[0];
+
+        var row = RuleMarkup.RowOf(rule);
+
+        Assert.Same(row, RuleMarkup.RowOf(rule));
+        Assert.Equal("rule-filter-DOCKER-USER-1", row.Anchor);
+        Assert.Equal("rule owner-" + rule.Owner.ToString().ToLowerInvariant() + " moving focused", row.ClassOf(moving: true, focused: true));
+        Assert.Equal("<b>Chain FORWARD</b> (policy DROP 9 packets, 756 bytes)", RuleMarkup.ChainOf(table, table.FindChain("FORWARD")!).TitleOf(9, 756).Value);
+        var user = RuleMarkup.ChainOf(table, table.FindChain("DOCKER-USER")!);
+        Assert.Equal("<b>Chain DOCKER-USER</b> (1 references)", user.TitleOf(0, 0).Value);
+        Assert.Same(user.TitleOf(0, 0).Value, user.TitleOf(0, 0).Value);
+        Assert.Equal(13, RuleMarkup.Header.Value.Split("</th>").Length - 1);
+    }
 }

@@ -18,7 +18,9 @@ namespace Dashboard.Web.Components.Pages.Firewall;
 internal static class RuleMarkup
 {
     private static readonly ConditionalWeakTable<FirewallRule, StrongBox<MarkupString>> Columns = new();
-    private static readonly ConcurrentDictionary<RuleId, (DateTimeOffset LastSample, int Count, long Second, MarkupString Svg)> Sparklines = new();
+    private static readonly ConditionalWeakTable<FirewallRule, RowText> Rows = new();
+    private static readonly ConditionalWeakTable<FirewallChain, ChainText> Chains = new();
+    private static readonly ConcurrentDictionary<RuleId, (int Count, long Second, MarkupString Svg)> Sparklines = new();
     private const int SparklineWidth = 90;
     private const int SparklineHeight = 18;
     private const int MaxSparklines = 50_000;
@@ -30,6 +32,60 @@ internal static class RuleMarkup
 
     /// <summary>The cells from target to owner (markup, HTML-encoded), cached for as long as the rule object lives.</summary>
     public static MarkupString ColumnsOf(FirewallRule rule) => Columns.GetValue(rule, r => new StrongBox<MarkupString>(new MarkupString(Render(r)))).Value;
+
+    /// <summary>The strings of a rule's row that every viewer shares: its anchor (also its test id) and its classes.</summary>
+    public static RowText RowOf(FirewallRule rule) => Rows.GetValue(rule, r => new RowText(r));
+
+    /// <summary>The strings of a chain's block that every viewer shares (its anchor, how often it is jumped to).</summary>
+    public static ChainText ChainOf(FirewallTable table, FirewallChain chain) => Chains.GetValue(chain, c => new ChainText(table, c));
+
+    /// <summary>The header row of every chain's table, in <c>iptables -L -v</c>'s order.</summary>
+    public static MarkupString Header { get; } = new(
+        "<thead><tr><th>num</th><th class=\"num\">pkts</th><th class=\"num\">bytes</th><th>target</th><th>prot</th><th>opt</th><th>in</th><th>out</th><th>source</th><th>destination</th><th></th><th>owner</th><th>last minute</th></tr></thead>");
+
+    internal sealed class RowText
+    {
+        private readonly string[] _classes;
+
+        public RowText(FirewallRule rule)
+        {
+            Anchor = FirewallPage.RuleAnchor(rule.Table, rule.Chain, rule.Position);
+            var owner = "rule owner-" + rule.Owner.ToString().ToLowerInvariant();
+            _classes = [owner, owner + " moving", owner + " focused", owner + " moving focused"];
+        }
+
+        /// <summary><c>rule-TABLE-CHAIN-POSITION</c>: the row's id (a trace links to it) and its test id.</summary>
+        public string Anchor { get; }
+
+        public string ClassOf(bool moving, bool focused) => _classes[(moving ? 1 : 0) + (focused ? 2 : 0)];
+    }
+
+    internal sealed class ChainText(FirewallTable table, FirewallChain chain)
+    {
+        private Title? _title; // replaced whole, so circuits rendering at once read one consistent title
+
+        public string Anchor { get; } = FirewallPage.ChainAnchor(table.Name, chain.Name);
+
+        private readonly int _references = chain.IsBuiltin ? 0 : table.Rules.Count(r => r.JumpChains.Contains(chain.Name));
+
+        /// <summary>The chain's heading as <c>iptables -L -v</c> prints it, with its policy's live counters.</summary>
+        public MarkupString TitleOf(ulong policyPackets, ulong policyBytes)
+        {
+            if (Volatile.Read(ref _title) is { } t && t.Packets == policyPackets && t.Bytes == policyBytes)
+            {
+                return t.Markup;
+            }
+
+            var e = HtmlEncoder.Default;
+            var title = new MarkupString(chain.IsBuiltin
+                ? string.Create(CultureInfo.InvariantCulture, $"<b>Chain {e.Encode(chain.Name)}</b> (policy {e.Encode(chain.Policy!)} {policyPackets} packets, {policyBytes} bytes)")
+                : string.Create(CultureInfo.InvariantCulture, $"<b>Chain {e.Encode(chain.Name)}</b> ({_references} references)"));
+            Volatile.Write(ref _title, new Title(policyPackets, policyBytes, title));
+            return title;
+        }
+
+        private sealed record Title(ulong Packets, ulong Bytes, MarkupString Markup);
+    }
 
     private static string Render(FirewallRule rule)
     {
@@ -76,21 +132,29 @@ internal static class RuleMarkup
     /// </summary>
     public static MarkupString SparklineOf(RuleId id, IReadOnlyList<CounterSample> samples, DateTimeOffset now, IReadOnlyList<Dashboard.App.Live.DataGap>? gaps = null)
     {
+        // Drawn once a second from the samples up to that second: a counter moving several times a second changes
+        // each page's drawing (an SVG the browser parses again) once a second, not at every read.
         var second = now.ToUnixTimeSeconds();
-        var last = samples.Count > 0 ? samples[^1].At : default;
         var gapCount = gaps?.Count ?? 0;
-        if (Sparklines.TryGetValue(id, out var cached) && cached.Second == second && cached.LastSample == last && cached.Count == samples.Count + (gapCount << 16))
+        if (Sparklines.TryGetValue(id, out var cached) && cached.Second == second && cached.Count == gapCount)
         {
             return cached.Svg;
         }
 
-        var svg = new MarkupString(Svg(samples, DateTimeOffset.FromUnixTimeSeconds(second), gaps));
+        var at = DateTimeOffset.FromUnixTimeSeconds(second);
+        var upTo = samples.Count;
+        while (upTo > 0 && samples[upTo - 1].At > at)
+        {
+            upTo--;
+        }
+
+        var svg = new MarkupString(Svg(upTo == samples.Count ? samples : [.. samples.Take(upTo)], at, gaps));
         if (Sparklines.Count > MaxSparklines)
         {
             Sparklines.Clear(); // rules of old rulesets; a page redraws what it shows
         }
 
-        Sparklines[id] = (last, samples.Count + (gapCount << 16), second, svg);
+        Sparklines[id] = (gapCount, second, svg);
         return svg;
     }
 

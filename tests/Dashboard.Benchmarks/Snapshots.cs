@@ -1,0 +1,44 @@
+using Dashboard.TestSupport;
+using Microsoft.Playwright;
+
+namespace Dashboard.Benchmarks;
+
+/// <summary>Screenshots and HTML of pages of the Release build, signed in as the administrator, at one viewport size: <c>snap FOLDER WIDTH HEIGHT /path...</c>.</summary>
+internal static class Snapshots
+{
+    public static async Task<int> RunAsync(string folder, int width, int height, string[] paths)
+    {
+        Directory.CreateDirectory(folder);
+        var work = Directory.CreateTempSubdirectory("netlab-snap-").FullName;
+        var port = AppProcess.FreePort();
+        using var app = AppProcess.Start(port, work);
+        try
+        {
+            await LiveBenchmark.WaitForAsync($"http://127.0.0.1:{port}/api/collector");
+            using var playwright = await Playwright.CreateAsync();
+            await using var browser = await BenchmarkBrowser.LaunchAsync(playwright, work);
+            var context = await browser.NewContextAsync(new() { ViewportSize = new() { Width = width, Height = height } });
+            var page = await context.NewPageAsync();
+            await BenchmarkBrowser.SignInAsync(page, port, "/");
+            foreach (var path in paths)
+            {
+                await page.GotoAsync($"http://127.0.0.1:{port}{path}");
+                await page.Locator("[data-testid='circuit'][data-interactive='true']").WaitForAsync(new() { State = WaitForSelectorState.Attached, Timeout = 30_000 });
+                await Task.Delay(1500);
+                var name = path.Trim('/').Replace('/', '_').Replace('?', '_');
+                name = name.Length == 0 ? "overview" : name;
+                await File.WriteAllTextAsync(Path.Combine(folder, name + ".html"), await page.ContentAsync());
+                await page.ScreenshotAsync(new() { Path = Path.Combine(folder, $"{name}-{width}.png"), FullPage = false });
+                Console.WriteLine($"{path} → {name}");
+            }
+
+            return 0;
+        }
+        finally
+        {
+            app.Kill(entireProcessTree: true);
+            await app.WaitForExitAsync();
+            Directory.Delete(work, recursive: true);
+        }
+    }
+}
