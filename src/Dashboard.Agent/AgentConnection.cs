@@ -22,7 +22,7 @@ namespace Dashboard.Agent;
 /// queues deltas in order; connects out with backoff, says hello, sends a snapshot, then the deltas numbered from it.
 /// A queue that overflows, or a dashboard that asks, gets a new snapshot instead of the lost deltas.
 /// </summary>
-public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<AgentConnection> logger, ContainerProbe? probe = null, AgentSteps? steps = null) : BackgroundService, ICollectorSink
+public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<AgentConnection> logger, ContainerProbe? probe = null, AgentSteps? steps = null, AgentSessions? sessions = null) : BackgroundService, ICollectorSink
 {
     private readonly AgentOptions _options = options.Value;
     private readonly object _gate = new();
@@ -184,6 +184,7 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
                 connection.On<int>(AgentProtocol.WatchersChanged, n => Volatile.Write(ref _watchers, Math.Max(0, n)));
                 connection.On<AgentProbeRequest, AgentProbeReply>(AgentProtocol.Probe, ProbeAsync);
                 connection.On<AgentStep, AgentStepReply>(AgentProtocol.Step, c => steps is null ? Task.FromResult(new AgentStepReply(Refused: "this agent carries out no runs or changes")) : steps.HandleAsync(c));
+                connection.On<AgentSessionCommand, AgentSessionReply>(AgentProtocol.Session, c => sessions is null ? Task.FromResult(new AgentSessionReply(Refused: "this agent runs no captures or traces")) : sessions.HandleAsync(c));
                 await connection.StartAsync(stoppingToken).ConfigureAwait(false);
                 var welcome = await connection.InvokeAsync<AgentWelcome>(nameof(AgentHubMethods.Hello),
                     new AgentHello(AgentProtocol.Version, AgentProtocol.BuildVersion, string.IsNullOrWhiteSpace(_options.Name) ? null : _options.Name), stoppingToken).ConfigureAwait(false);
@@ -194,6 +195,7 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
                     _connected = true;
                     backoff = _options.MinBackoff;
                     logger.LogInformation("connected to {Server} as host {Host} (dashboard {Version})", _options.Server, welcome.Host, welcome.DashboardVersion);
+                    sessions?.Connected((method, message) => connection.SendAsync(method, message, stoppingToken));
                     await SendAsync(connection, closed.Task, stoppingToken).ConfigureAwait(false);
                 }
                 else
@@ -215,6 +217,12 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
             _connected = false;
             Volatile.Write(ref _watchers, 0);
             _resync = true;
+            if (sessions is not null)
+            {
+                // Captures and traces people started from the dashboard: nobody can see or stop them now.
+                await sessions.LinkLostAsync().ConfigureAwait(false);
+            }
+
             if (connected)
             {
                 logger.LogWarning("disconnected from {Server}; reconnecting", _options.Server);

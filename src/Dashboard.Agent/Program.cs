@@ -8,7 +8,7 @@ namespace Dashboard.Agent;
 
 /// <summary>
 /// A Docker host's agent: the dashboard's host layer (collector, topology, firewall reads) as its own process,
-/// reporting to a dashboard over SignalR and carrying out its probes and runs. Configuration: Agent:Server, Agent:Token (see scripts/agent.sh), and the
+/// reporting to a dashboard over SignalR and carrying out its probes, runs, captures and traces. Configuration: Agent:Server, Agent:Token (see scripts/agent.sh), and the
 /// same Host:* and Collector:* settings as the dashboard's embedded collector.
 /// </summary>
 public static class AgentProgram
@@ -24,11 +24,13 @@ public static class AgentProgram
         builder.Services.AddOptions<AgentOptions>().Bind(builder.Configuration.GetSection(AgentOptions.Section));
         builder.Services.AddDashboardHost(builder.Configuration);
         builder.Services.AddSingleton<AgentSteps>();
+        builder.Services.AddSingleton<AgentSessions>();
         builder.Services.AddSingleton(sp => new AgentConnection(
             sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<AgentOptions>>(),
             sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<AgentConnection>>(),
             sp.GetRequiredService<Dashboard.Host.Docker.ContainerProbe>(),
-            sp.GetRequiredService<AgentSteps>()));
+            sp.GetRequiredService<AgentSteps>(),
+            sp.GetRequiredService<AgentSessions>()));
         builder.Services.AddSingleton<ICollectorSink>(sp => sp.GetRequiredService<AgentConnection>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentConnection>());
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));

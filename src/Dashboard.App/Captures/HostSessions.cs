@@ -31,10 +31,14 @@ public sealed record CaptureStart(string? Interface, string? Filter, int? SnapLe
 public sealed record TraceStart(string? Source, string? Destination, string? Protocol, IReadOnlyList<string>? ReplyDestinations, double? TimeLimitSeconds);
 
 /// <summary>
-/// One home for host-wide captures and traces, used by the Captures page, the API and the hub alike: who may start,
-/// see, download and stop them (see <see cref="SessionViewer"/>), with the Operator role checked in the database on
-/// every call, limits that always apply, and an audit entry that says what happened: started with the interface,
-/// filter and limits, or refused with the reason.
+/// One home for host-wide captures and traces, used by the Captures page, the API and the hub alike, for this
+/// dashboard's own host and for every agent's: who may start, see, download and stop them (see
+/// <see cref="SessionViewer"/>), with the Operator role checked in the database on every call (in a lab that may use the
+/// host), limits that always apply, and an audit entry that says what happened: started with the host, interface,
+/// filter and limits, or refused with the reason. On an agent's host the agent runs the session with the same Host-layer
+/// checks (its Docker bridges and veths, filters tcpdump compiles, its networks' addresses) and sends its packets as they
+/// come; a capture's pcap is fetched from it when someone downloads it. A host is named by its name; null (or the local
+/// host's name) is this dashboard's own.
 /// </summary>
 public sealed class HostSessions(
     CaptureService captures,
@@ -43,30 +47,48 @@ public sealed class HostSessions(
     AuditLog audit,
     IDbContextFactory<DashboardDbContext> dbs,
     IOptions<CaptureLimitsOptions> limits,
-    IOptions<Dashboard.Host.DockerHostOptions> hostOptions)
+    IOptions<Dashboard.Host.DockerHostOptions> hostOptions,
+    Dashboard.App.Hosts.HostDirectory directory,
+    Dashboard.App.Hosts.IAgentCommands agents)
 {
+    /// <summary>How long an agent has to start or stop a session (tcpdump must say it listens within 10 s there).</summary>
+    public static readonly TimeSpan AgentDeadline = TimeSpan.FromSeconds(30);
+
     public Task<SessionViewer> ViewerAsync(Actor actor, CancellationToken ct = default) => SessionViewer.LoadAsync(dbs, actor, ct);
 
-    public async Task<IReadOnlyList<CaptureSession>> CapturesAsync(Actor actor, CancellationToken ct = default)
+    /// <summary>The agent host named, or null for this dashboard's own; an unknown name is a 404 (<see cref="LabAccessException"/>).</summary>
+    private Dashboard.App.Hosts.RemoteHost? Remote(string? host) =>
+        host is null || host == directory.Local.Host ? null
+        : directory.Remote(host) ?? throw new LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, directory.NoSuchHost(host));
+
+    private string HostName(Dashboard.App.Hosts.RemoteHost? remote) => remote?.Name ?? directory.Local.Host;
+
+    public async Task<IReadOnlyList<ICaptureSession>> CapturesAsync(Actor actor, string? host = null, CancellationToken ct = default)
     {
+        var remote = Remote(host);
         var viewer = await ViewerAsync(actor, ct);
-        return [.. captures.Sessions.Where(s => viewer.CanSee(s.Request.OwnerOrSystem))];
+        IEnumerable<ICaptureSession> all = remote is null ? captures.Sessions : remote.Captures;
+        return [.. all.Where(s => viewer.CanSee(s.Request.OwnerOrSystem))];
     }
 
     /// <summary>A capture the actor may see; 404 otherwise (another's capture is not disclosed).</summary>
-    public async Task<CaptureSession> CaptureAsync(Actor actor, string id, CancellationToken ct = default)
+    public async Task<ICaptureSession> CaptureAsync(Actor actor, string? host, string id, CancellationToken ct = default)
     {
+        var remote = Remote(host);
         var viewer = await ViewerAsync(actor, ct);
-        return captures.Find(id) is { } s && viewer.CanSee(s.Request.OwnerOrSystem) ? s : throw new LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"no capture {Cut(id)} of yours");
+        ICaptureSession? found = remote is null ? captures.Find(id) : remote.FindCapture(id);
+        return found is { } s && viewer.CanSee(s.Request.OwnerOrSystem) ? s : throw new LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"no capture {Cut(id)} of yours");
     }
 
-    public async Task<CaptureSession> StartCaptureAsync(Actor actor, CaptureStart start, CancellationToken ct = default)
+    public async Task<ICaptureSession> StartCaptureAsync(Actor actor, string? host, CaptureStart start, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(start);
+        var remote = Remote(host);
         var iface = start.Interface ?? "";
-        var what = $"capture on {Cut(iface)} filter '{Cut(start.Filter ?? "", 200)}'";
-        await access.RequireHostOperatorAsync(actor, "capture.started", Cut(iface), ct);
-        CaptureSession session;
+        var on = remote is null ? "" : $" on host {remote.Name}";
+        var what = $"capture{on} on {Cut(iface)} filter '{Cut(start.Filter ?? "", 200)}'";
+        await access.RequireHostOperatorAsync(actor, "capture.started", Cut(iface), HostName(remote), ct);
+        ICaptureSession session;
         try
         {
             var l = limits.Value;
@@ -78,70 +100,222 @@ public sealed class HostSessions(
                 TimeSpan.FromSeconds(Limit(start.TimeLimitSeconds, l.DefaultTimeLimitSeconds, l.MaxTimeLimitSeconds, "time limit (seconds)")),
                 Limit(start.ByteLimit, l.DefaultByteLimit, l.MaxByteLimit, "byte limit"),
                 new SessionOwner(actor.UserId, actor.Name));
-            session = await captures.StartAsync(request, ct);
+            session = remote is null ? await captures.StartAsync(request, ct) : await StartRemoteCaptureAsync(remote, request, ct);
         }
-        catch (CaptureRejectedException ex)
+        catch (Exception ex) when (ex is CaptureRejectedException or Dashboard.App.Hosts.HostUnavailableException)
         {
             await audit.WriteAsync(actor, "capture.refused", Cut(iface), $"{what}: {ex.Message}", succeeded: false, ct: CancellationToken.None);
             throw;
         }
 
-        var extra = hostOptions.Value.CaptureExtraInterfaces.Contains(iface, StringComparer.Ordinal) ? " (an interface the site allows beyond Docker's)" : "";
+        var extra = remote is null && hostOptions.Value.CaptureExtraInterfaces.Contains(iface, StringComparer.Ordinal) ? " (an interface the site allows beyond Docker's)" : "";
         await audit.WriteAsync(actor, "capture.started", session.Id,
             string.Create(CultureInfo.InvariantCulture, $"{what}{extra}; limits {session.Request.PacketLimit} packets, {session.Request.TimeLimit?.TotalSeconds} s, {session.Request.ByteLimit} bytes"),
             ct: CancellationToken.None);
         return session;
     }
 
-    public async Task<CaptureSession> StopCaptureAsync(Actor actor, string id, CancellationToken ct = default)
+    /// <summary>
+    /// The checks this dashboard can make of an agent host's capture (the interface among that host's Docker bridges and
+    /// container veths as its agent reports them, the filter's length), then the agent's start; the agent checks again.
+    /// </summary>
+    private async Task<ICaptureSession> StartRemoteCaptureAsync(Dashboard.App.Hosts.RemoteHost remote, CaptureRequest request, CancellationToken ct)
     {
-        var s = await RequireStopAsync(actor, "capture", id, captures.Find(id), c => c.Request.OwnerOrSystem, c => $"capture on {c.Request.Interface}", ct);
+        if (request.SnapLength is < 64 or > 262_144)
+        {
+            throw new CaptureRejectedException("snapshot length is 64-262144 bytes");
+        }
 
-        await s.StopAsync();
-        await audit.WriteAsync(actor, "capture.stopped", s.Id, $"capture on {s.Request.Interface} stopped ({s.Stats.Read} packets)", s.Request.Owner?.LabId, ct: CancellationToken.None);
+        if (request.Filter is { } f && (f.Length > CaptureService.MaxFilterLength || f.Any(char.IsControl)))
+        {
+            throw new CaptureRejectedException($"a filter is at most {CaptureService.MaxFilterLength} printable characters");
+        }
+
+        if (remote.Feed.Topology is not { } topology || !Dashboard.Core.Topology.CaptureScope.Interfaces(topology).Contains(request.Interface))
+        {
+            throw new CaptureRejectedException($"only the bridges of host {remote.Name}'s Docker networks and their containers' host veths can be captured there; '{Cut(request.Interface)}' is neither (as its agent last reported)");
+        }
+
+        var session = new Dashboard.App.Hosts.RemoteCaptureSession(Guid.NewGuid().ToString("N")[..12], remote.Name, request);
+        remote.Track(session);
+        Dashboard.Host.Agents.AgentSessionReply reply;
+        try
+        {
+            reply = await agents.SessionAsync(remote.Name, new Dashboard.Host.Agents.AgentSessionCommand(Dashboard.Host.Agents.AgentSessionAction.StartCapture, session.Id,
+                new Dashboard.Host.Agents.AgentCaptureStart(request.Interface, request.Filter, request.SnapLength, request.PacketLimit ?? 1, request.TimeLimit?.TotalSeconds ?? 1, request.ByteLimit ?? 1024)), AgentDeadline, ct);
+        }
+        catch (Dashboard.App.Hosts.HostUnavailableException)
+        {
+            // It may have started there after all: stop it, so nothing runs that nobody sees.
+            remote.Forget(session);
+            _ = agents.SessionAsync(remote.Name, new(Dashboard.Host.Agents.AgentSessionAction.StopCapture, session.Id), AgentDeadline, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
+            throw;
+        }
+
+        if ((reply.Refused ?? reply.Failed) is { } why)
+        {
+            remote.Forget(session);
+            throw new CaptureRejectedException($"host {remote.Name}: {why}");
+        }
+
+        session.Started(reply.StartedAt ?? DateTimeOffset.UtcNow);
+        remote.Feed.PacketsCaptured(session, Dashboard.Core.Capture.PacketBatch.Empty, false);
+        return session;
+    }
+
+    public async Task<ICaptureSession> StopCaptureAsync(Actor actor, string? host, string id, CancellationToken ct = default)
+    {
+        var remote = Remote(host);
+        ICaptureSession? found = remote is null ? captures.Find(id) : remote.FindCapture(id);
+        var s = await RequireStopAsync(actor, "capture", id, found, c => c.Request.OwnerOrSystem, c => $"capture on {c.Request.Interface}", ct);
+
+        if (s is CaptureSession local)
+        {
+            await local.StopAsync();
+        }
+        else if (remote is not null && s.EndReason == CaptureEndReason.Running)
+        {
+            // The agent stops it and sends its last batch before it answers.
+            var reply = await agents.SessionAsync(remote.Name, new(Dashboard.Host.Agents.AgentSessionAction.StopCapture, s.Id), AgentDeadline, ct);
+            if ((reply.Refused ?? reply.Failed) is { } why)
+            {
+                throw new CaptureRejectedException($"host {remote.Name}: {why}");
+            }
+
+            await WithinAsync(s.Completion, ct);
+        }
+
+        await audit.WriteAsync(actor, "capture.stopped", s.Id, $"capture{(remote is null ? "" : $" on host {remote.Name}")} on {s.Request.Interface} stopped ({s.Stats.Read} packets)", s.Request.Owner?.LabId, ct: CancellationToken.None);
         return s;
     }
 
-    public async Task<IReadOnlyList<TraceSession>> TracesAsync(Actor actor, CancellationToken ct = default)
+    /// <summary>
+    /// A capture's pcap as a stream, with a file name for the download: read here from the data folder, or from the
+    /// agent's host a piece at a time as it is read. Null when there is none (it was purged).
+    /// </summary>
+    public async Task<(Stream Pcap, string FileName)?> OpenPcapAsync(Actor actor, string? host, string id, CancellationToken ct = default)
     {
-        var viewer = await ViewerAsync(actor, ct);
-        return [.. traces.Sessions.Where(s => viewer.CanSee(s.Request.OwnerOrSystem))];
+        var s = await CaptureAsync(actor, host, id, ct);
+        var name = $"{(s is Dashboard.App.Hosts.RemoteCaptureSession r ? r.Host + "-" : "")}{s.Request.Interface}-{s.StartedAt:yyyyMMdd-HHmmss}.pcap";
+        if (s is CaptureSession local)
+        {
+            return File.Exists(local.PcapPath) ? (new FileStream(local.PcapPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite), name) : null;
+        }
+
+        var remote = Remote(host)!;
+        var stream = new Dashboard.App.Hosts.AgentPcapStream(agents, remote.Name, s.Id, AgentDeadline);
+        return await stream.OpenAsync(ct) ? (stream, name) : null;
     }
 
-    public async Task<TraceSession> TraceAsync(Actor actor, string id, CancellationToken ct = default)
+    public async Task<IReadOnlyList<ITraceSession>> TracesAsync(Actor actor, string? host = null, CancellationToken ct = default)
     {
+        var remote = Remote(host);
         var viewer = await ViewerAsync(actor, ct);
-        return traces.Find(id) is { } s && viewer.CanSee(s.Request.OwnerOrSystem) ? s : throw new LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"no trace {Cut(id)} of yours");
+        IEnumerable<ITraceSession> all = remote is null ? traces.Sessions : remote.Traces;
+        return [.. all.Where(s => viewer.CanSee(s.Request.OwnerOrSystem))];
     }
 
-    public async Task<TraceSession> StartTraceAsync(Actor actor, TraceStart start, CancellationToken ct = default)
+    public async Task<ITraceSession> TraceAsync(Actor actor, string? host, string id, CancellationToken ct = default)
+    {
+        var remote = Remote(host);
+        var viewer = await ViewerAsync(actor, ct);
+        ITraceSession? found = remote is null ? traces.Find(id) : remote.FindTrace(id);
+        return found is { } s && viewer.CanSee(s.Request.OwnerOrSystem) ? s : throw new LabAccessException(Dashboard.App.Access.AccessDenial.NotFound, $"no trace {Cut(id)} of yours");
+    }
+
+    /// <summary>Null when the host can trace, else why not (an agent host that does not answer says so).</summary>
+    public async Task<string?> TraceUnavailableReasonAsync(string? host, CancellationToken ct = default)
+    {
+        var remote = Remote(host);
+        if (remote is null)
+        {
+            return await traces.UnavailableReasonAsync(ct);
+        }
+
+        var reply = await agents.SessionAsync(remote.Name, new(Dashboard.Host.Agents.AgentSessionAction.TraceAvailable, ""), AgentDeadline, ct);
+        return reply.Refused ?? reply.Failed;
+    }
+
+    public async Task<ITraceSession> StartTraceAsync(Actor actor, string? host, TraceStart start, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(start);
-        var what = $"trace {Cut(start.Source ?? "")} → {Cut(start.Destination ?? "")} ({Cut(start.Protocol ?? "icmp", 10)})";
-        await access.RequireHostOperatorAsync(actor, "trace.started", what, ct);
-        TraceSession session;
+        var remote = Remote(host);
+        var what = $"trace{(remote is null ? "" : $" on host {remote.Name}")} {Cut(start.Source ?? "")} → {Cut(start.Destination ?? "")} ({Cut(start.Protocol ?? "icmp", 10)})";
+        await access.RequireHostOperatorAsync(actor, "trace.started", what, HostName(remote), ct);
+        ITraceSession session;
         try
         {
             var seconds = start.TimeLimitSeconds is { } t ? Limit((double?)t, t, TraceService.MaxDuration.TotalSeconds, "time limit (seconds)") : (double?)null;
-            session = await traces.StartAsync(new TraceRequest(start.Source ?? "", start.Destination ?? "", start.Protocol ?? "icmp", start.ReplyDestinations,
-                seconds is { } s ? TimeSpan.FromSeconds(s) : null, new SessionOwner(actor.UserId, actor.Name)), ct);
+            var request = new TraceRequest(start.Source ?? "", start.Destination ?? "", start.Protocol ?? "icmp", start.ReplyDestinations,
+                seconds is { } s ? TimeSpan.FromSeconds(s) : null, new SessionOwner(actor.UserId, actor.Name));
+            session = remote is null ? await traces.StartAsync(request, ct) : await StartRemoteTraceAsync(remote, request, ct);
         }
-        catch (Exception ex) when (ex is TraceRejectedException or CaptureRejectedException)
+        catch (Exception ex) when (ex is TraceRejectedException or CaptureRejectedException or Dashboard.App.Hosts.HostUnavailableException)
         {
             await audit.WriteAsync(actor, "trace.refused", null, $"{what}: {ex.Message}", succeeded: false, ct: CancellationToken.None);
-            throw new TraceRejectedException(ex.Message);
+            throw ex is Dashboard.App.Hosts.HostUnavailableException ? ex : new TraceRejectedException(ex.Message);
         }
 
         await audit.WriteAsync(actor, "trace.started", session.Id, $"{what}, tag {session.Tag}", command: string.Join('\n', session.Commands.Select(c => c.CommandLine)), ct: CancellationToken.None);
         return session;
     }
 
-    public async Task<TraceSession> StopTraceAsync(Actor actor, string id, CancellationToken ct = default)
+    /// <summary>The request's own checks here (the agent makes them again, with its networks' addresses), then the agent's start.</summary>
+    private async Task<ITraceSession> StartRemoteTraceAsync(Dashboard.App.Hosts.RemoteHost remote, TraceRequest request, CancellationToken ct)
     {
-        var s = await RequireStopAsync(actor, "trace", id, traces.Find(id), t => t.Request.OwnerOrSystem, t => $"trace {t.Request.Source} → {t.Request.Destination}", ct);
+        if (request.Validate() is { Count: > 0 } errors)
+        {
+            throw new TraceRejectedException(string.Join("; ", errors));
+        }
 
-        await traces.StopAsync(s);
-        await audit.WriteAsync(actor, "trace.stopped", s.Id, $"trace {s.Request.Source} → {s.Request.Destination} stopped; its rules removed", s.Request.Owner?.LabId,
+        var session = new Dashboard.App.Hosts.RemoteTraceSession(Guid.NewGuid().ToString("N")[..10], remote.Name, request);
+        remote.Track(session);
+        Dashboard.Host.Agents.AgentSessionReply reply;
+        try
+        {
+            reply = await agents.SessionAsync(remote.Name, new(Dashboard.Host.Agents.AgentSessionAction.StartTrace, session.Id, Trace: request with { Owner = null }), AgentDeadline, ct);
+        }
+        catch (Dashboard.App.Hosts.HostUnavailableException)
+        {
+            remote.Forget(session);
+            _ = agents.SessionAsync(remote.Name, new(Dashboard.Host.Agents.AgentSessionAction.StopTrace, session.Id), AgentDeadline, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
+            throw;
+        }
+
+        if ((reply.Refused ?? reply.Failed) is { } why)
+        {
+            remote.Forget(session);
+            throw new TraceRejectedException($"host {remote.Name}: {why}");
+        }
+
+        session.Started(reply.StartedAt ?? DateTimeOffset.UtcNow, reply.Tag ?? "", reply.Commands ?? []);
+        remote.Feed.TraceUpdated(session, []);
+        return session;
+    }
+
+    public async Task<ITraceSession> StopTraceAsync(Actor actor, string? host, string id, CancellationToken ct = default)
+    {
+        var remote = Remote(host);
+        ITraceSession? found = remote is null ? traces.Find(id) : remote.FindTrace(id);
+        var s = await RequireStopAsync(actor, "trace", id, found, t => t.Request.OwnerOrSystem, t => $"trace {t.Request.Source} → {t.Request.Destination}", ct);
+
+        if (s is TraceSession local)
+        {
+            await traces.StopAsync(local);
+        }
+        else if (remote is not null && s.IsRunning)
+        {
+            var reply = await agents.SessionAsync(remote.Name, new(Dashboard.Host.Agents.AgentSessionAction.StopTrace, s.Id), AgentDeadline, ct);
+            if ((reply.Refused ?? reply.Failed) is { } why)
+            {
+                throw new TraceRejectedException($"host {remote.Name}: {why}");
+            }
+
+            // Its last update (rules removed, the commands that removed them) follows the answer within 100 ms.
+            await WithinAsync(((Dashboard.App.Hosts.RemoteTraceSession)s).CleanedUp, ct);
+        }
+
+        await audit.WriteAsync(actor, "trace.stopped", s.Id, $"trace{(remote is null ? "" : $" on host {remote.Name}")} {s.Request.Source} → {s.Request.Destination} stopped; its rules removed", s.Request.Owner?.LabId,
             command: string.Join('\n', s.Commands.Select(c => c.CommandLine)), ct: CancellationToken.None);
         return s;
     }
@@ -168,6 +342,19 @@ public sealed class HostSessions(
         }
 
         return session;
+    }
+
+    /// <summary>Waits a few seconds for what an agent sends after its answer; the caller's answer then shows it.</summary>
+    private static async Task WithinAsync(Task done, CancellationToken ct)
+    {
+        try
+        {
+            await done.WaitAsync(TimeSpan.FromSeconds(5), ct);
+        }
+        catch (TimeoutException)
+        {
+            // It comes later, through the live feed.
+        }
     }
 
     /// <summary>A limit as asked (or the default), refused when it is not a finite number between 1 and the maximum.</summary>

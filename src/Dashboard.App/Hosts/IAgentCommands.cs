@@ -17,4 +17,7 @@ public interface IAgentCommands
 
     /// <summary>One step of a run on the host; the reply says whether the agent refused it, the host failed it, or what it made.</summary>
     Task<AgentStepReply> StepAsync(string host, AgentStep command, TimeSpan deadline, CancellationToken ct = default);
+
+    /// <summary>A host-wide capture or trace command (start, stop, a piece of a pcap); the reply says whether the agent refused it or the host failed it.</summary>
+    Task<AgentSessionReply> SessionAsync(string host, AgentSessionCommand command, TimeSpan deadline, CancellationToken ct = default);
 }

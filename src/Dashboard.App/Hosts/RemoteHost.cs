@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using Dashboard.App.Live;
+using Dashboard.Core.Capture;
 using Dashboard.Core.Firewall;
 using Dashboard.Host.Agents;
 using Dashboard.Host.Collector;
@@ -71,6 +73,134 @@ public sealed class RemoteHost(string name)
     public long UnknownCounters { get; private set; }
 
     public bool IsStale => State != AgentState.Connected;
+
+    /// <summary>Captures and traces kept per host beyond the running ones (their pcaps stay on the host for its retention).</summary>
+    public const int KeepEndedSessions = 32;
+
+    private readonly ConcurrentDictionary<string, RemoteCaptureSession> _captures = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, RemoteTraceSession> _traces = new(StringComparer.Ordinal);
+
+    /// <summary>Batches and updates for sessions this dashboard does not know (dropped and counted).</summary>
+    public long UnknownSessionMessages { get; private set; }
+
+    /// <summary>Host-wide captures started on this host from this dashboard, oldest first.</summary>
+    public IReadOnlyList<RemoteCaptureSession> Captures => [.. _captures.Values.OrderBy(c => c.StartedAt)];
+
+    public IReadOnlyList<RemoteTraceSession> Traces => [.. _traces.Values.OrderBy(t => t.StartedAt)];
+
+    public RemoteCaptureSession? FindCapture(string id) => _captures.GetValueOrDefault(id);
+
+    public RemoteTraceSession? FindTrace(string id) => _traces.GetValueOrDefault(id);
+
+    /// <summary>A capture about to be asked of the agent: known before the command goes, so no batch of it is lost.</summary>
+    public void Track(RemoteCaptureSession session)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        _captures[session.Id] = session;
+        foreach (var old in _captures.Values.Where(c => c.EndReason != Dashboard.Host.Capture.CaptureEndReason.Running).OrderByDescending(c => c.StartedAt).Skip(KeepEndedSessions).ToList())
+        {
+            _captures.TryRemove(old.Id, out _);
+        }
+    }
+
+    public void Track(RemoteTraceSession session)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        _traces[session.Id] = session;
+        foreach (var old in _traces.Values.Where(t => !t.IsRunning).OrderByDescending(t => t.StartedAt).Skip(KeepEndedSessions).ToList())
+        {
+            _traces.TryRemove(old.Id, out _);
+        }
+    }
+
+    /// <summary>A capture the agent refused or never started: forgotten.</summary>
+    public void Forget(RemoteCaptureSession session) => _captures.TryRemove(new KeyValuePair<string, RemoteCaptureSession>(session.Id, session));
+
+    public void Forget(RemoteTraceSession session) => _traces.TryRemove(new KeyValuePair<string, RemoteTraceSession>(session.Id, session));
+
+    /// <summary>
+    /// A capture's batch from the host's current connection: its frames decoded here (the dashboard's own decoder), its
+    /// counts taken, and the batch handed to the host's viewers. Null when applied, else why not.
+    /// </summary>
+    public string? Apply(string connectionId, AgentCaptureBatch b)
+    {
+        ArgumentNullException.ThrowIfNull(b);
+        if (!IsCurrent(connectionId))
+        {
+            return "";
+        }
+
+        lock (_gate)
+        {
+            Received();
+        }
+
+        if (FindCapture(b.Id) is not { } session)
+        {
+            lock (_gate)
+            {
+                UnknownSessionMessages++;
+            }
+
+            return $"no capture {b.Id} was started on this host from this dashboard";
+        }
+
+        var batch = new RawPacketBatch([.. b.Shown.Select(f => new PcapRecord(f.Timestamp, f.OriginalLength, f.Data))], b.NotShown, b.NotShownFlows).Decode(b.LinkType);
+        if (session.Take(b))
+        {
+            Feed.PacketsCaptured(session, batch, b.Final);
+        }
+
+        return null;
+    }
+
+    /// <summary>A trace's update from the host's current connection; null when applied, else why not.</summary>
+    public string? Apply(string connectionId, AgentTraceUpdate u)
+    {
+        ArgumentNullException.ThrowIfNull(u);
+        if (!IsCurrent(connectionId))
+        {
+            return "";
+        }
+
+        lock (_gate)
+        {
+            Received();
+        }
+
+        if (FindTrace(u.Id) is not { } session)
+        {
+            lock (_gate)
+            {
+                UnknownSessionMessages++;
+            }
+
+            return $"no trace {u.Id} was started on this host from this dashboard";
+        }
+
+        Feed.TraceUpdated(session, session.Take(u));
+        return null;
+    }
+
+    /// <summary>The agent went away: what ran there for this dashboard ended with it (the agent stops it too).</summary>
+    private void EndSessions(DateTimeOffset at)
+    {
+        foreach (var c in _captures.Values)
+        {
+            if (c.End(Dashboard.Host.Capture.CaptureEndReason.Failed, $"the host's agent disconnected at {at:u}: the capture was stopped on the host; its pcap can be downloaded once the agent is back"))
+            {
+                Feed.PacketsCaptured(c, PacketBatch.Empty, true);
+            }
+        }
+
+        foreach (var t in _traces.Values)
+        {
+            if (t.End($"the host's agent disconnected at {at:u}: the agent stopped the trace and removed its rules"))
+            {
+                Feed.TraceUpdated(t, []);
+            }
+        }
+    }
 
     internal void Attach(string connectionId, AgentHello hello, Action abort)
     {
@@ -169,6 +299,7 @@ public sealed class RemoteHost(string name)
         }
 
         Feed.StatusChanged(status);
+        EndSessions(DateTimeOffset.UtcNow);
         return true;
     }
 

@@ -74,12 +74,22 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
     /// Host-wide actions (captures, traces, verifying pings) need the Operator role in at least one lab. A refusal is
     /// audited here as "<paramref name="action"/>-refused", for the pages and the API alike, then thrown (403).
     /// </summary>
-    public async Task RequireHostOperatorAsync(Actor actor, string action, string? subject = null, CancellationToken ct = default)
+    public Task RequireHostOperatorAsync(Actor actor, string action, string? subject = null, CancellationToken ct = default) =>
+        RequireHostOperatorAsync(actor, action, subject, host: null, ct);
+
+    /// <summary>
+    /// As <see cref="RequireHostOperatorAsync(Actor, string, string?, CancellationToken)"/>, for a named host: the
+    /// Operator role must be in a lab that may use it (a lab limited to other hosts does not count).
+    /// </summary>
+    public async Task RequireHostOperatorAsync(Actor actor, string action, string? subject, string? host, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
-        if (!await db.LabMembers.AnyAsync(m => m.UserId == actor.UserId && m.Role >= LabRole.Operator, ct).ConfigureAwait(false))
+        var labs = await db.LabMembers.AsNoTracking().Where(m => m.UserId == actor.UserId && m.Role >= LabRole.Operator).Select(m => m.Lab!.Hosts).ToListAsync(ct).ConfigureAwait(false);
+        if (!labs.Any(stored => host is null || HostsOf(stored) is not { } allowed || allowed.Contains(host, StringComparer.Ordinal)))
         {
-            var refused = new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, "this changes the host: it needs the Operator role in at least one lab");
+            var refused = new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, labs.Count == 0
+                ? "this changes the host: it needs the Operator role in at least one lab"
+                : $"this changes host {Short(host!)}: it needs the Operator role in a lab that may use it (the labs where you are an Operator are limited to other hosts)");
             await audit.WriteAsync(actor, action + "-refused", subject, refused.Message, succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
             throw refused;
         }

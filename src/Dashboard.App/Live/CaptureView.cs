@@ -10,7 +10,7 @@ namespace Dashboard.App.Live;
 /// packet delivered (shown or not), and the accounting that leaves no packet unexplained: read = shown + not shown
 /// (counted per flow) once the last batch is in; the kernel's own drops come from tcpdump.
 /// </summary>
-public sealed class CaptureView(CaptureSession session)
+public sealed class CaptureView(ICaptureSession session)
 {
     public const int RecentCapacity = 2_000;
     public const int MaxFlows = 512;
@@ -19,7 +19,7 @@ public sealed class CaptureView(CaptureSession session)
     private readonly Queue<DecodedPacket> _recent = new();
     private readonly Dictionary<string, FlowCount> _flows = new(StringComparer.Ordinal);
 
-    public CaptureSession Session { get; } = session;
+    public ICaptureSession Session { get; } = session;
 
     public string Id => Session.Id;
 
@@ -90,9 +90,9 @@ public sealed class CaptureView(CaptureSession session)
 }
 
 /// <summary>What viewers know of one trace: the session (state, request, commands) and its packets' paths.</summary>
-public sealed class TraceView(TraceSession session)
+public sealed class TraceView(ITraceSession session)
 {
-    public TraceSession Session { get; } = session;
+    public ITraceSession Session { get; } = session;
 
     public string Id => Session.Id;
 

@@ -22,7 +22,7 @@ public partial class LiveFeed
     public CaptureView? FindCapture(string id) => _captures.GetValueOrDefault(id);
 
     /// <summary>The capture relay's delivery of one batch.</summary>
-    public void PacketsCaptured(CaptureSession session, PacketBatch batch, bool final)
+    public void PacketsCaptured(ICaptureSession session, PacketBatch batch, bool final)
     {
         var view = _captures.GetOrAdd(session.Id, _ => new CaptureView(session));
         view.Add(batch, final);
@@ -35,7 +35,7 @@ public partial class LiveFeed
     }
 
     /// <summary>The relay's delivery of trace changes: packets whose path grew (possibly none, when only the state changed).</summary>
-    public void TraceUpdated(TraceSession session, IReadOnlyList<TracedPacket> packets)
+    public void TraceUpdated(ITraceSession session, IReadOnlyList<TracedPacket> packets)
     {
         var view = _traces.GetOrAdd(session.Id, _ => new TraceView(session));
         if (!session.IsRunning)

@@ -19,6 +19,21 @@ public sealed record PacketBatch(IReadOnlyList<DecodedPacket> Shown, long NotSho
 }
 
 /// <summary>
+/// A batch before its kept frames are decoded: the frames as read (for another process, such as a host's agent, to
+/// send and its receiver to decode with its own decoder), and the rest counted per flow.
+/// </summary>
+public sealed record RawPacketBatch(IReadOnlyList<PcapRecord> Shown, long NotShown, IReadOnlyList<FlowCount> NotShownFlows)
+{
+    public static readonly RawPacketBatch Empty = new([], 0, []);
+
+    public long Total => Shown.Count + NotShown;
+
+    /// <summary>The kept frames decoded as links of <paramref name="linkType"/> show them.</summary>
+    public PacketBatch Decode(uint linkType) =>
+        Total == 0 ? PacketBatch.Empty : new PacketBatch([.. Shown.Select(r => PacketDecoder.Decode(r, linkType))], NotShown, NotShownFlows);
+}
+
+/// <summary>
 /// Collects a capture's frames between deliveries, as they are read: at most <see cref="MaxShown"/> of them are kept whole
 /// (and decoded by PacketDotNet when the batch is taken), the rest only counted per flow. A counted frame's flow is read
 /// from its header bytes (<see cref="FrameKey"/>), without decoding or allocating; only a frame whose headers that does not
@@ -28,6 +43,9 @@ public sealed record PacketBatch(IReadOnlyList<DecodedPacket> Shown, long NotSho
 /// </summary>
 public sealed class PacketTally(uint linkType = PacketDecoder.LinkTypeEthernet, int maxShown = PacketTally.DefaultMaxShown, int maxFlows = PacketTally.DefaultMaxFlows)
 {
+    /// <summary>The link type of the frames (the pcap header's).</summary>
+    public uint LinkType => linkType;
+
     public const int DefaultMaxShown = 200;
     public const int DefaultMaxFlows = 256;
     public const string OtherFlows = "other flows";
@@ -125,7 +143,10 @@ public sealed class PacketTally(uint linkType = PacketDecoder.LinkTypeEthernet, 
     }
 
     /// <summary>Everything collected since the last call, the kept frames decoded, and a fresh start.</summary>
-    public PacketBatch Take()
+    public PacketBatch Take() => TakeRaw().Decode(linkType);
+
+    /// <summary>Everything collected since the last call, the kept frames as read, and a fresh start.</summary>
+    public RawPacketBatch TakeRaw()
     {
         List<PcapRecord> shown;
         Dictionary<string, Flow> flows;
@@ -134,7 +155,7 @@ public sealed class PacketTally(uint linkType = PacketDecoder.LinkTypeEthernet, 
         {
             if (_shown.Count == 0 && _notShown == 0)
             {
-                return PacketBatch.Empty;
+                return RawPacketBatch.Empty;
             }
 
             (shown, flows, notShown) = (_shown, _flows, _notShown);
@@ -144,9 +165,8 @@ public sealed class PacketTally(uint linkType = PacketDecoder.LinkTypeEthernet, 
             _notShown = 0;
         }
 
-        var decoded = shown.Select(r => PacketDecoder.Decode(r, linkType)).ToArray();
         var counts = flows.Values.Select(f => new FlowCount(f.Name, f.Packets, f.Bytes, f.First, f.Last)).OrderByDescending(f => f.Packets).ToArray();
-        return new PacketBatch(decoded, notShown, counts);
+        return new RawPacketBatch(shown, notShown, counts);
     }
 
     private sealed class Flow(string name)

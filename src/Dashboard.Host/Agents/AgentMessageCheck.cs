@@ -154,6 +154,114 @@ public static class AgentMessageCheck
         return null;
     }
 
+    /// <summary>A host-wide capture's id as the dashboard gives it (12 lowercase hex digits).</summary>
+    public static bool IsCaptureId(string? id) => id is { Length: 12 } && id.All(char.IsAsciiHexDigitLower);
+
+    /// <summary>A host-wide trace's id as the dashboard gives it (10 lowercase hex digits).</summary>
+    public static bool IsTraceId(string? id) => id is { Length: 10 } && id.All(char.IsAsciiHexDigitLower);
+
+    public const int MaxFlowName = 200;
+    public const int MaxTracedPackets = 500;
+    public const int MaxTraceSteps = 256;
+    public const int MaxTraceCommands = 64;
+
+    public static string? Problem(AgentCaptureBatch? b)
+    {
+        if (b is null || b.Shown is null || b.NotShownFlows is null || b.Stats is null)
+        {
+            return "CaptureBatch needs Id, Shown, NotShownFlows and Stats";
+        }
+
+        if (!IsCaptureId(b.Id))
+        {
+            return "CaptureBatch.Id is the dashboard's capture id (12 lowercase hex digits)";
+        }
+
+        if (b.Sequence < 0 || b.NotShown < 0 || b.Shown.Count > Dashboard.Core.Capture.PacketTally.DefaultMaxShown || b.NotShownFlows.Count > Dashboard.Core.Capture.PacketTally.DefaultMaxFlows + 1)
+        {
+            return $"CaptureBatch: Sequence and NotShown are not negative, at most {Dashboard.Core.Capture.PacketTally.DefaultMaxShown} frames shown and {Dashboard.Core.Capture.PacketTally.DefaultMaxFlows + 1} flows counted";
+        }
+
+        for (var i = 0; i < b.Shown.Count; i++)
+        {
+            if (b.Shown[i] is not { Data: { Length: > 0 and <= AgentProtocol.MaxBatchFrameBytes } data } f || f.OriginalLength < data.Length || f.OriginalLength > 262_144)
+            {
+                return $"CaptureBatch.Shown[{i}]: 1 to {AgentProtocol.MaxBatchFrameBytes} bytes of a frame of at most 262,144, its original length at least what is sent";
+            }
+        }
+
+        long counted = 0;
+        for (var i = 0; i < b.NotShownFlows.Count; i++)
+        {
+            if (b.NotShownFlows[i] is not { Flow: { Length: > 0 and <= MaxFlowName } } f || f.Packets < 0 || f.Bytes < 0)
+            {
+                return $"CaptureBatch.NotShownFlows[{i}]: a flow named in at most {MaxFlowName} characters, with counts not negative";
+            }
+
+            counted += f.Packets;
+        }
+
+        var st = b.Stats;
+        return counted != b.NotShown ? $"CaptureBatch: the flows count {counted} packets, NotShown says {b.NotShown}"
+            : st.Read < 0 || st.DecodedForFlow < 0 || st.CapturedByTcpdump < 0 || st.ReceivedByFilter < 0 || st.DroppedByKernel < 0 ? "CaptureBatch.Stats: counts are not negative"
+            : !Enum.IsDefined(b.EndReason) ? "CaptureBatch.EndReason is not an end reason"
+            : Long(b.EndMessage) ? $"CaptureBatch.EndMessage is at most {MaxText:N0} characters"
+            : b.Final && b.EndReason == Capture.CaptureEndReason.Running ? "CaptureBatch: the final batch says why the capture ended"
+            : null;
+    }
+
+    public static string? Problem(AgentTraceUpdate? u)
+    {
+        if (u is null || u.Packets is null || u.Commands is null)
+        {
+            return "TraceUpdate needs Id, Packets and Commands";
+        }
+
+        if (!IsTraceId(u.Id))
+        {
+            return "TraceUpdate.Id is the dashboard's trace id (10 lowercase hex digits)";
+        }
+
+        if (u.Commands.Count > MaxTraceCommands || u.Commands.Any(c => c is null || c.CommandLine is null || c.Message is null || Long(c.CommandLine) || Long(c.Message)))
+        {
+            return $"TraceUpdate.Commands: at most {MaxTraceCommands}, each with its CommandLine and Message of at most {MaxText:N0} characters";
+        }
+
+        return u.UnparsedLines < 0 ? "TraceUpdate.UnparsedLines is not negative"
+            : Long(u.EndMessage) ? $"TraceUpdate.EndMessage is at most {MaxText:N0} characters"
+            : Problem(u.Packets, "TraceUpdate.Packets");
+    }
+
+    /// <summary>Traced packets from an agent (a host-wide trace's, or a run's): bounded, addresses that parse, steps that name their chain.</summary>
+    public static string? Problem(IReadOnlyList<Dashboard.Core.Firewall.TracedPacket>? packets, string what)
+    {
+        if (packets is null || packets.Count > MaxTracedPackets)
+        {
+            return $"{what}: a list of at most {MaxTracedPackets} packets";
+        }
+
+        for (var i = 0; i < packets.Count; i++)
+        {
+            var p = packets[i];
+            if (p is null || p.Key is not { Length: > 0 and <= 100 } || p.Steps is null || p.Steps.Count > MaxTraceSteps
+                || !IPAddress.TryParse(p.Source, out _) || !IPAddress.TryParse(p.Destination, out _) || p.InInterface is { Length: > 16 } || p.OutInterface is { Length: > 16 })
+            {
+                return $"{what}[{i}]: a key of at most 100 characters, source and destination addresses, interface names of at most 16 and at most {MaxTraceSteps} steps";
+            }
+
+            for (var j = 0; j < p.Steps.Count; j++)
+            {
+                if (p.Steps[j] is not { Table: { Length: > 0 and <= 64 }, Chain: { Length: > 0 and <= 64 }, Verdict: { Length: <= 64 } } step
+                    || !Enum.IsDefined(step.Kind) || step.JumpTarget is { Length: > 64 } || Long(step.RuleText))
+                {
+                    return $"{what}[{i}].Steps[{j}]: a table, a chain and a verdict of at most 64 characters, a known kind, a rule of at most {MaxText:N0}";
+                }
+            }
+        }
+
+        return null;
+    }
+
     private static bool Long(string? s) => s is { Length: > MaxText };
 
     /// <summary>A value from an agent or a dashboard, cut to 64 characters for a message (null: empty).</summary>

@@ -42,6 +42,22 @@ public static class AgentProtocol
     /// <summary>The largest pcap an agent returns for a run's capture (its captures are limited to this size).</summary>
     public const long MaxRunPcapBytes = 8L * 1024 * 1024;
 
+    /// <summary>
+    /// A command with a result: a host-wide capture or trace that someone started from the dashboard
+    /// (<see cref="AgentSessionCommand"/>, answered by <see cref="AgentSessionReply"/>). The agent then sends its packets
+    /// as they come (<c>CaptureBatch</c>, <c>TraceUpdate</c> on the hub), and a capture's pcap in pieces when asked.
+    /// </summary>
+    public const string Session = nameof(Session);
+
+    /// <summary>The most bytes of a capture's pcap in one <see cref="AgentSessionAction.ReadPcap"/> reply.</summary>
+    public const int MaxPcapChunk = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// The most bytes of each frame a capture batch carries for the live view (Ethernet, IP and transport headers with
+    /// room to spare); the whole frame stays in the pcap on the agent's host.
+    /// </summary>
+    public const int MaxBatchFrameBytes = 2_048;
+
     /// <summary>This build's version, as agents and dashboards exchange it.</summary>
     public static string BuildVersion { get; } = typeof(AgentProtocol).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 }
@@ -245,3 +261,77 @@ public sealed record AgentStepReply(
     byte[]? Pcap = null,
     long? KernelDrops = null,
     IReadOnlyList<TracedPacket>? Traced = null);
+
+/// <summary>What a host-wide session command asks of an agent.</summary>
+public enum AgentSessionAction
+{
+    /// <summary>A capture (<see cref="AgentSessionCommand.Capture"/>) on one of the host's Docker bridges or container veths.</summary>
+    StartCapture,
+
+    StopCapture,
+
+    /// <summary>A piece of a capture's pcap, from <see cref="AgentSessionCommand.Offset"/>.</summary>
+    ReadPcap,
+
+    /// <summary>A verdict trace of a flow between addresses of the host's Docker networks (<see cref="AgentSessionCommand.Trace"/>).</summary>
+    StartTrace,
+
+    StopTrace,
+
+    /// <summary>Whether the host can trace: the reply's <see cref="AgentSessionReply.Refused"/> says why not.</summary>
+    TraceAvailable,
+}
+
+/// <summary>A capture as the dashboard checked it: its limits are always set (the dashboard's defaults when its starter named none).</summary>
+public sealed record AgentCaptureStart(string Interface, string? Filter, int SnapLength, long PacketLimit, double TimeLimitSeconds, long ByteLimit);
+
+/// <summary>
+/// A host-wide capture or trace command. <paramref name="Id"/> is the dashboard's name for the session (12 or 10
+/// lowercase hex digits): the agent tags what it sends with it, and acts only on sessions the dashboard started.
+/// </summary>
+public sealed record AgentSessionCommand(AgentSessionAction Action, string Id, AgentCaptureStart? Capture = null, TraceRequest? Trace = null, long Offset = 0);
+
+/// <summary>
+/// A session command's outcome: <paramref name="Refused"/> when the agent would not (it names why), <paramref name="Failed"/>
+/// when the host could not; a started session's time and, for a trace, its rules' tag and commands; a piece of a pcap
+/// with the file's whole length.
+/// </summary>
+public sealed record AgentSessionReply(
+    string? Refused = null,
+    string? Failed = null,
+    DateTimeOffset? StartedAt = null,
+    string? Tag = null,
+    IReadOnlyList<RuleCommandResult>? Commands = null,
+    byte[]? Pcap = null,
+    long? PcapLength = null);
+
+/// <summary>One frame of a capture as tcpdump wrote it (cut to <see cref="AgentProtocol.MaxBatchFrameBytes"/>).</summary>
+public sealed record AgentFrame(DateTimeOffset Timestamp, int OriginalLength, byte[] Data);
+
+/// <summary>
+/// One delivery of a host-wide capture, numbered per capture from 0: the frames kept whole (the dashboard decodes them
+/// itself), the rest counted per flow, and the capture's counts and state as they stand. The last one says
+/// <paramref name="Final"/>.
+/// </summary>
+public sealed record AgentCaptureBatch(
+    string Id,
+    long Sequence,
+    uint LinkType,
+    IReadOnlyList<AgentFrame> Shown,
+    long NotShown,
+    IReadOnlyList<Dashboard.Core.Capture.FlowCount> NotShownFlows,
+    Capture.CaptureStats Stats,
+    Capture.CaptureEndReason EndReason,
+    DateTimeOffset? EndedAt,
+    string? EndMessage,
+    bool Final);
+
+/// <summary>A host-wide trace's news: packets whose path grew, and the trace's state (ended, its rules' commands, cleaned up).</summary>
+public sealed record AgentTraceUpdate(
+    string Id,
+    IReadOnlyList<Dashboard.Core.Firewall.TracedPacket> Packets,
+    DateTimeOffset? EndedAt,
+    string? EndMessage,
+    bool CleanedUp,
+    IReadOnlyList<RuleCommandResult> Commands,
+    long UnparsedLines);

@@ -35,7 +35,7 @@ public sealed record CaptureStats(long Read, long DecodedForFlow, long? Captured
 /// (the first packets of each batch kept whole, the rest counted per flow from their header bytes, so nothing is
 /// dropped between tcpdump and the viewers however fast packets come) and kept whole in a pcap file for download.
 /// </summary>
-public sealed partial class CaptureSession : IAsyncDisposable
+public sealed partial class CaptureSession : ICaptureSession, IAsyncDisposable
 {
     /// <summary>Bytes read from tcpdump's pipe at once.</summary>
     public const int ReadBuffer = 256 * 1024;
@@ -84,6 +84,12 @@ public sealed partial class CaptureSession : IAsyncDisposable
 
     /// <summary>What was read since the last call: at most the batch budget of packets whole, the rest counted per flow.</summary>
     public PacketBatch TakeBatch() => Volatile.Read(ref _tally)?.Take() ?? PacketBatch.Empty;
+
+    /// <summary>As <see cref="TakeBatch"/>, with the kept frames as read (an agent sends them; the dashboard decodes them).</summary>
+    public RawPacketBatch TakeRawBatch() => Volatile.Read(ref _tally)?.TakeRaw() ?? RawPacketBatch.Empty;
+
+    /// <summary>The link type the pcap header declared (Ethernet until it is read).</summary>
+    public uint LinkType => Volatile.Read(ref _tally)?.LinkType ?? PacketDecoder.LinkTypeEthernet;
 
     public Task Completion { get; }
 

@@ -66,7 +66,7 @@ public sealed record TraceRequest(string Source, string Destination, string Prot
 public sealed class TraceRejectedException(string message) : Exception(message);
 
 /// <summary>One running trace: its TRACE rules, its <c>xtables-monitor --trace</c> process, and the packets it has seen.</summary>
-public sealed class TraceSession
+public sealed class TraceSession : ITraceSession
 {
     private readonly object _gate = new();
     private readonly XtablesTraceParser _parser;

@@ -4,13 +4,13 @@ namespace Dashboard.Web.Components;
 
 /// <summary>
 /// The host one browser session looks at (the host picker in the app bar): this dashboard's own, or one an agent
-/// reports. Pages that follow it (Overview, Topology, Networks, Containers, Firewall) read that host's feed; the
+/// reports. Pages that follow it (Overview, Topology, Networks, Containers, Firewall, Isolation, Captures) read that host's feed; the
 /// layout re-creates the page when it changes. <c>?host=NAME</c> on any address picks it too (links can be shared).
 /// </summary>
 public sealed class HostSession(HostDirectory directory)
 {
     /// <summary>The page addresses whose pages follow the picked host (the others work on this dashboard's own host).</summary>
-    public static readonly IReadOnlySet<string> FollowingPages = new HashSet<string>(StringComparer.Ordinal) { "", "topology", "networks", "containers", "firewall", "isolation" };
+    public static readonly IReadOnlySet<string> FollowingPages = new HashSet<string>(StringComparer.Ordinal) { "", "topology", "networks", "containers", "firewall", "isolation", "captures" };
 
     public event Action? Changed;
 

@@ -23,6 +23,12 @@ public sealed class AgentCommands(HostDirectory directory, IHubContext<AgentHub>
         return InvokeAsync<AgentStepReply>(host, AgentProtocol.Step, command, $"the run step {command.Action}", deadline, ct);
     }
 
+    public Task<AgentSessionReply> SessionAsync(string host, AgentSessionCommand command, TimeSpan deadline, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        return InvokeAsync<AgentSessionReply>(host, AgentProtocol.Session, command, $"the command {command.Action}", deadline, ct);
+    }
+
     /// <summary>A client result from the host's current connection; a host gone, going away or late is <see cref="HostUnavailableException"/>.</summary>
     private async Task<T> InvokeAsync<T>(string host, string method, object argument, string what, TimeSpan timeout, CancellationToken ct)
     {

@@ -93,6 +93,20 @@ public sealed class AgentHub(HostDirectory directory, HostRegistry registry, Aud
 
     public Task Status(AgentStatus message) => AskIfNeededAsync(Current(AgentMessageCheck.Problem(message), 1).Apply(Context.ConnectionId, message));
 
+    /// <summary>A batch of a host-wide capture started from this dashboard: decoded here and handed to its viewers.</summary>
+    public void CaptureBatch(AgentCaptureBatch batch) => Ignored(Current(AgentMessageCheck.Problem(batch), 0.25).Apply(Context.ConnectionId, batch));
+
+    /// <summary>A host-wide trace's packets and state.</summary>
+    public void TraceUpdate(AgentTraceUpdate update) => Ignored(Current(AgentMessageCheck.Problem(update), 0.25).Apply(Context.ConnectionId, update));
+
+    private void Ignored(string? why)
+    {
+        if (!string.IsNullOrEmpty(why))
+        {
+            logger.LogInformation("agent of {Host}: {Why}; the message is dropped", HostName, why);
+        }
+    }
+
     public override async Task OnDisconnectedAsync(Exception? exception)
     {
         if (Context.Items.TryGetValue(nameof(HostName), out var o) && o is string host && directory.Disconnect(host, Context.ConnectionId))

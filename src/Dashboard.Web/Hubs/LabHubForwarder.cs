@@ -26,7 +26,7 @@ public sealed class LabHubForwarder(LiveFeed feed, Dashboard.App.Hosts.HostDirec
         return Task.CompletedTask;
     }
 
-    /// <summary>An agent host's feed carries its topology, rules, counters and status (captures, runs and changes are the local feed's).</summary>
+    /// <summary>An agent host's feed carries its topology, rules, counters, status, captures and traces (runs and changes are the local feed's).</summary>
     private void Follow(Dashboard.App.Hosts.RemoteHost h)
     {
         lock (_subscriptions)
@@ -36,7 +36,7 @@ public sealed class LabHubForwarder(LiveFeed feed, Dashboard.App.Hosts.HostDirec
                 return;
             }
 
-            _subscriptions.Add(h.Feed.Subscribe([LiveTopic.Topology, LiveTopic.Status, LiveTopic.Firewall, LiveTopic.Counters()], Forward, relay: true));
+            _subscriptions.Add(h.Feed.Subscribe([LiveTopic.Topology, LiveTopic.Status, LiveTopic.Firewall, LiveTopic.Counters(), LiveTopic.Captures(), LiveTopic.Traces()], Forward, relay: true));
         }
     }
 

@@ -195,4 +195,40 @@ public class PacketTallyTests
             whole.Skip(1).GroupBy(p => p.FlowKey).ToDictionary(g => g.Key, g => (long)g.Count()),
             batch.NotShownFlows.ToDictionary(f => f.Flow, f => f.Packets));
     }
+
+    [Fact]
+    public void TakeRaw_GivesTheFramesAsRead_AndDecodingThemIsWhatTakeGives()
+    {
+        var frames = Corpus().ToList();
+        var a = new PacketTally(maxShown: 5);
+        var b = new PacketTally(maxShown: 5);
+        for (var i = 0; i < frames.Count; i++)
+        {
+            a.Add(T0.AddMilliseconds(i), frames[i].Length, frames[i]);
+            b.Add(T0.AddMilliseconds(i), frames[i].Length, frames[i]);
+        }
+
+        var raw = a.TakeRaw();
+        var decoded = b.Take();
+
+        Assert.Equal(frames.Take(5), raw.Shown.Select(r => r.Data));
+        Assert.Equal(decoded.Shown.Select(p => p.Summary), raw.Decode(PacketDecoder.LinkTypeEthernet).Shown.Select(p => p.Summary));
+        Assert.Equal(decoded.NotShownFlows, raw.NotShownFlows);
+        Assert.Equal(decoded.NotShown, raw.NotShown);
+        Assert.Same(RawPacketBatch.Empty, a.TakeRaw());
+    }
+
+    [Fact]
+    public void AFrameCutToWhatAnAgentSends_DecodesAsTheWholeFrame()
+    {
+        // An agent sends at most 2,048 bytes of each frame it shows; the headers, the flow and the length are all there.
+        var whole = Eth(0x0800, Ipv4(1, "172.19.0.2", "172.18.0.2", [.. Echo(true, 3), .. new byte[4000]]));
+        var cut = whole[..2048];
+
+        var a = PacketDecoder.Decode(new PcapRecord(T0, whole.Length, whole));
+        var b = PacketDecoder.Decode(new PcapRecord(T0, whole.Length, cut));
+
+        Assert.Equal((a.Summary, a.FlowKey, a.Length, a.Echo), (b.Summary, b.FlowKey, b.Length, b.Echo));
+        Assert.Equal(whole.Length, b.Length);
+    }
 }

@@ -57,7 +57,7 @@ public sealed class HostPickerPagesTests : DashboardTestContext
     }
 
     [Fact]
-    public void TopologyPage_OfAnAgentHost_OffersNoCaptureButton()
+    public void TopologyPage_OfAnAgentHost_OffersItsCaptureButtons_WhichOpenTheCapturesPageOnThatHost()
     {
         Services.GetRequiredService<HostSession>().Select("engine-285");
         Assert.Null(_remote.Apply("c1", new AgentTopology(1, new Dashboard.Core.Topology.HostTopology(
@@ -66,6 +66,11 @@ public sealed class HostPickerPagesTests : DashboardTestContext
             [], [new Dashboard.Core.Topology.BridgeInfo("br-7080e7f0b518", 5, null, "UP", 1500, "net1", [])], [], DateTimeOffset.UtcNow, []))));
         var cut = Render<TopologyPage>();
         Assert.NotEmpty(cut.FindAll("[data-testid='bridge-node']"));
-        Assert.Empty(cut.FindAll("[data-testid='capture-bridge']"));
+
+        cut.Find("[data-testid='capture-bridge'][data-name='br-7080e7f0b518']").Click();
+
+        // The Captures page follows the picked host: its agent runs the capture.
+        Assert.EndsWith("captures?interface=br-7080e7f0b518", Services.GetRequiredService<Microsoft.AspNetCore.Components.NavigationManager>().Uri, StringComparison.Ordinal);
+        Assert.True(HostSession.Follows("captures?interface=br-7080e7f0b518"));
     }
 }

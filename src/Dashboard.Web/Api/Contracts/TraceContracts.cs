@@ -11,6 +11,6 @@ public sealed record StartTraceRequest(string? Source, string? Destination, stri
 
 public sealed record TraceDto(string Id, string Source, string Destination, string Protocol, IReadOnlyList<string> ReplyDestinations, string Tag, DateTimeOffset StartedAt, DateTimeOffset? EndedAt, string? EndMessage, IReadOnlyList<RuleCommandResult> Commands, IReadOnlyList<TracedPacket>? Packets)
 {
-    public static TraceDto From(TraceSession s, bool includePackets) => new(
+    public static TraceDto From(ITraceSession s, bool includePackets) => new(
         s.Id, s.Request.Source, s.Request.Destination, s.Request.Protocol, s.Request.ReplyDestinations ?? [], s.Tag, s.StartedAt, s.EndedAt, s.EndMessage, [.. s.Commands], includePackets ? s.Packets : null);
 }
