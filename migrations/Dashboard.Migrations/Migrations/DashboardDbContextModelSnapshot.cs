@@ -92,6 +92,10 @@ namespace Dashboard.Migrations.Migrations
                         .HasMaxLength(4000)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Host")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.Property<int?>("LabId")
                         .HasColumnType("INTEGER");
 
@@ -117,6 +121,8 @@ namespace Dashboard.Migrations.Migrations
                     b.HasIndex("Action");
 
                     b.HasIndex("At");
+
+                    b.HasIndex("Host", "At");
 
                     b.HasIndex("LabId", "At");
 

@@ -8,9 +8,9 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Dashboard.App.Audit;
 
-public sealed record AuditFilter(string? User = null, string? Action = null, int? Lab = null, string? Text = null, DateTimeOffset? From = null, DateTimeOffset? To = null, bool? Failed = null, int Page = 1, int PageSize = 50);
+public sealed record AuditFilter(string? User = null, string? Action = null, int? Lab = null, string? Text = null, DateTimeOffset? From = null, DateTimeOffset? To = null, bool? Failed = null, int Page = 1, int PageSize = 50, string? Host = null);
 
-public sealed record AuditRow(long Id, DateTimeOffset At, string Actor, int? LabId, string? LabName, string Action, string? Subject, string Detail, string? CommandLine, string? Result, bool Succeeded, string? RemoteAddress);
+public sealed record AuditRow(long Id, DateTimeOffset At, string Actor, int? LabId, string? LabName, string Action, string? Subject, string Detail, string? CommandLine, string? Result, bool Succeeded, string? RemoteAddress, string? Host);
 
 public sealed record AuditResult(IReadOnlyList<AuditRow> Rows, int Total, int Page, int PageSize);
 
@@ -23,7 +23,11 @@ public sealed class AuditLog(IDbContextFactory<DashboardDbContext> dbs, ILogger<
 {
     public const int MaxField = 4000;
 
-    public async Task WriteAsync(Actor actor, string action, string? subject, string detail, int? labId = null, string? command = null, string? result = null, bool succeeded = true, CancellationToken ct = default)
+    /// <summary>
+    /// Records an action. <paramref name="host"/> names the Docker host a host action was on (this dashboard's own or an
+    /// agent's); the audit page filters by it.
+    /// </summary>
+    public async Task WriteAsync(Actor actor, string action, string? subject, string detail, int? labId = null, string? command = null, string? result = null, bool succeeded = true, string? host = null, CancellationToken ct = default)
     {
         var entry = new AuditEntry
         {
@@ -38,6 +42,7 @@ public sealed class AuditLog(IDbContextFactory<DashboardDbContext> dbs, ILogger<
             Result = Cut(result, MaxField),
             Succeeded = succeeded,
             RemoteAddress = actor.RemoteAddress,
+            Host = Cut(host, 64),
         };
         await using var db = await dbs.CreateDbContextAsync(CancellationToken.None).ConfigureAwait(false);
         db.AuditEntries.Add(entry);
@@ -100,6 +105,11 @@ public sealed class AuditLog(IDbContextFactory<DashboardDbContext> dbs, ILogger<
             q = q.Where(a => a.LabId == lab);
         }
 
+        if (!string.IsNullOrWhiteSpace(f.Host))
+        {
+            q = q.Where(a => a.Host == f.Host);
+        }
+
         if (!string.IsNullOrWhiteSpace(f.Text))
         {
             var t = f.Text.Trim();
@@ -125,7 +135,7 @@ public sealed class AuditLog(IDbContextFactory<DashboardDbContext> dbs, ILogger<
     }
 
     private static IQueryable<AuditRow> Project(DashboardDbContext db, IQueryable<AuditEntry> q) =>
-        q.Select(a => new AuditRow(a.Id, a.At, a.Actor, a.LabId, db.Labs.Where(l => l.Id == a.LabId).Select(l => l.Name).FirstOrDefault(), a.Action, a.Subject, a.Detail, a.CommandLine, a.Result, a.Succeeded, a.RemoteAddress));
+        q.Select(a => new AuditRow(a.Id, a.At, a.Actor, a.LabId, db.Labs.Where(l => l.Id == a.LabId).Select(l => l.Name).FirstOrDefault(), a.Action, a.Subject, a.Detail, a.CommandLine, a.Result, a.Succeeded, a.RemoteAddress, a.Host));
 
     private static string? Cut(string? s, int max) => s is null ? null : s.Length <= max ? s : s[..(max - 1)] + "…";
 }

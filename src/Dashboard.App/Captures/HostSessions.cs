@@ -104,14 +104,14 @@ public sealed class HostSessions(
         }
         catch (Exception ex) when (ex is CaptureRejectedException or Dashboard.App.Hosts.HostUnavailableException)
         {
-            await audit.WriteAsync(actor, "capture.refused", Cut(iface), $"{what}: {ex.Message}", succeeded: false, ct: CancellationToken.None);
+            await audit.WriteAsync(actor, "capture.refused", Cut(iface), $"{what}: {ex.Message}", succeeded: false, host: HostName(remote), ct: CancellationToken.None);
             throw;
         }
 
         var extra = remote is null && hostOptions.Value.CaptureExtraInterfaces.Contains(iface, StringComparer.Ordinal) ? " (an interface the site allows beyond Docker's)" : "";
         await audit.WriteAsync(actor, "capture.started", session.Id,
             string.Create(CultureInfo.InvariantCulture, $"{what}{extra}; limits {session.Request.PacketLimit} packets, {session.Request.TimeLimit?.TotalSeconds} s, {session.Request.ByteLimit} bytes"),
-            ct: CancellationToken.None);
+            host: HostName(remote), ct: CancellationToken.None);
         return session;
     }
 
@@ -167,7 +167,7 @@ public sealed class HostSessions(
     {
         var remote = Remote(host);
         ICaptureSession? found = remote is null ? captures.Find(id) : remote.FindCapture(id);
-        var s = await RequireStopAsync(actor, "capture", id, found, c => c.Request.OwnerOrSystem, c => $"capture on {c.Request.Interface}", ct);
+        var s = await RequireStopAsync(actor, "capture", id, found, c => c.Request.OwnerOrSystem, c => $"capture on {c.Request.Interface}", HostName(remote), ct);
 
         if (s is CaptureSession local)
         {
@@ -185,7 +185,7 @@ public sealed class HostSessions(
             await WithinAsync(s.Completion, ct);
         }
 
-        await audit.WriteAsync(actor, "capture.stopped", s.Id, $"capture{(remote is null ? "" : $" on host {remote.Name}")} on {s.Request.Interface} stopped ({s.Stats.Read} packets)", s.Request.Owner?.LabId, ct: CancellationToken.None);
+        await audit.WriteAsync(actor, "capture.stopped", s.Id, $"capture{(remote is null ? "" : $" on host {remote.Name}")} on {s.Request.Interface} stopped ({s.Stats.Read} packets)", s.Request.Owner?.LabId, host: HostName(remote), ct: CancellationToken.None);
         return s;
     }
 
@@ -252,11 +252,11 @@ public sealed class HostSessions(
         }
         catch (Exception ex) when (ex is TraceRejectedException or CaptureRejectedException or Dashboard.App.Hosts.HostUnavailableException)
         {
-            await audit.WriteAsync(actor, "trace.refused", null, $"{what}: {ex.Message}", succeeded: false, ct: CancellationToken.None);
+            await audit.WriteAsync(actor, "trace.refused", null, $"{what}: {ex.Message}", succeeded: false, host: HostName(remote), ct: CancellationToken.None);
             throw ex is Dashboard.App.Hosts.HostUnavailableException ? ex : new TraceRejectedException(ex.Message);
         }
 
-        await audit.WriteAsync(actor, "trace.started", session.Id, $"{what}, tag {session.Tag}", command: string.Join('\n', session.Commands.Select(c => c.CommandLine)), ct: CancellationToken.None);
+        await audit.WriteAsync(actor, "trace.started", session.Id, $"{what}, tag {session.Tag}", command: string.Join('\n', session.Commands.Select(c => c.CommandLine)), host: HostName(remote), ct: CancellationToken.None);
         return session;
     }
 
@@ -297,7 +297,7 @@ public sealed class HostSessions(
     {
         var remote = Remote(host);
         ITraceSession? found = remote is null ? traces.Find(id) : remote.FindTrace(id);
-        var s = await RequireStopAsync(actor, "trace", id, found, t => t.Request.OwnerOrSystem, t => $"trace {t.Request.Source} → {t.Request.Destination}", ct);
+        var s = await RequireStopAsync(actor, "trace", id, found, t => t.Request.OwnerOrSystem, t => $"trace {t.Request.Source} → {t.Request.Destination}", HostName(remote), ct);
 
         if (s is TraceSession local)
         {
@@ -316,7 +316,7 @@ public sealed class HostSessions(
         }
 
         await audit.WriteAsync(actor, "trace.stopped", s.Id, $"trace{(remote is null ? "" : $" on host {remote.Name}")} {s.Request.Source} → {s.Request.Destination} stopped; its rules removed", s.Request.Owner?.LabId,
-            command: string.Join('\n', s.Commands.Select(c => c.CommandLine)), ct: CancellationToken.None);
+            command: string.Join('\n', s.Commands.Select(c => c.CommandLine)), host: HostName(remote), ct: CancellationToken.None);
         return s;
     }
 
@@ -324,7 +324,7 @@ public sealed class HostSessions(
     /// 404 when the session is not there or not the actor's to see (another's is not disclosed); 403, audited, when they
     /// see it but may not stop it (a run's session for a lab member who is not its Admin).
     /// </summary>
-    private async Task<T> RequireStopAsync<T>(Actor actor, string kind, string id, T? session, Func<T, SessionOwner> ownerOf, Func<T, string> what, CancellationToken ct)
+    private async Task<T> RequireStopAsync<T>(Actor actor, string kind, string id, T? session, Func<T, SessionOwner> ownerOf, Func<T, string> what, string host, CancellationToken ct)
         where T : class
     {
         var viewer = await ViewerAsync(actor, ct);
@@ -337,7 +337,7 @@ public sealed class HostSessions(
         if (!viewer.CanStop(owner))
         {
             var refused = new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, $"only its starter, an Admin of its run's lab or a site administrator stops this {kind}");
-            await audit.WriteAsync(actor, kind + ".stop-refused", id, $"{what(session)}: {refused.Message}", owner.LabId, succeeded: false, ct: CancellationToken.None);
+            await audit.WriteAsync(actor, kind + ".stop-refused", id, $"{what(session)}: {refused.Message}", owner.LabId, succeeded: false, host: host, ct: CancellationToken.None);
             throw refused;
         }
 

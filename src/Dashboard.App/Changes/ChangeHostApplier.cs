@@ -91,7 +91,7 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
             // Not cancellable from here on: the host and the database must end up agreeing.
             var result = await target.InsertAsync(rule, c.Tag!, CancellationToken.None).ConfigureAwait(false);
             c.ApplyCommand = result.CommandLine;
-            await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", $"apply {rule.Describe()}", c.LabId, result.CommandLine, result.Message, result.Succeeded, CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", $"apply {rule.Describe()}", c.LabId, result.CommandLine, result.Message, result.Succeeded, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
             if (!result.Succeeded)
             {
                 await EndAsync(db, c, ChangeState.Failed, actor, $"iptables refused the rule: {result.Message}", null, CancellationToken.None).ConfigureAwait(false);
@@ -106,7 +106,7 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
                 c.ExpiresAt = c.TtlSeconds is { } ttl ? c.AppliedAt + TimeSpan.FromSeconds(ttl) : null;
                 c.Outcome = $"verified: present once in {spec.Table} {spec.Chain} at position {found[0].Position}";
                 await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
-                await audit.WriteAsync(actor, "change.applied", $"change {c.Id}", c.Outcome + (c.ExpiresAt is { } e ? $"; expires {e:u}" : ""), c.LabId, ct: CancellationToken.None).ConfigureAwait(false);
+                await audit.WriteAsync(actor, "change.applied", $"change {c.Id}", c.Outcome + (c.ExpiresAt is { } e ? $"; expires {e:u}" : ""), c.LabId, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
                 return Published(c);
             }
 
@@ -119,7 +119,7 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
         catch (ChangeStateException ex) when (c.Host is not null)
         {
             // The agent refused or the host failed a step: nothing of it may stay, and the change says why.
-            await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", ex.Message, c.LabId, CommandFor(rule, c.Id), ex.Message, false, CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", ex.Message, c.LabId, CommandFor(rule, c.Id), ex.Message, false, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
             var cleanup = await TryRemoveCopiesAsync(target, c.Tag!).ConfigureAwait(false);
             await EndAsync(db, c, ChangeState.Failed, actor, $"{ex.Message}{(cleanup is null ? "" : "; " + cleanup)}", null, CancellationToken.None).ConfigureAwait(false);
             return ToDto(c);
@@ -128,7 +128,7 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
         {
             // No answer in time, or the agent went away. Still connected: its steps run in order, so a removal sent
             // now follows the insert, and the change fails cleanly. Gone: reconciliation finds out when it is back.
-            await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", ex.Message, c.LabId, CommandFor(rule, c.Id), ex.Message, false, CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", ex.Message, c.LabId, CommandFor(rule, c.Id), ex.Message, false, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
             if (await TryRemoveCopiesAsync(target, c.Tag!).ConfigureAwait(false) is { } removed && !removed.StartsWith("not removed", StringComparison.Ordinal))
             {
                 await EndAsync(db, c, ChangeState.Failed, actor, $"{ex.Message}; {removed}", null, CancellationToken.None).ConfigureAwait(false);
@@ -177,7 +177,7 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
                 c.Outcome = $"revert failed: the rule is still on the host ({string.Join("; ", results.Select(r => r.Message))})";
                 c.RevertCommand = command;
                 await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
-                await audit.WriteAsync(actor, verb, $"change {c.Id}", c.Outcome, c.LabId, command, string.Join("\n", results.Select(r => r.Message)), false, CancellationToken.None).ConfigureAwait(false);
+                await audit.WriteAsync(actor, verb, $"change {c.Id}", c.Outcome, c.LabId, command, string.Join("\n", results.Select(r => r.Message)), false, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
                 Published(c);
                 throw new ChangeStateException(c.Outcome);
             }
@@ -191,7 +191,7 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
         catch (Dashboard.App.Hosts.HostUnavailableException ex)
         {
             var verb = end == ChangeState.Expired ? "change.expired" : "change.revert";
-            await audit.WriteAsync(actor, verb, $"change {c.Id}", $"not removed: {ex.Message}", c.LabId, null, ex.Message, false, CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(actor, verb, $"change {c.Id}", $"not removed: {ex.Message}", c.LabId, null, ex.Message, false, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
             throw new ChangeStateException($"{ex.Message}: the change stays applied; revert it once the host's agent is back");
         }
         finally
@@ -221,6 +221,7 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
             commands is { Count: > 0 } ? string.Join("\n", commands.Select(r => r.CommandLine)) : null,
             commands is { Count: > 0 } ? string.Join("\n", commands.Select(r => r.Message)) : null,
             state != ChangeState.Failed,
+            c.Host ?? _host.Name,
             ct).ConfigureAwait(false);
         Published(c);
     }

@@ -40,7 +40,7 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
         {
             logger.LogWarning("changes on host {Host} not reconciled: {Error}", host, ex.Message);
             _reports[host] = new ReconciliationReport(DateTimeOffset.UtcNow, [$"reconciliation of host '{host}' could not run: {ex.Message}"], Host: host);
-            await audit.WriteAsync(Actor.System, "reconcile.failed", $"host {host}", $"reconciliation of host '{host}' could not run: {ex.Message}", succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(Actor.System, "reconcile.failed", $"host {host}", $"reconciliation of host '{host}' could not run: {ex.Message}", succeeded: false, host: host, ct: CancellationToken.None).ConfigureAwait(false);
         }
     }
 
@@ -72,7 +72,7 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
         {
             logger.LogError(ex, "change reconciliation failed");
             _reports[""] = new ReconciliationReport(DateTimeOffset.UtcNow, [$"reconciliation could not run: {ex.Message}"]);
-            await audit.WriteAsync(Actor.System, "reconcile.failed", null, $"reconciliation could not run: {ex.Message}", succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(Actor.System, "reconcile.failed", null, $"reconciliation could not run: {ex.Message}", succeeded: false, host: hosts.Local.Host, ct: CancellationToken.None).ConfigureAwait(false);
         }
 
         using var timer = new PeriodicTimer(options.Value.ExpiryPoll);
@@ -178,7 +178,7 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
             {
                 var results = await writer.DeleteTaggedAsync(group.Key, ct).ConfigureAwait(false);
                 findings.Add($"{group.Key}: on {on} without an applied change in the database; removed ({string.Join("; ", results.Select(r => $"{r.CommandLine} → {r.Message}"))})");
-                await audit.WriteAsync(Actor.System, "reconcile.orphan-removed", group.Key, $"tagged rule without an applied change removed from {on}: {group.First().Text}", command: string.Join("\n", results.Select(r => r.CommandLine)), result: string.Join("\n", results.Select(r => r.Message)), succeeded: results.All(r => r.Succeeded), ct: CancellationToken.None).ConfigureAwait(false);
+                await audit.WriteAsync(Actor.System, "reconcile.orphan-removed", group.Key, $"tagged rule without an applied change removed from {on}: {group.First().Text}", command: string.Join("\n", results.Select(r => r.CommandLine)), result: string.Join("\n", results.Select(r => r.Message)), succeeded: results.All(r => r.Succeeded), host: host ?? hosts.Local.Host, ct: CancellationToken.None).ConfigureAwait(false);
             }
         }, ct).ConfigureAwait(false);
 
@@ -190,7 +190,7 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
 
         var report = new ReconciliationReport(DateTimeOffset.UtcNow, findings.Count == 0 ? [$"{on} and the database agree: every applied change's rule is present once, no other tagged rule of this instance"] : findings, findings.Count == 0, host);
         _reports[host ?? ""] = report;
-        await audit.WriteAsync(Actor.System, "reconcile", host is null ? null : $"host {host}", string.Join("\n", report.Findings), succeeded: true, ct: CancellationToken.None).ConfigureAwait(false);
+        await audit.WriteAsync(Actor.System, "reconcile", host is null ? null : $"host {host}", string.Join("\n", report.Findings), succeeded: true, host: host ?? hosts.Local.Host, ct: CancellationToken.None).ConfigureAwait(false);
         return report;
     }
 }

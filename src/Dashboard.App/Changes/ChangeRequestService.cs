@@ -128,7 +128,7 @@ public sealed class ChangeRequestService(
         if (await access.HostRefusalAsync(labId, RemoteOf(host) ?? isolation.LocalHost, ct).ConfigureAwait(false) is { } refused)
         {
             errors["Host"] = refused;
-            await audit.WriteAsync(actor, "change.propose-refused", $"lab {labId}", refused, labId, succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "change.propose-refused", $"lab {labId}", refused, labId, succeeded: false, host: RemoteOf(host) ?? hosts.Local.Host, ct: CancellationToken.None).ConfigureAwait(false);
         }
 
         if (errors.Count > 0)
@@ -156,7 +156,7 @@ public sealed class ChangeRequestService(
         await db.SaveChangesAsync(ct).ConfigureAwait(false);
         c.Tag = TagFor(c.Id);
         await db.SaveChangesAsync(ct).ConfigureAwait(false);
-        await audit.WriteAsync(actor, "change.proposed", $"change {c.Id}", $"proposed {rule.Describe()}{Ttl(ttlSeconds)}{(c.Host is { } h ? $" on host '{h}'" : "")}; rationale: {c.Rationale}", labId, CommandFor(rule, c.Id), ct: ct).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "change.proposed", $"change {c.Id}", $"proposed {rule.Describe()}{Ttl(ttlSeconds)}{(c.Host is { } h ? $" on host '{h}'" : "")}; rationale: {c.Rationale}", labId, CommandFor(rule, c.Id), host: c.Host ?? hosts.Local.Host, ct: ct).ConfigureAwait(false);
         return applier.Published(c);
     }
 
@@ -169,7 +169,7 @@ public sealed class ChangeRequestService(
         using var applying = applier.Applying(c.Id);
         if (await access.HostRefusalAsync(c.LabId, c.Host ?? isolation.LocalHost, ct).ConfigureAwait(false) is { } notHere)
         {
-            await audit.WriteAsync(actor, "change.approve-refused", $"change {c.Id}", notHere, c.LabId, succeeded: false, ct: ct).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "change.approve-refused", $"change {c.Id}", notHere, c.LabId, succeeded: false, host: c.Host ?? hosts.Local.Host, ct: ct).ConfigureAwait(false);
             throw new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, notHere);
         }
 
@@ -188,7 +188,7 @@ public sealed class ChangeRequestService(
                 var why = members != 1 ? "you proposed this change: a different member with the Approver role must approve it"
                     : someoneLeft ? "you proposed this change while the lab had other members: self-approval is only for a lab that has had one member since the change was proposed"
                     : "you proposed this change: self-approval is off in this lab (a lab Admin can allow it while the lab has one member)";
-                await audit.WriteAsync(actor, "change.approve-refused", $"change {c.Id}", "self-approval refused: " + why, c.LabId, succeeded: false, ct: ct).ConfigureAwait(false);
+                await audit.WriteAsync(actor, "change.approve-refused", $"change {c.Id}", "self-approval refused: " + why, c.LabId, succeeded: false, host: c.Host ?? hosts.Local.Host, ct: ct).ConfigureAwait(false);
                 throw new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, why);
             }
         }
@@ -196,7 +196,7 @@ public sealed class ChangeRequestService(
         if (c.Host is { } remote && hosts.Remote(remote) is not { State: Dashboard.App.Hosts.AgentState.Connected })
         {
             var why = $"host '{remote}' is disconnected: approve the change once its agent is back (it stays proposed)";
-            await audit.WriteAsync(actor, "change.approve-refused", $"change {c.Id}", why, c.LabId, succeeded: false, ct: ct).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "change.approve-refused", $"change {c.Id}", why, c.LabId, succeeded: false, host: c.Host ?? hosts.Local.Host, ct: ct).ConfigureAwait(false);
             throw new ChangeStateException(why);
         }
 
@@ -207,7 +207,7 @@ public sealed class ChangeRequestService(
         c.DecidedAt = DateTimeOffset.UtcNow;
         c.DecisionNote = Note(note);
         await ChangeHostApplier.SaveStateAsync(db, c, ct).ConfigureAwait(false);
-        await audit.WriteAsync(actor, "change.approved", $"change {c.Id}", (self ? "SELF-APPROVED (single-member lab setting)" : "approved") + (c.DecisionNote is { } n ? $"; note: {n}" : ""), c.LabId, ct: ct).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "change.approved", $"change {c.Id}", (self ? "SELF-APPROVED (single-member lab setting)" : "approved") + (c.DecisionNote is { } n ? $"; note: {n}" : ""), c.LabId, host: c.Host ?? hosts.Local.Host, ct: ct).ConfigureAwait(false);
         applier.Published(c);
         return await applier.ApplyAsync(db, c, actor, ct).ConfigureAwait(false);
     }
@@ -223,7 +223,7 @@ public sealed class ChangeRequestService(
         c.DecidedAt = DateTimeOffset.UtcNow;
         c.DecisionNote = Note(note);
         await ChangeHostApplier.SaveStateAsync(db, c, ct).ConfigureAwait(false);
-        await audit.WriteAsync(actor, "change.rejected", $"change {c.Id}", "rejected" + (c.DecisionNote is { } n ? $"; note: {n}" : ""), c.LabId, ct: ct).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "change.rejected", $"change {c.Id}", "rejected" + (c.DecisionNote is { } n ? $"; note: {n}" : ""), c.LabId, host: c.Host ?? hosts.Local.Host, ct: ct).ConfigureAwait(false);
         return applier.Published(c);
     }
 
@@ -283,7 +283,7 @@ public sealed class ChangeRequestService(
         }
         catch (LabAccessException ex)
         {
-            await audit.WriteAsync(actor, "change.refused", $"change {id}", ex.Message, c.LabId, succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "change.refused", $"change {id}", ex.Message, c.LabId, succeeded: false, host: c.Host ?? hosts.Local.Host, ct: CancellationToken.None).ConfigureAwait(false);
             throw;
         }
 

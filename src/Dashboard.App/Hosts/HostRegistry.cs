@@ -70,7 +70,7 @@ public sealed partial class HostRegistry(IDbContextFactory<DashboardDbContext> d
             throw new HostConflictException($"a host named '{name}' is already registered (a revoked name is not given out again)");
         }
 
-        await audit.WriteAsync(actor, "host.registered", $"host {name}", $"host '{name}' registered; agent token {entity.TokenPrefix}… issued", ct: ct).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "host.registered", $"host {name}", $"host '{name}' registered; agent token {entity.TokenPrefix}… issued", host: name, ct: ct).ConfigureAwait(false);
         return new RegisteredAgentToken(Record(entity), token);
     }
 
@@ -96,7 +96,7 @@ public sealed partial class HostRegistry(IDbContextFactory<DashboardDbContext> d
         {
             h.RevokedAt = DateTimeOffset.UtcNow;
             await db.SaveChangesAsync(ct).ConfigureAwait(false);
-            await audit.WriteAsync(actor, "host.revoked", $"host {name}", $"agent token {h.TokenPrefix}… of host '{name}' revoked", ct: ct).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "host.revoked", $"host {name}", $"agent token {h.TokenPrefix}… of host '{name}' revoked", host: name, ct: ct).ConfigureAwait(false);
         }
 
         Revoked?.Invoke(name);

@@ -90,7 +90,7 @@ public sealed class LabAccess(IDbContextFactory<DashboardDbContext> dbs, AuditLo
             var refused = new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, labs.Count == 0
                 ? "this changes the host: it needs the Operator role in at least one lab"
                 : $"this changes host {Short(host!)}: it needs the Operator role in a lab that may use it (the labs where you are an Operator are limited to other hosts)");
-            await audit.WriteAsync(actor, action + "-refused", subject, refused.Message, succeeded: false, ct: CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(actor, action + "-refused", subject, refused.Message, succeeded: false, host: host, ct: CancellationToken.None).ConfigureAwait(false);
             throw refused;
         }
     }

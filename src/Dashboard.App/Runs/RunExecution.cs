@@ -170,7 +170,7 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
             ct.ThrowIfCancellationRequested();
             var result = await tools.Host.InsertRuleAsync(spec, CancellationToken.None);
             commands.Add($"{result.CommandLine} → {result.Message}");
-            await tools.Audit.WriteAsync(RunActor, "run.rule-inserted", $"run {run.Id}", $"variant '{run.Variant}' holds a rule for the run", run.LabId, result.CommandLine, result.Message, result.Succeeded, CancellationToken.None);
+            await tools.Audit.WriteAsync(RunActor, "run.rule-inserted", $"run {run.Id}", $"variant '{run.Variant}' holds a rule for the run", run.LabId, result.CommandLine, result.Message, result.Succeeded, host: run.Host, ct: CancellationToken.None);
             if (!result.Succeeded)
             {
                 throw new ProvisioningException($"the variant's rule could not be inserted ({result.CommandLine}): {result.Message}");
@@ -322,7 +322,7 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
             foreach (var r in await tools.Host.DeleteTaggedAsync(tag, CancellationToken.None))
             {
                 cleanup.Add($"{r.CommandLine} → {r.Message}");
-                await tools.Audit.WriteAsync(RunActor, "run.rule-removed", $"run {run.Id}", $"the run ended ({run.Status}); its rule removed", run.LabId, r.CommandLine, r.Message, r.Succeeded, CancellationToken.None);
+                await tools.Audit.WriteAsync(RunActor, "run.rule-removed", $"run {run.Id}", $"the run ended ({run.Status}); its rule removed", run.LabId, r.CommandLine, r.Message, r.Succeeded, host: run.Host, ct: CancellationToken.None);
             }
         });
         if (!run.KeepResources)

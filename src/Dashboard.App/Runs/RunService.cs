@@ -94,7 +94,7 @@ public sealed class RunService(
         {
             if (await access.HostRefusalAsync(labId, host, ct) is { } why)
             {
-                await scope.ServiceProvider.GetRequiredService<Dashboard.App.Audit.AuditLog>().WriteAsync(actor, "run.refused", $"host {host}", why, labId, succeeded: false, ct: CancellationToken.None);
+                await scope.ServiceProvider.GetRequiredService<Dashboard.App.Audit.AuditLog>().WriteAsync(actor, "run.refused", $"host {host}", why, labId, succeeded: false, host: host, ct: CancellationToken.None);
                 throw new Dashboard.App.Access.LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, why);
             }
         }
@@ -103,7 +103,7 @@ public sealed class RunService(
         foreach (var host in onHosts)
         {
             var id = await StartAsync(experimentId, variant, actor.Name, keepResources, ct, host);
-            await scope.ServiceProvider.GetRequiredService<Dashboard.App.Audit.AuditLog>().WriteAsync(actor, "run.started", $"run {id}", $"run of variant '{variant}' started on host '{host}'", labId, ct: ct);
+            await scope.ServiceProvider.GetRequiredService<Dashboard.App.Audit.AuditLog>().WriteAsync(actor, "run.started", $"run {id}", $"run of variant '{variant}' started on host '{host}'", labId, host: host, ct: ct);
             started.Add((host, id));
         }
 
@@ -353,7 +353,7 @@ public sealed class RunService(
             if ((reply.Refused ?? reply.Failed) is { } problem)
             {
                 logger.LogWarning("host {Host}: runs not reconciled: {Problem}", host, problem);
-                await audit.WriteAsync(Dashboard.App.Access.Actor.System, "run.reconciled", $"host {host}", "what earlier runs left on the host could not be removed", null, "reconcile", problem, false, CancellationToken.None);
+                await audit.WriteAsync(Dashboard.App.Access.Actor.System, "run.reconciled", $"host {host}", "what earlier runs left on the host could not be removed", null, "reconcile", problem, false, host, CancellationToken.None);
                 return [];
             }
 
@@ -368,7 +368,7 @@ public sealed class RunService(
             if (removed.Count > 0)
             {
                 logger.LogWarning("host {Host}: leftovers of runs removed: {Removed}", host, string.Join("; ", removed));
-                await audit.WriteAsync(Dashboard.App.Access.Actor.System, "run.reconciled", $"host {host}", $"{removed.Count} leftovers of earlier runs removed when the agent connected", null, "reconcile", string.Join("\n", removed), true, CancellationToken.None);
+                await audit.WriteAsync(Dashboard.App.Access.Actor.System, "run.reconciled", $"host {host}", $"{removed.Count} leftovers of earlier runs removed when the agent connected", null, "reconcile", string.Join("\n", removed), true, host, CancellationToken.None);
             }
 
             return removed;

@@ -52,7 +52,9 @@ public sealed class AuditEntryConfiguration : IEntityTypeConfiguration<AuditEntr
         builder.Property(a => a.Detail).HasMaxLength(4000);
         builder.Property(a => a.CommandLine).HasMaxLength(4000);
         builder.Property(a => a.Result).HasMaxLength(4000);
+        builder.Property(a => a.Host).HasMaxLength(64);
         builder.HasIndex(a => a.At);
+        builder.HasIndex(a => new { a.Host, a.At });
         builder.HasIndex(a => new { a.LabId, a.At });
         builder.HasIndex(a => a.Action);
     }

@@ -85,4 +85,7 @@ public sealed class AuditEntry
     public string? Result { get; set; }
     public bool Succeeded { get; set; } = true;
     public string? RemoteAddress { get; set; }
+
+    /// <summary>The Docker host an action was on (this dashboard's own or an agent's), for host actions; null otherwise.</summary>
+    public string? Host { get; set; }
 }

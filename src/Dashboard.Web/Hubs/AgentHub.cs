@@ -61,7 +61,7 @@ public sealed class AgentHub(HostDirectory directory, HostRegistry registry, Aud
             {
                 Context.Items[nameof(HostName)] = host;
                 await registry.RecordConnectedAsync(host, agentVersion, null, Context.ConnectionAborted);
-                await audit.WriteAsync(Agent, "agent.connected", $"host {host}", $"agent {agentVersion} (protocol {hello.ProtocolVersion}) connected for host '{host}'");
+                await audit.WriteAsync(Agent, "agent.connected", $"host {host}", $"agent {agentVersion} (protocol {hello.ProtocolVersion}) connected for host '{host}'", host: host);
                 return new AgentWelcome(true, null, host, AgentProtocol.Version, AgentProtocol.BuildVersion);
             }
 
@@ -70,7 +70,7 @@ public sealed class AgentHub(HostDirectory directory, HostRegistry registry, Aud
         }
 
         directory.Refuse(host, hello with { AgentVersion = agentVersion }, refusal);
-        await throttle.RefusedAsync("host " + host, Agent, "agent.refused", $"host {host}", refusal);
+        await throttle.RefusedAsync("host " + host, Agent, "agent.refused", $"host {host}", refusal, host);
         _ = CloseSoonAsync(Context);
         return new AgentWelcome(false, refusal, host, AgentProtocol.Version, AgentProtocol.BuildVersion);
     }
@@ -111,7 +111,7 @@ public sealed class AgentHub(HostDirectory directory, HostRegistry registry, Aud
     {
         if (Context.Items.TryGetValue(nameof(HostName), out var o) && o is string host && directory.Disconnect(host, Context.ConnectionId))
         {
-            await audit.WriteAsync(Agent, "agent.disconnected", $"host {host}", "agent disconnected" + (exception is null ? "" : ": " + exception.Message));
+            await audit.WriteAsync(Agent, "agent.disconnected", $"host {host}", "agent disconnected" + (exception is null ? "" : ": " + exception.Message), host: host);
         }
 
         await base.OnDisconnectedAsync(exception);

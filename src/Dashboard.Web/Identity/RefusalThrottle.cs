@@ -14,7 +14,7 @@ public sealed class RefusalThrottle(AuditLog audit)
     private readonly Dictionary<string, (DateTimeOffset At, int LeftOut)> _keys = new(StringComparer.Ordinal);
 
     /// <summary>Audits the refusal now, or counts it for the key's next entry.</summary>
-    public async Task RefusedAsync(string key, Actor actor, string action, string? subject, string why)
+    public async Task RefusedAsync(string key, Actor actor, string action, string? subject, string why, string? host = null)
     {
         var now = DateTimeOffset.UtcNow;
         int? leftOut = null;
@@ -41,7 +41,7 @@ public sealed class RefusalThrottle(AuditLog audit)
         if (leftOut is { } n)
         {
             var more = n > 0 ? $" ({n} more refusals of {key} in the minute before were not written)" : "";
-            await audit.WriteAsync(actor, action, subject, why + more, succeeded: false).ConfigureAwait(false);
+            await audit.WriteAsync(actor, action, subject, why + more, succeeded: false, host: host).ConfigureAwait(false);
         }
 
         if (dropped > 0)

@@ -132,14 +132,14 @@ public sealed class AgentCaptureRealHostTests
             await hub.InvokeAsync("LeaveHost", name);
         }
 
-        // Every start and stop is audited with its host.
-        await using var scope = three.Factory.Services.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
+        // Every start, stop and refusal is audited with its host, and the audit filters by it.
         foreach (var (name, _, _) in three.Hosts)
         {
-            Assert.Equal(1, await db.AuditEntries.CountAsync(a => a.Action == "capture.started" && a.Detail.Contains("on host " + name)));
-            Assert.Equal(2, await db.AuditEntries.CountAsync(a => a.Action == "capture.refused" && a.Detail.Contains("on host " + name)));
-            Assert.Equal(1, await db.AuditEntries.CountAsync(a => a.Action == "trace.started" && a.Detail.Contains("on host " + name)));
+            var entries = (await admin.GetFromJsonAsync<JsonElement>($"/api/audit?host={name}&pageSize=500")).GetProperty("rows").EnumerateArray().ToList();
+            Assert.All(entries, e => Assert.Equal(name, e.GetProperty("host").GetString()));
+            int Count(string action) => entries.Count(e => e.GetProperty("action").GetString() == action);
+            Assert.Equal((1, 1, 2, 1, 1), (Count("capture.started"), Count("capture.stopped"), Count("capture.refused"), Count("trace.started"), Count("trace.stopped")));
+            Assert.Contains(entries, e => e.GetProperty("action").GetString() == "agent.connected");
         }
     }
 
@@ -191,6 +191,6 @@ public sealed class AgentCaptureRealHostTests
         Assert.Contains("limited to other hosts", await forbidden.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         await using var scope = three.Factory.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
-        Assert.Equal(1, await db.AuditEntries.CountAsync(a => a.Action == "capture.started-refused" && a.UserId == operatorUser.Id));
+        Assert.Equal(1, await db.AuditEntries.CountAsync(a => a.Action == "capture.started-refused" && a.UserId == operatorUser.Id && a.Host == name));
     }
 }

@@ -149,4 +149,25 @@ public sealed class AccountTests : IDisposable
         Assert.Contains("'=1+1", line, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.Unauthorized, (await _factory.CreateAnonymousClient().GetAsync("/api/audit.csv")).StatusCode);
     }
+
+    [Fact]
+    public async Task Audit_RecordsTheHostOfHostActions_AndFiltersByIt_InTheApiAndTheCsv()
+    {
+        var audit = _factory.Services.GetRequiredService<AuditLog>();
+        var admin = await _factory.AdminAsync();
+        await audit.WriteAsync(admin, "test.host", "capture 1", "on the agent's host", host: "docker-285");
+        await audit.WriteAsync(admin, "test.host", "capture 2", "on this dashboard's host", host: "test-host");
+        await audit.WriteAsync(admin, "test.host", "lab 1", "not a host action");
+        using var http = _factory.CreateClient();
+
+        var rows = (await http.GetFromJsonAsync<System.Text.Json.JsonElement>("/api/audit?action=test.host&host=docker-285")).GetProperty("rows").EnumerateArray().ToList();
+
+        var row = Assert.Single(rows);
+        Assert.Equal(("capture 1", "docker-285"), (row.GetProperty("subject").GetString(), row.GetProperty("host").GetString()));
+        Assert.Equal(3, (await http.GetFromJsonAsync<System.Text.Json.JsonElement>("/api/audit?action=test.host")).GetProperty("total").GetInt32());
+        var csv = (await http.GetStringAsync("/api/audit.csv?action=test.host&host=test-host")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.EndsWith("Host", csv[0].TrimEnd('\r'), StringComparison.Ordinal);
+        Assert.Equal(2, csv.Length);
+        Assert.EndsWith(",test-host", csv[1].TrimEnd('\r'), StringComparison.Ordinal);
+    }
 }

@@ -23,7 +23,7 @@ public sealed record ResetPasswordRequest(string? Password);
 
 public sealed record MeResponse(string Id, string Name, bool IsAdministrator, IReadOnlyList<LabMembership> Labs);
 
-public sealed record AuditQuery(string? User, string? Action, int? Lab, string? Text, DateTimeOffset? From, DateTimeOffset? To, bool? Failed, int? Page, int? PageSize)
+public sealed record AuditQuery(string? User, string? Action, int? Lab, string? Text, DateTimeOffset? From, DateTimeOffset? To, bool? Failed, int? Page, int? PageSize, string? Host = null)
 {
-    public AuditFilter ToFilter() => new(User, Action, Lab, Text, From, To, Failed, Page ?? 1, PageSize ?? 50);
+    public AuditFilter ToFilter() => new(User, Action, Lab, Text, From, To, Failed, Page ?? 1, PageSize ?? 50, Host);
 }
