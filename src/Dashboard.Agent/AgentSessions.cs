@@ -35,6 +35,12 @@ public sealed class AgentSessions : IAsyncDisposable
     private readonly Task _traceLoop;
     private Func<string, object, Task>? _send;
 
+    /// <summary>Stops asked for sessions not (yet) here: a start still under way when its stop came is stopped as it ends.</summary>
+    private readonly ConcurrentDictionary<string, long> _stopsBeforeStart = new(StringComparer.Ordinal);
+
+    /// <summary>Counts the links lost: a start that began on an earlier link than the current one's is stopped as it ends.</summary>
+    private long _link;
+
     public AgentSessions(CaptureService captures, TraceService traces, ILogger<AgentSessions> logger)
     {
         _captures = captures;
@@ -52,15 +58,52 @@ public sealed class AgentSessions : IAsyncDisposable
     public async Task LinkLostAsync()
     {
         Volatile.Write(ref _send, null);
+        Interlocked.Increment(ref _link);
         foreach (var c in _byId.Values.Where(c => c.Session.EndReason == CaptureEndReason.Running))
         {
             c.LinkLost = true;
-            await c.Session.StopAsync().ConfigureAwait(false);
+            await StopQuietlyAsync(() => c.Session.StopAsync(), $"capture {c.Id}").ConfigureAwait(false);
         }
 
         foreach (var t in _tracesById.Values.Where(t => t.IsRunning))
         {
-            await _traces.StopAsync(t).ConfigureAwait(false);
+            await StopQuietlyAsync(() => _traces.StopAsync(t), $"trace {t.Id}").ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One session's stop, its failure logged: the others are stopped all the same.</summary>
+    private async Task StopQuietlyAsync(Func<Task> stop, string what)
+    {
+        try
+        {
+            await stop().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "{What} could not be stopped cleanly (its TRACE rules, if any, are removed at the agent's next start)", what);
+        }
+    }
+
+    /// <summary>
+    /// Whether a session that has just started must stop at once: its stop came while it was starting, or the link it
+    /// was started on is gone. A stop for an id not known here is remembered for a minute (at most 256 of them).
+    /// </summary>
+    private bool StoppedMeanwhile(string id, long link)
+    {
+        var now = Environment.TickCount64;
+        foreach (var old in _stopsBeforeStart.Where(kv => now - kv.Value > 60_000).Select(kv => kv.Key).ToList())
+        {
+            _stopsBeforeStart.TryRemove(old, out _);
+        }
+
+        return _stopsBeforeStart.TryRemove(id, out _) || Interlocked.Read(ref _link) != link;
+    }
+
+    private void RememberStop(string? id)
+    {
+        if ((AgentMessageCheck.IsCaptureId(id) || AgentMessageCheck.IsTraceId(id)) && _stopsBeforeStart.Count < 256)
+        {
+            _stopsBeforeStart[id!] = Environment.TickCount64;
         }
     }
 
@@ -110,8 +153,16 @@ public sealed class AgentSessions : IAsyncDisposable
         }
 
         // CaptureService checks the rest: this host's Docker bridges and container veths only, the filter, 8 at once.
+        var link = Interlocked.Read(ref _link);
         var session = await _captures.StartAsync(new CaptureRequest(start.Interface, start.Filter, start.SnapLength, start.PacketLimit,
             TimeSpan.FromSeconds(start.TimeLimitSeconds), start.ByteLimit, new SessionOwner(null, "dashboard", null, null))).ConfigureAwait(false);
+        if (StoppedMeanwhile(c.Id, link))
+        {
+            await session.StopAsync().ConfigureAwait(false);
+            _logger.LogInformation("capture {Id} stopped as it started: the dashboard gave it up, or its link went away", c.Id);
+            return new AgentSessionReply(Refused: "the capture was stopped as it started: the dashboard gave it up, or the link to it went away");
+        }
+
         var capture = new Capture(c.Id, session);
         _byId[c.Id] = capture;
         capture.Pump = Task.Run(() => PumpAsync(capture));
@@ -124,6 +175,7 @@ public sealed class AgentSessions : IAsyncDisposable
     {
         if (id is null || !_byId.TryGetValue(id, out var c))
         {
+            RememberStop(id);
             return new AgentSessionReply(Refused: $"no capture '{AgentMessageCheck.Cut(id)}' that the dashboard started here");
         }
 
@@ -164,10 +216,23 @@ public sealed class AgentSessions : IAsyncDisposable
         }
 
         // TraceService checks the rest: addresses inside this host's Docker networks, iptables-nft, 4 at once, 30 minutes.
+        var link = Interlocked.Read(ref _link);
         var trace = await _traces.StartAsync(c.Trace with { Owner = new SessionOwner(null, "dashboard", null, null) }).ConfigureAwait(false);
+        if (StoppedMeanwhile(c.Id, link))
+        {
+            await StopQuietlyAsync(() => _traces.StopAsync(trace), $"trace {c.Id}").ConfigureAwait(false);
+            return new AgentSessionReply(Refused: "the trace was stopped as it started (its rules removed): the dashboard gave it up, or the link to it went away", Commands: trace.Commands);
+        }
+
         _traceIds[trace.Id] = c.Id;
         _tracesById[c.Id] = trace;
         _changedTraces[c.Id] = true;
+
+        // Packets traced before the id was known here go with the first update.
+        foreach (var p in trace.Packets)
+        {
+            _pendingPackets[(c.Id, p.Key)] = p;
+        }
         _logger.LogInformation("trace {Id} {Source} → {Destination} started for the dashboard, tag {Tag}", c.Id, trace.Request.Source, trace.Request.Destination, trace.Tag);
         return new AgentSessionReply(StartedAt: trace.StartedAt, Tag: trace.Tag, Commands: trace.Commands);
     }
@@ -176,6 +241,7 @@ public sealed class AgentSessions : IAsyncDisposable
     {
         if (id is null || !_tracesById.TryGetValue(id, out var t))
         {
+            RememberStop(id);
             return new AgentSessionReply(Refused: $"no trace '{AgentMessageCheck.Cut(id)}' that the dashboard started here");
         }
 

@@ -102,7 +102,7 @@ public sealed class HostSessions(
                 new SessionOwner(actor.UserId, actor.Name));
             session = remote is null ? await captures.StartAsync(request, ct) : await StartRemoteCaptureAsync(remote, request, ct);
         }
-        catch (Exception ex) when (ex is CaptureRejectedException or Dashboard.App.Hosts.HostUnavailableException)
+        catch (Exception ex) when (ex is CaptureRejectedException or Dashboard.App.Hosts.HostUnavailableException or OperationCanceledException)
         {
             await audit.WriteAsync(actor, "capture.refused", Cut(iface), $"{what}: {ex.Message}", succeeded: false, host: HostName(remote), ct: CancellationToken.None);
             throw;
@@ -136,19 +136,25 @@ public sealed class HostSessions(
             throw new CaptureRejectedException($"only the bridges of host {remote.Name}'s Docker networks and their containers' host veths can be captured there; '{Cut(request.Interface)}' is neither (as its agent last reported)");
         }
 
+        if (remote.RunningCaptures >= CaptureService.MaxRunningSessions)
+        {
+            throw new CaptureRejectedException($"{CaptureService.MaxRunningSessions} captures already run on host {remote.Name}: stop one first");
+        }
+
         var session = new Dashboard.App.Hosts.RemoteCaptureSession(Guid.NewGuid().ToString("N")[..12], remote.Name, request);
         remote.Track(session);
         Dashboard.Host.Agents.AgentSessionReply reply;
         try
         {
-            reply = await agents.SessionAsync(remote.Name, new Dashboard.Host.Agents.AgentSessionCommand(Dashboard.Host.Agents.AgentSessionAction.StartCapture, session.Id,
-                new Dashboard.Host.Agents.AgentCaptureStart(request.Interface, request.Filter, request.SnapLength, request.PacketLimit ?? 1, request.TimeLimit?.TotalSeconds ?? 1, request.ByteLimit ?? 1024)), AgentDeadline, ct);
+            // Not cancellable: a start given up half-way could leave tcpdump running there with nobody to see or stop it.
+            reply = await CommandAsync(remote, new Dashboard.Host.Agents.AgentSessionCommand(Dashboard.Host.Agents.AgentSessionAction.StartCapture, session.Id,
+                new Dashboard.Host.Agents.AgentCaptureStart(request.Interface, request.Filter, request.SnapLength, request.PacketLimit ?? 1, request.TimeLimit?.TotalSeconds ?? 1, request.ByteLimit ?? 1024)));
         }
-        catch (Dashboard.App.Hosts.HostUnavailableException)
+        catch
         {
-            // It may have started there after all: stop it, so nothing runs that nobody sees.
+            // It may have started there after all (or will: the agent remembers the stop): nothing runs that nobody sees.
             remote.Forget(session);
-            _ = agents.SessionAsync(remote.Name, new(Dashboard.Host.Agents.AgentSessionAction.StopCapture, session.Id), AgentDeadline, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
+            StopLater(remote, Dashboard.Host.Agents.AgentSessionAction.StopCapture, session.Id);
             throw;
         }
 
@@ -169,23 +175,40 @@ public sealed class HostSessions(
         ICaptureSession? found = remote is null ? captures.Find(id) : remote.FindCapture(id);
         var s = await RequireStopAsync(actor, "capture", id, found, c => c.Request.OwnerOrSystem, c => $"capture on {c.Request.Interface}", HostName(remote), ct);
 
+        var on = $"capture{(remote is null ? "" : $" on host {remote.Name}")} on {s.Request.Interface}";
+        if (s.EndReason != CaptureEndReason.Running)
+        {
+            await audit.WriteAsync(actor, "capture.stopped", s.Id, $"{on} had ended already ({s.EndReason}): nothing to stop", s.Request.Owner?.LabId, host: HostName(remote), ct: CancellationToken.None);
+            return s;
+        }
+
         if (s is CaptureSession local)
         {
             await local.StopAsync();
         }
-        else if (remote is not null && s.EndReason == CaptureEndReason.Running)
+        else if (remote is not null && s is Dashboard.App.Hosts.RemoteCaptureSession r)
         {
-            // The agent stops it and sends its last batch before it answers.
-            var reply = await agents.SessionAsync(remote.Name, new(Dashboard.Host.Agents.AgentSessionAction.StopCapture, s.Id), AgentDeadline, ct);
+            // The agent stops it and sends its last batch before it answers; not cancellable, as a start is not.
+            var reply = await CommandAsync(remote, new(Dashboard.Host.Agents.AgentSessionAction.StopCapture, s.Id));
             if ((reply.Refused ?? reply.Failed) is { } why)
             {
+                await audit.WriteAsync(actor, "capture.stop-failed", s.Id, $"{on}: host {remote.Name}: {why}", s.Request.Owner?.LabId, succeeded: false, host: remote.Name, ct: CancellationToken.None);
+                if (reply.Refused is not null && r.End(CaptureEndReason.Failed, $"host {remote.Name} no longer runs it: {why}"))
+                {
+                    remote.Feed.PacketsCaptured(r, Dashboard.Core.Capture.PacketBatch.Empty, true);
+                }
+
                 throw new CaptureRejectedException($"host {remote.Name}: {why}");
             }
 
             await WithinAsync(s.Completion, ct);
+            if (r.End(CaptureEndReason.Requested, $"stopped on host {remote.Name}; its last counts did not arrive within 5 s"))
+            {
+                remote.Feed.PacketsCaptured(r, Dashboard.Core.Capture.PacketBatch.Empty, true);
+            }
         }
 
-        await audit.WriteAsync(actor, "capture.stopped", s.Id, $"capture{(remote is null ? "" : $" on host {remote.Name}")} on {s.Request.Interface} stopped ({s.Stats.Read} packets)", s.Request.Owner?.LabId, host: HostName(remote), ct: CancellationToken.None);
+        await audit.WriteAsync(actor, "capture.stopped", s.Id, $"{on} stopped ({s.Stats.Read} packets read{(s.Stats.CapturedByTcpdump is { } c ? $", {c} captured by tcpdump" : "")})", s.Request.Owner?.LabId, host: HostName(remote), ct: CancellationToken.None);
         return s;
     }
 
@@ -202,10 +225,66 @@ public sealed class HostSessions(
             return File.Exists(local.PcapPath) ? (new FileStream(local.PcapPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite), name) : null;
         }
 
+        // A download holds one piece (1 MiB) at a time; two at once per host, so downloads cannot pile pieces up.
         var remote = Remote(host)!;
-        var stream = new Dashboard.App.Hosts.AgentPcapStream(agents, remote.Name, s.Id, AgentDeadline);
-        return await stream.OpenAsync(ct) ? (stream, name) : null;
+        var gate = _pcapGates.GetOrAdd(remote.Name, _ => new SemaphoreSlim(2, 2));
+        if (!await gate.WaitAsync(TimeSpan.Zero, ct))
+        {
+            throw new Dashboard.App.Hosts.HostUnavailableException($"two pcaps are being downloaded from host {remote.Name} already: try again when one is done");
+        }
+
+        var stream = new Dashboard.App.Hosts.AgentPcapStream(agents, remote.Name, s.Id, AgentDeadline, s.Request.ByteLimit, () => gate.Release());
+        try
+        {
+            if (await stream.OpenAsync(ct))
+            {
+                return (stream, name);
+            }
+        }
+        catch (IOException ex)
+        {
+            await stream.DisposeAsync();
+            throw new Dashboard.App.Hosts.HostUnavailableException(ex.Message);
+        }
+        catch
+        {
+            await stream.DisposeAsync();
+            throw;
+        }
+
+        await stream.DisposeAsync();
+        return null;
     }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _pcapGates = new(StringComparer.Ordinal);
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (DateTimeOffset At, string? Why)> _traceAvailability = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A session command to a host's agent, not cancellable by the caller (what the agent starts or stops must be known
+    /// here whatever the caller does), its reply checked before any of it is used: a reply that is not acceptable is the
+    /// host's fault, said as such.
+    /// </summary>
+    private async Task<Dashboard.Host.Agents.AgentSessionReply> CommandAsync(Dashboard.App.Hosts.RemoteHost remote, Dashboard.Host.Agents.AgentSessionCommand command)
+    {
+        Dashboard.Host.Agents.AgentSessionReply reply;
+        try
+        {
+            reply = await agents.SessionAsync(remote.Name, command, AgentDeadline, CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is not Dashboard.App.Hosts.HostUnavailableException)
+        {
+            throw new Dashboard.App.Hosts.HostUnavailableException($"host {remote.Name}: {command.Action} failed: {ex.Message}");
+        }
+
+        return Dashboard.Host.Agents.AgentMessageCheck.Problem(reply, command.Action) is { } problem
+            ? throw new Dashboard.App.Hosts.HostUnavailableException($"host {remote.Name} answered {command.Action} with a reply this dashboard does not accept: {problem}")
+            : reply;
+    }
+
+    /// <summary>Asks the agent to stop a session whose start went wrong here; whatever the answer, nothing more is done.</summary>
+    private void StopLater(Dashboard.App.Hosts.RemoteHost remote, Dashboard.Host.Agents.AgentSessionAction stop, string id) =>
+        _ = agents.SessionAsync(remote.Name, new(stop, id), AgentDeadline, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
 
     public async Task<IReadOnlyList<ITraceSession>> TracesAsync(Actor actor, string? host = null, CancellationToken ct = default)
     {
@@ -232,8 +311,16 @@ public sealed class HostSessions(
             return await traces.UnavailableReasonAsync(ct);
         }
 
-        var reply = await agents.SessionAsync(remote.Name, new(Dashboard.Host.Agents.AgentSessionAction.TraceAvailable, ""), AgentDeadline, ct);
-        return reply.Refused ?? reply.Failed;
+        // Asked once a minute at most per host: a page that opens asks, and the answer changes only with the host's tools.
+        if (_traceAvailability.TryGetValue(remote.Name, out var known) && DateTimeOffset.UtcNow - known.At < TimeSpan.FromMinutes(1))
+        {
+            return known.Why;
+        }
+
+        var reply = await CommandAsync(remote, new(Dashboard.Host.Agents.AgentSessionAction.TraceAvailable, ""));
+        var why = reply.Refused ?? reply.Failed;
+        _traceAvailability[remote.Name] = (DateTimeOffset.UtcNow, why);
+        return why;
     }
 
     public async Task<ITraceSession> StartTraceAsync(Actor actor, string? host, TraceStart start, CancellationToken ct = default)
@@ -250,10 +337,10 @@ public sealed class HostSessions(
                 seconds is { } s ? TimeSpan.FromSeconds(s) : null, new SessionOwner(actor.UserId, actor.Name));
             session = remote is null ? await traces.StartAsync(request, ct) : await StartRemoteTraceAsync(remote, request, ct);
         }
-        catch (Exception ex) when (ex is TraceRejectedException or CaptureRejectedException or Dashboard.App.Hosts.HostUnavailableException)
+        catch (Exception ex) when (ex is TraceRejectedException or CaptureRejectedException or Dashboard.App.Hosts.HostUnavailableException or OperationCanceledException)
         {
             await audit.WriteAsync(actor, "trace.refused", null, $"{what}: {ex.Message}", succeeded: false, host: HostName(remote), ct: CancellationToken.None);
-            throw ex is Dashboard.App.Hosts.HostUnavailableException ? ex : new TraceRejectedException(ex.Message);
+            throw ex is TraceRejectedException or CaptureRejectedException ? new TraceRejectedException(ex.Message) : ex;
         }
 
         await audit.WriteAsync(actor, "trace.started", session.Id, $"{what}, tag {session.Tag}", command: string.Join('\n', session.Commands.Select(c => c.CommandLine)), host: HostName(remote), ct: CancellationToken.None);
@@ -268,17 +355,23 @@ public sealed class HostSessions(
             throw new TraceRejectedException(string.Join("; ", errors));
         }
 
+        if (remote.RunningTraces >= TraceService.MaxRunning)
+        {
+            throw new TraceRejectedException($"{TraceService.MaxRunning} traces already run on host {remote.Name}: stop one first");
+        }
+
         var session = new Dashboard.App.Hosts.RemoteTraceSession(Guid.NewGuid().ToString("N")[..10], remote.Name, request);
         remote.Track(session);
         Dashboard.Host.Agents.AgentSessionReply reply;
         try
         {
-            reply = await agents.SessionAsync(remote.Name, new(Dashboard.Host.Agents.AgentSessionAction.StartTrace, session.Id, Trace: request with { Owner = null }), AgentDeadline, ct);
+            // Not cancellable, as a capture's start is not: TRACE rules must not be left on a host unknown to this dashboard.
+            reply = await CommandAsync(remote, new(Dashboard.Host.Agents.AgentSessionAction.StartTrace, session.Id, Trace: request with { Owner = null }));
         }
-        catch (Dashboard.App.Hosts.HostUnavailableException)
+        catch
         {
             remote.Forget(session);
-            _ = agents.SessionAsync(remote.Name, new(Dashboard.Host.Agents.AgentSessionAction.StopTrace, session.Id), AgentDeadline, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
+            StopLater(remote, Dashboard.Host.Agents.AgentSessionAction.StopTrace, session.Id);
             throw;
         }
 
@@ -299,24 +392,42 @@ public sealed class HostSessions(
         ITraceSession? found = remote is null ? traces.Find(id) : remote.FindTrace(id);
         var s = await RequireStopAsync(actor, "trace", id, found, t => t.Request.OwnerOrSystem, t => $"trace {t.Request.Source} → {t.Request.Destination}", HostName(remote), ct);
 
+        var on = $"trace{(remote is null ? "" : $" on host {remote.Name}")} {s.Request.Source} → {s.Request.Destination}";
+        if (!s.IsRunning)
+        {
+            await audit.WriteAsync(actor, "trace.stopped", s.Id, $"{on} had ended already ({s.EndMessage}): nothing to stop", s.Request.Owner?.LabId, host: HostName(remote), ct: CancellationToken.None);
+            return s;
+        }
+
         if (s is TraceSession local)
         {
             await traces.StopAsync(local);
         }
-        else if (remote is not null && s.IsRunning)
+        else if (remote is not null && s is Dashboard.App.Hosts.RemoteTraceSession r)
         {
-            var reply = await agents.SessionAsync(remote.Name, new(Dashboard.Host.Agents.AgentSessionAction.StopTrace, s.Id), AgentDeadline, ct);
+            var reply = await CommandAsync(remote, new(Dashboard.Host.Agents.AgentSessionAction.StopTrace, s.Id));
             if ((reply.Refused ?? reply.Failed) is { } why)
             {
+                await audit.WriteAsync(actor, "trace.stop-failed", s.Id, $"{on}: host {remote.Name}: {why}", s.Request.Owner?.LabId, succeeded: false, host: remote.Name, ct: CancellationToken.None);
+                if (reply.Refused is not null && r.End($"host {remote.Name} no longer runs it: {why}"))
+                {
+                    remote.Feed.TraceUpdated(r, []);
+                }
+
                 throw new TraceRejectedException($"host {remote.Name}: {why}");
             }
 
-            // Its last update (rules removed, the commands that removed them) follows the answer within 100 ms.
-            await WithinAsync(((Dashboard.App.Hosts.RemoteTraceSession)s).CleanedUp, ct);
+            // The agent's answer holds the commands that removed the rules; its last update follows within 100 ms.
+            r.Stopped(reply.Commands ?? []);
+            await WithinAsync(r.CleanedUp, ct);
         }
 
-        await audit.WriteAsync(actor, "trace.stopped", s.Id, $"trace{(remote is null ? "" : $" on host {remote.Name}")} {s.Request.Source} → {s.Request.Destination} stopped; its rules removed", s.Request.Owner?.LabId,
-            command: string.Join('\n', s.Commands.Select(c => c.CommandLine)), host: HostName(remote), ct: CancellationToken.None);
+        // What the removal commands said, not what was meant to happen: a command that failed is said.
+        var removals = s.Commands.Where(c => c.CommandLine.Contains(" -D ", StringComparison.Ordinal) || c.CommandLine.StartsWith("remove", StringComparison.Ordinal)).ToList();
+        var failed = removals.Count(c => !c.Succeeded);
+        await audit.WriteAsync(actor, "trace.stopped", s.Id,
+            $"{on} stopped; {(failed == 0 ? $"its rules removed ({removals.Count} command(s))" : $"{failed} of {removals.Count} removal command(s) failed: the rules are removed at the host's next start")}", s.Request.Owner?.LabId,
+            command: string.Join('\n', s.Commands.Select(c => c.CommandLine)), result: string.Join('\n', s.Commands.Select(c => c.Message)), succeeded: failed == 0, host: HostName(remote), ct: CancellationToken.None);
         return s;
     }
 

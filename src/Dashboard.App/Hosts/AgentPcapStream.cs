@@ -8,8 +8,9 @@ namespace Dashboard.App.Hosts;
 /// The length is the file's when the download began; a capture still running adds to it meanwhile, and the download
 /// stops at that length.
 /// </summary>
-public sealed class AgentPcapStream(IAgentCommands agents, string host, string captureId, TimeSpan deadline) : Stream
+public sealed class AgentPcapStream(IAgentCommands agents, string host, string captureId, TimeSpan deadline, long? byteLimit = null, Action? onDispose = null) : Stream
 {
+    private int _disposed;
     private byte[] _piece = [];
     private int _at;
     private long _offset; // of the next piece
@@ -18,7 +19,7 @@ public sealed class AgentPcapStream(IAgentCommands agents, string host, string c
     /// <summary>Asks for the first piece; false when the agent has no pcap for the capture (any more).</summary>
     public async Task<bool> OpenAsync(CancellationToken ct = default)
     {
-        var reply = await agents.SessionAsync(host, new AgentSessionCommand(AgentSessionAction.ReadPcap, captureId, Offset: 0), deadline, ct).ConfigureAwait(false);
+        var reply = await ReadAsync(0, ct).ConfigureAwait(false);
         if (reply.Pcap is null || reply.PcapLength is not { } length)
         {
             return false;
@@ -42,10 +43,11 @@ public sealed class AgentPcapStream(IAgentCommands agents, string host, string c
                 return 0;
             }
 
-            var reply = await agents.SessionAsync(host, new AgentSessionCommand(AgentSessionAction.ReadPcap, captureId, Offset: _offset), deadline, cancellationToken).ConfigureAwait(false);
-            if (reply.Pcap is not { Length: > 0 } piece)
+            var reply = await ReadAsync(_offset, cancellationToken).ConfigureAwait(false);
+            if (reply.Pcap is not { Length: > 0 } piece || reply.PcapLength < _length)
             {
-                throw new IOException($"host {host} sent no more of capture {captureId}'s pcap at byte {_offset}: {reply.Refused ?? reply.Failed ?? "an empty piece"}");
+                // The file cannot shrink, and a piece before its end is not empty: this download ends here, short.
+                throw new IOException($"host {host} sent no more of capture {captureId}'s pcap at byte {_offset}: {reply.Refused ?? reply.Failed ?? "an empty piece, or a shorter file"}");
             }
 
             var wanted = (int)Math.Min(piece.Length, _length - _offset);
@@ -56,6 +58,25 @@ public sealed class AgentPcapStream(IAgentCommands agents, string host, string c
         _piece.AsMemory(_at, n).CopyTo(buffer);
         _at += n;
         return n;
+    }
+
+    /// <summary>One piece, checked before it is used: at most a piece's size, of a file the capture's byte limit allows.</summary>
+    private async Task<AgentSessionReply> ReadAsync(long offset, CancellationToken ct)
+    {
+        var reply = await agents.SessionAsync(host, new AgentSessionCommand(AgentSessionAction.ReadPcap, captureId, Offset: offset), deadline, ct).ConfigureAwait(false);
+        return AgentMessageCheck.Problem(reply, AgentSessionAction.ReadPcap, byteLimit) is { } problem
+            ? throw new IOException($"host {host} sent a piece of capture {captureId}'s pcap this dashboard does not accept: {problem}")
+            : reply;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            onDispose?.Invoke();
+        }
+
+        base.Dispose(disposing);
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();

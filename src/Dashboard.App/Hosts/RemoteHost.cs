@@ -92,11 +92,26 @@ public sealed class RemoteHost(string name)
 
     public RemoteTraceSession? FindTrace(string id) => _traces.GetValueOrDefault(id);
 
+    /// <summary>How long after its time limit a session still running here is ended by the dashboard (its host never said it ended).</summary>
+    public static readonly TimeSpan EndGrace = TimeSpan.FromSeconds(30);
+
+    /// <summary>Running captures and traces this dashboard keeps on one host at most (the agent's own limits: 8 and 4).</summary>
+    public int RunningCaptures => _captures.Values.Count(c => c.EndReason == Dashboard.Host.Capture.CaptureEndReason.Running);
+
+    public int RunningTraces => _traces.Values.Count(t => t.IsRunning);
+
     /// <summary>A capture about to be asked of the agent: known before the command goes, so no batch of it is lost.</summary>
     public void Track(RemoteCaptureSession session)
     {
         ArgumentNullException.ThrowIfNull(session);
         _captures[session.Id] = session;
+        _ = EndLateAsync(session.Request.TimeLimit ?? TimeSpan.FromHours(4), () =>
+        {
+            if (session.End(Dashboard.Host.Capture.CaptureEndReason.Failed, $"host {Name} never said the capture ended (its time limit passed {EndGrace.TotalSeconds:0} s ago): it is taken as ended"))
+            {
+                Feed.PacketsCaptured(session, PacketBatch.Empty, true);
+            }
+        });
         foreach (var old in _captures.Values.Where(c => c.EndReason != Dashboard.Host.Capture.CaptureEndReason.Running).OrderByDescending(c => c.StartedAt).Skip(KeepEndedSessions).ToList())
         {
             _captures.TryRemove(old.Id, out _);
@@ -107,10 +122,66 @@ public sealed class RemoteHost(string name)
     {
         ArgumentNullException.ThrowIfNull(session);
         _traces[session.Id] = session;
-        foreach (var old in _traces.Values.Where(t => !t.IsRunning).OrderByDescending(t => t.StartedAt).Skip(KeepEndedSessions).ToList())
+        _ = EndLateAsync(session.Request.TimeLimit ?? Dashboard.Host.Netfilter.TraceService.DefaultDuration, () =>
+        {
+            if (session.End($"host {Name} never said the trace ended (its time limit passed {EndGrace.TotalSeconds:0} s ago): it is taken as ended"))
+            {
+                Feed.TraceUpdated(session, []);
+            }
+        });
+        foreach (var old in _traces.Values.Where(t => !t.IsRunning).OrderByDescending(t => t.StartedAt).Skip(KeepEndedTraces).ToList())
         {
             _traces.TryRemove(old.Id, out _);
         }
+    }
+
+    /// <summary>Ended traces kept per host (their paths are held here; an ended capture holds only counts).</summary>
+    public const int KeepEndedTraces = 8;
+
+    private static async Task EndLateAsync(TimeSpan limit, Action end)
+    {
+        await Task.Delay(limit + EndGrace).ConfigureAwait(false);
+        end();
+    }
+
+    private readonly Dictionary<string, long> _stopsAsked = new(StringComparer.Ordinal);
+    private long _dropLoggedAt;
+
+    /// <summary>
+    /// Whether to ask the agent to stop a session it reports but this dashboard does not run (any more): once per
+    /// session and 30 s, for at most 64 sessions at a time, so a host cannot make the dashboard send commands in a loop.
+    /// </summary>
+    public bool AskToStop(string id)
+    {
+        if (FindCapture(id) is { EndReason: Dashboard.Host.Capture.CaptureEndReason.Running } || FindTrace(id) is { IsRunning: true })
+        {
+            return false;
+        }
+
+        lock (_gate)
+        {
+            var now = Environment.TickCount64;
+            foreach (var old in _stopsAsked.Where(kv => now - kv.Value > 30_000).Select(kv => kv.Key).ToList())
+            {
+                _stopsAsked.Remove(old);
+            }
+
+            if (_stopsAsked.ContainsKey(id) || _stopsAsked.Count >= 64)
+            {
+                return false;
+            }
+
+            _stopsAsked[id] = now;
+            return true;
+        }
+    }
+
+    /// <summary>Whether a dropped message should be logged now (at most one line in 10 s per host).</summary>
+    public bool ShouldLogDrop()
+    {
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _dropLoggedAt);
+        return now - last > 10_000 && Interlocked.CompareExchange(ref _dropLoggedAt, now, last) == last;
     }
 
     /// <summary>A capture the agent refused or never started: forgotten.</summary>
@@ -135,14 +206,20 @@ public sealed class RemoteHost(string name)
             Received();
         }
 
-        if (FindCapture(b.Id) is not { } session)
+        if (FindCapture(b.Id) is not { EndReason: Dashboard.Host.Capture.CaptureEndReason.Running } session)
         {
             lock (_gate)
             {
                 UnknownSessionMessages++;
             }
 
-            return $"no capture {b.Id} was started on this host from this dashboard";
+            return $"no capture {b.Id} runs on this host for this dashboard";
+        }
+
+        // Decoded only once the batch is known to be taken: a host cannot make the dashboard decode more than its captures' pace.
+        if (!session.Admit(b.Sequence, b.Final))
+        {
+            return null;
         }
 
         var batch = new RawPacketBatch([.. b.Shown.Select(f => new PcapRecord(f.Timestamp, f.OriginalLength, f.Data))], b.NotShown, b.NotShownFlows).Decode(b.LinkType);
@@ -168,26 +245,26 @@ public sealed class RemoteHost(string name)
             Received();
         }
 
-        if (FindTrace(u.Id) is not { } session)
+        if (FindTrace(u.Id) is not { IsCleanedUp: false } session)
         {
             lock (_gate)
             {
                 UnknownSessionMessages++;
             }
 
-            return $"no trace {u.Id} was started on this host from this dashboard";
+            return $"no trace {u.Id} runs on this host for this dashboard";
         }
 
         Feed.TraceUpdated(session, session.Take(u));
         return null;
     }
 
-    /// <summary>The agent went away: what ran there for this dashboard ended with it (the agent stops it too).</summary>
-    private void EndSessions(DateTimeOffset at)
+    /// <summary>The agent's link went away: what ran there for this dashboard ended with it (the agent stops it when it loses the link).</summary>
+    private void EndSessions(DateTimeOffset at, string why)
     {
         foreach (var c in _captures.Values)
         {
-            if (c.End(Dashboard.Host.Capture.CaptureEndReason.Failed, $"the host's agent disconnected at {at:u}: the capture was stopped on the host; its pcap can be downloaded once the agent is back"))
+            if (c.End(Dashboard.Host.Capture.CaptureEndReason.Failed, $"{why} at {at:u}: the agent stops its captures then; the pcap can be downloaded while that agent runs"))
             {
                 Feed.PacketsCaptured(c, PacketBatch.Empty, true);
             }
@@ -195,7 +272,7 @@ public sealed class RemoteHost(string name)
 
         foreach (var t in _traces.Values)
         {
-            if (t.End($"the host's agent disconnected at {at:u}: the agent stopped the trace and removed its rules"))
+            if (t.End($"{why} at {at:u}: the agent stops its traces then and removes their rules"))
             {
                 Feed.TraceUpdated(t, []);
             }
@@ -226,7 +303,9 @@ public sealed class RemoteHost(string name)
             _snapshotAsked = false;
         }
 
-        // One agent per host: the newest connection wins (an agent restarted before the old connection timed out).
+        // One agent per host: the newest connection wins (an agent restarted before the old connection timed out). An
+        // agent that connects again has stopped what it ran for the last connection (or is a new process): those end here.
+        EndSessions(DateTimeOffset.UtcNow, "the host's agent connected again");
         previous?.Invoke();
     }
 
@@ -299,7 +378,7 @@ public sealed class RemoteHost(string name)
         }
 
         Feed.StatusChanged(status);
-        EndSessions(DateTimeOffset.UtcNow);
+        EndSessions(DateTimeOffset.UtcNow, "the host's agent disconnected");
         return true;
     }
 

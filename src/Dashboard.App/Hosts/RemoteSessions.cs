@@ -37,6 +37,39 @@ public sealed class RemoteCaptureSession(string id, string host, CaptureRequest 
 
     public Task Completion => _done.Task;
 
+    /// <summary>Batches taken at most per second and capture (a host sends about ten); beyond that they are dropped and counted lost.</summary>
+    public const double MaxBatchesPerSecond = 12;
+
+    private double _tokens = 2 * MaxBatchesPerSecond;
+    private long _refilledAt = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    /// <summary>
+    /// Whether a batch numbered <paramref name="sequence"/> may be taken (decoded and shown) now: numbers only go up, and
+    /// a capture gets about as many batches a second as its host sends when all is well. A batch refused here is one
+    /// the capture's end will say never arrived.
+    /// </summary>
+    internal bool Admit(long sequence, bool final)
+    {
+        lock (_gate)
+        {
+            if (EndReason != CaptureEndReason.Running || sequence < _next || sequence == long.MaxValue)
+            {
+                return false;
+            }
+
+            var now = System.Diagnostics.Stopwatch.GetTimestamp();
+            _tokens = Math.Min(2 * MaxBatchesPerSecond, _tokens + (System.Diagnostics.Stopwatch.GetElapsedTime(_refilledAt, now).TotalSeconds * MaxBatchesPerSecond));
+            _refilledAt = now;
+            if (_tokens < 1 && !final)
+            {
+                return false;
+            }
+
+            _tokens -= 1;
+            return true;
+        }
+    }
+
     internal void Started(DateTimeOffset at)
     {
         lock (_gate)
@@ -50,14 +83,14 @@ public sealed class RemoteCaptureSession(string id, string host, CaptureRequest 
     {
         lock (_gate)
         {
-            if (EndReason != CaptureEndReason.Running)
+            if (EndReason != CaptureEndReason.Running || b.Sequence < _next)
             {
                 return false;
             }
 
             if (b.Sequence != _next)
             {
-                LostBatches += Math.Max(0, b.Sequence - _next);
+                LostBatches += b.Sequence - _next;
             }
 
             _next = b.Sequence + 1;
@@ -111,8 +144,16 @@ public sealed class RemoteTraceSession(string id, string host, TraceRequest requ
     /// <summary>Completes when the agent says the trace's rules are gone and its monitor ended (or the agent went away).</summary>
     public Task CleanedUp => _cleanedUp.Task;
 
-    /// <summary>The most packets kept per trace (a trace lasts at most 30 minutes; its flow is one pair of addresses).</summary>
-    public const int MaxPackets = 10_000;
+    /// <summary>The most packets kept per trace, as a local trace keeps.</summary>
+    public const int MaxPackets = 500;
+
+    /// <summary>The characters of rule texts and names kept per trace in all (a host's agent could otherwise fill memory).</summary>
+    public const long MaxText = 2 * 1024 * 1024;
+
+    private long _text;
+
+    /// <summary>Packets (or grown paths) not kept: beyond <see cref="MaxPackets"/> or <see cref="MaxText"/>.</summary>
+    public long NotKept { get; private set; }
 
     public string Id { get; } = id;
 
@@ -170,18 +211,27 @@ public sealed class RemoteTraceSession(string id, string host, TraceRequest requ
         var kept = new List<TracedPacket>(u.Packets.Count);
         lock (_gate)
         {
+            if (IsCleanedUp)
+            {
+                return [];
+            }
+
             foreach (var p in u.Packets)
             {
-                if (!_packets.ContainsKey(p.Key))
+                var size = TextOf(p);
+                var known = _packets.TryGetValue(p.Key, out var before);
+                if ((!known && _order.Count >= MaxPackets) || _text - (known ? TextOf(before!) : 0) + size > MaxText)
                 {
-                    if (_order.Count >= MaxPackets)
-                    {
-                        continue;
-                    }
+                    NotKept++;
+                    continue;
+                }
 
+                if (!known)
+                {
                     _order.Add(p.Key);
                 }
 
+                _text += size - (known ? TextOf(before!) : 0);
                 _packets[p.Key] = p;
                 kept.Add(p);
             }
@@ -203,6 +253,20 @@ public sealed class RemoteTraceSession(string id, string host, TraceRequest requ
         }
 
         return kept;
+    }
+
+    private static long TextOf(TracedPacket p) => p.Key.Length + p.Steps.Sum(s => (long)s.Table.Length + s.Chain.Length + s.Verdict.Length + (s.JumpTarget?.Length ?? 0) + (s.RuleText?.Length ?? 0));
+
+    /// <summary>The commands the agent reported when it stopped the trace (they say whether its rules were removed).</summary>
+    internal void Stopped(IReadOnlyList<RuleCommandResult> commands)
+    {
+        lock (_gate)
+        {
+            if (commands.Count > 0)
+            {
+                _commands = commands;
+            }
+        }
     }
 
     /// <summary>Ends it without the agent's word (the agent went away); false when it had ended already.</summary>

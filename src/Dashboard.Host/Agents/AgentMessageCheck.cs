@@ -165,6 +165,12 @@ public static class AgentMessageCheck
     public const int MaxTraceSteps = 256;
     public const int MaxTraceCommands = 64;
 
+    /// <summary>A traced step's rule text at most (an iptables -S line; a longer one is not a rule Docker or the dashboard writes).</summary>
+    public const int MaxRuleText = 512;
+
+    /// <summary>The characters of rule texts and names one trace update may carry in all.</summary>
+    public const int MaxTraceUpdateText = 1024 * 1024;
+
     public static string? Problem(AgentCaptureBatch? b)
     {
         if (b is null || b.Shown is null || b.NotShownFlows is null || b.Stats is null)
@@ -227,9 +233,53 @@ public static class AgentMessageCheck
             return $"TraceUpdate.Commands: at most {MaxTraceCommands}, each with its CommandLine and Message of at most {MaxText:N0} characters";
         }
 
-        return u.UnparsedLines < 0 ? "TraceUpdate.UnparsedLines is not negative"
+        var problem = u.UnparsedLines < 0 ? "TraceUpdate.UnparsedLines is not negative"
             : Long(u.EndMessage) ? $"TraceUpdate.EndMessage is at most {MaxText:N0} characters"
             : Problem(u.Packets, "TraceUpdate.Packets");
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        var text = u.Packets.Sum(p => (long)p.Key.Length + p.Steps.Sum(s => (long)s.Table.Length + s.Chain.Length + s.Verdict.Length + (s.JumpTarget?.Length ?? 0) + (s.RuleText?.Length ?? 0)));
+        return text > MaxTraceUpdateText ? $"TraceUpdate: at most {MaxTraceUpdateText:N0} characters of names and rules in one update" : null;
+    }
+
+    /// <summary>
+    /// An agent's answer to a session command, before anything of it is used: texts bounded, a trace's tag its own, a
+    /// pcap piece within the piece size and the capture's byte limit (with room for pcap's record headers).
+    /// </summary>
+    public static string? Problem(AgentSessionReply? r, AgentSessionAction action, long? byteLimit = null)
+    {
+        if (r is null)
+        {
+            return "the reply is empty";
+        }
+
+        if (Long(r.Refused) || Long(r.Failed))
+        {
+            return $"Refused and Failed are at most {MaxText:N0} characters";
+        }
+
+        if (r.Commands is { } commands && (commands.Count > MaxTraceCommands || commands.Any(c => c is null || c.CommandLine is null || c.Message is null || Long(c.CommandLine) || Long(c.Message))))
+        {
+            return $"Commands: at most {MaxTraceCommands}, each with its CommandLine and Message of at most {MaxText:N0} characters";
+        }
+
+        if (r.Refused is not null || r.Failed is not null)
+        {
+            return null;
+        }
+
+        return action switch
+        {
+            AgentSessionAction.StartTrace when r.Tag is not { Length: <= 80 } tag || !tag.StartsWith(Dashboard.Core.Firewall.RuleTag.Prefix + "trace-", StringComparison.Ordinal)
+                => "a started trace's Tag is its TRACE rules' comment (netlab:trace-…, at most 80 characters)",
+            AgentSessionAction.ReadPcap when r.Pcap is not { Length: <= AgentProtocol.MaxPcapChunk } || r.PcapLength is not { } length || length < r.Pcap.Length
+                || (byteLimit is { } limit && length > limit + (limit / 4) + (64 * 1024))
+                => $"a piece of a pcap is at most {AgentProtocol.MaxPcapChunk:N0} bytes of a file no longer than the capture's byte limit allows",
+            _ => null,
+        };
     }
 
     /// <summary>Traced packets from an agent (a host-wide trace's, or a run's): bounded, addresses that parse, steps that name their chain.</summary>
@@ -252,9 +302,9 @@ public static class AgentMessageCheck
             for (var j = 0; j < p.Steps.Count; j++)
             {
                 if (p.Steps[j] is not { Table: { Length: > 0 and <= 64 }, Chain: { Length: > 0 and <= 64 }, Verdict: { Length: <= 64 } } step
-                    || !Enum.IsDefined(step.Kind) || step.JumpTarget is { Length: > 64 } || Long(step.RuleText))
+                    || !Enum.IsDefined(step.Kind) || step.JumpTarget is { Length: > 64 } || step.RuleText is { Length: > MaxRuleText })
                 {
-                    return $"{what}[{i}].Steps[{j}]: a table, a chain and a verdict of at most 64 characters, a known kind, a rule of at most {MaxText:N0}";
+                    return $"{what}[{i}].Steps[{j}]: a table, a chain and a verdict of at most 64 characters, a known kind, a rule of at most {MaxRuleText}";
                 }
             }
         }

@@ -49,8 +49,8 @@ public static class AgentProtocol
     /// </summary>
     public const string Session = nameof(Session);
 
-    /// <summary>The most bytes of a capture's pcap in one <see cref="AgentSessionAction.ReadPcap"/> reply.</summary>
-    public const int MaxPcapChunk = 4 * 1024 * 1024;
+    /// <summary>The most bytes of a capture's pcap in one <see cref="AgentSessionAction.ReadPcap"/> reply (a download holds one piece at a time).</summary>
+    public const int MaxPcapChunk = 1024 * 1024;
 
     /// <summary>
     /// The most bytes of each frame a capture batch carries for the live view (Ethernet, IP and transport headers with

@@ -15,24 +15,35 @@ public static class CaptureApi
 {
     public static IEndpointRouteBuilder MapCaptureApi(this IEndpointRouteBuilder app)
     {
-        Map(app.MapGroup("/api/captures").WithTags("Capture"));
-        Map(app.MapGroup("/api/hosts/{host}/captures").WithTags("Capture"));
+        Map(app.MapGroup("/api/captures").WithTags("Capture"), onAgentHost: false);
+        Map(app.MapGroup("/api/hosts/{host}/captures").WithTags("Capture"), onAgentHost: true);
         return app;
     }
 
     /// <summary>The host a route names (<c>/api/hosts/{host}/…</c>), or null for this dashboard's own.</summary>
     internal static string? HostOf(HttpContext http) => http.GetRouteValue("host") as string;
 
-    private static void Map(RouteGroupBuilder api)
+    /// <summary>The routes; on an agent's host, what sends the agent a command shares the per-user budget of the expensive routes.</summary>
+    private static void Map(RouteGroupBuilder api, bool onAgentHost)
     {
         api.MapGet("/", async (HttpContext http, HostSessions sessions, CancellationToken ct) =>
             TypedResults.Ok((await sessions.CapturesAsync(Actor.From(http), HostOf(http), ct)).Select(CaptureDto.From).ToList()));
-        api.MapPost("/", StartAsync).DisableAntiforgery();
-        api.MapDelete("/{id}", StopAsync);
-        api.MapGet("/{id}/pcap", async Task<Results<FileStreamHttpResult, NotFound>> (string id, HttpContext http, HostSessions sessions, CancellationToken ct) =>
-            await sessions.OpenPcapAsync(Actor.From(http), HostOf(http), id, ct) is { } pcap
-                ? TypedResults.Stream(pcap.Pcap, "application/vnd.tcpdump.pcap", pcap.FileName)
-                : TypedResults.NotFound());
+        var commands = new[]
+        {
+            api.MapPost("/", StartAsync).DisableAntiforgery(),
+            api.MapDelete("/{id}", StopAsync),
+            api.MapGet("/{id}/pcap", async Task<Results<FileStreamHttpResult, NotFound>> (string id, HttpContext http, HostSessions sessions, CancellationToken ct) =>
+                await sessions.OpenPcapAsync(Actor.From(http), HostOf(http), id, ct) is { } pcap
+                    ? TypedResults.Stream(pcap.Pcap, "application/vnd.tcpdump.pcap", pcap.FileName)
+                    : TypedResults.NotFound()),
+        };
+        if (onAgentHost)
+        {
+            foreach (var c in commands)
+            {
+                c.RequireRateLimiting(RateLimits.Expensive);
+            }
+        }
     }
 
     private static async Task<Results<Created<CaptureDto>, ProblemHttpResult>> StartAsync(StartCaptureRequest body, HttpContext http, HostSessions sessions, CancellationToken ct)

@@ -13,21 +13,29 @@ public static class TraceApi
 {
     public static IEndpointRouteBuilder MapTraceApi(this IEndpointRouteBuilder app)
     {
-        Map(app.MapGroup("/api/traces").WithTags("Trace"));
-        Map(app.MapGroup("/api/hosts/{host}/traces").WithTags("Trace"));
+        Map(app.MapGroup("/api/traces").WithTags("Trace"), onAgentHost: false);
+        Map(app.MapGroup("/api/hosts/{host}/traces").WithTags("Trace"), onAgentHost: true);
         return app;
     }
 
-    private static void Map(RouteGroupBuilder api)
+    /// <summary>The routes; on an agent's host, what sends the agent a command shares the per-user budget of the expensive routes.</summary>
+    private static void Map(RouteGroupBuilder api, bool onAgentHost)
     {
-        api.MapGet("/availability", async (HttpContext http, HostSessions sessions, CancellationToken ct) =>
+        var availability = api.MapGet("/availability", async (HttpContext http, HostSessions sessions, CancellationToken ct) =>
             await sessions.TraceUnavailableReasonAsync(CaptureApi.HostOf(http), ct) is { } why ? new TraceAvailability(false, why) : new TraceAvailability(true, null));
         api.MapGet("/", async (HttpContext http, HostSessions sessions, CancellationToken ct) =>
             TypedResults.Ok((await sessions.TracesAsync(Actor.From(http), CaptureApi.HostOf(http), ct)).Select(s => TraceDto.From(s, includePackets: false)).ToList()));
         api.MapGet("/{id}", async (string id, HttpContext http, HostSessions sessions, CancellationToken ct) =>
             TypedResults.Ok(TraceDto.From(await sessions.TraceAsync(Actor.From(http), CaptureApi.HostOf(http), id, ct), includePackets: true)));
-        api.MapPost("/", StartAsync).DisableAntiforgery();
-        api.MapDelete("/{id}", StopAsync);
+        var start = api.MapPost("/", StartAsync).DisableAntiforgery();
+        var stop = api.MapDelete("/{id}", StopAsync);
+        if (onAgentHost)
+        {
+            foreach (var c in new[] { availability, start, stop })
+            {
+                c.RequireRateLimiting(RateLimits.Expensive);
+            }
+        }
     }
 
     private static async Task<Results<Created<TraceDto>, ProblemHttpResult>> StartAsync(StartTraceRequest body, HttpContext http, HostSessions sessions, CancellationToken ct)

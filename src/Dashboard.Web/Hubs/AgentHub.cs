@@ -14,7 +14,7 @@ namespace Dashboard.Web.Hubs;
 /// A connection that has not said hello within <see cref="HelloDeadline"/> is closed.
 /// </summary>
 [Authorize(AuthenticationSchemes = AgentTokenAuthenticationHandler.SchemeName)]
-public sealed class AgentHub(HostDirectory directory, HostRegistry registry, AuditLog audit, RefusalThrottle throttle, ILogger<AgentHub> logger) : Hub
+public sealed class AgentHub(HostDirectory directory, HostRegistry registry, AuditLog audit, RefusalThrottle throttle, IAgentCommands agents, ILogger<AgentHub> logger) : Hub
 {
     public static readonly TimeSpan HelloDeadline = TimeSpan.FromSeconds(10);
 
@@ -93,17 +93,42 @@ public sealed class AgentHub(HostDirectory directory, HostRegistry registry, Aud
 
     public Task Status(AgentStatus message) => AskIfNeededAsync(Current(AgentMessageCheck.Problem(message), 1).Apply(Context.ConnectionId, message));
 
-    /// <summary>A batch of a host-wide capture started from this dashboard: decoded here and handed to its viewers.</summary>
-    public void CaptureBatch(AgentCaptureBatch batch) => Ignored(Current(AgentMessageCheck.Problem(batch), 0.25).Apply(Context.ConnectionId, batch));
-
-    /// <summary>A host-wide trace's packets and state.</summary>
-    public void TraceUpdate(AgentTraceUpdate update) => Ignored(Current(AgentMessageCheck.Problem(update), 0.25).Apply(Context.ConnectionId, update));
-
-    private void Ignored(string? why)
+    /// <summary>
+    /// A batch of a host-wide capture started from this dashboard: decoded here and handed to its viewers (each capture
+    /// at about the pace its host sends when all is well; see <see cref="RemoteCaptureSession.Admit"/>).
+    /// </summary>
+    public void CaptureBatch(AgentCaptureBatch batch)
     {
-        if (!string.IsNullOrEmpty(why))
+        var h = Current(AgentMessageCheck.Problem(batch), 0.25);
+        Dropped(h, batch.Id, AgentSessionAction.StopCapture, h.Apply(Context.ConnectionId, batch));
+    }
+
+    /// <summary>A host-wide trace's packets and state; a large update costs more of the host's rate.</summary>
+    public void TraceUpdate(AgentTraceUpdate update)
+    {
+        var h = Current(AgentMessageCheck.Problem(update), 0.25 + (update.Packets.Sum(p => p.Steps.Count) / 200.0));
+        Dropped(h, update.Id, AgentSessionAction.StopTrace, h.Apply(Context.ConnectionId, update));
+    }
+
+    /// <summary>
+    /// A message for a session this dashboard does not run (any more): the agent is asked to stop it (once per session
+    /// and 30 s), since nobody here can see or stop it; the drop is logged at most every 10 s per host.
+    /// </summary>
+    private void Dropped(RemoteHost h, string id, AgentSessionAction stop, string? why)
+    {
+        if (string.IsNullOrEmpty(why))
         {
-            logger.LogInformation("agent of {Host}: {Why}; the message is dropped", HostName, why);
+            return;
+        }
+
+        if (h.ShouldLogDrop())
+        {
+            logger.LogInformation("agent of {Host}: {Why}; the message is dropped (and later ones for 10 s without a line here)", h.Name, why);
+        }
+
+        if (h.AskToStop(id))
+        {
+            _ = agents.SessionAsync(h.Name, new AgentSessionCommand(stop, id), TimeSpan.FromSeconds(30), CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }
 

@@ -76,9 +76,11 @@ public class RemoteSessionsTests
         Assert.True(session.Completion.IsCompleted);
         Assert.True(events[^1].Final);
 
-        // A batch after the end changes nothing.
-        Assert.Null(h.Apply("c1", Batch(2, frames.Take(1), read: 7)));
+        // A batch after the end changes nothing; the agent is asked (once) to stop what it still sends.
+        Assert.Contains("no capture " + CaptureId + " runs", h.Apply("c1", Batch(2, frames.Take(1), read: 7)), StringComparison.Ordinal);
         Assert.Equal(4, h.Feed.FindCapture(CaptureId)!.Shown);
+        Assert.True(h.AskToStop(CaptureId));
+        Assert.False(h.AskToStop(CaptureId));
     }
 
     [Fact]
@@ -154,8 +156,94 @@ public class RemoteSessionsTests
         Assert.True(capture.Completion.IsCompleted);
         Assert.True(h.Feed.FindCapture(CaptureId)!.Ended);
         Assert.False(trace.IsRunning);
-        Assert.Contains("removed its rules", trace.EndMessage, StringComparison.Ordinal);
+        Assert.Contains("removes their rules", trace.EndMessage, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void AnAgentConnectingAgain_EndsWhatItRanForTheLastConnection()
+    {
+        var h = Connected();
+        var capture = Capture(h);
+
+        // The old connection was never seen to close (a half-open link, or the agent restarted at once).
+        h.Attach("c2", new AgentHello(AgentProtocol.Version, "1.0.0", null), () => { });
+
+        Assert.Equal(CaptureEndReason.Failed, capture.EndReason);
+        Assert.Contains("agent connected again", capture.EndMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Batches_FasterThanAHostSends_OrNumberedBackwards_AreNotTaken_AndTheEndSaysHowManyWereMissed()
+    {
+        var h = Connected();
+        var session = Capture(h);
+        var frames = await FramesAsync();
+
+        // 100 batches at once (a host sends one every 100 ms): about two seconds' worth are taken, the rest are not.
+        for (var i = 0; i < 100; i++)
+        {
+            h.Apply("c1", Batch(i, frames.Take(1), read: i + 1));
+        }
+
+        var shown = h.Feed.FindCapture(CaptureId)!.Shown;
+        Assert.InRange(shown, 20, 30);
+
+        // An old number again changes nothing.
+        h.Apply("c1", Batch(3, frames.Take(1), read: 1));
+        Assert.Equal(shown, h.Feed.FindCapture(CaptureId)!.Shown);
+
+        h.Apply("c1", Batch(100, [], final: true, read: 100));
+        Assert.Equal(100 - shown, session.LostBatches);
+        Assert.Contains($"{100 - shown} batches from the host never arrived", session.EndMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ATracesPaths_AreKeptUpToItsBudget_AndNothingAfterItsRulesAreGone()
+    {
+        var h = Connected();
+        var trace = new RemoteTraceSession(TraceId, h.Name, new TraceRequest("172.20.0.2", "172.21.0.2"));
+        h.Track(trace);
+        var step = new TraceStep("filter", "FORWARD", TraceStepKind.Rule, "ACCEPT", null, new string('r', AgentMessageCheck.MaxRuleText), 1);
+        TracedPacket Packet(int i) => new($"k{i}", DateTimeOffset.UtcNow, "br-2", "br-1", "172.20.0.2", "172.21.0.2", 84, i, [step, step, step, step]);
+
+        for (var i = 0; i < RemoteTraceSession.MaxPackets + 50; i += 50)
+        {
+            Assert.Null(h.Apply("c1", new AgentTraceUpdate(TraceId, [.. Enumerable.Range(i, 50).Select(Packet)], null, null, false, [], 0)));
+        }
+
+        Assert.Equal(RemoteTraceSession.MaxPackets, trace.Packets.Count);
+        Assert.Equal(50, trace.NotKept);
+
+        Assert.Null(h.Apply("c1", new AgentTraceUpdate(TraceId, [], DateTimeOffset.UtcNow, "stopped", true, [], 0)));
+        Assert.Contains("no trace", h.Apply("c1", new AgentTraceUpdate(TraceId, [Packet(9999)], null, null, false, [], 0)), StringComparison.Ordinal);
+        Assert.DoesNotContain(trace.Packets, p => p.Key == "k9999");
+    }
+
+    public static TheoryData<string, AgentSessionReply, AgentSessionAction> HostileReplies() => new()
+    {
+        { "Commands", new AgentSessionReply(Tag: "netlab:trace-agent-0123456789", Commands: [null!]), AgentSessionAction.StartTrace },
+        { "a started trace's Tag", new AgentSessionReply(Tag: "anything"), AgentSessionAction.StartTrace },
+        { "a started trace's Tag", new AgentSessionReply(), AgentSessionAction.StartTrace },
+        { "Refused and Failed are at most", new AgentSessionReply(Refused: new string('x', 5000)), AgentSessionAction.StartCapture },
+        { "a piece of a pcap", new AgentSessionReply(Pcap: new byte[AgentProtocol.MaxPcapChunk + 1], PcapLength: AgentProtocol.MaxPcapChunk + 1), AgentSessionAction.ReadPcap },
+        { "a piece of a pcap", new AgentSessionReply(Pcap: new byte[10], PcapLength: 5), AgentSessionAction.ReadPcap },
+        { "a piece of a pcap", new AgentSessionReply(Pcap: new byte[10], PcapLength: long.MaxValue), AgentSessionAction.ReadPcap },
+    };
+
+    [Theory]
+    [MemberData(nameof(HostileReplies))]
+    public void HostileReplies_AreRefusedBeforeUse_NamingTheMember(string expected, AgentSessionReply reply, AgentSessionAction action) =>
+        Assert.Contains(expected, AgentMessageCheck.Problem(reply, action, byteLimit: 100L * 1024 * 1024), StringComparison.Ordinal);
+
+    [Fact]
+    public void AcceptableReplies_PassTheCheck() => Assert.All(
+        [
+            (new AgentSessionReply(StartedAt: DateTimeOffset.UtcNow), AgentSessionAction.StartCapture),
+            (new AgentSessionReply(Tag: "netlab:trace-agent-0123456789", Commands: [new RuleCommandResult(true, "iptables …", "ok")]), AgentSessionAction.StartTrace),
+            (new AgentSessionReply(Pcap: new byte[24], PcapLength: 1000), AgentSessionAction.ReadPcap),
+            (new AgentSessionReply(Refused: "no capture 'x' that the dashboard started here"), AgentSessionAction.ReadPcap),
+        ],
+        r => Assert.Null(AgentMessageCheck.Problem(r.Item1, r.Item2, 100L * 1024 * 1024)));
 
     [Fact]
     public void EndedSessions_BeyondTheKeptNumber_AreForgotten_RunningOnesNever()
@@ -220,6 +308,7 @@ public class RemoteSessionsTests
             { "TraceUpdate.Packets[0]", ok with { Packets = [packet with { InInterface = new string('i', 17) }] } },
             { "TraceUpdate.Packets[0].Steps[0]", ok with { Packets = [packet with { Steps = [step with { Chain = "" }] }] } },
             { "TraceUpdate.Packets[0].Steps[0]", ok with { Packets = [packet with { Steps = [step with { Kind = (TraceStepKind)9 }] }] } },
+            { "TraceUpdate.Packets[0].Steps[0]", ok with { Packets = [packet with { Steps = [step with { RuleText = new string('r', AgentMessageCheck.MaxRuleText + 1) }] }] } },
             { "a list of at most 500 packets", ok with { Packets = [.. Enumerable.Repeat(packet, 501)] } },
             { "TraceUpdate.Commands", ok with { Commands = [new RuleCommandResult(true, null!, "ok")] } },
             { "UnparsedLines is not negative", ok with { UnparsedLines = -1 } },
