@@ -76,6 +76,19 @@ public class CaptureAndTraceTests
             await Assertions.Expect(dropped).ToBeVisibleAsync(Visible);
             await Assertions.Expect(dropped.Locator("[data-testid='trace-decision']")).ToContainTextAsync("DROP by filter DOCKER-ISOLATION-STAGE-2 #");
 
+            // The same packet's walk twice: as the kernel traced it here, and as the matrix's cell predicts it; drawn
+            // alike, and the same (hooks reached, deciding rule, verdict), with no disagreement said.
+            var tracedWalk = page.Locator("[data-testid='trace'] [data-testid='walk'][data-direction='request']").First;
+            await Assertions.Expect(tracedWalk).ToHaveAttributeAsync("data-verdict", "DROP");
+            await Assertions.Expect(page.Locator("[data-testid='trace'] [data-testid='walk-disagreement']")).ToHaveCountAsync(0);
+            var signature = await tracedWalk.GetAttributeAsync("data-signature");
+            await tracedWalk.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.ScreenshotDirectory, "walk-trace.png") });
+            var matrixPage = await page.Context.NewPageAsync();
+            await new DashboardPage(matrixPage).OpenAsync("isolation");
+            await matrixPage.Locator($"[data-testid='matrix'] [data-testid='matrix-cell'][data-from='{seed.Net2}'][data-to='{seed.Net1}']").ClickAsync();
+            await Assertions.Expect(matrixPage.Locator("[data-testid='cell-detail'] [data-testid='walk'][data-direction='request']")).ToHaveAttributeAsync("data-signature", signature!);
+            await matrixPage.CloseAsync();
+
             // With the ACCEPT pair: on c1's bridge the request arrives from net1's gateway (masqueraded) and the reply leaves.
             var (sub1, sub2) = (ipam1.GetProperty("Subnet").GetString()!, ipam2.GetProperty("Subnet").GetString()!);
             await lab.InsertAsync(new RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = sub2, Destination = sub1, Target = "ACCEPT", Tag = lab.Tag });

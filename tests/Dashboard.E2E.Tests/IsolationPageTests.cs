@@ -37,6 +37,14 @@ public class IsolationPageTests
             await cell.ClickAsync();
             await Assertions.Expect(page.Locator("[data-testid='cell-detail'] [data-testid='path-deciding']").First).ToContainTextAsync($"-o {seed.Bridge1} -j DROP");
 
+            // The packet's walk, drawn: it dies in the FORWARD hook's filter table, by the isolation DROP.
+            var walk = page.Locator("[data-testid='cell-detail'] [data-testid='walk'][data-direction='request']");
+            await Assertions.Expect(walk).ToHaveAttributeAsync("data-verdict", "DROP");
+            await Assertions.Expect(walk.Locator("[data-testid='walk-station'][data-decides='true']")).ToHaveAttributeAsync("data-table", "filter");
+            await Assertions.Expect(walk.Locator("[data-testid='walk-station'][data-decides='true']")).ToHaveAttributeAsync("data-hook", "forward");
+            await Assertions.Expect(walk.Locator("[data-testid='walk-rule']").Last).ToHaveAttributeAsync("href", new System.Text.RegularExpressions.Regex("chain=DOCKER-ISOLATION-STAGE-2"));
+            await walk.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.ScreenshotDirectory, "walk-matrix-cell.png") });
+
             // What-if: ACCEPT net2 → net1 at the head of DOCKER-USER delivers the request; the reply still dies.
             await page.Locator("[data-testid='whatif-preset-docker-user']").ClickAsync();
             await page.Locator("[data-testid='whatif-try']").ClickAsync();

@@ -35,6 +35,9 @@ public sealed class EvaluationContext
 /// <summary>A rule that decided: table, chain, 1-based position (null for a chain's policy) and its text.</summary>
 public sealed record RuleRef(string Table, string Chain, int? Position, string Rule);
 
+/// <summary>A base chain on a hook: its table, name and priority (iptables tables get the kernel's priorities).</summary>
+public sealed record WalkBase(string Table, string Chain, int Priority, bool IsNat);
+
 /// <summary>One rule (or policy) the packet met: whether it matched, and why not when it did not.</summary>
 public sealed record PathStep(string Hook, string Table, string Chain, int? Position, string Rule, bool Matched, string? Why, string? Action);
 
@@ -92,6 +95,14 @@ public static class PacketEvaluator
     private static readonly string[] LocalHookOrder = ["output", "postrouting"];
 
     private static readonly ConditionalWeakTable<Ruleset, CompiledRuleset> Cache = [];
+
+    /// <summary>The base chains a packet meets on <paramref name="hook"/>, in the order the kernel runs them (for drawing the walk).</summary>
+    public static IReadOnlyList<WalkBase> BaseChainsOf(Ruleset ruleset, string hook)
+    {
+        ArgumentNullException.ThrowIfNull(ruleset);
+        var compiled = Cache.GetValue(ruleset, r => new CompiledRuleset(r));
+        return [.. compiled.BaseChains(hook).Select(b => new WalkBase(b.Table.Name, b.Chain.Name, b.Priority, b.IsNat))];
+    }
 
     public static Evaluation Evaluate(Ruleset ruleset, FlowSpec flow, EvaluationContext? context = null, bool recordPath = true)
     {
