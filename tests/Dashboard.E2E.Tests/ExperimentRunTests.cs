@@ -31,9 +31,24 @@ public class ExperimentRunTests
         {
             await RunVariantAsync(page, "isolated", "0 of 3 replies");
             await Assertions.Expect(page.Locator("[data-testid='run-trace']").First).ToContainTextAsync("DOCKER-ISOLATION-STAGE-2");
+
+            // The first probe's walk, predicted and traced, drawn alike: both die in the FORWARD filter, and agree.
+            var walks = page.Locator("[data-testid='run-walks'] [data-testid='walk']");
+            await Assertions.Expect(walks.Nth(0)).ToHaveAttributeAsync("data-verdict", "DROP");
+            await Assertions.Expect(walks.Nth(1)).ToHaveAttributeAsync("data-verdict", "DROP");
+            Assert.Equal(await walks.Nth(0).GetAttributeAsync("data-signature"), await walks.Nth(1).GetAttributeAsync("data-signature"));
+            await Assertions.Expect(page.Locator("[data-testid='run-walks'] [data-testid='walk-disagreement']")).ToHaveCountAsync(0);
             await BrowserSession.ScreenshotAsync(page, "run-isolated");
             await RunVariantAsync(page, "docker-user", "3 of 3 replies");
             await Assertions.Expect(page.Locator("[data-testid='run-delta'].moving").Filter(new() { HasText = "netlab:run" })).ToHaveCountAsync(2);
+
+            // Accepted by the run's DOCKER-USER rule, masqueraded into net1, and the reply comes back: predicted and traced.
+            var accepted = page.Locator("[data-testid='run-walks'] [data-testid='walk'][data-direction='request']");
+            await Assertions.Expect(accepted.Nth(0)).ToHaveAttributeAsync("data-verdict", "ACCEPT");
+            await Assertions.Expect(accepted.Nth(1)).ToHaveAttributeAsync("data-verdict", "ACCEPT");
+            await Assertions.Expect(accepted.Nth(0).Locator("[data-testid='walk-nat']")).ToHaveCountAsync(1);
+            await Assertions.Expect(page.Locator("[data-testid='run-walks'] [data-testid='walk'][data-direction='reply'][data-verdict='ACCEPT']")).ToHaveCountAsync(2);
+            await Assertions.Expect(page.Locator("[data-testid='run-walks'] [data-testid='walk-disagreement']")).ToHaveCountAsync(0);
             await BrowserSession.ScreenshotAsync(page, "run-docker-user");
 
             await new DashboardPage(page).OpenAsync("runs");

@@ -14,7 +14,7 @@ using Microsoft.Extensions.Options;
 namespace Dashboard.App.Runs;
 
 /// <summary>One run as its page shows it: the record, its traffic, the predicted matrix and the traced packets (or why there are none).</summary>
-public sealed record RunView(int LabId, RunDetail Detail, RunTraffic Traffic, IsolationMatrix? Matrix, IReadOnlyList<TracedPacket> Traces, string? TraceNote);
+public sealed record RunView(int LabId, RunDetail Detail, RunTraffic Traffic, IsolationMatrix? Matrix, IReadOnlyList<TracedPacket> Traces, string? TraceNote, RunWalks? Walks = null);
 
 /// <summary>Two runs compared, with each run's predicted matrix.</summary>
 public sealed record RunComparisonView(RunComparison Comparison, IsolationMatrix? MatrixA, IsolationMatrix? MatrixB);
@@ -83,10 +83,14 @@ public sealed class RunHistory(IDbContextFactory<DashboardDbContext> dbs, LabAcc
         }
 
         var traffic = await RunQueries.TrafficAsync(db, id, ct: ct).ConfigureAwait(false);
-        var artifacts = await db.RunArtifacts.AsNoTracking().Where(a => a.RunId == id && (a.Kind == RunArtifactKind.Matrix || a.Kind == RunArtifactKind.Traces)).ToListAsync(ct).ConfigureAwait(false);
-        var matrix = artifacts.FirstOrDefault(a => a.Kind == RunArtifactKind.Matrix) is { } mx ? JsonSerializer.Deserialize<IsolationMatrix>(mx.Content, ScenarioDefinition.Json) : null;
-        var (traces, note) = artifacts.FirstOrDefault(a => a.Kind == RunArtifactKind.Traces) is { } tr ? TraceArtifact.Read(tr.Content) : ([], null);
-        return new RunView(labId, detail, traffic, matrix, traces, note);
+        var artifacts = await db.RunArtifacts.AsNoTracking()
+            .Where(a => a.RunId == id && (a.Kind == RunArtifactKind.Matrix || a.Kind == RunArtifactKind.Traces || a.Kind == RunArtifactKind.Topology || a.Kind == RunArtifactKind.RulesetAfter))
+            .ToListAsync(ct).ConfigureAwait(false);
+        string? Content(string kind) => artifacts.FirstOrDefault(a => a.Kind == kind)?.Content;
+        var matrix = Content(RunArtifactKind.Matrix) is { } mx ? JsonSerializer.Deserialize<IsolationMatrix>(mx, ScenarioDefinition.Json) : null;
+        var (traces, note) = Content(RunArtifactKind.Traces) is { } tr ? TraceArtifact.Read(tr) : ([], null);
+        var firstProbe = await db.RunProbes.AsNoTracking().Where(p => p.RunId == id).OrderBy(p => p.Order).FirstOrDefaultAsync(ct).ConfigureAwait(false);
+        return new RunView(labId, detail, traffic, matrix, traces, note, RunWalks.Of(firstProbe, Content(RunArtifactKind.Topology), Content(RunArtifactKind.RulesetAfter), traces));
     }
 
     /// <summary>Two runs side by side, or null when the caller may not see the first (the comparison reads both from its lab).</summary>

@@ -14,6 +14,9 @@ internal sealed class WalkLayout
 
     /// <summary>Characters of a rule's label that fit a station (10.5 px monospace); the rest is in its tooltip.</summary>
     public const int LabelChars = 36;
+
+    /// <summary>Characters of an end's line that fit its box.</summary>
+    public const int EndChars = 20;
     private const int MaxRules = 6;
     private const double Top = 30;
     private const double EndWidth = 140;
