@@ -258,7 +258,7 @@ public sealed class ChangeRequestService(
             }
         }
 
-        return new ChangeWhatIf(alone with { Command = CommandFor(rule, c.Id) }, together, [.. others.Select(o => o.Id)]);
+        return new ChangeWhatIf(alone with { Command = CommandFor(rule, c.Id), Commands = [CommandFor(rule, c.Id)] }, together, [.. others.Select(o => o.Id)]);
     }
 
 

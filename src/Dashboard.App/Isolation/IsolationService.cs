@@ -17,7 +17,11 @@ public enum Agreement
 }
 
 /// <summary>A cell with its probe: predicted round trip, observed round trip (ping replies), and whether they agree.</summary>
-public sealed record VerifiedCell(string From, string To, bool Predicted, bool? Observed, Agreement Agreement, string? ProbeFrom, string? ProbeTo, string Detail);
+public sealed record VerifiedCell(string From, string To, bool Predicted, bool? Observed, Agreement Agreement, string? ProbeFrom, string? ProbeTo, string Detail)
+{
+    /// <summary>Why a cell was not probed, in a few words for the cell itself (<see cref="Detail"/> says it whole).</summary>
+    public string? NotProbedBecause { get; init; }
+}
 
 public sealed record Verification(IsolationMatrix Matrix, IReadOnlyList<VerifiedCell> Cells, DateTimeOffset At)
 {
@@ -26,7 +30,22 @@ public sealed record Verification(IsolationMatrix Matrix, IReadOnlyList<Verified
     public int Disagreed => Cells.Count(c => c.Agreement == Agreement.Disagreed);
 }
 
-public sealed record WhatIf(IsolationMatrix Before, IsolationMatrix After, IReadOnlyList<MatrixChange> Changes, string Command);
+/// <summary>
+/// A what-if: the matrix before and after the rules (added in order), the cells that change, the first rule's command
+/// and every rule's (<see cref="Commands"/>), and the rulesets and context behind the two matrices (to draw a changed
+/// cell's walk before and after).
+/// </summary>
+public sealed record WhatIf(IsolationMatrix Before, IsolationMatrix After, IReadOnlyList<MatrixChange> Changes, string Command)
+{
+    /// <summary>The iptables command of each rule, in the order they are added.</summary>
+    public IReadOnlyList<string> Commands { get; init; } = [Command];
+
+    public Ruleset? RulesetBefore { get; init; }
+
+    public Ruleset? RulesetAfter { get; init; }
+
+    public EvaluationContext? Context { get; init; }
+}
 
 /// <summary>
 /// Isolation matrices for the live host (the live feed's ruleset and topology, or a fresh read when the collector is
@@ -77,6 +96,9 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
     public Task<WhatIf> WhatIfAsync(RuleSpec spec, string by, MatrixProbe matrixProbe, CancellationToken ct = default) =>
         WhatIfAsync([spec], by, matrixProbe, ct);
 
+    /// <summary>The most rules one what-if stacks.</summary>
+    public const int MaxWhatIfRules = 20;
+
     /// <summary>The dashboard's own host's name.</summary>
     public string LocalHost => feed.Host;
 
@@ -88,17 +110,40 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
     public async Task<WhatIf> WhatIfOnAsync(string? host, IReadOnlyList<RuleSpec> specs, string by, MatrixProbe matrixProbe, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(specs);
-        var spec = specs[0];
+        if (specs.Count == 0)
+        {
+            throw new WhatIfException("give at least one rule");
+        }
+
         var (ruleset, topology) = host is null || host == feed.Host ? await CurrentAsync(ct)
             : hosts.Remote(host) is { Feed: { Ruleset: { } r, Topology: { } t } } ? (r, t)
             : throw new Dashboard.App.Hosts.HostUnavailableException($"host '{host}' has not reported its rules and containers: no what-if for it");
         var endpoints = Endpoints(topology, by);
         var context = IsolationMatrices.ContextFor(topology);
-        var edited = specs.Aggregate(ruleset, RulesetEditor.WithRule);
+        if (specs.Count > MaxWhatIfRules)
+        {
+            throw new WhatIfException($"at most {MaxWhatIfRules} rules at once ({specs.Count} given)");
+        }
+
+        var edited = ruleset;
+        for (var i = 0; i < specs.Count; i++)
+        {
+            try
+            {
+                edited = RulesetEditor.WithRule(edited, specs[i]);
+            }
+            catch (WhatIfException ex) when (specs.Count > 1)
+            {
+                // Each rule goes into the ruleset as the ones before it left it: its position counts them.
+                throw new WhatIfException($"rule {i + 1} of {specs.Count}: {ex.Message}");
+            }
+        }
+
         var before = IsolationMatrices.Build(ruleset, endpoints, matrixProbe, context);
         var after = IsolationMatrices.Build(edited, endpoints, matrixProbe, context);
         var o = hostOptions.Value;
-        return new WhatIf(before, after, IsolationMatrices.Diff(before, after), Dashboard.Host.Processes.CommandLine.Format(o.Iptables, spec.InsertArguments(o.XtablesLockWaitSeconds)));
+        var commands = specs.Select(sp => Dashboard.Host.Processes.CommandLine.Format(o.Iptables, sp.InsertArguments(o.XtablesLockWaitSeconds))).ToList();
+        return new WhatIf(before, after, IsolationMatrices.Diff(before, after), commands[0]) { Commands = commands, RulesetBefore = ruleset, RulesetAfter = edited, Context = context };
     }
 
     /// <summary>Pings each cell from a container of the source to a container of the destination and compares with the prediction.</summary>
@@ -186,24 +231,30 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
         var (target, targetContainer) = same ? (to.Peer, to.PeerContainer) : (to.Address, to.Container);
         if (matrixProbe.Protocol != "icmp")
         {
-            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, null, null, "probes are pings: verify the ICMP matrix");
+            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, null, null, "probes are pings: verify the ICMP matrix") { NotProbedBecause = "probes are pings" };
+        }
+
+        if (IsolationMatrices.StaysInside(from, to))
+        {
+            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, from.Container, to.Container,
+                "the packet stays inside the container (its own address): the host's rules are not on its way") { NotProbedBecause = "stays inside the container" };
         }
 
         if (cell.Request == Verdict.Undetermined || cell.Reply == Verdict.Undetermined)
         {
-            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, null, null, "the prediction is undetermined: " + cell.Reason);
+            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, null, null, "the prediction is undetermined: " + cell.Reason) { NotProbedBecause = "undetermined" };
         }
 
         if (from.Container is null || targetContainer is null || target is null)
         {
             return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, from.Container, targetContainer,
-                same ? "needs two running containers on this network" : "needs a running container on both networks");
+                same ? "needs two running containers on this network" : "needs a running container on both networks") { NotProbedBecause = same ? "one container on the network" : "no container to ping" };
         }
 
         if (!labContainers.Contains(from.Container) || !labContainers.Contains(targetContainer))
         {
             return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, from.Container, targetContainer,
-                $"only the lab's own containers (those of a run in a lab where you are an Operator) are probed; {(labContainers.Contains(from.Container) ? targetContainer : from.Container)} is not one");
+                $"only the lab's own containers (those of a run in a lab where you are an Operator) are probed; {(labContainers.Contains(from.Container) ? targetContainer : from.Container)} is not one") { NotProbedBecause = "not a lab's container" };
         }
 
         try
@@ -215,7 +266,7 @@ public sealed class IsolationService(LiveFeed feed, Dashboard.Host.HostInspector
         }
         catch (Exception ex) when (ex is ProbeRejectedException or Docker.DotNet.DockerApiException or OperationCanceledException or HttpRequestException or Dashboard.App.Hosts.HostUnavailableException)
         {
-            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, from.Container, targetContainer, "probe failed: " + ex.Message);
+            return new VerifiedCell(cell.From, cell.To, cell.Succeeds, null, Agreement.NotProbed, from.Container, targetContainer, "probe failed: " + ex.Message) { NotProbedBecause = "probe failed" };
         }
     }
 }

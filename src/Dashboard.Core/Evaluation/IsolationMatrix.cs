@@ -101,6 +101,14 @@ public static class IsolationMatrices
     {
         ArgumentNullException.ThrowIfNull(from);
         ArgumentNullException.ThrowIfNull(to);
+        if (StaysInside(from, to))
+        {
+            // A container's own addresses are local to its namespace: the packet goes through its loopback and never
+            // reaches the host's bridge, so no rule of the host decides it.
+            return new MatrixCell(from.Key, to.Key, Verdict.Accept, Verdict.Accept, true, "delivered inside the container (its own address: the host never sees it)", null, null,
+                $"{to.Address} is {from.Container}'s own address: the packet stays in its network namespace");
+        }
+
         var destination = from.Key == to.Key ? to.Peer ?? to.Address : to.Address;
         var flow = new FlowSpec
         {
@@ -115,6 +123,17 @@ public static class IsolationMatrices
         var deciding = rt.Request.Verdict != Verdict.Accept || rt.Reply is null || rt.Reply.Verdict == Verdict.Accept ? rt.Request.DecidingRule : rt.Reply.DecidingRule;
         var reason = rt.Request.Reason ?? rt.Reply?.Reason;
         return new MatrixCell(from.Key, to.Key, rt.Request.Verdict, rt.Reply?.Verdict, rt.Succeeds, rt.Outcome, deciding, rt.Request.NatSource, reason);
+    }
+
+    /// <summary>
+    /// Whether a cell's packet stays inside one container: from a container endpoint to the same container (itself, or
+    /// its endpoint on another network), whose addresses are all its own.
+    /// </summary>
+    public static bool StaysInside(MatrixEndpoint from, MatrixEndpoint to)
+    {
+        ArgumentNullException.ThrowIfNull(from);
+        ArgumentNullException.ThrowIfNull(to);
+        return from.Peer is null && to.Peer is null && from.Container is not null && from.Container == to.Container;
     }
 
     /// <summary>The cells whose round trip, verdicts or deciding rule differ.</summary>

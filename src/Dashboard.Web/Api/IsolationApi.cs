@@ -147,22 +147,43 @@ public static class IsolationApi
             return bad;
         }
 
-        if (body.Rule is not { } r)
+        if ((body.Rule, body.Rules) is (null, null or { Count: 0 }) or (not null, { Count: > 0 }))
         {
-            return Bad("give the proposed \"rule\"");
+            return Bad("give the proposed \"rule\", or \"rules\" to add in order (not both)");
+        }
+
+        var rules = body.Rules is { Count: > 0 } many ? many : [body.Rule!];
+        if (rules.Count > IsolationService.MaxWhatIfRules)
+        {
+            return Bad($"\"rules\": at most {IsolationService.MaxWhatIfRules} rules at once ({rules.Count} given)");
         }
 
         try
         {
-            var spec = r.ToSpec(RuleTag.For("whatif"));
-            if (spec.Validate() is { Count: > 0 } errors)
+            var specs = new List<RuleSpec>(rules.Count);
+            for (var i = 0; i < rules.Count; i++)
             {
-                return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "The rule is not valid", detail: string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}")),
-                    extensions: new Dictionary<string, object?> { ["errors"] = errors });
+                var place = body.Rules is null ? "rule" : $"rules[{i}]";
+                if (rules[i] is null)
+                {
+                    return Bad($"\"{place}\" is null");
+                }
+
+                var spec = rules[i].ToSpec(RuleTag.For("whatif"));
+                if (spec.Validate() is { Count: > 0 } errors)
+                {
+                    return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: $"The {place} is not valid", detail: string.Join("; ", errors.Select(e => $"{place}.{e.Key}: {e.Value}")),
+                        extensions: new Dictionary<string, object?> { ["errors"] = errors, ["place"] = place });
+                }
+
+                specs.Add(spec);
             }
 
-            var w = await isolation.WhatIfAsync(spec, body.By ?? "networks", new MatrixProbe(body.Protocol ?? "icmp", body.Port), ct);
-            return TypedResults.Ok(new WhatIfDto(MatrixDto.From(w.Before), MatrixDto.From(w.After), w.Changes.Select(c => new CellChangeDto(c.From, c.To, CellDto.Of(c.Before), CellDto.Of(c.After))).ToList(), w.Command));
+            var w = await isolation.WhatIfAsync(specs, body.By ?? "networks", new MatrixProbe(body.Protocol ?? "icmp", body.Port), ct);
+            return TypedResults.Ok(new WhatIfDto(MatrixDto.From(w.Before), MatrixDto.From(w.After), w.Changes.Select(c => new CellChangeDto(c.From, c.To, CellDto.Of(c.Before), CellDto.Of(c.After))).ToList(), w.Command)
+            {
+                Commands = w.Commands,
+            });
         }
         catch (WhatIfException ex)
         {
@@ -171,5 +192,11 @@ public static class IsolationApi
     }
 }
 
-/// <summary>A rule to try (the same fields as a change request's rule; any table and target iptables accepts), and the matrix to show.</summary>
-public sealed record WhatIfRequest(ChangeRule? Rule, string? By, string? Protocol, int? Port);
+/// <summary>
+/// A rule to try, or several added in order (each position counts the rules before it), with the same fields as a
+/// change request's rule (any table and target iptables accepts), and the matrix to show.
+/// </summary>
+public sealed record WhatIfRequest(ChangeRule? Rule, string? By, string? Protocol, int? Port)
+{
+    public IReadOnlyList<ChangeRule>? Rules { get; init; }
+}

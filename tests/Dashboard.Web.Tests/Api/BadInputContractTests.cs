@@ -73,4 +73,28 @@ public sealed class BadInputContractTests : IDisposable
         Assert.True(statuses.GetValueOrDefault(("explain", HttpStatusCode.BadRequest)) > 50, string.Join(", ", statuses.Select(s => $"{s.Key}: {s.Value}")));
         Assert.Equal(0, statuses.Where(s => s.Key.Item2 is HttpStatusCode.Unauthorized or HttpStatusCode.TooManyRequests).Sum(s => s.Value));
     }
+
+    [Fact]
+    public async Task AWhatIfOfSeveralRules_NamesTheBadRule_AndRefusesTooManyOrBoth()
+    {
+        var good = new { chain = "DOCKER-USER", position = 1, source = "172.18.0.0/16", target = "ACCEPT" };
+        var bad = new { chain = "DOCKER-USER", position = 1, source = "172.18.0.0/99", target = "ACCEPT" };
+
+        using var second = await _client.PostAsJsonAsync("/api/isolation/what-if", new { rules = new object[] { good, bad } });
+        Assert.Equal(HttpStatusCode.BadRequest, second.StatusCode);
+        var text = await second.Content.ReadAsStringAsync();
+        Assert.Contains("rules[1].Source", text, StringComparison.Ordinal);
+
+        using var both = await _client.PostAsJsonAsync("/api/isolation/what-if", new { rule = good, rules = new object[] { good } });
+        Assert.Equal(HttpStatusCode.BadRequest, both.StatusCode);
+        Assert.Contains("not both", await both.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        using var many = await _client.PostAsJsonAsync("/api/isolation/what-if", new { rules = Enumerable.Repeat<object>(good, 21).ToArray() });
+        Assert.Equal(HttpStatusCode.BadRequest, many.StatusCode);
+        Assert.Contains("at most 20 rules", await many.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        using var nulls = await _client.PostAsJsonAsync("/api/isolation/what-if", new { rules = new object?[] { good, null } });
+        Assert.Equal(HttpStatusCode.BadRequest, nulls.StatusCode);
+        Assert.Contains("rules[1]", await nulls.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
 }

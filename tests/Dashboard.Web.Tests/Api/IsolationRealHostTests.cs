@@ -68,6 +68,22 @@ public class IsolationRealHostTests
         Assert.Equal("the request is delivered but the reply is dropped", Cell(w.GetProperty("after"), plain, noIcc).GetProperty("outcome").GetString());
         Assert.StartsWith("iptables -w 5 -t filter -I DOCKER-USER 1 -s " + ipamPlain, w.GetProperty("command").GetString(), StringComparison.Ordinal);
 
+        // Both rules stacked in one what-if: the pair opens both ways, as the real rules below then prove.
+        var stacked = await http.PostAsJsonAsync("/api/isolation/what-if", new
+        {
+            rules = new[]
+            {
+                new { chain = "DOCKER-USER", position = 1, source = ipamPlain, destination = ipamNoIcc, target = "ACCEPT" },
+                new { chain = "DOCKER-USER", position = 1, source = ipamNoIcc, destination = ipamPlain, target = "ACCEPT" },
+            },
+        });
+        Assert.Equal(HttpStatusCode.OK, stacked.StatusCode);
+        var ws = await stacked.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.True(Cell(ws.GetProperty("after"), plain, noIcc).GetProperty("succeeds").GetBoolean());
+        Assert.True(Cell(ws.GetProperty("after"), noIcc, plain).GetProperty("succeeds").GetBoolean());
+        Assert.Equal(2, ws.GetProperty("commands").GetArrayLength());
+        Assert.StartsWith("iptables -w 5 -t filter -I DOCKER-USER 1 -s " + ipamNoIcc, ws.GetProperty("commands")[1].GetString(), StringComparison.Ordinal);
+
         await lab.InsertAsync(new RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = ipamPlain, Destination = ipamNoIcc, Target = "ACCEPT", Tag = lab.Tag });
         await lab.InsertAsync(new RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = ipamNoIcc, Destination = ipamPlain, Target = "ACCEPT", Tag = lab.Tag });
         var after = await VerifyAsync();

@@ -64,4 +64,54 @@ public sealed class IsolationHostPickerTests : DashboardTestContext
             Assert.Equal("false", cell.GetAttribute("data-succeeds"));
         }, TimeSpan.FromSeconds(10));
     }
+
+    [SkippableFact]
+    public async Task WhatIf_StacksRules_TheChangedCellShowsItsWalkNowAndWithThem()
+    {
+        RealHost.Require();
+        var otto = await _app.CreateUserAsync("otto", 1, LabRole.Operator);
+        var auth = AddAuthorization();
+        auth.SetAuthorized(otto.Name);
+        auth.SetClaims(new Claim(ClaimTypes.NameIdentifier, otto.Id));
+
+        // A 20.10 host with the seed's two isolated networks, as its agent reports them.
+        var remote = _app.Services.GetRequiredService<HostDirectory>().Connect("engine-2010", "c1", new AgentHello(AgentProtocol.Version, "1", null), () => { });
+        var dump = TestPaths.ReadShared("iptables/docker-20.10-two-networks-isolated.save");
+        var topology = new HostTopology(new EngineInfo("20.10.24", "1.41", null, null, null, null, FirewallBackend.IptablesLegacy, "engine-2010", null, null),
+            [Net("net1", "br-5bb1f7c6955f", "172.18.0.0/16"), Net("net2", "br-99a370db15a4", "172.19.0.0/16")], [], [], [], DateTimeOffset.UtcNow, []);
+        remote.Apply("c1", new AgentSnapshot(0, CollectorStatus.Starting("x", 4) with { EngineAvailable = true, FirewallAvailable = true }, topology,
+            new AgentFirewall(RulesetFormat.IptablesSave, dump, null, DateTimeOffset.UtcNow)));
+
+        var cut = Render<WhatIfPanel>(p => p.Add(x => x.By, "networks").Add(x => x.Protocol, "icmp").Add(x => x.Host, "engine-2010"));
+        cut.Find("input[data-testid='whatif-source']").Change("172.19.0.0/16");
+        cut.Find("input[data-testid='whatif-destination']").Change("172.18.0.0/16");
+        cut.Find("[data-testid='whatif-try']").Click();
+        cut.WaitForAssertion(() => Assert.Contains("half", cut.Find("[data-testid='whatif-matrix'] [data-testid='matrix-cell'][data-from='net2'][data-to='net1']").ClassList));
+
+        // Keep it, add the reverse: the round trip opens.
+        cut.Find("[data-testid='whatif-keep']").Click();
+        Assert.Single(cut.FindAll("[data-testid='whatif-stack-rule']"));
+        Assert.Contains("-s 172.19.0.0/16 -d 172.18.0.0/16", cut.Find("[data-testid='whatif-stack-rule']").TextContent, StringComparison.Ordinal);
+        cut.Find("input[data-testid='whatif-source']").Change("172.18.0.0/16");
+        cut.Find("input[data-testid='whatif-destination']").Change("172.19.0.0/16");
+        Assert.Contains("these 2 rules", cut.Find("[data-testid='whatif-try']").TextContent, StringComparison.Ordinal);
+        cut.Find("[data-testid='whatif-try']").Click();
+        cut.WaitForAssertion(() => Assert.Equal("true", cut.Find("[data-testid='whatif-matrix'] [data-testid='matrix-cell'][data-from='net2'][data-to='net1']").GetAttribute("data-succeeds")));
+        Assert.Equal(2, cut.FindAll("[data-testid='whatif-command']").Count);
+        Assert.Contains("whatif-propose", cut.Markup, StringComparison.Ordinal);
+        Assert.Contains("Propose as 2 changes", cut.Find("[data-testid='whatif-propose']").TextContent, StringComparison.Ordinal);
+
+        // The changed cell's walk: dropped in the isolation chain now, accepted in DOCKER-USER with the rules.
+        cut.Find("[data-testid='whatif-matrix'] [data-testid='matrix-cell'][data-from='net2'][data-to='net1']").Click();
+        var now = cut.Find("[data-testid='whatif-before'] [data-testid='walk'][data-direction='request']").GetAttribute("data-signature");
+        var with = cut.Find("[data-testid='whatif-after'] [data-testid='walk'][data-direction='request']").GetAttribute("data-signature");
+        Assert.Contains("DOCKER-ISOLATION-STAGE-2", now, StringComparison.Ordinal);
+        Assert.True(with!.Contains("filter DOCKER-USER #", StringComparison.Ordinal) && with.EndsWith("ACCEPT", StringComparison.Ordinal), with);
+        Assert.Single(cut.FindAll("[data-testid='whatif-after'] [data-testid='walk'][data-direction='reply']"));
+
+        // Only the kept rule: half open again.
+        cut.Find("[data-testid='whatif-try-kept']").Click();
+        cut.WaitForAssertion(() => Assert.Equal("false", cut.Find("[data-testid='whatif-matrix'] [data-testid='matrix-cell'][data-from='net2'][data-to='net1']").GetAttribute("data-succeeds")));
+        Assert.Single(cut.FindAll("[data-testid='whatif-command']"));
+    }
 }

@@ -39,7 +39,11 @@ public sealed record MatrixDto(IReadOnlyList<MatrixEndpoint> Endpoints, string P
 
 public sealed record CellChangeDto(string From, string To, CellDto Before, CellDto After);
 
-public sealed record WhatIfDto(MatrixDto Before, MatrixDto After, IReadOnlyList<CellChangeDto> Changes, string Command);
+public sealed record WhatIfDto(MatrixDto Before, MatrixDto After, IReadOnlyList<CellChangeDto> Changes, string Command)
+{
+    /// <summary>Every rule's command, in the order they are added (the first is <see cref="Command"/>).</summary>
+    public IReadOnlyList<string> Commands { get; init; } = [Command];
+}
 
 public sealed record VerifyRequest(string? By, string? Protocol, int? Port);
 
