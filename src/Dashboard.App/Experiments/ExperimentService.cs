@@ -51,7 +51,7 @@ public sealed class ExperimentService(IDbContextFactory<DashboardDbContext> dbs,
         ScenarioDefinition? scenario = null;
         try
         {
-            scenario = ScenarioDefinition.Parse(scenarioJson);
+            scenario = ScenarioDefinition.Parse(scenarioJson, strict: true);
         }
         catch (ScenarioException ex)
         {

@@ -242,7 +242,7 @@ public static partial class RunArchive
         ScenarioDefinition scenario;
         try
         {
-            scenario = ScenarioDefinition.Parse(manifest.Experiment.Scenario.GetRawText());
+            scenario = ScenarioDefinition.Parse(manifest.Experiment.Scenario.GetRawText(), strict: true);
         }
         catch (ScenarioException ex)
         {

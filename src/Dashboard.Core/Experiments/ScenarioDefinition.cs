@@ -42,6 +42,9 @@ public sealed partial record ScenarioDefinition(
 
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Converters = { new JsonStringEnumConverter() } };
 
+    /// <summary>Reading a scenario someone wrote: a field the scenario does not have is an error (a typo would otherwise be lost silently).</summary>
+    private static readonly JsonSerializerOptions Strict = new(Json) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
+
     /// <summary>
     /// The chains a variant's rules may go in: the user chain and the isolation chains of Docker's layouts. A variant runs
     /// without approval (Operator role), so it may only change what happens to the run's own traffic.
@@ -63,16 +66,20 @@ public sealed partial record ScenarioDefinition(
     private static partial Regex ShortName();
 
 
-    public static ScenarioDefinition Parse(string json)
+    /// <summary>
+    /// Reads and validates a scenario. <paramref name="strict"/> (what someone just wrote or imported): a field the
+    /// scenario does not have is an error; stored scenarios, already accepted, are read without it.
+    /// </summary>
+    public static ScenarioDefinition Parse(string json, bool strict = false)
     {
         ScenarioDefinition? d;
         try
         {
-            d = JsonSerializer.Deserialize<ScenarioDefinition>(json, Json);
+            d = JsonSerializer.Deserialize<ScenarioDefinition>(json, strict ? Strict : Json);
         }
         catch (JsonException ex)
         {
-            throw new ScenarioException([$"not a scenario in JSON: {ex.Message}"]);
+            throw new ScenarioException([ScenarioJsonErrors.Describe(json, ex)]);
         }
 
         if (d is null)
