@@ -140,11 +140,12 @@ public partial class LiveFeed : ICollectorSink
         }
     }
 
-    public double PacketRate(RuleId id, DateTimeOffset now, TimeSpan over)
+    /// <summary>The rule's packet rate while it moved in the last <paramref name="over"/> (<see cref="CounterHistory.RateOf"/>).</summary>
+    public CounterRate? RateOf(RuleId id, DateTimeOffset now, TimeSpan over)
     {
         lock (_gate)
         {
-            return _history.PacketRate(id, now, over);
+            return _history.RateOf(id, now, over);
         }
     }
 

@@ -3,8 +3,11 @@ namespace Dashboard.Core.Capture;
 /// <summary>Packets and bytes of one flow (direction included) over a span of time.</summary>
 public sealed record FlowCount(string Flow, long Packets, long Bytes, DateTimeOffset First, DateTimeOffset Last)
 {
-    /// <summary>Packets per second between the first and the last packet (the count itself when they coincide).</summary>
-    public double Rate => Last > First ? Packets / (Last - First).TotalSeconds : Packets;
+    /// <summary>
+    /// Packets per second over the time the flow has existed: the packets after its first over the time from its first
+    /// packet to its last (a packet a second for n packets is n-1 over n-1 s); null before a second packet.
+    /// </summary>
+    public double? Rate => Packets > 1 && Last > First ? (Packets - 1) / (Last - First).TotalSeconds : null;
 }
 
 /// <summary>

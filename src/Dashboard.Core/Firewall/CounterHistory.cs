@@ -43,24 +43,46 @@ public sealed class CounterHistory
 
     public IReadOnlyList<CounterSample> Samples(RuleId id) => _samples.TryGetValue(id, out var q) ? q.ToArray() : [];
 
-    /// <summary>Packets per second over the last <paramref name="over"/>, from the samples that span it; 0 with fewer than two samples.</summary>
-    public double PacketRate(RuleId id, DateTimeOffset now, TimeSpan over)
+    /// <summary>
+    /// Packets per second while the counter moved in the last <paramref name="over"/>: the packets counted after its
+    /// first rise in that window, over the time from that rise to its last (a flow younger than the window is measured
+    /// over the time it has existed, not over idle seconds before it); null before a second rise. A reset starts anew.
+    /// </summary>
+    public CounterRate? RateOf(RuleId id, DateTimeOffset now, TimeSpan over)
     {
         if (!_samples.TryGetValue(id, out var q) || q.Count < 2)
         {
-            return 0;
+            return null;
         }
 
-        var recent = q.Where(s => now - s.At <= over).ToList();
-        if (recent.Count == 0)
+        CounterSample? previous = null;
+        CounterSample? first = null;
+        CounterSample? last = null;
+        foreach (var s in q)
         {
-            return 0;
+            if (previous is { } p && now - s.At <= over)
+            {
+                if (s.Packets < p.Packets)
+                {
+                    first = last = null;
+                }
+                else if (s.Packets > p.Packets)
+                {
+                    first ??= s;
+                    last = s;
+                }
+            }
+
+            previous = s;
         }
 
-        var baseline = q.LastOrDefault(s => now - s.At > over) ?? recent[0];
-        var last = recent[^1];
-        var seconds = (last.At - baseline.At).TotalSeconds;
-        return seconds <= 0 || last.Packets < baseline.Packets ? 0 : (last.Packets - baseline.Packets) / seconds;
+        if (first is null || last is null || last.At <= first.At)
+        {
+            return null;
+        }
+
+        var span = last.At - first.At;
+        return new CounterRate((last.Packets - first.Packets) / span.TotalSeconds, last.Packets - first.Packets, span);
     }
 
     /// <summary>When the rule's packet counter last rose, or null.</summary>
@@ -85,3 +107,6 @@ public sealed class CounterHistory
 }
 
 public sealed record CounterSample(DateTimeOffset At, ulong Packets, ulong Bytes);
+
+/// <summary>A counter's rate: <see cref="Packets"/> counted over <see cref="Over"/>.</summary>
+public readonly record struct CounterRate(double PerSecond, ulong Packets, TimeSpan Over);

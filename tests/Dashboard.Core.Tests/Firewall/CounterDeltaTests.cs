@@ -66,9 +66,43 @@ public class CounterDeltaTests
         h.Record(id, t0.AddSeconds(1), 12, 1008);
         h.Record(id, t0.AddSeconds(2), 14, 1176);
 
-        Assert.Equal(2.0, h.PacketRate(id, t0.AddSeconds(2), TimeSpan.FromSeconds(5)), 3);
+        var rate = h.RateOf(id, t0.AddSeconds(2), TimeSpan.FromSeconds(5))!.Value;
+        Assert.Equal(2.0, rate.PerSecond, 3);
+        Assert.Equal((2UL, TimeSpan.FromSeconds(1)), (rate.Packets, rate.Over));
         Assert.Equal(t0.AddSeconds(2), h.LastMoved(id));
         h.Prune(t0.AddMinutes(5));
         Assert.Equal(0, h.RuleCount);
+    }
+
+    [Fact]
+    public void History_ANewFlow_IsMeasuredOverTheTimeItHasExisted_NotTheIdleBefore()
+    {
+        // The counter read (and kept) long before the flow began: a packet a second since t0 is 1 pkt/s, not 0.1.
+        var h = new CounterHistory();
+        var id = new RuleId(TableFamily.Ipv4, "filter", "X", "-A X -j DROP");
+        var t0 = DateTimeOffset.Parse("2026-11-28T12:00:00Z", System.Globalization.CultureInfo.InvariantCulture);
+        h.Record(id, t0.AddSeconds(-40), 7, 0);
+        h.Record(id, t0, 8, 0);
+        Assert.Null(h.RateOf(id, t0.AddSeconds(0.25), TimeSpan.FromSeconds(5)));
+
+        h.Record(id, t0.AddSeconds(1), 9, 0);
+        Assert.Equal(1.0, h.RateOf(id, t0.AddSeconds(1.25), TimeSpan.FromSeconds(5))!.Value.PerSecond, 3);
+        h.Record(id, t0.AddSeconds(2), 10, 0);
+        h.Record(id, t0.AddSeconds(3), 11, 0);
+        var r = h.RateOf(id, t0.AddSeconds(3.1), TimeSpan.FromSeconds(5))!.Value;
+        Assert.Equal((1.0, 3UL, TimeSpan.FromSeconds(3)), (Math.Round(r.PerSecond, 3), r.Packets, r.Over));
+
+        // Older than the window: only the rises within it count (10 → 11 … over the last 5 s).
+        for (var s = 4; s <= 10; s++)
+        {
+            h.Record(id, t0.AddSeconds(s), (ulong)(8 + s), 0);
+        }
+
+        r = h.RateOf(id, t0.AddSeconds(10), TimeSpan.FromSeconds(5))!.Value;
+        Assert.Equal((1.0, TimeSpan.FromSeconds(5)), (Math.Round(r.PerSecond, 3), r.Over));
+
+        // A reset (a rule replaced, counters zeroed) starts anew.
+        h.Record(id, t0.AddSeconds(11), 0, 0);
+        Assert.Null(h.RateOf(id, t0.AddSeconds(11), TimeSpan.FromSeconds(5)));
     }
 }

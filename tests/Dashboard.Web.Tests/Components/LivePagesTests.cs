@@ -58,14 +58,19 @@ public class LivePagesTests : DashboardTestContext
         Assert.Equal("3", cut.Find($"{row} .pkts").TextContent);
         Assert.DoesNotContain("moving", cut.Find(row).ClassName);
 
-        Feed.CountersChanged(new CountersUpdate("test-host", DateTimeOffset.UtcNow, [new RuleCounterChange(RuleId.Of(drop), 4, 6, 504, 3, 252, false)], []));
+        var firstRise = DateTimeOffset.UtcNow;
+        Feed.CountersChanged(new CountersUpdate("test-host", firstRise, [new RuleCounterChange(RuleId.Of(drop), 4, 6, 504, 3, 252, false)], []));
 
         cut.WaitForAssertion(() =>
         {
             Assert.Equal("6", cut.Find($"{row} .pkts").TextContent);
             Assert.Contains("moving", cut.Find(row).ClassName);
-            Assert.Contains("pkt/s", cut.Find($"{row} [data-testid='rate']").TextContent);
+            Assert.Equal("first packets", cut.Find($"{row} [data-testid='rate']").TextContent);
         });
+
+        // A second rise a second later: the rate is over the time between them, and says so.
+        Feed.CountersChanged(new CountersUpdate("test-host", firstRise.AddSeconds(1), [new RuleCounterChange(RuleId.Of(drop), 4, 9, 756, 3, 252, false)], []));
+        cut.WaitForAssertion(() => Assert.Equal("3 pkt/s over 1 s", cut.Find($"{row} [data-testid='rate']").TextContent));
     }
 
     [Fact]

@@ -127,6 +127,26 @@ internal static class RuleMarkup
     private static string Link(string table, string chain) => $"firewall#{FirewallPage.ChainAnchor(table, chain)}";
 
     /// <summary>
+    /// A moving rule's rate, said with what it is over: "1 pkt/s over 4 s" (from the counter's first rise in the window
+    /// to its last), or "first packets" before a second rise gives it a span.
+    /// </summary>
+    public static MarkupString RateOf(CounterRate? rate, TimeSpan window)
+    {
+        var e = HtmlEncoder.Default;
+        var seconds = window.TotalSeconds.ToString("0", CultureInfo.InvariantCulture);
+        if (rate is not { } r)
+        {
+            var once = e.Encode("the counter rose once in the last " + seconds + " s: a rate needs a second rise");
+            return new MarkupString("<span class=\"rate\" data-testid=\"rate\" title=\"" + once + "\">first packets</span>");
+        }
+
+        var over = r.Over.TotalSeconds;
+        var title = e.Encode(string.Create(CultureInfo.InvariantCulture, $"{r.Packets} packets after the first rise over {over:0.0} s, in the last {seconds} s"));
+        return new MarkupString(string.Create(CultureInfo.InvariantCulture,
+            $"<span class=\"rate\" data-testid=\"rate\" data-rate=\"{r.PerSecond:0.###}\" title=\"{title}\">{r.PerSecond:0.#} pkt/s over {over:0.#} s</span>"));
+    }
+
+    /// <summary>
     /// A minute of a counter as a line (packets per sample interval, at each later sample's time), drawn for the
     /// current second and shared by every page showing that rule in that second.
     /// </summary>
