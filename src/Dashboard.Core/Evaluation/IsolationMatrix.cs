@@ -50,7 +50,7 @@ public static class IsolationMatrices
                 .SelectMany(c => c.Endpoints.Where(e => e.NetworkName == n.Name && e.Ipv4Address is not null).Select(e => (Container: c.Name, Address: e.Ipv4Address!)))
                 .OrderBy(m => m.Container, StringComparer.Ordinal)
                 .ToList();
-            var gateway = subnet.Gateway is { } g && IPAddress.TryParse(g, out var ga) ? Ipv4.ToUInt(ga) : Ipv4.ToUInt(net.BaseAddress) + 1;
+            var gateway = topology.GatewayOf(n, subnet).Address is { } g && IPAddress.TryParse(g, out var ga) ? Ipv4.ToUInt(ga) : Ipv4.ToUInt(net.BaseAddress) + 1;
             var assumed = members.Count == 0;
             var first = assumed ? (Container: (string?)null, Address: Ipv4.ToText(gateway + 1)) : (members[0].Container, members[0].Address);
             var second = members.Count > 1 ? (Container: (string?)members[1].Container, Address: members[1].Address) : (Container: null, Address: Ipv4.ToText(Ipv4.ToUInt(IPAddress.Parse(first.Address)) + 1));
@@ -78,7 +78,8 @@ public static class IsolationMatrices
         var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var n in topology.Networks.Where(n => n.BridgeName is not null))
         {
-            if (n.Subnets.FirstOrDefault(s => s.Gateway is not null && !s.Gateway.Contains(':', StringComparison.Ordinal))?.Gateway is { } gw)
+            // Docker's IPAM gateway, else the bridge's own address in the subnet (a network made with --subnet alone).
+            if (n.Subnets.Select(s => topology.GatewayOf(n, s).Address).FirstOrDefault(g => g is not null && !g.Contains(':', StringComparison.Ordinal)) is { } gw)
             {
                 addresses[n.BridgeName!] = gw;
             }

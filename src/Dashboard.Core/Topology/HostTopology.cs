@@ -127,7 +127,11 @@ public sealed record BridgeInfo(
     string? OperState,
     int Mtu,
     string? NetworkName,
-    IReadOnlyList<BridgePort> Ports);
+    IReadOnlyList<BridgePort> Ports)
+{
+    /// <summary>The bridge's own addresses with their prefix (<c>172.18.0.1/16</c>): the gateway its containers use.</summary>
+    public IReadOnlyList<string> Addresses { get; init; } = [];
+}
 
 public sealed record BridgePort(string Name, int IfIndex, string? Kind, string? State, string? ContainerName);
 
@@ -139,4 +143,35 @@ public sealed record HostTopology(
     IReadOnlyList<BridgeInfo> Bridges,
     IReadOnlyList<IpLink> Links,
     DateTimeOffset ReadAt,
-    IReadOnlyList<string> Warnings);
+    IReadOnlyList<string> Warnings)
+{
+    /// <summary>
+    /// The gateway of one of a network's subnets: Docker's IPAM config, else the address the network's bridge has inside
+    /// that subnet (a network created with <c>--subnet</c> alone names none in its config); <c>FromBridge</c> says which.
+    /// </summary>
+    public (string? Address, bool FromBridge) GatewayOf(DockerNetwork network, NetworkSubnet subnet)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(subnet);
+        if (subnet.Gateway is { } configured)
+        {
+            return (configured, false);
+        }
+
+        if (network.BridgeName is null || subnet.ToNetwork() is not { } net)
+        {
+            return (null, false);
+        }
+
+        foreach (var cidr in Bridges.FirstOrDefault(b => b.Name == network.BridgeName)?.Addresses ?? [])
+        {
+            var slash = cidr.IndexOf('/', StringComparison.Ordinal);
+            if (System.Net.IPAddress.TryParse(slash < 0 ? cidr : cidr[..slash], out var address) && net.Contains(address))
+            {
+                return (address.ToString(), true);
+            }
+        }
+
+        return (null, false);
+    }
+}

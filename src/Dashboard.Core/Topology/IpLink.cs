@@ -20,11 +20,17 @@ public sealed record IpLink(
     IReadOnlyList<string> Flags,
     string? BridgePortState)
 {
+    /// <summary>The interface's addresses with their prefix (<c>172.18.0.1/16</c>), from <c>ip -j addr</c>'s <c>addr_info</c>; empty from <c>ip link</c>.</summary>
+    public IReadOnlyList<string> Addresses { get; init; } = [];
+
     public bool IsBridge => Kind == "bridge";
 
     public bool IsVeth => Kind == "veth";
 
-    /// <summary>Parses <c>ip -j [-d] link show</c> output.</summary>
+    /// <summary>The most addresses kept per interface.</summary>
+    public const int MaxAddresses = 64;
+
+    /// <summary>Parses <c>ip -j [-d] link show</c> or <c>ip -j [-d] addr show</c> output (the latter adds the addresses).</summary>
     public static IReadOnlyList<IpLink> ParseJson(string json)
     {
         using var doc = JsonDocument.Parse(json);
@@ -62,10 +68,34 @@ public sealed record IpLink(
                 Str(e, "operstate"),
                 Int(e, "mtu") ?? 0,
                 flags,
-                portState));
+                portState)
+            {
+                Addresses = AddressesOf(e),
+            });
         }
 
         return links;
+    }
+
+    private static IReadOnlyList<string> AddressesOf(JsonElement e)
+    {
+        if (!e.TryGetProperty("addr_info", out var info) || info.ValueKind != JsonValueKind.Array)
+        {
+            return [];
+        }
+
+        var list = new List<string>();
+        foreach (var a in info.EnumerateArray())
+        {
+            if (list.Count < MaxAddresses && a.ValueKind == JsonValueKind.Object && Str(a, "local") is { } local && Int(a, "prefixlen") is { } len
+                && System.Net.IPAddress.TryParse(local, out var address)
+                && len >= 0 && len <= (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128))
+            {
+                list.Add(local + "/" + len.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        return list;
     }
 
     private static string? Str(JsonElement e, string name) =>

@@ -68,7 +68,10 @@ public static class VethPairMatcher
                     .Where(p => p.Master == b.Name)
                     .OrderBy(p => p.Name, StringComparer.Ordinal)
                     .Select(p => new BridgePort(p.Name, p.IfIndex, p.Kind, p.BridgePortState ?? p.OperState, containerByVeth.GetValueOrDefault(p.Name)))
-                    .ToList()))
+                    .ToList())
+            {
+                Addresses = b.Addresses,
+            })
             .ToList();
     }
 }

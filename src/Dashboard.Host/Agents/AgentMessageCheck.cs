@@ -144,6 +144,11 @@ public static class AgentMessageCheck
             {
                 return $"Topology.Bridges[{i}] needs Name and Ports (each with its Name)";
             }
+
+            if (!AddressesAreCidrs(b.Addresses))
+            {
+                return $"Topology.Bridges[{i}].Addresses: at most {IpLink.MaxAddresses} addresses, each an address with its prefix (172.18.0.1/16)";
+            }
         }
 
         if (t.Links.Any(l => l is null || l.Name is null) || t.Warnings.Any(w => w is null || w.Length > MaxText))
@@ -151,7 +156,23 @@ public static class AgentMessageCheck
             return "Topology: Links and Warnings hold no empty items, warnings at most 4,000 characters";
         }
 
+        if (t.Links.Any(l => !AddressesAreCidrs(l.Addresses)))
+        {
+            return $"Topology.Links: at most {IpLink.MaxAddresses} addresses a link, each an address with its prefix (172.18.0.1/16)";
+        }
+
         return null;
+    }
+
+    private static bool AddressesAreCidrs(IReadOnlyList<string>? addresses) =>
+        addresses is not null && addresses.Count <= IpLink.MaxAddresses && addresses.All(a => a is { Length: <= 50 } && a.Contains('/', StringComparison.Ordinal) && IsCidr(a));
+
+    private static bool IsCidr(string a)
+    {
+        var slash = a.IndexOf('/', StringComparison.Ordinal);
+        return IPAddress.TryParse(a[..slash], out var address)
+            && int.TryParse(a[(slash + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var len)
+            && len >= 0 && len <= (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128);
     }
 
     /// <summary>A host-wide capture's id as the dashboard gives it (12 lowercase hex digits).</summary>

@@ -146,13 +146,15 @@ public sealed class DockerTopologyReader(IDockerClient docker, IProcessRunner ru
     {
         try
         {
-            var r = await runner.RunAsync(_options.Ip, ["-j", "-d", "link", "show"], _options.CommandTimeout, ct).ConfigureAwait(false);
+            // addr rather than link: the same links and details, with each interface's addresses (a bridge's is its
+            // network's gateway, also when Docker's IPAM config names none).
+            var r = await runner.RunAsync(_options.Ip, ["-j", "-d", "addr", "show"], _options.CommandTimeout, ct).ConfigureAwait(false);
             if (r.Succeeded)
             {
                 return IpLink.ParseJson(r.StdOut);
             }
 
-            warnings.Add($"`ip -j -d link show` failed: {r.Message}");
+            warnings.Add($"`ip -j -d addr show` failed: {r.Message}");
         }
         catch (Exception ex) when (ex is ProcessFailedException or JsonException or FormatException)
         {

@@ -70,4 +70,35 @@ public class VethPairMatcherTests
         Assert.False(DockerNetwork.IccFrom(new Dictionary<string, string> { ["com.docker.network.bridge.enable_icc"] = "false" }));
         Assert.True(DockerNetwork.IccFrom(new Dictionary<string, string>()));
     }
+
+    /// <summary>As <c>ip -j -d addr show</c> prints a bridge made by <c>docker network create --subnet 172.29.250.0/24</c> (20.10: its IPAM config names no gateway).</summary>
+    private const string AddrShow = """
+        [{"ifindex":7,"ifname":"br-36acc71a3540","flags":["BROADCAST","MULTICAST","UP"],"mtu":1500,"operstate":"DOWN","address":"02:42:4c:1d:0a:11",
+          "linkinfo":{"info_kind":"bridge","info_data":{"stp_state":0}},
+          "addr_info":[{"family":"inet","local":"172.29.250.1","prefixlen":24,"broadcast":"172.29.250.255","scope":"global"},
+                       {"family":"inet6","local":"fe80::42:4cff:fe1d:a11","prefixlen":64,"scope":"link"},
+                       {"family":"inet","local":"not an address","prefixlen":24},{"family":"inet","local":"172.29.250.9","prefixlen":99}]}]
+        """;
+
+    [Fact]
+    public void AddrShow_GivesTheBridgesAddresses_AndTheGatewayOfANetworkWhoseConfigNamesNone()
+    {
+        var links = IpLink.ParseJson(AddrShow);
+        Assert.Equal(["172.29.250.1/24", "fe80::42:4cff:fe1d:a11/64"], links.Single().Addresses);
+
+        var network = new DockerNetwork("36acc71a3540ffff", "plain", "bridge", "local", "br-36acc71a3540", [new("172.29.250.0/24", null)], false, true, false, null,
+            new Dictionary<string, string>(), new Dictionary<string, string>());
+        var bridges = VethPairMatcher.Bridges(links, [network], []);
+        Assert.Equal(["172.29.250.1/24", "fe80::42:4cff:fe1d:a11/64"], bridges.Single().Addresses);
+
+        var topology = new HostTopology(new EngineInfo("20.10.24", "1.41", null, null, null, null, FirewallBackend.IptablesLegacy, "x", null, null), [network], [], bridges, links, DateTimeOffset.UnixEpoch, []);
+        Assert.Equal(("172.29.250.1", true), topology.GatewayOf(network, network.Subnets[0]));
+        var configured = network with { Subnets = [new("172.29.250.0/24", "172.29.250.254")] };
+        Assert.Equal(("172.29.250.254", false), topology.GatewayOf(configured, configured.Subnets[0]));
+        Assert.Equal((null, false), (topology with { Bridges = [] }).GatewayOf(network, network.Subnets[0]));
+        Assert.Equal("172.29.250.1", Dashboard.Core.Evaluation.IsolationMatrices.ContextFor(topology).InterfaceAddresses["br-36acc71a3540"]);
+
+        // A link from `ip link` (no addr_info) has none.
+        Assert.All(HostLinks, l => Assert.Empty(l.Addresses));
+    }
 }

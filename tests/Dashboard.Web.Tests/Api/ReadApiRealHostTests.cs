@@ -73,6 +73,14 @@ public class ReadApiRealHostTests
         Assert.Equal(c2, customApi.GetProperty("ports")[0].GetProperty("containerName").GetString());
         Assert.Equal(custom, customApi.GetProperty("networkName").GetString());
 
+        // The bridge's addresses as the kernel has them (its network's gateway).
+        using var addr = JsonDocument.Parse(await lab.RunAsync("ip", "-j", "addr", "show", "dev", customBridge));
+        Assert.Equal(
+            addr.RootElement[0].GetProperty("addr_info").EnumerateArray().Select(a => $"{a.GetProperty("local").GetString()}/{a.GetProperty("prefixlen").GetInt32()}"),
+            customApi.GetProperty("addresses").EnumerateArray().Select(a => a.GetString()));
+        Assert.Contains(networks.RootElement.EnumerateArray().Single(n => n.GetProperty("name").GetString() == custom).GetProperty("subnets")[0].GetProperty("gateway").GetString() + "/",
+            customApi.GetProperty("addresses")[0].GetString(), StringComparison.Ordinal);
+
         using var firewall = JsonDocument.Parse(await client.GetStringAsync("/api/firewall"));
         var rules = firewall.RootElement.GetProperty("ruleset").GetProperty("tables").EnumerateArray()
             .SelectMany(t => t.GetProperty("chains").EnumerateArray()).SelectMany(c => c.GetProperty("rules").EnumerateArray()).ToList();

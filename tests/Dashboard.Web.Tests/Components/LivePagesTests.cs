@@ -162,6 +162,24 @@ public class LivePagesTests : DashboardTestContext
     }
 
     [Fact]
+    public void NetworksPage_ANetworkWhoseConfigNamesNoGateway_ShowsItsBridgesAddress()
+    {
+        var plain = Net1 with { Subnets = [new NetworkSubnet("172.18.0.0/24", null)] };
+        var t = Topology(plain, Net2);
+        t = t with { Bridges = [t.Bridges[0] with { Addresses = ["172.18.0.1/24", "fe80::1/64"] }, t.Bridges[1]] };
+        Feed.TopologyChanged(t);
+        var cut = Render<NetworksPage>();
+        var gateways = cut.FindAll("[data-testid='network-gateway']");
+        Assert.Equal("172.18.0.1 (bridge)", gateways[0].TextContent.Trim());
+        Assert.Contains("names no gateway", gateways[0].InnerHtml, StringComparison.Ordinal);
+        Assert.Equal("172.19.0.1", gateways[1].TextContent.Trim());
+
+        // Without the bridge's address either, it says it does not know.
+        Feed.TopologyChanged(t with { Bridges = [] });
+        cut.WaitForAssertion(() => Assert.Equal("—", cut.FindAll("[data-testid='network-gateway']")[0].TextContent.Trim()));
+    }
+
+    [Fact]
     public void OverviewPage_EngineDown_RendersTheOutageAndRecovers()
     {
         Feed.StatusChanged(CollectorStatus.Starting("test-host", 4) with { EngineError = "the Docker engine at unix:///var/run/docker.sock did not answer" });

@@ -126,6 +126,14 @@ public class AgentMessageCheckTests
         Assert.Contains("Networks[0].Subnets", AgentMessageCheck.Problem(v with { Networks = [v.Networks[0] with { Subnets = [new("not a subnet", null)] }] }), StringComparison.Ordinal);
         Assert.Contains("Endpoints[0]", AgentMessageCheck.Problem(v with { Containers = [v.Containers[0] with { Endpoints = [v.Containers[0].Endpoints[0] with { Ipv4Address = "999.1.1.1" }] }] }), StringComparison.Ordinal);
         Assert.Contains("at most", AgentMessageCheck.Problem(v with { Containers = [.. Enumerable.Range(0, AgentMessageCheck.MaxContainers + 1).Select(i => v.Containers[0] with { Name = "c" + i })] }), StringComparison.Ordinal);
+        var bridge = new Dashboard.Core.Topology.BridgeInfo("br-1", 5, null, "UP", 1500, "net1", []) { Addresses = ["172.28.1.1/24", "fe80::1/64"] };
+        Assert.Null(AgentMessageCheck.Problem(v with { Bridges = [bridge] }));
+        Assert.Contains("Bridges[0].Addresses", AgentMessageCheck.Problem(v with { Bridges = [bridge with { Addresses = ["172.28.1.1"] }] }), StringComparison.Ordinal);
+        Assert.Contains("Bridges[0].Addresses", AgentMessageCheck.Problem(v with { Bridges = [bridge with { Addresses = ["172.28.1.1/33"] }] }), StringComparison.Ordinal);
+        Assert.Contains("Bridges[0].Addresses", AgentMessageCheck.Problem(v with { Bridges = [bridge with { Addresses = null! }] }), StringComparison.Ordinal);
+        Assert.Contains("Bridges[0].Addresses", AgentMessageCheck.Problem(v with { Bridges = [bridge with { Addresses = [.. Enumerable.Repeat("172.28.1.1/24", 65)] }] }), StringComparison.Ordinal);
+        var link = new Dashboard.Core.Topology.IpLink(5, "br-1", "bridge", null, null, null, null, null, "UP", 1500, [], null) { Addresses = ["x/24"] };
+        Assert.Contains("Topology.Links", AgentMessageCheck.Problem(v with { Links = [link] }), StringComparison.Ordinal);
         Assert.Contains("Status is missing", AgentMessageCheck.Problem(new AgentSnapshot(0, null!, null, null)), StringComparison.Ordinal);
         Assert.Contains("Moved and Policies", AgentMessageCheck.Problem(new AgentCounters(0, DateTimeOffset.UtcNow, null!, [])), StringComparison.Ordinal);
         Assert.Contains("triples", AgentMessageCheck.Problem(new AgentCounters(0, DateTimeOffset.UtcNow, [1UL, 2UL], [])), StringComparison.Ordinal);
