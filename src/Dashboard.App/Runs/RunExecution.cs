@@ -334,6 +334,12 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
         run.EndedAt = DateTimeOffset.UtcNow;
         _steps.Add(run.Status.ToString().ToLowerInvariant());
         await db.SaveChangesAsync(CancellationToken.None);
+
+        // The run's end in the audit, as the run page shows it: its status, what its probes got, how long, any error.
+        var duration = (run.EndedAt.Value - run.StartedAt).TotalSeconds;
+        var ended = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"run of variant '{run.Variant}' of '{run.ExperimentName}' ended {run.Status.ToString().ToLowerInvariant()} after {duration:0.0} s: {run.ProbesReceived} of {run.ProbesSent} probe replies{(run.Outcome is { } o ? "; " + o : "")}{(run.Error is { } e ? "; " + e : "")}");
+        await tools.Audit.WriteAsync(RunActor, "run.finished", $"run {run.Id}", ended, run.LabId, result: string.Join('\n', cleanup), succeeded: run.Status == RunStatus.Succeeded, host: run.Host, ct: CancellationToken.None);
         report(run.Status == RunStatus.Succeeded ? "done" : run.Error ?? run.Status.ToString(), 1, run.Status, _steps);
     }
 

@@ -204,6 +204,15 @@ public class RunRealHostTests
         Assert.Equal(3, Flow(cmp.GetProperty("timelineA"), "net2", "Request").Count());
         Assert.All(Flow(cmp.GetProperty("timelineA"), "net2", "Request"), p => Assert.StartsWith("IP {c2} > {c1}: ICMP echo request", p.GetProperty("summary").GetString(), StringComparison.Ordinal));
 
+        // Each run's end is audited with what it got.
+        foreach (var (id, got) in new[] { (a, "0 of 3 probe replies"), (b, "3 of 3 probe replies") })
+        {
+            var finished = (await http.GetFromJsonAsync<JsonElement>($"/api/audit?action=run.finished&text=run {id}")).GetProperty("rows").EnumerateArray().Single();
+            Assert.Contains("ended succeeded after ", finished.GetProperty("detail").GetString(), StringComparison.Ordinal);
+            Assert.Contains(got, finished.GetProperty("detail").GetString(), StringComparison.Ordinal);
+            Assert.True(finished.GetProperty("succeeded").GetBoolean());
+        }
+
         // History: both listed, newest first, filtered by variant.
         var page = await http.GetFromJsonAsync<JsonElement>($"/api/runs?experiment={experiment}&variant=docker-user");
         Assert.Equal(b, page.GetProperty("items")[0].GetProperty("id").GetGuid());

@@ -80,4 +80,41 @@ public sealed class ChangesPageTests : DashboardTestContext
         Assert.Contains($"--comment {own.Tag} -j ACCEPT", page.Find("[data-testid='change-command']").TextContent, StringComparison.Ordinal);
         Assert.Empty(page.FindAll("[data-testid='approve']"));
     }
+
+    [SkippableFact]
+    public async Task Revert_AsksOnce_KeepItChangesNothing_YesRemovesTheRule()
+    {
+        RealHost.Require();
+        var otto = await _app.CreateUserAsync("otto", 1, LabRole.Operator);
+        var anna = await _app.CreateUserAsync("anna", 1, LabRole.Approver);
+        var changes = _app.Services.GetRequiredService<ChangeRequestService>();
+        var c = await changes.ProposeAsync(otto.Actor, 1, new ChangeRule { Chain = "DOCKER-USER", Source = "172.31.251.0/24", Destination = "172.31.252.0/24", Target = "ACCEPT" }, "revert test", 300);
+        await changes.ApproveAsync(anna.Actor, c.Id, null);
+        try
+        {
+            SignIn(otto);
+            var page = Render<ChangesPage>(p => p.Add(x => x.Selected, c.Id));
+            page.WaitForElement("[data-testid='revert']", TimeSpan.FromSeconds(20)).Click();
+            var confirm = page.Find("[data-testid='revert-confirm']");
+            Assert.Contains($"Remove change {c.Id}'s rule", confirm.TextContent, StringComparison.Ordinal);
+            Assert.Contains(c.Tag, confirm.TextContent, StringComparison.Ordinal);
+
+            page.Find("[data-testid='revert-no']").Click();
+            Assert.Empty(page.FindAll("[data-testid='revert-confirm']"));
+            Assert.Equal(ChangeState.Applied, (await changes.GetAsync(otto.Actor, c.Id)).State);
+
+            page.Find("[data-testid='revert']").Click();
+            page.Find("[data-testid='revert-yes']").Click();
+            page.WaitForAssertion(() => Assert.Empty(page.FindAll("[data-testid='revert']")), TimeSpan.FromSeconds(20));
+            Assert.Equal(ChangeState.Reverted, (await changes.GetAsync(otto.Actor, c.Id)).State);
+            Assert.DoesNotContain(c.Tag, (await new Dashboard.Host.Processes.ProcessRunner().RunAsync("iptables-save", [], TimeSpan.FromSeconds(20))).StdOut, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if ((await changes.GetAsync(otto.Actor, c.Id)).State == ChangeState.Applied)
+            {
+                await changes.RevertAsync(otto.Actor, c.Id);
+            }
+        }
+    }
 }
