@@ -8,6 +8,25 @@ window.netlab = {
             return true;
         }
         return false;
+    },
+    // A setting kept in this browser (the theme, the captures cleared from the list); null where storage is refused.
+    load: function (key) {
+        try {
+            return window.localStorage.getItem("netlab." + key);
+        } catch (e) {
+            return null;
+        }
+    },
+    save: function (key, value) {
+        try {
+            if (value === null) {
+                window.localStorage.removeItem("netlab." + key);
+            } else {
+                window.localStorage.setItem("netlab." + key, value);
+            }
+        } catch (e) {
+            // Storage refused (private mode, quota): the setting lasts for this page only.
+        }
     }
 };
 

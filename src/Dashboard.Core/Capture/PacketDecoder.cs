@@ -31,6 +31,13 @@ public sealed record DecodedPacket(
     /// <summary>TCP flags as the header's low byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20, ECE 0x40, CWR 0x80).</summary>
     public int? TcpFlags { get; init; }
 
+    /// <summary>
+    /// The frame's first bytes (at most <see cref="PacketDecoder.FrameKept"/>: every header of an ordinary frame), for the
+    /// packet's detail and hex view; not sent to hub clients (they have the pcap).
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public byte[]? Frame { get; init; }
+
     /// <summary>The flow this packet belongs to, direction included (for aggregation and filtering).</summary>
     public string FlowKey => SourcePort is null
         ? $"{Protocol} {Source} > {Destination}"
@@ -49,7 +56,14 @@ public static class PacketDecoder
 {
     public const uint LinkTypeEthernet = 1;
 
-    public static DecodedPacket Decode(PcapRecord record, uint linkType = LinkTypeEthernet)
+    /// <summary>How many of a frame's first bytes a decoded packet keeps for its detail view.</summary>
+    public const int FrameKept = 128;
+
+    /// <summary>The packet, with the frame's first bytes kept for its detail view.</summary>
+    public static DecodedPacket Decode(PcapRecord record, uint linkType = LinkTypeEthernet) =>
+        DecodeFields(record, linkType) with { Frame = record.Data.Length <= FrameKept ? record.Data : record.Data[..FrameKept] };
+
+    private static DecodedPacket DecodeFields(PcapRecord record, uint linkType)
     {
         if (linkType != LinkTypeEthernet)
         {
