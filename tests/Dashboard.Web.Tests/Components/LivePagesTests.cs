@@ -250,6 +250,49 @@ public class LivePagesTests : DashboardTestContext
     }
 
     [Fact]
+    public void TopologyPage_ANodeClicked_ShowsItsDetailBeside_PortStateMtuAndMac()
+    {
+        var t = Topology(Net1, Net2);
+        t = t with
+        {
+            Links = [new IpLink(21, "veth1abcdef", "veth", null, "br-5bb1f7c6955f", 11, 0, "6a:11:22:33:44:55", "UP", 1500, [], "forwarding"),
+                     new IpLink(6, "br-5bb1f7c6955f", "bridge", null, null, null, null, "02:42:aa:bb:cc:dd", "UP", 1500, [], null) { Addresses = ["172.18.0.1/24"] }],
+            Bridges = [t.Bridges[0] with { MacAddress = "02:42:aa:bb:cc:dd", Addresses = ["172.18.0.1/24"] }, t.Bridges[1]],
+        };
+        Feed.TopologyChanged(t);
+        Feed.FirewallChanged(Isolated(), T0);
+        var cut = Render<TopologyPage>();
+        Assert.Empty(cut.FindAll("[data-testid='topology-detail']"));
+
+        cut.Find("[data-testid='veth-node'][data-name='veth1abcdef']").Click();
+        var detail = cut.Find("[data-testid='topology-detail']");
+        Assert.Equal("VethPick", detail.GetAttribute("data-kind"));
+        Assert.Equal("forwarding", cut.Find("[data-testid='topology-port-state']").TextContent);
+        Assert.Equal("1500", cut.Find("[data-testid='topology-mtu']").TextContent);
+        Assert.Equal("6a:11:22:33:44:55", cut.Find("[data-testid='topology-mac']").TextContent);
+
+        cut.Find("[data-testid='bridge-node'][data-name='br-5bb1f7c6955f']").Click();
+        Assert.Contains("172.18.0.1/24", cut.Find("[data-testid='topology-bridge']").TextContent, StringComparison.Ordinal);
+        Assert.Contains("veth1abcdef", cut.Find("[data-testid='topology-ports']").TextContent, StringComparison.Ordinal);
+        Assert.Contains("DOCKER-ISOLATION-STAGE-2", cut.Find("[data-testid='topology-detail']").TextContent, StringComparison.Ordinal);
+
+        cut.Find("[data-testid='container-node'][data-name='c1']").Click();
+        Assert.Contains("172.18.0.2/24", cut.Find("[data-testid='topology-endpoint']").TextContent, StringComparison.Ordinal);
+        Assert.Contains("eth0@if21 ↔ veth1abcdef ↔ br-5bb1f7c6955f", cut.Find("[data-testid='topology-endpoint']").TextContent, StringComparison.Ordinal);
+
+        cut.Find("[data-testid='router']").Click();
+        Assert.Contains("filter FORWARD", cut.Find("[data-testid='topology-detail']").TextContent, StringComparison.Ordinal);
+        cut.Find("[data-testid='topology-detail-close']").Click();
+        Assert.Empty(cut.FindAll("[data-testid='topology-detail']"));
+
+        // Long names are cut to their box, whole in the tooltip.
+        Assert.Equal("c1", cut.Find("[data-testid='container-node'][data-name='c1'] text.title").TextContent);
+        Assert.Equal("x", Dashboard.Web.Components.Pages.Topology.TopologyLayout.Fit("x", 100, 11));
+        Assert.EndsWith("…", Dashboard.Web.Components.Pages.Topology.TopologyLayout.Fit(new string('a', 40), 154, 13), StringComparison.Ordinal);
+        Assert.True(Dashboard.Web.Components.Pages.Topology.TopologyLayout.Fit(new string('a', 40), 154, 13).Length * 13 * 0.6 <= 154);
+    }
+
+    [Fact]
     public void NetworkDetailPage_ShowsBridgeEndpointsAndTheRulesThatConcernIt()
     {
         Feed.TopologyChanged(Topology(Net1, Net2));

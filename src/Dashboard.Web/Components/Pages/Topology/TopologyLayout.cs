@@ -11,7 +11,10 @@ public sealed class TopologyLayout
     public const int VethX = 250;
     public const int BridgeX = 430;
     public const int BridgeWidth = 190;
-    public const int RouterX = 780;
+    public const int VethWidth = 130;
+    public const int RouterX = 770;
+    public const int RouterWidth = 110;
+    public const int Width = RouterX + RouterWidth + 10;
     public const int LaneGap = 24;
     public const int RowHeight = 54;
 
@@ -42,6 +45,17 @@ public sealed class TopologyLayout
         return new TopologyLayout { Lanes = lanes, Height = Math.Max(y, 120) };
     }
 
+    /// <summary>
+    /// The text cut to what fits <paramref name="width"/> SVG units in the drawing's monospace font of
+    /// <paramref name="fontSize"/> (a character is 0.6 of the size), with an ellipsis; the node's tooltip has it whole.
+    /// </summary>
+    public static string Fit(string text, int width, int fontSize)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var max = Math.Max(2, (int)(width / (fontSize * 0.6)));
+        return text.Length <= max ? text : text[..(max - 1)] + "…";
+    }
+
     /// <summary>Docker's rules that drop traffic into or out of this bridge (isolation, ICC off, internal, direct access).</summary>
     public static bool IsIsolationDrop(FirewallRule r, string bridge) =>
         r.Owner == RuleOwner.Docker && r.Target is "DROP" or "drop" && r.Bridges.Contains(bridge);
@@ -53,3 +67,14 @@ public sealed record Lane(BridgeInfo Bridge, DockerNetwork? Network, IReadOnlyLi
 }
 
 public sealed record LaneEndpoint(DockerContainer Container, ContainerEndpoint Endpoint, int Y);
+
+/// <summary>A node of the drawing picked for its detail.</summary>
+public abstract record TopologyPick;
+
+public sealed record ContainerPick(string Name) : TopologyPick;
+
+public sealed record VethPick(string Name) : TopologyPick;
+
+public sealed record BridgePick(string Name) : TopologyPick;
+
+public sealed record RouterPick : TopologyPick;
