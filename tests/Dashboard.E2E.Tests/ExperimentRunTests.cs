@@ -50,6 +50,8 @@ public class ExperimentRunTests
             await Assertions.Expect(page.Locator("[data-testid='run-walks'] [data-testid='walk'][data-direction='reply'][data-verdict='ACCEPT']")).ToHaveCountAsync(2);
             await Assertions.Expect(page.Locator("[data-testid='run-walks'] [data-testid='walk-disagreement']")).ToHaveCountAsync(0);
             await BrowserSession.ScreenshotAsync(page, "run-docker-user");
+            var runUrl = page.Url;
+            await LayoutTests.AssertNothingOffToTheRightAsync(page, "the run page");
 
             await new DashboardPage(page).OpenAsync("runs");
             var rows = page.Locator("[data-testid='run-row']");
@@ -64,6 +66,21 @@ public class ExperimentRunTests
             await Assertions.Expect(page.Locator("[data-testid='nat-a']")).ToContainTextAsync("echo request: source {c2} → {net1.gateway} (gateway of net1), source NAT");
             await Assertions.Expect(page.Locator("[data-testid='compare-a']")).ToContainTextAsync("3 of 3 replies");
             await BrowserSession.ScreenshotAsync(page, "compare");
+            await LayoutTests.AssertNothingOffToTheRightAsync(page, "the comparison");
+
+            // The run's rule text and the comparison's packet lines wrap on a laptop and a phone rather than run off.
+            var compareUrl = page.Url;
+            foreach (var (width, height) in new[] { (1440, 900), (390, 844) })
+            {
+                var other = await browser.NewPageAsync(app.BaseUri, width: width, height: height);
+                foreach (var (url, what) in new[] { (runUrl, "the run page"), (compareUrl, "the comparison") })
+                {
+                    await new DashboardPage(other).OpenAsync(url);
+                    await Assertions.Expect(other.Locator("[data-testid='run-packet'], [data-testid='compare-probe']").First).ToBeVisibleAsync(new() { Timeout = 15_000 });
+                    await LayoutTests.AssertNothingOffToTheRightAsync(other, what);
+                    await BrowserSession.ScreenshotAsync(other, $"layout-{(url == runUrl ? "run" : "compare")}-{width}");
+                }
+            }
         }
         catch
         {

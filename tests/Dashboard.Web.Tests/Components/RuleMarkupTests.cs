@@ -20,7 +20,12 @@ public sealed class RuleMarkupTests
         Assert.Contains("&lt;img", markup, StringComparison.Ordinal);
         Assert.Contains("class=\"verdict-drop\"", markup, StringComparison.Ordinal);
         Assert.Same(markup, RuleMarkup.ColumnsOf(rule).Value);
+        var extra = RuleMarkup.ExtraOf(rule).Value;
+        Assert.Contains("&lt;img", extra, StringComparison.Ordinal);
+        Assert.DoesNotContain("<img", extra, StringComparison.Ordinal);
+        Assert.Same(extra, RuleMarkup.ExtraOf(rule).Value);
         var jump = RuleMarkup.ColumnsOf(rs.Rules.Single(r => r.Chain == "FORWARD")).Value;
+        Assert.Equal("", RuleMarkup.ExtraOf(rs.Rules.Single(r => r.Chain == "FORWARD")).Value);
         Assert.Contains("href=\"firewall#chain-filter-DOCKER-USER\"", jump, StringComparison.Ordinal);
     }
 
@@ -99,6 +104,7 @@ public sealed class RuleMarkupTests
         var user = RuleMarkup.ChainOf(table, table.FindChain("DOCKER-USER")!);
         Assert.Equal("<b>Chain DOCKER-USER</b> (1 references)", user.TitleOf(0, 0).Value);
         Assert.Same(user.TitleOf(0, 0).Value, user.TitleOf(0, 0).Value);
-        Assert.Equal(13, RuleMarkup.Header.Value.Split("</th>").Length - 1);
+        Assert.Equal(RuleMarkup.ColumnCount, RuleMarkup.Header.Value.Split("</th>").Length - 1);
+        Assert.Equal(RuleMarkup.ColumnCount, RuleMarkup.Header.Value.Split("<col ").Length - 1);
     }
 }

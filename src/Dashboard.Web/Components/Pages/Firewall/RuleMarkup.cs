@@ -39,9 +39,28 @@ internal static class RuleMarkup
     /// <summary>The strings of a chain's block that every viewer shares (its anchor, how often it is jumped to).</summary>
     public static ChainText ChainOf(FirewallTable table, FirewallChain chain) => Chains.GetValue(chain, c => new ChainText(table, c));
 
-    /// <summary>The header row of every chain's table, in <c>iptables -L -v</c>'s order.</summary>
+    /// <summary>
+    /// The columns and header row of every chain's table, in <c>iptables -L -v</c>'s order: the same widths in every
+    /// chain (fixed layout), so columns line up down the page as in <c>iptables -L</c>; the destination takes what is
+    /// left. A rule's further matches (<c>ctstate …</c>, comments) go on a line of their own under it (<see cref="ExtraOf"/>).
+    /// </summary>
     public static MarkupString Header { get; } = new(
-        "<thead><tr><th>num</th><th class=\"num\">pkts</th><th class=\"num\">bytes</th><th>target</th><th>prot</th><th>opt</th><th>in</th><th>out</th><th>source</th><th>destination</th><th></th><th>owner</th><th>last minute</th></tr></thead>");
+        "<colgroup><col class=\"c-num\"><col class=\"c-pkts\"><col class=\"c-bytes\"><col class=\"c-target\"><col class=\"c-prot\"><col class=\"c-opt\">"
+        + "<col class=\"c-if\"><col class=\"c-if\"><col class=\"c-addr\"><col class=\"c-dst\"><col class=\"c-owner\"><col class=\"c-activity\"></colgroup>"
+        + "<thead><tr><th>num</th><th class=\"num\">pkts</th><th class=\"num\">bytes</th><th>target</th><th>prot</th><th>opt</th><th>in</th><th>out</th><th>source</th><th>destination</th><th>owner</th><th>last minute</th></tr></thead>");
+
+    /// <summary>Columns a chain's table has (for a line spanning them).</summary>
+    public const int ColumnCount = 12;
+
+    private static readonly ConditionalWeakTable<FirewallRule, StrongBox<MarkupString>> Extras = new();
+
+    /// <summary>The rule's further matches on a line of their own under it, shared like its columns; empty when it has none.</summary>
+    public static MarkupString ExtraOf(FirewallRule rule) => Extras.GetValue(rule, r =>
+    {
+        var extra = RuleColumns.Of(r).Extra;
+        return new StrongBox<MarkupString>(new MarkupString(string.IsNullOrWhiteSpace(extra) ? ""
+            : string.Create(CultureInfo.InvariantCulture, $"<tr class=\"extra-row\"><td colspan=\"3\"></td><td class=\"extra\" colspan=\"{ColumnCount - 3}\">{HtmlEncoder.Default.Encode(extra)}</td></tr>")));
+    }).Value;
 
     internal sealed class RowText
     {
@@ -116,7 +135,6 @@ internal static class RuleMarkup
             html.Append("<td>").Append(e.Encode(cell)).Append("</td>");
         }
 
-        html.Append("<td class=\"extra\">").Append(e.Encode(col.Extra)).Append("</td>");
         var owner = rule.Owner.ToString();
         html.Append("<td><div class=\"mud-chip-container\"><div class=\"mud-chip mud-chip-outlined mud-chip-size-small mud-chip-color-")
             .Append(OwnerChip.ColorOf(rule.Owner).ToString().ToLowerInvariant()).Append(" owner-chip\" data-owner=\"").Append(e.Encode(owner))
