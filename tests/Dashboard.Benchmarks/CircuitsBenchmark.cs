@@ -49,7 +49,7 @@ internal static class CircuitsBenchmark
             var first = await context.NewPageAsync();
             await BenchmarkBrowser.SignInAsync(first, port, "/firewall");
 
-            var cellSelector = $"tr.rule[data-key$='-o {bridge1} -j DROP'] .pkts";
+            var cellSelector = $".rule[data-key$='-o {bridge1} -j DROP'] .pkts";
             var firewallPages = new List<IPage> { first };
             var opening = Stopwatch.StartNew();
             await ReadyAsync(first, cellSelector);

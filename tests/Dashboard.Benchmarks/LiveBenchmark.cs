@@ -76,7 +76,7 @@ internal static partial class LiveBenchmark
         await using var browser = await BenchmarkBrowser.LaunchAsync(playwright, work);
         var page = await browser.NewPageAsync();
         await BenchmarkBrowser.SignInAsync(page, port, "/firewall");
-        var cell = page.Locator($"tr.rule[data-key$='-o {bridge1} -j DROP'] .pkts").First;
+        var cell = page.Locator($".rule[data-key$='-o {bridge1} -j DROP'] .pkts").First;
         await cell.WaitForAsync(new() { Timeout = 30_000 });
 
         // Record every change of the cell's text with the browser's wall clock (same machine clock as tcpdump).

@@ -109,8 +109,8 @@ public class CaptureAndTraceTests
 
             // The deciding rule links to the Firewall page, which shows that row.
             await accepted.Locator("li.decision [data-testid='trace-step-link']").ClickAsync();
-            await Assertions.Expect(page.Locator("tr.rule.focused")).ToBeVisibleAsync(Visible);
-            await Assertions.Expect(page.Locator("tr.rule.focused")).ToHaveAttributeAsync("data-key", new System.Text.RegularExpressions.Regex($"-s {System.Text.RegularExpressions.Regex.Escape(sub2)} -d {System.Text.RegularExpressions.Regex.Escape(sub1)}"));
+            await Assertions.Expect(page.Locator("tbody.rule.focused")).ToBeVisibleAsync(Visible);
+            await Assertions.Expect(page.Locator("tbody.rule.focused")).ToHaveAttributeAsync("data-key", new System.Text.RegularExpressions.Regex($"-s {System.Text.RegularExpressions.Regex.Escape(sub2)} -d {System.Text.RegularExpressions.Regex.Escape(sub1)}"));
             await BrowserSession.ScreenshotAsync(page, "firewall-focused-rule");
 
             // Stop everything from the page: no tcpdump, no monitor, no TRACE rule left.

@@ -18,7 +18,7 @@ public sealed class FirewallPage(IPage page) : DashboardPage(page)
 {
     /// <summary>The row of the Docker rule that drops traffic going out to <paramref name="bridge"/> (the isolation DROP).</summary>
     public ILocator IsolationDropRow(string bridge) =>
-        Page.Locator($"tr.rule[data-key$='-o {bridge} -j DROP']").First;
+        Page.Locator($".rule[data-key$='-o {bridge} -j DROP']").First;
 
     public async Task<ulong> PacketsAsync(ILocator row) => ulong.Parse(await row.Locator(".pkts").InnerTextAsync(), System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -1,4 +1,3 @@
-using System.Security.Claims;
 using Bunit;
 using Dashboard.App.Hosts;
 using Dashboard.App.Labs;
@@ -40,9 +39,7 @@ public sealed class CapturePageAgentHostTests : DashboardTestContext
     public async Task OnAnAgentsHost_ItsCapturesComeLive_AndTheirPcapIsFetchedThroughThatHost()
     {
         var otto = await _app.CreateUserAsync("otto", 1, LabRole.Operator);
-        var auth = AddAuthorization();
-        auth.SetAuthorized(otto.Name);
-        auth.SetClaims(new Claim(ClaimTypes.NameIdentifier, otto.Id));
+        SignIn(otto);
 
         var directory = _app.Services.GetRequiredService<HostDirectory>();
         var remote = directory.Connect("engine-285", "c1", new AgentHello(AgentProtocol.Version, "1", null), () => { });
@@ -87,9 +84,7 @@ public sealed class CapturePageAgentHostTests : DashboardTestContext
     public async Task Sessions_AreGroupedByWhose_EndedOnesFolded_AndCleared_APacketOpensItsHeadersAndBytes()
     {
         var otto = await _app.CreateUserAsync("otto", 1, LabRole.Operator);
-        var auth = AddAuthorization();
-        auth.SetAuthorized(otto.Name);
-        auth.SetClaims(new Claim(ClaimTypes.NameIdentifier, otto.Id));
+        SignIn(otto);
 
         var remote = _app.Services.GetRequiredService<HostDirectory>().Connect("engine-285", "c1", new AgentHello(AgentProtocol.Version, "1", null), () => { });
         var topology = new HostTopology(new EngineInfo("28.5.2", "1.51", null, null, null, null, FirewallBackend.IptablesNft, "test", null, null),

@@ -1,4 +1,3 @@
-using System.Security.Claims;
 using Bunit;
 using Dashboard.Core.Changes;
 using Dashboard.Data.Entities;
@@ -37,13 +36,6 @@ public sealed class ChangesPageTests : DashboardTestContext
         {
             _app.Dispose();
         }
-    }
-
-    private void SignIn(TestUser user)
-    {
-        var auth = AddAuthorization();
-        auth.SetAuthorized(user.Name);
-        auth.SetClaims(new Claim(ClaimTypes.NameIdentifier, user.Id));
     }
 
     [SkippableFact]

@@ -1,4 +1,3 @@
-using System.Security.Claims;
 using Bunit;
 using Dashboard.App.Hosts;
 using Dashboard.App.Labs;
@@ -43,9 +42,7 @@ public sealed class IsolationHostPickerTests : DashboardTestContext
     {
         RealHost.Require();
         var otto = await _app.CreateUserAsync("otto", 1, LabRole.Operator);
-        var auth = AddAuthorization();
-        auth.SetAuthorized(otto.Name);
-        auth.SetClaims(new Claim(ClaimTypes.NameIdentifier, otto.Id));
+        SignIn(otto);
 
         // A 28.5.2 host with the seed's two networks, as its agent reports them.
         var remote = _app.Services.GetRequiredService<HostDirectory>().Connect("engine-285", "c1", new AgentHello(AgentProtocol.Version, "1", null), () => { });
@@ -70,9 +67,7 @@ public sealed class IsolationHostPickerTests : DashboardTestContext
     {
         RealHost.Require();
         var otto = await _app.CreateUserAsync("otto", 1, LabRole.Operator);
-        var auth = AddAuthorization();
-        auth.SetAuthorized(otto.Name);
-        auth.SetClaims(new Claim(ClaimTypes.NameIdentifier, otto.Id));
+        SignIn(otto);
 
         // A 20.10 host with the seed's two isolated networks, as its agent reports them.
         var remote = _app.Services.GetRequiredService<HostDirectory>().Connect("engine-2010", "c1", new AgentHello(AgentProtocol.Version, "1", null), () => { });

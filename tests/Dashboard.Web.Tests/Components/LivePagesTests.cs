@@ -134,7 +134,7 @@ public class LivePagesTests : DashboardTestContext
 
         Assert.Contains("No rule of table filter has counted a packet yet", cut.Find("[data-testid='no-rules-shown']").TextContent);
         Assert.Contains("mud-checked", cut.Find("[data-testid='only-moving'] .mud-switch-base").ClassName);
-        Assert.Empty(cut.FindAll("tr.rule"));
+        Assert.Empty(cut.FindAll("tbody.rule"));
     }
 
     [Fact]

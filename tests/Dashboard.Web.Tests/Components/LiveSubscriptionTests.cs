@@ -1,4 +1,3 @@
-using System.Security.Claims;
 using Bunit;
 using Dashboard.Core.Firewall;
 using Dashboard.Data.Entities;
@@ -83,9 +82,7 @@ public sealed class LiveSubscriptionTests : DashboardTestContext
     {
         RealHost.Require();
         var otto = await _app.CreateUserAsync("otto", 1, LabRole.Operator);
-        var auth = AddAuthorization();
-        auth.SetAuthorized(otto.Name);
-        auth.SetClaims(new Claim(ClaimTypes.NameIdentifier, otto.Id));
+        SignIn(otto);
 
         var baseline = Feed.SubscriberCount;
         var pages = LivePages().ToList();
