@@ -47,6 +47,9 @@ public sealed partial class AgentSteps(
     [GeneratedRegex("^netlab:change-[a-z0-9]{1,16}-[0-9]{1,10}$", RegexOptions.CultureInvariant)]
     private static partial Regex ChangeTag();
 
+    [GeneratedRegex("^netlab:change-[a-z0-9]{1,16}-[0-9]{1,10}-staged$", RegexOptions.CultureInvariant)]
+    private static partial Regex StagedChangeTag();
+
     /// <summary>The most change rules (tagged netlab:change-…) the agent holds at once.</summary>
     public const int MaxChangeRules = 256;
 
@@ -108,13 +111,16 @@ public sealed partial class AgentSteps(
             return null;
         }
 
-        if (c.Action is AgentStepAction.ChangeInsert or AgentStepAction.ChangeDeleteTagged or AgentStepAction.ChangeDeleteOne)
+        if (c.Action is AgentStepAction.ChangeInsert or AgentStepAction.ChangeDeleteTagged or AgentStepAction.ChangeDeleteOne or AgentStepAction.ChangeStage or AgentStepAction.ChangePromote)
         {
             // The same rules a change may hold on the dashboard's own host (ChangeRule: tables, targets, fields), by the
-            // agent's own check; the approval by two people is the dashboard's.
-            return c.Tag is null || !ChangeTag().IsMatch(c.Tag) ? "a change's rule carries its change's tag (netlab:change-<instance>-<id>)"
-                : c.Action != AgentStepAction.ChangeInsert ? null
-                : c.Change is null ? "ChangeInsert needs the change's rule"
+            // agent's own check; the approval by two people is the dashboard's. A staged rule's tag ends in -staged.
+            var staged = c.Tag is not null && StagedChangeTag().IsMatch(c.Tag);
+            return c.Tag is null || !(ChangeTag().IsMatch(c.Tag) || staged) ? "a change's rule carries its change's tag (netlab:change-<instance>-<id>, or …-staged while it is staged)"
+                : c.Action is AgentStepAction.ChangeStage && !staged ? "ChangeStage takes the change's staged tag (…-staged)"
+                : (c.Action is AgentStepAction.ChangeInsert or AgentStepAction.ChangePromote) && staged ? $"{c.Action} takes the change's own tag, not its staged tag"
+                : c.Action is not (AgentStepAction.ChangeInsert or AgentStepAction.ChangeStage or AgentStepAction.ChangePromote) ? null
+                : c.Change is null ? $"{c.Action} needs the change's rule"
                 : c.Change.Validate() is { Count: > 0 } errors ? "the change's rule is not valid: " + string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}"))
                 : null;
         }
@@ -272,15 +278,21 @@ public sealed partial class AgentSteps(
                 return new AgentStepReply(Probe: await probe.TcpAsync(c.Container!, c.Target ?? "", c.Address ?? "", c.Port, c.Count, c.TimeoutSeconds, ct).ConfigureAwait(false));
             case AgentStepAction.RemoveRun:
                 return new AgentStepReply(Removed: await RemoveRunAsync(c.RunKey, ct).ConfigureAwait(false));
-            case AgentStepAction.ChangeInsert:
+            case AgentStepAction.ChangeInsert or AgentStepAction.ChangeStage:
                 if ((await writer.FindAllTaggedAsync(ct).ConfigureAwait(false)).Count(r => r.Comment!.StartsWith(RuleTag.Prefix + "change-", StringComparison.Ordinal)) >= MaxChangeRules)
                 {
                     return new AgentStepReply(Refused: $"this host holds {MaxChangeRules} change rules already: revert some first");
                 }
 
-                var applied = await writer.InsertAsync(c.Change!.ToSpec(c.Tag!), ct).ConfigureAwait(false);
-                logger.LogInformation("change: {Command} → {Result}", applied.CommandLine, applied.Message);
+                // A staged rule is the change's match with no target (it only counts), under its …-staged tag.
+                var spec = c.Action == AgentStepAction.ChangeStage ? c.Change!.ToStagedSpec(c.Tag!) : c.Change!.ToSpec(c.Tag!);
+                var applied = await writer.InsertAsync(spec, ct).ConfigureAwait(false);
+                logger.LogInformation("change {Action}: {Command} → {Result}", c.Action, applied.CommandLine, applied.Message);
                 return new AgentStepReply(Rule: applied);
+            case AgentStepAction.ChangePromote:
+                var promoted = await StagedRules.PromoteAsync(writer, c.Change!, c.Tag!, ct).ConfigureAwait(false);
+                logger.LogInformation("change promoted: {Command} → {Result}", promoted.CommandLine, promoted.Message);
+                return new AgentStepReply(Rule: promoted);
             case AgentStepAction.ChangeDeleteTagged:
                 var deleted = await writer.DeleteTaggedAsync(c.Tag!, ct).ConfigureAwait(false);
                 logger.LogInformation("change rule {Tag} removed: {Count} command(s)", c.Tag, deleted.Count);

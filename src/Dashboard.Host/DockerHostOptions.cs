@@ -17,6 +17,8 @@ public sealed class DockerHostOptions
     public string Ip6tablesSave { get; set; } = "ip6tables-save";
     public string Iptables { get; set; } = "iptables";
     public string Ip6tables { get; set; } = "ip6tables";
+    public string IptablesRestore { get; set; } = "iptables-restore";
+    public string Ip6tablesRestore { get; set; } = "ip6tables-restore";
     public string Nft { get; set; } = "nft";
     public string Ip { get; set; } = "ip";
     public string Nsenter { get; set; } = "nsenter";

@@ -25,7 +25,7 @@ public class ChangeApprovalTests
         await using var lab = new LabScope();
         var seed = await lab.CreateSeedLabAsync();
         var instance = "e" + Guid.NewGuid().ToString("N")[..8];
-        using var app = new DashboardFactory(new() { ["Host:InstanceId"] = instance }, kestrel: true);
+        using var app = new DashboardFactory(new() { ["Host:InstanceId"] = instance, ["Collector:Enabled"] = "true" }, kestrel: true);
         await app.CreateUserAsync("alice", 1, LabRole.Operator);
         await app.CreateUserAsync("bob", 1, LabRole.Approver);
         await using var browser = await BrowserSession.StartAsync();
@@ -46,9 +46,18 @@ public class ChangeApprovalTests
             await Assertions.Expect(alice.Review.Locator("[data-testid='cannot-decide']")).ToBeVisibleAsync(Visible);
             await Assertions.Expect(alice.Review.Locator("[data-testid='approve']")).ToHaveCountAsync(0);
 
+            // Alice stages the request: it counts the pings and they still fail.
+            await alice.Review.Locator("[data-testid='stage']").ClickAsync();
+            await Assertions.Expect(alice.Review.Locator("[data-testid='staged-packets']")).ToBeVisibleAsync(Visible);
+            Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip));
+
             var bob = new ChangesPage(await browser.NewPageAsync(app.BaseUri, "bob"));
             await bob.OpenAsync("changes");
             await bob.Row(1).ClickAsync();
+
+            // Bob sees the evidence beside the what-if, live from the host's counters.
+            await Assertions.Expect(bob.Review.Locator("[data-testid='staged-packets']")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^([3-9]|[1-9][0-9]+)$"), new() { Timeout = 15_000 });
+            await Assertions.Expect(bob.Review.Locator("[data-testid='change-timeline'] [data-step='staged']")).ToContainTextAsync("alice");
             await Assertions.Expect(bob.Review.Locator("[data-testid='change-command']")).ToContainTextAsync($"iptables -w 5 -t filter -I DOCKER-USER 1 -i {seed.Bridge2} -o {seed.Bridge1} -m comment --comment netlab:change-{instance}-1 -j ACCEPT", new() { Timeout = 15_000 });
             await Assertions.Expect(bob.Review.Locator("[data-testid='whatif-alone']")).ToBeVisibleAsync(Visible);
 

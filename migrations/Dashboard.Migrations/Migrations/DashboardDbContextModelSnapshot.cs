@@ -202,6 +202,21 @@ namespace Dashboard.Migrations.Migrations
                     b.Property<bool>("SelfApproved")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("StageCommand")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("StageExpiresAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("StageOutcome")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("StagedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("StagedByName")
+                        .HasColumnType("TEXT");
+
                     b.Property<int>("State")
                         .HasColumnType("INTEGER");
 
@@ -210,6 +225,9 @@ namespace Dashboard.Migrations.Migrations
                         .HasColumnType("TEXT");
 
                     b.Property<int?>("TtlSeconds")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("UnstagedAt")
                         .HasColumnType("INTEGER");
 
                     b.Property<long>("UpdatedAt")

@@ -88,31 +88,61 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
                 return ToDto(c);
             }
 
-            // Not cancellable from here on: the host and the database must end up agreeing.
-            var result = await target.InsertAsync(rule, c.Tag!, CancellationToken.None).ConfigureAwait(false);
+            // Not cancellable from here on: the host and the database must end up agreeing. A staged change's counting
+            // rule is replaced by the real one in one transaction; without it on the host the rule is inserted as usual.
+            var stagedTag = StagedRules.TagOf(c.Tag!);
+            var staged = IsStaged(c);
+            var result = staged ? await target.PromoteAsync(rule, c.Tag!, CancellationToken.None).ConfigureAwait(false) : null;
+            string? stageNote = null;
+            if (result is { Succeeded: false, CommandLine: "" })
+            {
+                stageNote = result.Message;
+                result = null;
+            }
+
+            result ??= await target.InsertAsync(rule, c.Tag!, CancellationToken.None).ConfigureAwait(false);
             c.ApplyCommand = result.CommandLine;
-            await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", $"apply {rule.Describe()}", c.LabId, result.CommandLine, result.Message, result.Succeeded, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", $"apply {rule.Describe()}{(staged && stageNote is null ? " in place of its staged rule (one iptables-restore transaction)" : "")}", c.LabId, result.CommandLine, result.Message, result.Succeeded, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
             if (!result.Succeeded)
             {
+                var leftover = staged ? await TryRemoveCopiesAsync(target, stagedTag).ConfigureAwait(false) : null;
+                if (staged)
+                {
+                    Unstaged(c, $"approval failed; staged rule: {leftover}");
+                }
+
                 await EndAsync(db, c, ChangeState.Failed, actor, $"iptables refused the rule: {result.Message}", null, CancellationToken.None).ConfigureAwait(false);
                 return ToDto(c);
             }
 
-            var found = await target.FindTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
-            if (found.Count == 1 && found[0].Table == spec.Table && found[0].Chain == spec.Chain)
+            var tagged = await target.FindAllTaggedAsync(CancellationToken.None).ConfigureAwait(false);
+            var found = tagged.Where(r => r.Comment == c.Tag).ToList();
+            var stillStaged = tagged.Count(r => r.Comment == stagedTag);
+            if (found.Count == 1 && found[0].Table == spec.Table && found[0].Chain == spec.Chain && stillStaged == 0)
             {
                 c.State = ChangeState.Applied;
                 c.AppliedAt = DateTimeOffset.UtcNow;
                 c.ExpiresAt = c.TtlSeconds is { } ttl ? c.AppliedAt + TimeSpan.FromSeconds(ttl) : null;
                 c.Outcome = $"verified: present once in {spec.Table} {spec.Chain} at position {found[0].Position}";
+                if (staged)
+                {
+                    Unstaged(c, stageNote is null ? "replaced by the real rule at approval (one iptables-restore transaction)" : $"{stageNote}; the real rule was inserted on its own");
+                }
                 await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
                 await audit.WriteAsync(actor, "change.applied", $"change {c.Id}", c.Outcome + (c.ExpiresAt is { } e ? $"; expires {e:u}" : ""), c.LabId, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
                 return Published(c);
             }
 
-            // Not there, there twice, or somewhere else: take our copies out again and say so.
+            // Not there, there twice, somewhere else, or the staged rule still there: take our copies out again and say so.
             var cleanup = await target.DeleteTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
-            var why = found.Count == 0 ? "iptables succeeded but a fresh read does not show the rule" : $"a fresh read shows the rule {found.Count} time(s) in {string.Join(", ", found.Select(f => $"{f.Table} {f.Chain}"))}";
+            if (staged)
+            {
+                cleanup = [.. cleanup, .. await target.DeleteTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false)];
+                Unstaged(c, "approval failed; the staged rule was removed");
+            }
+
+            var why = stillStaged > 0 && found.Count == 1 ? "the real rule is on the host but its staged rule was not replaced"
+                : found.Count == 0 ? "iptables succeeded but a fresh read does not show the rule" : $"a fresh read shows the rule {found.Count} time(s) in {string.Join(", ", found.Select(f => $"{f.Table} {f.Chain}"))}";
             await EndAsync(db, c, ChangeState.Failed, actor, why + "; every copy was removed", cleanup, CancellationToken.None).ConfigureAwait(false);
             return ToDto(c);
         }
@@ -121,6 +151,11 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
             // The agent refused or the host failed a step: nothing of it may stay, and the change says why.
             await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", ex.Message, c.LabId, CommandFor(rule, c.Id), ex.Message, false, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
             var cleanup = await TryRemoveCopiesAsync(target, c.Tag!).ConfigureAwait(false);
+            if (IsStaged(c))
+            {
+                Unstaged(c, "approval failed; staged rule: " + await TryRemoveCopiesAsync(target, StagedRules.TagOf(c.Tag!)).ConfigureAwait(false));
+            }
+
             await EndAsync(db, c, ChangeState.Failed, actor, $"{ex.Message}{(cleanup is null ? "" : "; " + cleanup)}", null, CancellationToken.None).ConfigureAwait(false);
             return ToDto(c);
         }
@@ -157,6 +192,123 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
         catch (Exception ex) when (ex is Dashboard.App.Hosts.HostUnavailableException or ChangeStateException)
         {
             return "not removed: " + ex.Message;
+        }
+    }
+
+    /// <summary>Whether the change's counting rule is on its host as far as the database knows.</summary>
+    public static bool IsStaged(ChangeRequest c) => c.StagedAt is not null && c.UnstagedAt is null;
+
+    private static void Unstaged(ChangeRequest c, string outcome)
+    {
+        c.UnstagedAt = DateTimeOffset.UtcNow;
+        c.StageOutcome = outcome;
+    }
+
+    /// <summary>Records that a change's staged rule is off its host (reconciliation's findings), audits and publishes it.</summary>
+    public async Task RecordUnstagedAsync(DashboardDbContext db, ChangeRequest c, string outcome, string? host, CancellationToken ct)
+    {
+        Unstaged(c, outcome);
+        await SaveStateAsync(db, c, ct).ConfigureAwait(false);
+        await audit.WriteAsync(Actor.System, "change.unstaged", $"change {c.Id}", outcome, c.LabId, host: host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
+        Published(c);
+    }
+
+    /// <summary>
+    /// Stages a proposed change: its match at its position with no target, tagged <c>…-staged</c>, so it counts the
+    /// packets the rule would decide without changing their fate; a fresh read must show it once. Taken off after
+    /// <paramref name="ttl"/>, at rejection, or replaced by the real rule at approval.
+    /// </summary>
+    public async Task<ChangeDto> StageAsync(DashboardDbContext db, ChangeRequest c, Actor actor, TimeSpan ttl, CancellationToken ct)
+    {
+        var rule = ChangeRule.FromJson(c.RuleJson);
+        var stagedTag = StagedRules.TagOf(c.Tag!);
+        var spec = rule.ToStagedSpec(stagedTag);
+        var command = CommandLine.Format(ProgramFor(rule), spec.InsertArguments(_host.XtablesLockWaitSeconds));
+        var target = TargetOf(c.Host);
+        var gate = GateOf(c.Host);
+        await gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await db.Entry(c).ReloadAsync(CancellationToken.None).ConfigureAwait(false);
+            if (c.State != ChangeState.Proposed || IsStaged(c))
+            {
+                throw new ChangeStateException(IsStaged(c) ? $"change {c.Id} is staged already (since {c.StagedAt:u})" : $"change {c.Id} is {c.State.ToString().ToLowerInvariant()}: only a proposed change can be staged");
+            }
+
+            var result = await target.StageAsync(rule, stagedTag, CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "change.stage", $"change {c.Id}", $"stage {rule.Describe()} (counting only, no target)", c.LabId, result.CommandLine, result.Message, result.Succeeded, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
+            if (!result.Succeeded)
+            {
+                throw new ChangeStateException($"iptables refused the staged rule: {result.Message}");
+            }
+
+            var found = await target.FindTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false);
+            if (found.Count == 1 && found[0].Table == spec.Table && found[0].Chain == spec.Chain)
+            {
+                var now = DateTimeOffset.UtcNow;
+                c.StagedAt = now;
+                c.StagedByName = actor.Name;
+                c.StageExpiresAt = now + ttl;
+                c.UnstagedAt = null;
+                c.StageCommand = result.CommandLine;
+                c.StageOutcome = $"counting: present once in {spec.Table} {spec.Chain} at position {found[0].Position}";
+                await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
+                await audit.WriteAsync(actor, "change.staged", $"change {c.Id}", $"{c.StageOutcome}; taken off at {c.StageExpiresAt:u} unless approved or rejected before", c.LabId, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
+                return Published(c);
+            }
+
+            var cleanup = await target.DeleteTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false);
+            var why = found.Count == 0 ? "iptables succeeded but a fresh read does not show the staged rule" : $"a fresh read shows the staged rule {found.Count} time(s) in {string.Join(", ", found.Select(f => $"{f.Table} {f.Chain}"))}";
+            await audit.WriteAsync(actor, "change.stage-failed", $"change {c.Id}", why + "; every copy was removed", c.LabId, string.Join("\n", cleanup.Select(r => r.CommandLine)), string.Join("\n", cleanup.Select(r => r.Message)), false, c.Host ?? _host.Name, CancellationToken.None).ConfigureAwait(false);
+            throw new ChangeStateException(why + "; every copy was removed");
+        }
+        catch (Dashboard.App.Hosts.HostUnavailableException ex)
+        {
+            await audit.WriteAsync(actor, "change.stage", $"change {c.Id}", ex.Message, c.LabId, command, ex.Message, false, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
+            var removed = await TryRemoveCopiesAsync(target, stagedTag).ConfigureAwait(false);
+            throw new ChangeStateException($"{ex.Message}; staged rule: {removed}");
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <summary>Takes a staged change's counting rule off its host and checks it is gone; <paramref name="why"/> goes into the outcome and the audit.</summary>
+    public async Task<ChangeDto> UnstageAsync(DashboardDbContext db, ChangeRequest c, Actor actor, string why, CancellationToken ct)
+    {
+        var stagedTag = StagedRules.TagOf(c.Tag!);
+        var target = TargetOf(c.Host);
+        var gate = GateOf(c.Host);
+        await gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var results = await target.DeleteTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false);
+            var after = await target.FindTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false);
+            var command = results.Count == 0 ? null : string.Join("\n", results.Select(r => r.CommandLine));
+            var result = results.Count == 0 ? null : string.Join("\n", results.Select(r => r.Message));
+            if (after.Count > 0)
+            {
+                c.StageOutcome = $"{why}; removal failed: the staged rule is still on the host ({result})";
+                await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
+                await audit.WriteAsync(actor, "change.unstage", $"change {c.Id}", c.StageOutcome, c.LabId, command, result, false, c.Host ?? _host.Name, CancellationToken.None).ConfigureAwait(false);
+                Published(c);
+                throw new ChangeStateException(c.StageOutcome);
+            }
+
+            Unstaged(c, results.Count == 0 ? $"{why}; the staged rule was already gone from the host (removed outside the dashboard)" : $"{why}; staged rule removed and verified gone");
+            await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
+            await audit.WriteAsync(actor, "change.unstaged", $"change {c.Id}", c.StageOutcome!, c.LabId, command, result, true, c.Host ?? _host.Name, CancellationToken.None).ConfigureAwait(false);
+            return Published(c);
+        }
+        catch (Dashboard.App.Hosts.HostUnavailableException ex)
+        {
+            await audit.WriteAsync(actor, "change.unstage", $"change {c.Id}", $"{why}; not removed: {ex.Message}", c.LabId, null, ex.Message, false, c.Host ?? _host.Name, CancellationToken.None).ConfigureAwait(false);
+            throw new ChangeStateException($"{ex.Message}: the staged rule stays until the host's agent is back (reconciliation removes it then)");
+        }
+        finally
+        {
+            gate.Release();
         }
     }
 
@@ -251,7 +403,8 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
     {
         var rule = ChangeRule.FromJson(c.RuleJson);
         return new ChangeDto(c.Id, c.LabId, rule, rule.Describe(), c.Rationale, c.TtlSeconds, c.State, c.ProposedByName, c.CreatedAt, c.UpdatedAt, c.DecidedByName, c.DecidedAt, c.DecisionNote, c.SelfApproved,
-            c.Tag ?? TagFor(c.Id), CommandFor(rule, c.Id), c.ApplyCommand, c.AppliedAt, c.ExpiresAt, c.RevertCommand, c.EndedByName, c.EndedAt, c.Outcome, c.Host);
+            c.Tag ?? TagFor(c.Id), CommandFor(rule, c.Id), c.ApplyCommand, c.AppliedAt, c.ExpiresAt, c.RevertCommand, c.EndedByName, c.EndedAt, c.Outcome, c.Host,
+            c.StagedAt is { } at ? new ChangeStageDto(IsStaged(c), StagedRules.TagOf(c.Tag ?? TagFor(c.Id)), at, c.StagedByName, c.StageExpiresAt, c.UnstagedAt, c.StageCommand, c.StageOutcome) : null);
     }
 
     private string ProgramFor(ChangeRule rule) => rule.IsIpv6 ? _host.Ip6tables : _host.Iptables;

@@ -89,11 +89,27 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
         }
     }
 
-    /// <summary>Reverts applied changes whose time-to-live has run out (state expired); one on a disconnected host waits for its agent.</summary>
+    /// <summary>
+    /// Reverts applied changes whose time-to-live has run out (state expired), and takes off staged rules whose staging
+    /// time ran out; one on a disconnected host waits for its agent.
+    /// </summary>
     public async Task ExpireDueAsync(CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
         var now = DateTimeOffset.UtcNow;
+        var stagesDue = await db.ChangeRequests.Where(c => c.State == ChangeState.Proposed && c.InstanceId == applier.InstanceId && c.StagedAt != null && c.UnstagedAt == null && c.StageExpiresAt != null && c.StageExpiresAt <= now).ToListAsync(ct).ConfigureAwait(false);
+        foreach (var c in stagesDue.Where(c => c.Host is null || hosts.Remote(c.Host) is { State: Dashboard.App.Hosts.AgentState.Connected }))
+        {
+            try
+            {
+                await applier.UnstageAsync(db, c, Actor.System, $"its staging time ran out ({(c.StageExpiresAt!.Value - c.StagedAt!.Value).TotalSeconds:0} s)", ct).ConfigureAwait(false);
+            }
+            catch (ChangeStateException ex)
+            {
+                logger.LogInformation("staged rule of change {Change} not removed yet: {Error}", c.Id, ex.Message);
+            }
+        }
+
         var due = await db.ChangeRequests.Where(c => c.State == ChangeState.Applied && c.InstanceId == applier.InstanceId && c.ExpiresAt != null && c.ExpiresAt <= now).ToListAsync(ct).ConfigureAwait(false);
         foreach (var c in due)
         {
@@ -122,6 +138,7 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
     {
         var findings = new List<string>();
         var expired = new List<ChangeRequest>();
+        var expiredStages = new List<ChangeRequest>();
         var on = host is null ? "the host" : $"host '{host}'";
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
         await applier.ExclusiveAsync(host, async writer =>
@@ -173,7 +190,48 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
                 }
             }
 
+            // Staged changes: the counting rule of a proposed change stays (once), anything else staged goes.
+            var staged = await db.ChangeRequests.Where(c => c.InstanceId == applier.InstanceId && c.Host == host && c.StagedAt != null && c.UnstagedAt == null).ToListAsync(ct).ConfigureAwait(false);
+            var keepStaged = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var c in staged.Where(c => !applier.IsApplying(c.Id)))
+            {
+                var stagedTag = Dashboard.Host.Netfilter.StagedRules.TagOf(c.Tag!);
+                var copies = onHost.Count(r => r.Comment == stagedTag);
+                if (c.State != ChangeState.Proposed)
+                {
+                    var removed = copies > 0 ? await writer.DeleteTaggedAsync(stagedTag, ct).ConfigureAwait(false) : [];
+                    onHost.RemoveAll(r => r.Comment == stagedTag);
+                    await applier.RecordUnstagedAsync(db, c, $"the change is {c.State.ToString().ToLowerInvariant()}: its staged rule {(copies > 0 ? $"was still on {on} and was removed" : "was already gone")} (reconciliation)", host, ct).ConfigureAwait(false);
+                    findings.Add($"change {c.Id}: {c.State.ToString().ToLowerInvariant()} but staged in the database; {removed.Count} staged cop{(removed.Count == 1 ? "y" : "ies")} removed");
+                }
+                else if (copies == 0)
+                {
+                    await applier.RecordUnstagedAsync(db, c, $"the staged rule was removed outside the dashboard (missing on {on} at reconciliation); stage it again to count", host, ct).ConfigureAwait(false);
+                    findings.Add($"change {c.Id}: staged in the database but its counting rule is missing on {on}; marked unstaged");
+                }
+                else
+                {
+                    keepStaged.Add(stagedTag);
+                    foreach (var r in onHost.Where(r => r.Comment == stagedTag).Skip(1).ToList())
+                    {
+                        await writer.DeleteOneAsync(r, ct).ConfigureAwait(false);
+                    }
+
+                    if (copies > 1)
+                    {
+                        findings.Add($"change {c.Id}: its staged rule is present {copies} times on {on}; removed {copies - 1} extra cop{(copies == 2 ? "y" : "ies")}");
+                    }
+
+                    if (c.StageExpiresAt <= now)
+                    {
+                        expiredStages.Add(c);
+                    }
+                }
+            }
+
             var known = applied.Where(c => c.State == ChangeState.Applied || applier.IsApplying(c.Id)).Select(c => c.Tag).ToHashSet();
+            known.UnionWith(keepStaged);
+            known.UnionWith(staged.Where(c => applier.IsApplying(c.Id)).Select(c => Dashboard.Host.Netfilter.StagedRules.TagOf(c.Tag!)));
             foreach (var group in onHost.Where(r => !known.Contains(r.Comment)).GroupBy(r => r.Comment!))
             {
                 var results = await writer.DeleteTaggedAsync(group.Key, ct).ConfigureAwait(false);
@@ -186,6 +244,12 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
         {
             await applier.RemoveAsync(db, c, Actor.System, ChangeState.Expired, ct).ConfigureAwait(false);
             findings.Add($"change {c.Id}: its time-to-live ran out while the dashboard was stopped; reverted as expired");
+        }
+
+        foreach (var c in expiredStages)
+        {
+            await applier.UnstageAsync(db, c, Actor.System, "its staging time ran out while the dashboard was stopped", ct).ConfigureAwait(false);
+            findings.Add($"change {c.Id}: its staging time ran out while the dashboard was stopped; staged rule removed");
         }
 
         var report = new ReconciliationReport(DateTimeOffset.UtcNow, findings.Count == 0 ? [$"{on} and the database agree: every applied change's rule is present once, no other tagged rule of this instance"] : findings, findings.Count == 0, host);

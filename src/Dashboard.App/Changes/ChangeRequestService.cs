@@ -212,6 +212,54 @@ public sealed class ChangeRequestService(
         return await applier.ApplyAsync(db, c, actor, ct).ConfigureAwait(false);
     }
 
+    /// <summary>The shortest and longest a staged rule counts before it is taken off by itself, and the default.</summary>
+    public const int MinStageSeconds = 30;
+    public const int MaxStageSeconds = 24 * 3600;
+    public const int DefaultStageSeconds = 3600;
+
+    /// <summary>
+    /// Stages a proposed change (Operator): its match counts on the host with no target, so the approver sees how many
+    /// packets it would decide, for <paramref name="ttlSeconds"/> (default an hour) unless approved or rejected before.
+    /// </summary>
+    public async Task<ChangeDto> StageAsync(Actor actor, int id, int? ttlSeconds, CancellationToken ct = default)
+    {
+        if (ttlSeconds is < MinStageSeconds or > MaxStageSeconds)
+        {
+            throw new ChangeValidationException(new Dictionary<string, string> { ["TtlSeconds"] = $"a staged rule counts for {MinStageSeconds} s to 24 h; leave it empty for an hour" });
+        }
+
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var c = await LoadAsync(db, actor, id, LabRole.Operator, ct).ConfigureAwait(false);
+        RequireState(c, ChangeState.Proposed, "staged");
+        if (await access.HostRefusalAsync(c.LabId, c.Host ?? isolation.LocalHost, ct).ConfigureAwait(false) is { } notHere)
+        {
+            await audit.WriteAsync(actor, "change.stage-refused", $"change {c.Id}", notHere, c.LabId, succeeded: false, host: c.Host ?? hosts.Local.Host, ct: ct).ConfigureAwait(false);
+            throw new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, notHere);
+        }
+
+        if (c.Host is { } remote && hosts.Remote(remote) is not { State: Dashboard.App.Hosts.AgentState.Connected })
+        {
+            var why = $"host '{remote}' is disconnected: stage the change once its agent is back";
+            await audit.WriteAsync(actor, "change.stage-refused", $"change {c.Id}", why, c.LabId, succeeded: false, host: remote, ct: ct).ConfigureAwait(false);
+            throw new ChangeStateException(why);
+        }
+
+        return await applier.StageAsync(db, c, actor, TimeSpan.FromSeconds(ttlSeconds ?? DefaultStageSeconds), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Takes a staged change's counting rule off its host (Operator); the change stays proposed.</summary>
+    public async Task<ChangeDto> UnstageAsync(Actor actor, int id, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var c = await LoadAsync(db, actor, id, LabRole.Operator, ct).ConfigureAwait(false);
+        if (!ChangeHostApplier.IsStaged(c))
+        {
+            throw new ChangeStateException($"change {c.Id} is not staged");
+        }
+
+        return await applier.UnstageAsync(db, c, actor, $"unstaged by {actor.Name}", ct).ConfigureAwait(false);
+    }
+
     public async Task<ChangeDto> RejectAsync(Actor actor, int id, string? note, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
@@ -224,6 +272,19 @@ public sealed class ChangeRequestService(
         c.DecisionNote = Note(note);
         await ChangeHostApplier.SaveStateAsync(db, c, ct).ConfigureAwait(false);
         await audit.WriteAsync(actor, "change.rejected", $"change {c.Id}", "rejected" + (c.DecisionNote is { } n ? $"; note: {n}" : ""), c.LabId, host: c.Host ?? hosts.Local.Host, ct: ct).ConfigureAwait(false);
+        if (ChangeHostApplier.IsStaged(c))
+        {
+            try
+            {
+                return await applier.UnstageAsync(db, c, actor, "rejected", CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (ChangeStateException ex)
+            {
+                // The rejection stands; the staged rule goes when its host is back (reconciliation) and the change says so.
+                logger.LogWarning("change {Change} rejected, staged rule not removed yet: {Error}", c.Id, ex.Message);
+            }
+        }
+
         return applier.Published(c);
     }
 

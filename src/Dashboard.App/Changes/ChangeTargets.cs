@@ -18,6 +18,12 @@ public interface IChangeTarget
     /// <summary>Inserts the change's rule tagged <paramref name="tag"/>.</summary>
     Task<RuleCommandResult> InsertAsync(ChangeRule rule, string tag, CancellationToken ct);
 
+    /// <summary>Inserts the change's rule as a counting rule (no target) tagged <paramref name="stagedTag"/>.</summary>
+    Task<RuleCommandResult> StageAsync(ChangeRule rule, string stagedTag, CancellationToken ct);
+
+    /// <summary>Replaces the staged rule (<paramref name="tag"/> + <c>-staged</c>) by the real one tagged <paramref name="tag"/>, in one transaction.</summary>
+    Task<RuleCommandResult> PromoteAsync(ChangeRule rule, string tag, CancellationToken ct);
+
     /// <summary>A fresh read: every rule carrying a dashboard tag.</summary>
     Task<IReadOnlyList<FirewallRule>> FindAllTaggedAsync(CancellationToken ct);
 
@@ -41,6 +47,10 @@ public sealed class LocalChangeTarget(IptablesRuleWriter writer) : IChangeTarget
 
     public Task<RuleCommandResult> InsertAsync(ChangeRule rule, string tag, CancellationToken ct) => writer.InsertAsync(rule.ToSpec(tag), ct);
 
+    public Task<RuleCommandResult> StageAsync(ChangeRule rule, string stagedTag, CancellationToken ct) => writer.InsertAsync(rule.ToStagedSpec(stagedTag), ct);
+
+    public Task<RuleCommandResult> PromoteAsync(ChangeRule rule, string tag, CancellationToken ct) => StagedRules.PromoteAsync(writer, rule, tag, ct);
+
     public Task<IReadOnlyList<FirewallRule>> FindAllTaggedAsync(CancellationToken ct) => writer.FindAllTaggedAsync(ct);
 
     public Task<IReadOnlyList<RuleCommandResult>> DeleteTaggedAsync(string tag, CancellationToken ct) => writer.DeleteTaggedAsync(tag, ct);
@@ -62,6 +72,14 @@ public sealed class AgentChangeTarget(string host, IAgentCommands agents) : ICha
     public async Task<RuleCommandResult> InsertAsync(ChangeRule rule, string tag, CancellationToken ct) =>
         (await StepAsync(new AgentStep(AgentStepAction.ChangeInsert, "", Tag: tag, Change: rule), ct).ConfigureAwait(false)).Rule
         ?? throw new ChangeStateException($"host '{host}' did not say what the insert did");
+
+    public async Task<RuleCommandResult> StageAsync(ChangeRule rule, string stagedTag, CancellationToken ct) =>
+        (await StepAsync(new AgentStep(AgentStepAction.ChangeStage, "", Tag: stagedTag, Change: rule), ct).ConfigureAwait(false)).Rule
+        ?? throw new ChangeStateException($"host '{host}' did not say what the staging did");
+
+    public async Task<RuleCommandResult> PromoteAsync(ChangeRule rule, string tag, CancellationToken ct) =>
+        (await StepAsync(new AgentStep(AgentStepAction.ChangePromote, "", Tag: tag, Change: rule), ct).ConfigureAwait(false)).Rule
+        ?? throw new ChangeStateException($"host '{host}' did not say what the promotion did");
 
     public async Task<IReadOnlyList<FirewallRule>> FindAllTaggedAsync(CancellationToken ct)
     {

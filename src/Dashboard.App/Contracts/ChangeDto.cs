@@ -28,4 +28,19 @@ public sealed record ChangeDto(
     string? EndedBy,
     DateTimeOffset? EndedAt,
     string? Outcome,
-    string? Host = null);
+    string? Host = null,
+    ChangeStageDto? Stage = null);
+
+/// <summary>
+/// A change's staging: its match counting on the host with no target (<paramref name="Counting"/> while it is there),
+/// tagged <paramref name="Tag"/>, until <paramref name="ExpiresAt"/> unless approval or rejection took it off first.
+/// </summary>
+public sealed record ChangeStageDto(
+    bool Counting,
+    string Tag,
+    DateTimeOffset StagedAt,
+    string? StagedBy,
+    DateTimeOffset? ExpiresAt,
+    DateTimeOffset? UnstagedAt,
+    string? Command,
+    string? Outcome);

@@ -338,9 +338,9 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
         // The run's end in the audit, as the run page shows it: its status, what its probes got, how long, any error.
         var duration = (run.EndedAt.Value - run.StartedAt).TotalSeconds;
         var ended = string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"run of variant '{run.Variant}' of '{run.ExperimentName}' ended {run.Status.ToString().ToLowerInvariant()} after {duration:0.0} s: {run.ProbesReceived} of {run.ProbesSent} probe replies{(run.Outcome is { } o ? "; " + o : "")}{(run.Error is { } e ? "; " + e : "")}");
-        await tools.Audit.WriteAsync(RunActor, "run.finished", $"run {run.Id}", ended, run.LabId, result: string.Join('\n', cleanup), succeeded: run.Status == RunStatus.Succeeded, host: run.Host, ct: CancellationToken.None);
+            $"run of variant '{run.Variant}' of '{run.ExperimentName}' ended {run.Status.ToString().ToLowerInvariant()} after {duration:0.0} s: {(run.ProbesSent > 0 ? $"{run.ProbesReceived} of {run.ProbesSent} probe replies" : "its probes did not finish")}{(run.Error is { } e ? "; " + e : "")}");
         report(run.Status == RunStatus.Succeeded ? "done" : run.Error ?? run.Status.ToString(), 1, run.Status, _steps);
+        await tools.Audit.WriteAsync(RunActor, "run.finished", $"run {run.Id}", ended, run.LabId, result: string.Join('\n', cleanup), succeeded: run.Status == RunStatus.Succeeded, host: run.Host, ct: CancellationToken.None);
     }
 
     private async Task CleanStepAsync(List<string> cleanup, string what, Func<Task> step)

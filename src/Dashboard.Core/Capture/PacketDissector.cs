@@ -61,7 +61,7 @@ public static class PacketDissector
 
         if (frame.Length < originalLength)
         {
-            layers.Add(new PacketLayer("Kept bytes", $"the first {frame.Length} of the frame's {originalLength} bytes are kept for this view (the pcap has them all)", frame.Length, 0, []));
+            layers.Add(new PacketLayer("Kept bytes", $"the first {frame.Length} of the frame's {originalLength} bytes are kept for this view (the pcap holds as many as the capture's snap length kept)", frame.Length, 0, []));
         }
 
         return layers;

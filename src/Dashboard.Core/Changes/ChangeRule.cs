@@ -65,6 +65,9 @@ public sealed record ChangeRule
         Tag = tag,
     };
 
+    /// <summary>The rule staged: the same match at the same position with no target, so it only counts (see <see cref="RuleSpec.CountOnly"/>).</summary>
+    public RuleSpec ToStagedSpec(string stagedTag) => ToSpec(stagedTag) with { CountOnly = true };
+
     /// <summary>Field problems (without looking at the host), keyed by field name; empty when the rule is well formed.</summary>
     public IReadOnlyDictionary<string, string> Validate()
     {

@@ -42,6 +42,12 @@ public sealed partial record RuleSpec
     /// <summary>The dashboard's tag for this rule (see <see cref="RuleTag.For"/>).</summary>
     public required string Tag { get; init; }
 
+    /// <summary>
+    /// A counting rule: the same match with no <c>-j</c>, so it counts the packets <see cref="Target"/> would decide and
+    /// lets them go on (a staged change). <see cref="Target"/> stays the one approval puts in.
+    /// </summary>
+    public bool CountOnly { get; init; }
+
     [GeneratedRegex("^[A-Za-z0-9_.+-]{1,15}$", RegexOptions.CultureInvariant)]
     private static partial Regex InterfaceName();
 
@@ -149,8 +155,33 @@ public sealed partial record RuleSpec
             a.AddRange(["-m", "conntrack", "--ctstate", string.Join(',', States.Where(states.Contains))]);
         }
 
-        a.AddRange(["-m", "comment", "--comment", Tag, "-j", Target]);
+        a.AddRange(["-m", "comment", "--comment", Tag]);
+        if (!CountOnly)
+        {
+            a.AddRange(["-j", Target]);
+        }
+
         return a;
+    }
+
+    /// <summary>
+    /// The insert (or append) as a line of <c>iptables-restore</c> input, inside its table's block: <c>-I CHAIN N ...</c>.
+    /// Safe to write unquoted: every field is validated to letters, digits and <c>_.:/+,-</c>, and the tag has no space or quote.
+    /// </summary>
+    public string RestoreLine()
+    {
+        var a = new List<string>();
+        if (Position is { } p)
+        {
+            a.AddRange(["-I", Chain, p.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        }
+        else
+        {
+            a.AddRange(["-A", Chain]);
+        }
+
+        a.AddRange(SpecArguments());
+        return string.Join(' ', a);
     }
 
     /// <summary>The whole <c>iptables</c> argument vector that inserts (or appends) this rule, waiting up to <paramref name="lockWaitSeconds"/> for the xtables lock.</summary>

@@ -55,6 +55,22 @@ public sealed class ChangeRequest
     public string? EndedByName { get; set; }
     public DateTimeOffset? EndedAt { get; set; }
 
+    /// <summary>When the change was last staged (its rule's match counting on the host with no target); null: never staged.</summary>
+    public DateTimeOffset? StagedAt { get; set; }
+
+    public string? StagedByName { get; set; }
+
+    /// <summary>When the staged rule is taken off by itself.</summary>
+    public DateTimeOffset? StageExpiresAt { get; set; }
+
+    /// <summary>When the staged rule came off (approval replaced it, a rejection, its time-to-live, or by hand); null while it counts.</summary>
+    public DateTimeOffset? UnstagedAt { get; set; }
+
+    public string? StageCommand { get; set; }
+
+    /// <summary>What became of the staged rule (verified on, replaced by the real rule, removed and why).</summary>
+    public string? StageOutcome { get; set; }
+
     /// <summary>Why an apply or a revert failed, or what reconciliation found.</summary>
     public string? Outcome { get; set; }
 

@@ -169,8 +169,10 @@ public static class AgentMessageCheck
 
     private static bool IsCidr(string a)
     {
+        // As ip prints them: four dotted numbers (IPAddress also reads "1" as 0.0.0.1), or IPv6 without a scope.
         var slash = a.IndexOf('/', StringComparison.Ordinal);
         return IPAddress.TryParse(a[..slash], out var address)
+            && (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? a[..slash] == address.ToString() : !a.Contains('%', StringComparison.Ordinal))
             && int.TryParse(a[(slash + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var len)
             && len >= 0 && len <= (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128);
     }

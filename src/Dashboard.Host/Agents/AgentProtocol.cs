@@ -207,6 +207,12 @@ public enum AgentStepAction
     /// <summary>Whether the host can trace: the reply's text is why not, or empty.</summary>
     TraceAvailable,
 
+    /// <summary>A proposed change's rule (<see cref="AgentStep.Change"/>) inserted with no target, tagged <see cref="AgentStep.Tag"/> (…-staged): it only counts.</summary>
+    ChangeStage,
+
+    /// <summary>The change's staged rule replaced by the real one tagged <see cref="AgentStep.Tag"/>, in one iptables-restore transaction.</summary>
+    ChangePromote,
+
     /// <summary>A trace of the run's flow (<see cref="AgentStep.Trace"/>); the reply names it and its rules' tag.</summary>
     StartTrace,
 

@@ -74,6 +74,46 @@ public sealed class IptablesRuleWriter(IProcessRunner runner, IOptions<DockerHos
         return RunAsync(rule.Family == TableFamily.Ipv6 ? _options.Ip6tables : _options.Iptables, args, ct);
     }
 
+    /// <summary>
+    /// Replaces a staged (counting) rule by the real one in one transaction: <c>iptables-restore --noflush</c> with the
+    /// staged rule's delete (by its specification as iptables-save printed it) and the real rule's insert in the same
+    /// table block, so no packet sees neither or both. Nothing else in the table is touched.
+    /// </summary>
+    public async Task<RuleCommandResult> ReplaceStagedAsync(FirewallRule staged, RuleSpec real, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(staged);
+        ArgumentNullException.ThrowIfNull(real);
+        if (!RuleTag.IsDashboardComment(staged.Comment) || real.CountOnly)
+        {
+            throw new ArgumentException("only the dashboard's own staged rule can be replaced, and by a rule with a target", nameof(staged));
+        }
+
+        if (staged.Table != real.Table || (staged.Family == TableFamily.Ipv6) != real.IsIpv6)
+        {
+            throw new ArgumentException($"the staged rule is in {staged.Table} ({staged.Family}); the real one goes to {real.Table}", nameof(real));
+        }
+
+        var spec = IptablesSaveReader.SpecArguments(staged.Text);
+        if (spec.Any(a => a.Length == 0 || a.Any(c => char.IsWhiteSpace(c) || c is '"' or '\\' || char.IsControl(c))))
+        {
+            throw new ArgumentException("the staged rule's text cannot be written to iptables-restore unquoted", nameof(staged));
+        }
+
+        var input = $"*{staged.Table}\n-D {staged.Chain} {string.Join(' ', spec)}\n{real.RestoreLine()}\nCOMMIT\n";
+        var program = real.IsIpv6 ? _options.Ip6tablesRestore : _options.IptablesRestore;
+        string[] args = ["-w", _options.XtablesLockWaitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "--noflush"];
+        var line = CommandLine.Format(program, args) + " <<EOF\n" + input + "EOF";
+        try
+        {
+            var r = await runner.RunAsync(program, args, input, _options.CommandTimeout, ct).ConfigureAwait(false);
+            return new RuleCommandResult(r.Succeeded, line, r.Succeeded ? "ok" : $"exit code {r.ExitCode}: {r.Message}");
+        }
+        catch (ProcessFailedException ex)
+        {
+            return new RuleCommandResult(false, line, ex.Message);
+        }
+    }
+
     /// <summary>A fresh read of both families: every rule whose comment is exactly <paramref name="tag"/> (to verify an insert or a removal).</summary>
     public async Task<IReadOnlyList<FirewallRule>> FindTaggedAsync(string tag, CancellationToken ct = default) =>
         [.. (await FindAllTaggedAsync(ct).ConfigureAwait(false)).Where(r => r.Comment == tag)];

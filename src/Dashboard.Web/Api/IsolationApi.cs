@@ -21,7 +21,8 @@ public static class IsolationApi
         var api = app.MapGroup("/api/isolation").WithTags("Isolation");
         api.MapGet("/", async Task<Results<Ok<MatrixDto>, ProblemHttpResult>> (string? by, string? protocol, int? port, IsolationService isolation, CancellationToken ct) =>
             Probe(by, protocol, port) is { } bad ? bad : TypedResults.Ok(MatrixDto.From(await isolation.MatrixAsync(by ?? "networks", new MatrixProbe(protocol ?? "icmp", port), ct))));
-        api.MapPost("/what-if", WhatIfAsync).DisableAntiforgery().RequireRateLimiting(RateLimits.Expensive);
+        // At most 20 rules of a few hundred bytes each: a body is read only up to 64 KiB (413 beyond), never a 30 MB list.
+        api.MapPost("/what-if", WhatIfAsync).DisableAntiforgery().RequireRateLimiting(RateLimits.Expensive).WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(JsonBodyLimit.Bytes));
         api.MapPost("/verify", async Task<Results<Ok<VerificationDto>, ProblemHttpResult>> (VerifyRequest body, HttpContext http, IsolationService isolation, CancellationToken ct) =>
         {
             if (Probe(body.By, body.Protocol, body.Port) is { } bad)

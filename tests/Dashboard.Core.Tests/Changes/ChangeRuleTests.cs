@@ -38,6 +38,29 @@ public class ChangeRuleTests
             rule.ToSpec(RuleTag.For("change-main-7")).InsertArguments());
     }
 
+    [Fact]
+    public void ToStagedSpec_IsTheSameMatchWithoutATarget_AndTheRestoreLineIsTheInsert()
+    {
+        var rule = Accept() with { Source = "172.18.0.0/16", Position = 2 };
+        var staged = rule.ToStagedSpec(RuleTag.For("change-main-7-staged"));
+
+        Assert.Equal(
+            ["-w", "5", "-t", "filter", "-I", "DOCKER-USER", "2", "-i", "br-0123456789ab", "-o", "br-ba9876543210", "-s", "172.18.0.0/16", "-p", "icmp", "-m", "comment", "--comment", "netlab:change-main-7-staged"],
+            staged.InsertArguments());
+        Assert.Equal("ACCEPT", staged.Target);
+        Assert.Equal(
+            "-I DOCKER-USER 2 -i br-0123456789ab -o br-ba9876543210 -s 172.18.0.0/16 -p icmp -m comment --comment netlab:change-main-7 -j ACCEPT",
+            rule.ToSpec(RuleTag.For("change-main-7")).RestoreLine());
+        Assert.StartsWith("-A DOCKER-USER ", (rule with { Position = null }).ToSpec(RuleTag.For("change-main-7")).RestoreLine(), StringComparison.Ordinal);
+
+        // Read back as iptables-save prints it, the staged rule has no target: the evaluator walks on past it.
+        var save = IptablesSaveReader.Read("*filter\n:DOCKER-USER - [0:0]\n[3:252] -A DOCKER-USER -s 172.18.0.0/16 -i br-0123456789ab -o br-ba9876543210 -p icmp -m comment --comment netlab:change-main-7-staged\nCOMMIT\n");
+        var read = Assert.Single(save.Rules);
+        Assert.Null(read.Target);
+        Assert.Equal("netlab:change-main-7-staged", read.Comment);
+        Assert.Equal(3UL, read.Packets);
+    }
+
     [Theory]
     [InlineData("Source", "1.2.3.4; reboot")]
     [InlineData("Source", "172.18.0.0/16 -j ACCEPT")]

@@ -96,5 +96,32 @@ public sealed class BadInputContractTests : IDisposable
         using var nulls = await _client.PostAsJsonAsync("/api/isolation/what-if", new { rules = new object?[] { good, null } });
         Assert.Equal(HttpStatusCode.BadRequest, nulls.StatusCode);
         Assert.Contains("rules[1]", await nulls.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+    }
+
+    [Fact]
+    public async Task AHugeJsonBody_IsRefusedAt64KiB_BeforeAnyOfItIsMadeIntoObjects()
+    {
+        // Kestrel enforces the endpoint's size limit (the in-memory test server does not): a real server here.
+        using var factory = new DashboardFactory(kestrel: true);
+        using var client = new HttpClient { BaseAddress = factory.BaseUri };
+        client.DefaultRequestHeaders.Authorization = new("Bearer", factory.AdminToken);
+
+        // A million empty rules would be a million objects: 413 at 64 KiB instead, the same for a chunked body.
+        var huge = "{\"rules\":[" + string.Join(',', Enumerable.Repeat("{}", 1_000_000)) + "]}";
+        using var flood = await client.PostAsync("/api/isolation/what-if", new StringContent(huge, System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, flood.StatusCode);
+        using var chunked = new StreamContent(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(huge)));
+        chunked.Headers.ContentType = new("application/json");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/isolation/what-if") { Content = chunked };
+        request.Headers.TransferEncodingChunked = true;
+        using var flood2 = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, flood2.StatusCode);
+        using var change = await client.PostAsync("/api/changes", new StringContent("{\"rationale\":\"" + new string('a', 100_000) + "\"}", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, change.StatusCode);
+
+        // A form-sized body still goes through.
+        using var fine = await client.PostAsJsonAsync("/api/isolation/what-if", new { rules = new object[] { new { chain = "DOCKER-USER", position = 1, source = "172.18.0.0/99", target = "ACCEPT" } } });
+        Assert.Equal(HttpStatusCode.BadRequest, fine.StatusCode);
     }
 }

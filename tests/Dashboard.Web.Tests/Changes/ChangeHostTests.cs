@@ -6,6 +6,7 @@ using Dashboard.Data.Entities;
 using Dashboard.Host.Netfilter;
 using Dashboard.App.Changes;
 using Dashboard.App.Labs;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Dashboard.Web.Tests.Changes;
@@ -25,8 +26,7 @@ public sealed class ChangeHostTests
     private static async Task<int> CopiesOnHostAsync(string tag)
     {
         var save = await new Dashboard.Host.Processes.ProcessRunner().RunAsync("iptables-save", [], TimeSpan.FromSeconds(20));
-        // iptables-save quotes comments: --comment "netlab:change-x-1"
-        return save.StdOut.Split('\n').Count(l => l.Contains($"--comment \"{tag}\" ", StringComparison.Ordinal) || l.Contains($"--comment {tag} ", StringComparison.Ordinal));
+        return IptablesSaveReader.Read(save.StdOut).Rules.Count(r => r.Comment == tag);
     }
 
     private static async Task RemoveInstanceRulesAsync(DashboardFactory factory, string instance) =>
@@ -35,10 +35,10 @@ public sealed class ChangeHostTests
     /// <summary>The app with its own instance id, Alice (Operator) and Bob (Approver); disposing removes every rule of that instance.</summary>
     private sealed class ChangeApp : IAsyncDisposable
     {
-        private ChangeApp()
+        private ChangeApp(bool collector)
         {
             Instance = "c" + Guid.NewGuid().ToString("N")[..8];
-            Factory = new DashboardFactory(new() { ["Host:InstanceId"] = Instance });
+            Factory = new DashboardFactory(new() { ["Host:InstanceId"] = Instance, ["Collector:Enabled"] = collector ? "true" : "false" });
         }
 
         public string Instance { get; }
@@ -51,9 +51,10 @@ public sealed class ChangeHostTests
 
         public ChangeRequestService Changes => Factory.Services.GetRequiredService<ChangeRequestService>();
 
-        public static async Task<ChangeApp> StartAsync()
+        /// <summary>Starts the app; with <paramref name="collector"/> its collector reads the host (the live counters).</summary>
+        public static async Task<ChangeApp> StartAsync(bool collector = false)
         {
-            var app = new ChangeApp();
+            var app = new ChangeApp(collector);
             app.Alice = await app.Factory.CreateUserAsync("alice", 1, LabRole.Operator);
             app.Bob = await app.Factory.CreateUserAsync("bob", 1, LabRole.Approver);
             return app;
@@ -284,5 +285,158 @@ public sealed class ChangeHostTests
         {
             await RemoveInstanceRulesAsync(factory, instance);
         }
+    }
+
+    /// <summary>The packets the host's counters give the rule tagged <paramref name="tag"/> (iptables-save -c), or null when it is not there.</summary>
+    private static async Task<ulong?> PacketsOnHostAsync(string tag)
+    {
+        var save = await new Dashboard.Host.Processes.ProcessRunner().RunAsync("iptables-save", ["-c"], TimeSpan.FromSeconds(20));
+        return IptablesSaveReader.Read(save.StdOut).Rules.FirstOrDefault(r => r.Comment == tag)?.Packets;
+    }
+
+    [SkippableFact]
+    public async Task Stage_CountsWithoutChangingTheFate_ApprovalSwapsItForTheRealRuleInOneTransaction()
+    {
+        RealHost.Require();
+        await using var lab = new LabScope();
+        var seed = await lab.CreateSeedLabAsync();
+        await using var app = await ChangeApp.StartAsync(collector: true);
+        var (factory, alice, bob, changes) = (app.Factory, app.Alice, app.Bob, app.Changes);
+        var carol = await factory.CreateUserAsync("carol", 1, LabRole.Viewer);
+
+        Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip));
+        var request = await changes.ProposeAsync(alice.Actor, 1, Accept(seed.Bridge2, seed.Bridge1), "c2 must reach c1", null);
+        var reply = await changes.ProposeAsync(alice.Actor, 1, Accept(seed.Bridge1, seed.Bridge2), "replies from c1 to c2", null);
+
+        // A viewer may not stage: refused on the server, and audited.
+        await Assert.ThrowsAsync<LabAccessException>(() => changes.StageAsync(carol.Actor, request.Id, null));
+
+        var staged = await changes.StageAsync(alice.Actor, request.Id, null);
+        Assert.True(staged.Stage is { Counting: true }, staged.Stage?.Outcome);
+        Assert.Equal($"{request.Tag}-staged", staged.Stage!.Tag);
+        Assert.Contains($"-I DOCKER-USER 1 -i {seed.Bridge2} -o {seed.Bridge1} -m comment --comment {request.Tag}-staged", staged.Stage.Command, StringComparison.Ordinal);
+        Assert.DoesNotContain("-j", staged.Stage.Command!.Split("--comment")[1], StringComparison.Ordinal);
+        Assert.Equal(ChangeState.Proposed, staged.State);
+        Assert.Equal(ChangeState.Proposed, (await changes.StageAsync(alice.Actor, reply.Id, null)).State);
+        await Assert.ThrowsAsync<ChangeStateException>(() => changes.StageAsync(alice.Actor, reply.Id, null));
+        Assert.Equal(1, await CopiesOnHostAsync(staged.Stage.Tag));
+        Assert.Equal(0, await CopiesOnHostAsync(request.Tag));
+
+        // The fate stays: the echo requests are counted by the staged rule and still dropped; no reply is made.
+        Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip));
+        Assert.True(await PacketsOnHostAsync(staged.Stage.Tag) >= 3, $"staged request rule counted {await PacketsOnHostAsync(staged.Stage.Tag)}");
+        Assert.Equal(0UL, await PacketsOnHostAsync($"{reply.Tag}-staged"));
+
+        // The dashboard's live feed shows the same counter (what the change page draws).
+        var feed = factory.Services.GetRequiredService<Dashboard.App.Live.LiveFeed>();
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        ulong live = 0;
+        while (DateTime.UtcNow < deadline && live < 3)
+        {
+            live = feed.Ruleset?.Rules.FirstOrDefault(r => r.Comment == staged.Stage.Tag) is { } r ? feed.CountersOf(r).Packets : 0;
+            await Task.Delay(200);
+        }
+
+        Assert.True(live >= 3, $"live counter of the staged rule: {live}");
+
+        // Approval replaces the staged rule by the real one in one iptables-restore transaction, then verifies both.
+        var applied = await changes.ApproveAsync(bob.Actor, request.Id, null);
+        Assert.True(applied.State == ChangeState.Applied, applied.Outcome);
+        Assert.Contains("iptables-restore -w 5 --noflush", applied.ApplyCommand, StringComparison.Ordinal);
+        Assert.Contains($"-D DOCKER-USER -i {seed.Bridge2} -o {seed.Bridge1} -m comment --comment {request.Tag}-staged", applied.ApplyCommand, StringComparison.Ordinal);
+        Assert.Contains($"-I DOCKER-USER 1 -i {seed.Bridge2} -o {seed.Bridge1} -m comment --comment {request.Tag} -j ACCEPT", applied.ApplyCommand, StringComparison.Ordinal);
+        Assert.True(applied.Stage is { Counting: false }, applied.Stage?.Outcome);
+        Assert.Contains("replaced by the real rule", applied.Stage!.Outcome, StringComparison.Ordinal);
+        Assert.Equal(0, await CopiesOnHostAsync(staged.Stage.Tag));
+        Assert.Equal(1, await CopiesOnHostAsync(request.Tag));
+        Assert.Equal(ChangeState.Applied, (await changes.ApproveAsync(bob.Actor, reply.Id, null)).State);
+        Assert.Equal(0, await CopiesOnHostAsync($"{reply.Tag}-staged"));
+
+        // Now the fate changes.
+        var (sent, received) = await lab.PingAsync(seed.C2, seed.C1Ip);
+        Assert.True(received > 0, $"ping after approval: {received}/{sent}");
+        await changes.RevertAsync(alice.Actor, request.Id);
+        await changes.RevertAsync(alice.Actor, reply.Id);
+
+        using var http = factory.CreateClient();
+        var rows = (await http.GetFromJsonAsync<JsonElement>($"/api/audit?action=change.*&pageSize=200")).GetProperty("rows").EnumerateArray().ToList();
+        Assert.Contains(rows, r => r.GetProperty("action").GetString() == "change.staged" && r.GetProperty("subject").GetString() == $"change {request.Id}");
+        Assert.Contains(rows, r => r.GetProperty("action").GetString() == "change.stage" && r.GetProperty("commandLine").GetString() == staged.Stage.Command);
+        Assert.Contains(rows, r => r.GetProperty("action").GetString() == "change.refused" && r.GetProperty("actor").GetString() == "carol");
+    }
+
+    [SkippableFact]
+    public async Task StagedRule_GoesAtRejection_AtItsTimeToLive_AndReconciliationKeepsHostAndDatabaseAgreeing()
+    {
+        RealHost.Require();
+        await using var app = await ChangeApp.StartAsync();
+        var (factory, alice, bob, changes) = (app.Factory, app.Alice, app.Bob, app.Changes);
+        var reconciler = factory.Services.GetRequiredService<ChangeReconciler>();
+        var writer = factory.Services.GetRequiredService<IptablesRuleWriter>();
+        ChangeRule Rule(int n) => new() { Chain = "DOCKER-USER", Position = 1, Source = $"172.31.{240 + n}.0/24", Destination = "172.31.253.0/24", Protocol = "icmp", Target = "DROP" };
+        var ids = new List<int>();
+        for (var i = 0; i < 4; i++)
+        {
+            ids.Add((await changes.ProposeAsync(alice.Actor, 1, Rule(i), $"staged {i}", null)).Id);
+        }
+
+        // Bad staging times are refused naming the field, over HTTP too.
+        using var http = factory.CreateClient(alice.Token);
+        var bad = await http.PostAsJsonAsync($"/api/changes/{ids[0]}/stage", new { ttlSeconds = 5 });
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("TtlSeconds", await bad.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        var ok = await http.PostAsJsonAsync($"/api/changes/{ids[0]}/stage", new { ttlSeconds = 600 });
+        Assert.Equal(System.Net.HttpStatusCode.OK, ok.StatusCode);
+        var stagedTag = (await changes.GetAsync(alice.Actor, ids[0])).Stage!.Tag;
+        Assert.Equal(1, await CopiesOnHostAsync(stagedTag));
+
+        // Rejection takes it off.
+        var rejected = await changes.RejectAsync(bob.Actor, ids[0], "not this one");
+        Assert.Equal(ChangeState.Rejected, rejected.State);
+        Assert.True(rejected.Stage is { Counting: false }, rejected.Stage?.Outcome);
+        Assert.Contains("rejected; staged rule removed and verified gone", rejected.Stage!.Outcome, StringComparison.Ordinal);
+        Assert.Equal(0, await CopiesOnHostAsync(stagedTag));
+
+        // Its staging time runs out: taken off by the expiry check.
+        var second = await changes.StageAsync(alice.Actor, ids[1], 30);
+        await using (var scope = factory.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<Dashboard.Data.DashboardDbContext>();
+            var row = await db.ChangeRequests.SingleAsync(c => c.Id == ids[1]);
+            row.StageExpiresAt = DateTimeOffset.UtcNow.AddSeconds(-1);
+            await db.SaveChangesAsync();
+        }
+
+        await reconciler.ExpireDueAsync();
+        var expired = await changes.GetAsync(alice.Actor, ids[1]);
+        Assert.True(expired.Stage is { Counting: false }, expired.Stage?.Outcome);
+        Assert.Contains("staging time ran out", expired.Stage!.Outcome, StringComparison.Ordinal);
+        Assert.Equal(ChangeState.Proposed, expired.State);
+        Assert.Equal(0, await CopiesOnHostAsync(second.Stage!.Tag));
+
+        // Reconciliation: a staged rule removed by hand is marked unstaged; one whose change was decided meanwhile goes.
+        var third = await changes.StageAsync(alice.Actor, ids[2], null);
+        var fourth = await changes.StageAsync(alice.Actor, ids[3], null);
+        await writer.DeleteTaggedAsync(third.Stage!.Tag);
+        await using (var scope = factory.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<Dashboard.Data.DashboardDbContext>();
+            var row = await db.ChangeRequests.SingleAsync(c => c.Id == ids[3]);
+            row.State = ChangeState.Rejected;
+            await db.SaveChangesAsync();
+        }
+
+        var report = await reconciler.ReconcileAsync();
+        Assert.Contains(report.Findings, f => f.Contains($"change {ids[2]}: staged in the database but its counting rule is missing", StringComparison.Ordinal));
+        Assert.Contains(report.Findings, f => f.Contains($"change {ids[3]}: rejected but staged in the database; 1 staged copy removed", StringComparison.Ordinal));
+        Assert.True((await changes.GetAsync(alice.Actor, ids[2])).Stage is { Counting: false });
+        Assert.Equal(0, await CopiesOnHostAsync(fourth.Stage!.Tag));
+
+        // Unstaging by hand: staged again, then off, the change still proposed.
+        await changes.StageAsync(alice.Actor, ids[2], null);
+        var off = await changes.UnstageAsync(alice.Actor, ids[2]);
+        Assert.Contains("unstaged by alice; staged rule removed and verified gone", off.Stage!.Outcome, StringComparison.Ordinal);
+        Assert.Equal(0, await CopiesOnHostAsync(off.Stage.Tag));
+        Assert.Equal(ChangeState.Proposed, off.State);
     }
 }

@@ -128,7 +128,7 @@ public sealed class CapturePageAgentHostTests : DashboardTestContext
         cut.Find("[data-testid='captures-clear-ended']").Click();
         Assert.Empty(cut.FindAll($"[data-testid='capture-row'][data-id='{ended.Id}']"));
         Assert.Equal(2, cut.FindAll("[data-testid='capture-row']").Count);
-        Assert.Contains(JSInterop.Invocations, i => i.Identifier == "netlab.save" && i.Arguments[0] as string == "captures-cleared" && i.Arguments[1] as string == ended.Id);
+        Assert.Contains(JSInterop.Invocations, i => i.Identifier == "netlab.save" && i.Arguments[0] as string == "captures-cleared.engine-285" && i.Arguments[1] as string == ended.Id);
         cut.Find("[data-testid='captures-show-cleared']").Click();
         Assert.Single(cut.FindAll($"[data-testid='capture-row'][data-id='{ended.Id}']"));
 

@@ -61,7 +61,17 @@ public sealed class LiveSubscriptionTests : DashboardTestContext
         (typeof(TracePanel), []),
         (typeof(ChangesPage), []),
         (typeof(RunPage), new() { ["Id"] = Guid.NewGuid() }),
+        (typeof(StagedRulePanel), new() { ["Change"] = StagedChange() }),
     ];
+
+    /// <summary>A change whose staged rule counts (the panel the change page shows beside the what-if).</summary>
+    private static ChangeDto StagedChange()
+    {
+        var rule = new Dashboard.Core.Changes.ChangeRule { Chain = "DOCKER-USER", Source = "172.31.9.0/24", Target = "ACCEPT" };
+        var at = DateTimeOffset.UtcNow;
+        return new ChangeDto(1, 1, rule, rule.Describe(), "why", null, ChangeState.Proposed, "alice", at, at, null, null, null, false, "netlab:change-main-1", "iptables", null, null, null, null, null, null, null, null,
+            new ChangeStageDto(true, "netlab:change-main-1-staged", at, "alice", at.AddHours(1), null, null, null));
+    }
 
     [Fact]
     public void EveryLiveComponent_IsListed_AndNoneImplementsItsOwnDisposal()

@@ -57,12 +57,26 @@ public sealed class AgentChangeRealHostTests
             var whatIf = await changes.WhatIfAsync(alice.Actor, reply.Id);
             Assert.True(whatIf.WithOthers is { Changes.Count: > 0 }, $"the two proposals together open the pair on {host}: {whatIf.WithOthers?.Changes.Count}");
 
+            // Staged there first (by its agent): the requests are counted and still dropped.
+            foreach (var c in new[] { request, reply })
+            {
+                var staged = await changes.StageAsync(alice.Actor, c.Id, null);
+                Assert.True(staged.Stage is { Counting: true }, staged.Stage?.Outcome);
+                Assert.Equal(1, await CopiesAsync(lab, staged.Stage!.Tag));
+            }
+
+            Assert.Equal((3, 0), await lab.PingAsync(seed.C2, seed.C1Ip, 3));
+            var counted = IptablesSaveReader.Read(await lab.RunAsync("iptables-save", "-c")).Rules.Single(r => r.Comment == $"{request.Tag}-staged").Packets;
+            Assert.True(counted >= 3, $"the staged request rule on {host} counted {counted}");
+
             foreach (var c in new[] { request, reply })
             {
                 var applied = await changes.ApproveAsync(bob.Actor, c.Id, null);
                 Assert.True(applied.State == ChangeState.Applied, applied.Outcome);
                 Assert.StartsWith("verified: present once in filter DOCKER-USER", applied.Outcome, StringComparison.Ordinal);
+                Assert.Contains("iptables-restore", applied.ApplyCommand, StringComparison.Ordinal);
                 Assert.Equal(1, await CopiesAsync(lab, c.Tag));
+                Assert.Equal(0, await CopiesAsync(lab, $"{c.Tag}-staged"));
             }
 
             Assert.Equal((3, 3), await lab.PingAsync(seed.C2, seed.C1Ip, 3));

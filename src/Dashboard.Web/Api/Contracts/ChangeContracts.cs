@@ -8,3 +8,6 @@ namespace Dashboard.Web.Api;
 public sealed record ProposeChangeRequest(int? Lab, ChangeRule? Rule, string? Rationale, int? TtlSeconds, string? Host = null);
 
 public sealed record DecisionRequest(string? Note);
+
+/// <summary>Body of <c>POST /api/changes/{id}/stage</c>: how long the staged rule counts (30 s to 24 h; empty: an hour).</summary>
+public sealed record StageRequest(int? TtlSeconds);

@@ -39,8 +39,16 @@ public abstract class LiveComponentBase : ComponentBase, IAsyncDisposable
     protected virtual bool FollowsHostPicker => false;
 
     /// <summary>The feed this component reads: the picked host's when it follows the picker, else the local host's.</summary>
-    protected LiveFeed Feed => _feed ??= FollowsHostPicker && Services.GetService<HostSession>() is { Host: { } host }
+    protected LiveFeed Feed => _feed ??= ShownHost is { } shown
+        ? Services.GetService<Dashboard.App.Hosts.HostDirectory>()?.FeedOf(shown) ?? LocalFeed
+        : FollowsHostPicker && Services.GetService<HostSession>() is { Host: { } host }
         && Services.GetService<Dashboard.App.Hosts.HostDirectory>()?.FeedOf(host) is { } remote ? remote : LocalFeed;
+
+    /// <summary>
+    /// A host this component always shows, whatever the picker says (a change's host); null: see <see cref="FollowsHostPicker"/>.
+    /// Read once, with the first parameters: a component for another host is a new component (use <c>@key</c>).
+    /// </summary>
+    protected virtual string? ShownHost => null;
 
     /// <summary>True when this component shows an agent host (its actions that act on the local host are hidden).</summary>
     protected bool ShowsAgentHost => !ReferenceEquals(Feed, LocalFeed);
