@@ -39,6 +39,22 @@ else
   say "packages already installed: ${packages[*]}"
 fi
 
+# Prometheus for the metrics test: Debian's package unpacked under artifacts/tools (dpkg -x), never installed as a
+# service, so no daemon starts here; the test runs it on loopback with a configuration of its own.
+prom_root="$(cd "$(dirname "$0")/.." && pwd)/artifacts/tools/prometheus"
+if [ -x "$prom_root/usr/bin/prometheus" ]; then
+  say "prometheus present: $("$prom_root/usr/bin/prometheus" --version 2>&1 | head -1)"
+else
+  debs=$(mktemp -d)
+  id _apt >/dev/null 2>&1 && chown _apt "$debs"
+  apt-cache show prometheus >/dev/null 2>&1 || apt-get update -qq
+  (cd "$debs" && apt-get download -qq prometheus)
+  mkdir -p "$prom_root"
+  dpkg -x "$debs"/prometheus_*.deb "$prom_root"
+  rm -rf "$debs"
+  say "prometheus unpacked under artifacts/tools: $("$prom_root/usr/bin/prometheus" --version 2>&1 | head -1)"
+fi
+
 # Safety routes before any lab traffic: a lab address that no longer exists is dropped
 # here instead of leaving the machine. Bridge routes are more specific and still win.
 ip route replace blackhole 172.16.0.0/12

@@ -41,6 +41,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<TraceService>();
         services.AddHostedService(sp => sp.GetRequiredService<TraceService>());
         services.AddOptions<CollectorOptions>().Bind(configuration.GetSection(CollectorOptions.Section));
+        services.AddSingleton<CollectorReadObserver>();
         services.AddSingleton<HostCollector>();
         if (configuration.GetSection(CollectorOptions.Section).GetValue("Enabled", true))
         {

@@ -47,6 +47,8 @@ var dataDirectory = (builder.Configuration.GetSection(DataOptions.Section).Get<D
 builder.Services.AddDataProtection().PersistKeysToFileSystem(Directory.CreateDirectory(Path.Combine(dataDirectory, "keys"))).SetApplicationName("netlab-dashboard");
 builder.Services.AddDashboardIdentity(builder.Configuration);
 builder.Services.AddDashboardRateLimits(builder.Configuration);
+builder.Services.AddOptions<Dashboard.Web.Metrics.MetricsOptions>().Bind(builder.Configuration.GetSection(Dashboard.Web.Metrics.MetricsOptions.Section));
+builder.Services.AddSingleton<Dashboard.Web.Metrics.NetlabMetrics>();
 
 
 var app = builder.Build();
@@ -98,6 +100,13 @@ app.MapChangeApi();
 app.MapAccountApi();
 app.MapDiagnosticsApi();
 app.MapHostsApi();
+if (builder.Configuration.GetSection(Dashboard.Web.Metrics.MetricsOptions.Section).GetValue("Enabled", true))
+{
+    // Prometheus text exposition, for a metrics-scoped token only (see Dashboard.Web.Metrics.NetlabMetrics).
+    Prometheus.MetricServerMiddlewareExtensions.MapMetrics(app, Dashboard.Web.Identity.ApiTokenAuthenticationHandler.MetricsPath, app.Services.GetRequiredService<Dashboard.Web.Metrics.NetlabMetrics>().Registry)
+        .RequireAuthorization(Dashboard.Web.Identity.IdentitySetup.MetricsPolicy);
+}
+
 app.MapHub<LabHub>("/hubs/lab");
 app.MapHub<AgentHub>(Dashboard.Host.Agents.AgentProtocol.HubPath);
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();

@@ -31,5 +31,9 @@ public sealed class ApiToken
     public DateTimeOffset? LastUsedAt { get; set; }
     public DateTimeOffset? ExpiresAt { get; set; }
     public DateTimeOffset? RevokedAt { get; set; }
+
+    /// <summary>What the token may do: "api" (everything its owner may) or "metrics" (GET /metrics only).</summary>
+    public string Scope { get; set; } = "api";
+
     public DashboardUser? User { get; set; }
 }

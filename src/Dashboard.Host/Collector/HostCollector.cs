@@ -24,7 +24,8 @@ public sealed class HostCollector(
     ICollectorSink sink,
     IOptions<CollectorOptions> options,
     IOptions<DockerHostOptions> hostOptions,
-    ILogger<HostCollector> logger) : BackgroundService
+    ILogger<HostCollector> logger,
+    CollectorReadObserver? readObserver = null) : BackgroundService
 {
     private readonly CollectorOptions _options = options.Value;
     private readonly string _host = hostOptions.Value.Name;
@@ -250,6 +251,7 @@ public sealed class HostCollector(
 
         _previous = ruleset;
         var elapsed = sw.Elapsed;
+        readObserver?.Completed(_host, elapsed);
         var ownCpu = CpuTime.CurrentThread() - ownBefore;
         var cost = childrenCpu + snapshot.ParseCpu + ownCpu ?? elapsed;
         var now = Stopwatch.GetTimestamp();

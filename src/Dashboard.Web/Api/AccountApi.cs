@@ -27,12 +27,16 @@ public static class AccountApi
         {
             try
             {
-                var t = await service.CreateAsync(Actor.From(http), body.Name ?? "", body.ExpiresAt, ct);
+                var t = await service.CreateAsync(Actor.From(http), body.Name ?? "", body.ExpiresAt, ct, body.Scope);
                 return TypedResults.Created($"/api/tokens/{t.Info.Id}", t);
             }
             catch (ArgumentException ex)
             {
                 return TypedResults.Problem(statusCode: 400, title: "Token not created", detail: ex.Message);
+            }
+            catch (UnauthorizedAccessException ex)
+            {
+                return TypedResults.Problem(statusCode: 403, title: "Token not created", detail: ex.Message);
             }
         });
         tokens.MapDelete("/{id:int}", async Task<Results<NoContent, NotFound>> (int id, HttpContext http, ApiTokenService service, CancellationToken ct) =>

@@ -20,6 +20,9 @@ public sealed class ApiTokenAuthenticationHandler(
 {
     public const string SchemeName = "ApiToken";
 
+    /// <summary>Where Prometheus scrapes; the only path a metrics-scoped token opens.</summary>
+    public const string MetricsPath = "/metrics";
+
     public static string? TokenOf(HttpRequest request)
     {
         var header = request.Headers.Authorization.ToString();
@@ -38,14 +41,21 @@ public sealed class ApiTokenAuthenticationHandler(
             return AuthenticateResult.NoResult();
         }
 
-        var user = await tokens.ValidateAsync(token, Context.RequestAborted).ConfigureAwait(false);
-        if (user is null)
+        var valid = await tokens.ValidateAsync(token, Context.RequestAborted).ConfigureAwait(false);
+        if (valid is null)
         {
             return AuthenticateResult.Fail("the API token is unknown, revoked or expired");
         }
 
-        var principal = await principals.CreateAsync(user).ConfigureAwait(false);
+        // A scraper's token reads /metrics and nothing else.
+        if (valid.Scope == TokenScopes.Metrics && !Request.Path.Equals(MetricsPath, StringComparison.Ordinal))
+        {
+            return AuthenticateResult.Fail("this token's scope is metrics: it reads /metrics only");
+        }
+
+        var principal = await principals.CreateAsync(valid.User).ConfigureAwait(false);
         var identity = new ClaimsIdentity(principal.Claims, SchemeName, ClaimTypes.Name, ClaimTypes.Role);
+        identity.AddClaim(new Claim(TokenScopes.Claim, valid.Scope));
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 

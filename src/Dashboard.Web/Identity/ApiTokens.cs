@@ -5,7 +5,22 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Dashboard.Web.Identity;
 
-public sealed record TokenInfo(int Id, string Name, string Prefix, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt);
+public sealed record TokenInfo(int Id, string Name, string Prefix, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, string Scope = TokenScopes.Api);
+
+/// <summary>A live token's owner and what the token may do.</summary>
+public sealed record ValidToken(DashboardUser User, string Scope);
+
+/// <summary>
+/// What a token may do: <see cref="Api"/> everything its owner may; <see cref="Metrics"/> only <c>GET /metrics</c> (a
+/// scraper's token: it reads every host's counters and nothing else, and only a site administrator makes one).
+/// </summary>
+public static class TokenScopes
+{
+    public const string Api = "api";
+    public const string Metrics = "metrics";
+    public const string Claim = "netlab:token-scope";
+    public static readonly IReadOnlyList<string> All = [Api, Metrics];
+}
 
 /// <summary>A token as made: its secret is in <see cref="Token"/> once and never again.</summary>
 public sealed record CreatedToken(TokenInfo Info, string Token);
@@ -19,8 +34,20 @@ public sealed class ApiTokenService(IDbContextFactory<DashboardDbContext> dbs, A
 
     public static bool LooksLikeToken(string? s) => Secrets.LooksLike(s, TokenPrefix);
 
-    public async Task<CreatedToken> CreateAsync(Actor actor, string name, DateTimeOffset? expiresAt, CancellationToken ct = default)
+    public async Task<CreatedToken> CreateAsync(Actor actor, string name, DateTimeOffset? expiresAt, CancellationToken ct = default, string? scope = null)
     {
+        scope ??= TokenScopes.Api;
+        if (!TokenScopes.All.Contains(scope))
+        {
+            throw new ArgumentException($"a token's scope is one of {string.Join(", ", TokenScopes.All)}");
+        }
+
+        if (scope == TokenScopes.Metrics && !actor.IsAdministrator)
+        {
+            await audit.WriteAsync(actor, "token.refused", null, "a metrics token reads every host's rules and counters: only a site administrator makes one", succeeded: false, ct: ct).ConfigureAwait(false);
+            throw new UnauthorizedAccessException("a metrics token reads every host's rules and counters: only a site administrator makes one");
+        }
+
         name = name?.Trim() ?? "";
         if (name.Length is < 1 or > 100 || name.Any(char.IsControl))
         {
@@ -33,11 +60,11 @@ public sealed class ApiTokenService(IDbContextFactory<DashboardDbContext> dbs, A
         }
 
         var token = Secrets.NewToken(TokenPrefix);
-        return await RegisterAsync(actor, name, token, expiresAt, ct).ConfigureAwait(false);
+        return await RegisterAsync(actor, name, token, expiresAt, ct, scope).ConfigureAwait(false);
     }
 
     /// <summary>Registers a token chosen elsewhere (the unattended-install token from configuration).</summary>
-    public async Task<CreatedToken> RegisterAsync(Actor actor, string name, string token, DateTimeOffset? expiresAt, CancellationToken ct = default)
+    public async Task<CreatedToken> RegisterAsync(Actor actor, string name, string token, DateTimeOffset? expiresAt, CancellationToken ct = default, string scope = TokenScopes.Api)
     {
         if (!LooksLikeToken(token))
         {
@@ -45,10 +72,10 @@ public sealed class ApiTokenService(IDbContextFactory<DashboardDbContext> dbs, A
         }
 
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
-        var entity = new ApiToken { UserId = actor.UserId!, Name = name, Hash = Hash(token), Prefix = token[..10], CreatedAt = DateTimeOffset.UtcNow, ExpiresAt = expiresAt };
+        var entity = new ApiToken { UserId = actor.UserId!, Name = name, Hash = Hash(token), Prefix = token[..10], CreatedAt = DateTimeOffset.UtcNow, ExpiresAt = expiresAt, Scope = scope };
         db.ApiTokens.Add(entity);
         await db.SaveChangesAsync(ct).ConfigureAwait(false);
-        await audit.WriteAsync(actor, "token.created", $"token {entity.Id}", $"API token '{name}' ({entity.Prefix}…) created" + (expiresAt is { } x ? $", expires {x:u}" : ""), ct: ct).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "token.created", $"token {entity.Id}", $"API token '{name}' ({entity.Prefix}…, scope {scope}) created" + (expiresAt is { } x ? $", expires {x:u}" : ""), ct: ct).ConfigureAwait(false);
         return new CreatedToken(Info(entity), token);
     }
 
@@ -79,8 +106,8 @@ public sealed class ApiTokenService(IDbContextFactory<DashboardDbContext> dbs, A
         return true;
     }
 
-    /// <summary>The user a live token belongs to (not revoked, not expired, user not locked out), or null.</summary>
-    public async Task<DashboardUser?> ValidateAsync(string token, CancellationToken ct = default)
+    /// <summary>The user a live token belongs to (not revoked, not expired, user not locked out) and its scope, or null.</summary>
+    public async Task<ValidToken?> ValidateAsync(string token, CancellationToken ct = default)
     {
         if (!LooksLikeToken(token))
         {
@@ -104,8 +131,8 @@ public sealed class ApiTokenService(IDbContextFactory<DashboardDbContext> dbs, A
             await db.SaveChangesAsync(ct).ConfigureAwait(false);
         }
 
-        return t.User;
+        return new ValidToken(t.User, t.Scope);
     }
 
-    private static TokenInfo Info(ApiToken t) => new(t.Id, t.Name, t.Prefix, t.CreatedAt, t.LastUsedAt, t.ExpiresAt, t.RevokedAt);
+    private static TokenInfo Info(ApiToken t) => new(t.Id, t.Name, t.Prefix, t.CreatedAt, t.LastUsedAt, t.ExpiresAt, t.RevokedAt, t.Scope);
 }

@@ -19,6 +19,9 @@ public static class IdentitySetup
 {
     public const string PolicyScheme = "netlab";
 
+    /// <summary>The authorization policy of <c>/metrics</c>: a metrics-scoped API token.</summary>
+    public const string MetricsPolicy = "metrics";
+
     public static IServiceCollection AddDashboardIdentity(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<AuthOptions>().Bind(configuration.GetSection(AuthOptions.Section));
@@ -74,7 +77,13 @@ public static class IdentitySetup
 
         // A password change, reset or lock ends other cookie sessions within a minute (Identity's default is 30).
         services.AddOptions<SecurityStampValidatorOptions>().Configure<IOptions<AuthOptions>>((o, auth) => o.ValidationInterval = auth.Value.SessionRevalidation);
-        services.AddAuthorization(o => o.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
+        services.AddAuthorization(o =>
+        {
+            o.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build();
+
+            // /metrics: a token of the metrics scope only (a scraper), not a person's session or API token.
+            o.AddPolicy(MetricsPolicy, p => p.AddAuthenticationSchemes(ApiTokenAuthenticationHandler.SchemeName).RequireClaim(TokenScopes.Claim, TokenScopes.Metrics));
+        });
         services.AddSingleton<ApiTokenService>();
         services.AddSingleton<RefusalThrottle>();
         services.AddScoped<UserAdmin>();

@@ -6,7 +6,8 @@ namespace Dashboard.Web.Api;
 
 // The wire shapes of AccountApi (JSON requests and responses): records only, no behaviour beyond building them.
 
-public sealed record CreateTokenRequest(string? Name, DateTimeOffset? ExpiresAt);
+/// <summary>A new token; <paramref name="Scope"/> "api" (the default) or "metrics" (GET /metrics only; site administrators).</summary>
+public sealed record CreateTokenRequest(string? Name, DateTimeOffset? ExpiresAt, string? Scope = null);
 
 public sealed record CreateLabRequest(string? Name, string? Description);
 
