@@ -24,7 +24,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # ipset: the kernel oracle loads the sets of the Docker 28.0.0 layout in its scratch namespace.
-packages=(docker.io iptables nftables ipset tcpdump iproute2 busybox-static ca-certificates procps util-linux)
+packages=(docker.io iptables nftables ipset tcpdump iproute2 busybox-static ca-certificates procps util-linux curl)
 [ "$want_browser" -eq 1 ] && packages+=(chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
@@ -54,6 +54,20 @@ else
   rm -rf "$debs"
   say "prometheus unpacked under artifacts/tools: $("$prom_root/usr/bin/prometheus" --version 2>&1 | head -1)"
 fi
+
+# Node.js packages the tests run, from the npm registry (Node.js 20 or later): the independent OpenAPI validator
+# (@readme/openapi-parser) and the SignalR example's client (@microsoft/signalr).
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+for dir in tests/openapi-validator examples/signalr; do
+  if ! command -v node >/dev/null; then
+    say "node not found: $dir needs Node.js 20 or later"
+  elif [ -d "$repo/$dir/node_modules" ]; then
+    say "$dir: node packages present (node $(node --version))"
+  else
+    (cd "$repo/$dir" && npm ci --no-audit --no-fund --silent)
+    say "$dir: node packages installed with npm ci (node $(node --version))"
+  fi
+done
 
 # Safety routes before any lab traffic: a lab address that no longer exists is dropped
 # here instead of leaving the machine. Bridge routes are more specific and still win.

@@ -49,6 +49,7 @@ builder.Services.AddDashboardIdentity(builder.Configuration);
 builder.Services.AddDashboardRateLimits(builder.Configuration);
 builder.Services.AddOptions<Dashboard.Web.Metrics.MetricsOptions>().Bind(builder.Configuration.GetSection(Dashboard.Web.Metrics.MetricsOptions.Section));
 builder.Services.AddSingleton<Dashboard.Web.Metrics.NetlabMetrics>();
+builder.Services.AddDashboardOpenApi();
 
 
 var app = builder.Build();
@@ -100,6 +101,7 @@ app.MapChangeApi();
 app.MapAccountApi();
 app.MapDiagnosticsApi();
 app.MapHostsApi();
+app.MapDashboardOpenApi();
 if (builder.Configuration.GetSection(Dashboard.Web.Metrics.MetricsOptions.Section).GetValue("Enabled", true))
 {
     // Prometheus text exposition, for a metrics-scoped token only (see Dashboard.Web.Metrics.NetlabMetrics).

@@ -157,7 +157,9 @@ public static class IdentitySetup
 
     private static Task ApiAwareAsync(HttpContext http, string redirect, int status)
     {
-        if (http.Request.Path.StartsWithSegments("/api") || http.Request.Path.StartsWithSegments("/hubs"))
+        // Programs get the status; a person opening the API's docs page is sent to sign in like on any page.
+        var path = http.Request.Path;
+        if ((path.StartsWithSegments("/api") && !path.StartsWithSegments(Api.OpenApiSetup.DocsPath)) || path.StartsWithSegments("/hubs") || path.StartsWithSegments("/openapi"))
         {
             http.Response.StatusCode = status;
             return Task.CompletedTask;
