@@ -46,6 +46,7 @@ if [ -x "$prom_root/usr/bin/prometheus" ]; then
   say "prometheus present: $("$prom_root/usr/bin/prometheus" --version 2>&1 | head -1)"
 else
   debs=$(mktemp -d)
+  trap 'rm -rf "$debs"' EXIT
   id _apt >/dev/null 2>&1 && chown _apt "$debs"
   apt-cache show prometheus >/dev/null 2>&1 || apt-get update -qq
   (cd "$debs" && apt-get download -qq prometheus)
@@ -64,7 +65,8 @@ for dir in tests/openapi-validator examples/signalr; do
   elif [ -d "$repo/$dir/node_modules" ]; then
     say "$dir: node packages present (node $(node --version))"
   else
-    (cd "$repo/$dir" && npm ci --no-audit --no-fund --silent)
+    # --ignore-scripts: nothing a package ships runs here as root.
+    (cd "$repo/$dir" && npm ci --ignore-scripts --no-audit --no-fund --silent)
     say "$dir: node packages installed with npm ci (node $(node --version))"
   fi
 done

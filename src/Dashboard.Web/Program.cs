@@ -104,7 +104,20 @@ app.MapHostsApi();
 app.MapDashboardOpenApi();
 if (builder.Configuration.GetSection(Dashboard.Web.Metrics.MetricsOptions.Section).GetValue("Enabled", true))
 {
-    // Prometheus text exposition, for a metrics-scoped token only (see Dashboard.Web.Metrics.NetlabMetrics).
+    // Prometheus text exposition, for a metrics-scoped token only (see Dashboard.Web.Metrics.NetlabMetrics), one scrape at a time.
+    var metrics = app.Services.GetRequiredService<Dashboard.Web.Metrics.NetlabMetrics>();
+    app.UseWhen(c => c.Request.Path.StartsWithSegments(Dashboard.Web.Identity.ApiTokenAuthenticationHandler.MetricsPath), b => b.Use(async (c, next) =>
+    {
+        await metrics.ScrapeGate.WaitAsync(c.RequestAborted);
+        try
+        {
+            await next(c);
+        }
+        finally
+        {
+            metrics.ScrapeGate.Release();
+        }
+    }));
     Prometheus.MetricServerMiddlewareExtensions.MapMetrics(app, Dashboard.Web.Identity.ApiTokenAuthenticationHandler.MetricsPath, app.Services.GetRequiredService<Dashboard.Web.Metrics.NetlabMetrics>().Registry)
         .RequireAuthorization(Dashboard.Web.Identity.IdentitySetup.MetricsPolicy);
 }

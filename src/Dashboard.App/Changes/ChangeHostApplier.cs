@@ -118,16 +118,29 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
             var tagged = await target.FindAllTaggedAsync(CancellationToken.None).ConfigureAwait(false);
             var found = tagged.Where(r => r.Comment == c.Tag).ToList();
             var stillStaged = tagged.Count(r => r.Comment == stagedTag);
+            IReadOnlyList<RuleCommandResult> leftovers = [];
+            if (stillStaged > 0)
+            {
+                // A staged copy the approval did not take (the promotion fell back to a plain insert, or a staging raced
+                // in): it comes off now, whatever the outcome.
+                leftovers = await target.DeleteTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false);
+                stillStaged = (await target.FindTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false)).Count;
+                await audit.WriteAsync(actor, "change.unstaged", $"change {c.Id}", $"a staged copy was still on the host after the apply: {leftovers.Count} removed, {stillStaged} left", c.LabId,
+                    string.Join("\n", leftovers.Select(r => r.CommandLine)), string.Join("\n", leftovers.Select(r => r.Message)), stillStaged == 0, c.Host ?? _host.Name, CancellationToken.None).ConfigureAwait(false);
+            }
+
             if (found.Count == 1 && found[0].Table == spec.Table && found[0].Chain == spec.Chain && stillStaged == 0)
             {
                 c.State = ChangeState.Applied;
                 c.AppliedAt = DateTimeOffset.UtcNow;
                 c.ExpiresAt = c.TtlSeconds is { } ttl ? c.AppliedAt + TimeSpan.FromSeconds(ttl) : null;
                 c.Outcome = $"verified: present once in {spec.Table} {spec.Chain} at position {found[0].Position}";
-                if (staged)
+                if (staged || leftovers.Count > 0)
                 {
-                    Unstaged(c, stageNote is null ? "replaced by the real rule at approval (one iptables-restore transaction)" : $"{stageNote}; the real rule was inserted on its own");
+                    Unstaged(c, staged && stageNote is null && leftovers.Count == 0 ? "replaced by the real rule at approval (one iptables-restore transaction)"
+                        : $"{stageNote ?? "a staged copy was left"}; the real rule was inserted on its own and every staged copy removed");
                 }
+
                 await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
                 await audit.WriteAsync(actor, "change.applied", $"change {c.Id}", c.Outcome + (c.ExpiresAt is { } e ? $"; expires {e:u}" : ""), c.LabId, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
                 return Published(c);
@@ -135,9 +148,9 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
 
             // Not there, there twice, somewhere else, or the staged rule still there: take our copies out again and say so.
             var cleanup = await target.DeleteTaggedAsync(c.Tag!, CancellationToken.None).ConfigureAwait(false);
-            if (staged)
+            cleanup = [.. cleanup, .. await target.DeleteTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false)];
+            if (staged || leftovers.Count > 0)
             {
-                cleanup = [.. cleanup, .. await target.DeleteTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false)];
                 Unstaged(c, "approval failed; the staged rule was removed");
             }
 
@@ -166,6 +179,11 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
             await audit.WriteAsync(actor, "change.apply", $"change {c.Id}", ex.Message, c.LabId, CommandFor(rule, c.Id), ex.Message, false, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
             if (await TryRemoveCopiesAsync(target, c.Tag!).ConfigureAwait(false) is { } removed && !removed.StartsWith("not removed", StringComparison.Ordinal))
             {
+                if (IsStaged(c))
+                {
+                    Unstaged(c, "approval failed; staged rule: " + await TryRemoveCopiesAsync(target, StagedRules.TagOf(c.Tag!)).ConfigureAwait(false));
+                }
+
                 await EndAsync(db, c, ChangeState.Failed, actor, $"{ex.Message}; {removed}", null, CancellationToken.None).ConfigureAwait(false);
                 return ToDto(c);
             }
@@ -235,32 +253,42 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
                 throw new ChangeStateException(IsStaged(c) ? $"change {c.Id} is staged already (since {c.StagedAt:u})" : $"change {c.Id} is {c.State.ToString().ToLowerInvariant()}: only a proposed change can be staged");
             }
 
-            var result = await target.StageAsync(rule, stagedTag, CancellationToken.None).ConfigureAwait(false);
+            // The same cap an agent keeps, on every host: an Operator cannot fill a chain with counting rules.
+            if ((await target.FindAllTaggedAsync(CancellationToken.None).ConfigureAwait(false)).Count(r => r.Comment!.StartsWith(RuleTag.Prefix + "change-", StringComparison.Ordinal)) >= MaxChangeRules)
+            {
+                var full = $"the host holds {MaxChangeRules} change rules already (staged or applied): revert or unstage some first";
+                await audit.WriteAsync(actor, "change.stage-refused", $"change {c.Id}", full, c.LabId, succeeded: false, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
+                throw new ChangeStateException(full);
+            }
+
+            RuleCommandResult result;
+            try
+            {
+                result = await target.StageAsync(rule, stagedTag, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (ChangeStateException ex)
+            {
+                await audit.WriteAsync(actor, "change.stage", $"change {c.Id}", ex.Message, c.LabId, command, ex.Message, false, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
+
             await audit.WriteAsync(actor, "change.stage", $"change {c.Id}", $"stage {rule.Describe()} (counting only, no target)", c.LabId, result.CommandLine, result.Message, result.Succeeded, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
             if (!result.Succeeded)
             {
                 throw new ChangeStateException($"iptables refused the staged rule: {result.Message}");
             }
 
-            var found = await target.FindTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false);
-            if (found.Count == 1 && found[0].Table == spec.Table && found[0].Chain == spec.Chain)
+            try
             {
-                var now = DateTimeOffset.UtcNow;
-                c.StagedAt = now;
-                c.StagedByName = actor.Name;
-                c.StageExpiresAt = now + ttl;
-                c.UnstagedAt = null;
-                c.StageCommand = result.CommandLine;
-                c.StageOutcome = $"counting: present once in {spec.Table} {spec.Chain} at position {found[0].Position}";
-                await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
-                await audit.WriteAsync(actor, "change.staged", $"change {c.Id}", $"{c.StageOutcome}; taken off at {c.StageExpiresAt:u} unless approved or rejected before", c.LabId, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
-                return Published(c);
+                return await VerifyStagedAsync(db, c, actor, ttl, spec, result, target).ConfigureAwait(false);
             }
-
-            var cleanup = await target.DeleteTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false);
-            var why = found.Count == 0 ? "iptables succeeded but a fresh read does not show the staged rule" : $"a fresh read shows the staged rule {found.Count} time(s) in {string.Join(", ", found.Select(f => $"{f.Table} {f.Chain}"))}";
-            await audit.WriteAsync(actor, "change.stage-failed", $"change {c.Id}", why + "; every copy was removed", c.LabId, string.Join("\n", cleanup.Select(r => r.CommandLine)), string.Join("\n", cleanup.Select(r => r.Message)), false, c.Host ?? _host.Name, CancellationToken.None).ConfigureAwait(false);
-            throw new ChangeStateException(why + "; every copy was removed");
+            catch (Exception ex) when (ex is ChangeStateException or FirewallUnavailableException)
+            {
+                // Read back or recorded it could not be (a change decided meanwhile, a failed read): it does not stay on the host.
+                var removed = await TryRemoveCopiesAsync(target, stagedTag).ConfigureAwait(false);
+                await audit.WriteAsync(actor, "change.stage-failed", $"change {c.Id}", $"{ex.Message}; staged rule: {removed}", c.LabId, succeeded: false, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
+                throw new ChangeStateException($"{ex.Message}; staged rule: {removed}");
+            }
         }
         catch (Dashboard.App.Hosts.HostUnavailableException ex)
         {
@@ -274,15 +302,48 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
         }
     }
 
+    /// <summary>The most change rules (applied and staged) a host holds at once; an agent keeps the same cap.</summary>
+    public const int MaxChangeRules = 256;
+
+    /// <summary>A fresh read must show the staged rule once where it was put; then the change records it (a failure throws, and the caller takes the rule off).</summary>
+    private async Task<ChangeDto> VerifyStagedAsync(DashboardDbContext db, ChangeRequest c, Actor actor, TimeSpan ttl, RuleSpec spec, RuleCommandResult result, IChangeTarget target)
+    {
+        var found = await target.FindTaggedAsync(spec.Tag, CancellationToken.None).ConfigureAwait(false);
+        if (found.Count != 1 || found[0].Table != spec.Table || found[0].Chain != spec.Chain)
+        {
+            throw new ChangeStateException(found.Count == 0 ? "iptables succeeded but a fresh read does not show the staged rule"
+                : $"a fresh read shows the staged rule {found.Count} time(s) in {string.Join(", ", found.Select(f => $"{f.Table} {f.Chain}"))}");
+        }
+
+        var now = DateTimeOffset.UtcNow;
+        c.StagedAt = now;
+        c.StagedByName = actor.Name;
+        c.StageExpiresAt = now + ttl;
+        c.UnstagedAt = null;
+        c.StageCommand = result.CommandLine;
+        c.StageOutcome = $"counting: present once in {spec.Table} {spec.Chain} at position {found[0].Position}";
+        await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
+        await audit.WriteAsync(actor, "change.staged", $"change {c.Id}", $"{c.StageOutcome}; taken off at {c.StageExpiresAt:u} unless approved or rejected before", c.LabId, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
+        return Published(c);
+    }
+
     /// <summary>Takes a staged change's counting rule off its host and checks it is gone; <paramref name="why"/> goes into the outcome and the audit.</summary>
     public async Task<ChangeDto> UnstageAsync(DashboardDbContext db, ChangeRequest c, Actor actor, string why, CancellationToken ct)
     {
         var stagedTag = StagedRules.TagOf(c.Tag!);
         var target = TargetOf(c.Host);
         var gate = GateOf(c.Host);
+        var seen = c.StagedAt;
         await gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            // The staging the caller saw, as the database has it now: one unstaged (or staged again) meanwhile is left alone.
+            await db.Entry(c).ReloadAsync(CancellationToken.None).ConfigureAwait(false);
+            if (!IsStaged(c) || c.StagedAt != seen)
+            {
+                return ToDto(c);
+            }
+
             var results = await target.DeleteTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false);
             var after = await target.FindTaggedAsync(stagedTag, CancellationToken.None).ConfigureAwait(false);
             var command = results.Count == 0 ? null : string.Join("\n", results.Select(r => r.CommandLine));
@@ -297,8 +358,8 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
             }
 
             Unstaged(c, results.Count == 0 ? $"{why}; the staged rule was already gone from the host (removed outside the dashboard)" : $"{why}; staged rule removed and verified gone");
-            await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
             await audit.WriteAsync(actor, "change.unstaged", $"change {c.Id}", c.StageOutcome!, c.LabId, command, result, true, c.Host ?? _host.Name, CancellationToken.None).ConfigureAwait(false);
+            await SaveStateAsync(db, c, CancellationToken.None).ConfigureAwait(false);
             return Published(c);
         }
         catch (Dashboard.App.Hosts.HostUnavailableException ex)

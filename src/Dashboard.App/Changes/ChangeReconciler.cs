@@ -97,12 +97,14 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
     {
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
         var now = DateTimeOffset.UtcNow;
-        var stagesDue = await db.ChangeRequests.Where(c => c.State == ChangeState.Proposed && c.InstanceId == applier.InstanceId && c.StagedAt != null && c.UnstagedAt == null && c.StageExpiresAt != null && c.StageExpiresAt <= now).ToListAsync(ct).ConfigureAwait(false);
-        foreach (var c in stagesDue.Where(c => c.Host is null || hosts.Remote(c.Host) is { State: Dashboard.App.Hosts.AgentState.Connected }))
+        // Staged rules whose time ran out, and those of changes decided while their removal could not be done (a host away).
+        var stagesDue = await db.ChangeRequests.Where(c => c.InstanceId == applier.InstanceId && c.StagedAt != null && c.UnstagedAt == null
+            && (c.State != ChangeState.Proposed || (c.StageExpiresAt != null && c.StageExpiresAt <= now))).ToListAsync(ct).ConfigureAwait(false);
+        foreach (var c in stagesDue.Where(c => !applier.IsApplying(c.Id) && (c.Host is null || hosts.Remote(c.Host) is { State: Dashboard.App.Hosts.AgentState.Connected })))
         {
             try
             {
-                await applier.UnstageAsync(db, c, Actor.System, $"its staging time ran out ({(c.StageExpiresAt!.Value - c.StagedAt!.Value).TotalSeconds:0} s)", ct).ConfigureAwait(false);
+                await applier.UnstageAsync(db, c, Actor.System, c.State == ChangeState.Proposed ? $"its staging time ran out ({(c.StageExpiresAt!.Value - c.StagedAt!.Value).TotalSeconds:0} s)" : $"the change is {c.State.ToString().ToLowerInvariant()}", ct).ConfigureAwait(false);
             }
             catch (ChangeStateException ex)
             {

@@ -79,27 +79,27 @@ public sealed class IptablesRuleWriter(IProcessRunner runner, IOptions<DockerHos
     /// staged rule's delete (by its specification as iptables-save printed it) and the real rule's insert in the same
     /// table block, so no packet sees neither or both. Nothing else in the table is touched.
     /// </summary>
-    public async Task<RuleCommandResult> ReplaceStagedAsync(FirewallRule staged, RuleSpec real, CancellationToken ct = default)
+    public async Task<RuleCommandResult> ReplaceStagedAsync(RuleSpec staged, RuleSpec real, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(staged);
         ArgumentNullException.ThrowIfNull(real);
-        if (!RuleTag.IsDashboardComment(staged.Comment) || real.CountOnly)
+        string input;
+        try
         {
-            throw new ArgumentException("only the dashboard's own staged rule can be replaced, and by a rule with a target", nameof(staged));
+            // Both lines from the dashboard's own validated specs, never from text read back from the host: a staged rule
+            // someone altered there (a target added, another chain) does not match the delete, and the whole transaction fails.
+            if (!staged.CountOnly || real.CountOnly || staged.Table != real.Table || staged.Chain != real.Chain || staged.IsIpv6 != real.IsIpv6)
+            {
+                return new RuleCommandResult(false, "", "a staged rule is replaced only by its own change's rule, in the same table and chain");
+            }
+
+            input = $"*{staged.Table}\n-D {staged.Chain} {string.Join(' ', staged.SpecArguments())}\n{real.RestoreLine()}\nCOMMIT\n";
+        }
+        catch (ArgumentException ex)
+        {
+            return new RuleCommandResult(false, "", "the rule cannot be written to iptables-restore: " + ex.Message);
         }
 
-        if (staged.Table != real.Table || (staged.Family == TableFamily.Ipv6) != real.IsIpv6)
-        {
-            throw new ArgumentException($"the staged rule is in {staged.Table} ({staged.Family}); the real one goes to {real.Table}", nameof(real));
-        }
-
-        var spec = IptablesSaveReader.SpecArguments(staged.Text);
-        if (spec.Any(a => a.Length == 0 || a.Any(c => char.IsWhiteSpace(c) || c is '"' or '\\' || char.IsControl(c))))
-        {
-            throw new ArgumentException("the staged rule's text cannot be written to iptables-restore unquoted", nameof(staged));
-        }
-
-        var input = $"*{staged.Table}\n-D {staged.Chain} {string.Join(' ', spec)}\n{real.RestoreLine()}\nCOMMIT\n";
         var program = real.IsIpv6 ? _options.Ip6tablesRestore : _options.IptablesRestore;
         string[] args = ["-w", _options.XtablesLockWaitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "--noflush"];
         var line = CommandLine.Format(program, args) + " <<EOF\n" + input + "EOF";

@@ -20,9 +20,11 @@ public static class StagedRules
     {
         ArgumentNullException.ThrowIfNull(writer);
         ArgumentNullException.ThrowIfNull(rule);
+        var stagedSpec = rule.ToStagedSpec(TagOf(tag));
         var staged = await writer.FindTaggedAsync(TagOf(tag), ct).ConfigureAwait(false);
-        return staged.Count == 1
-            ? await writer.ReplaceStagedAsync(staged[0], rule.ToSpec(tag), ct).ConfigureAwait(false)
-            : new RuleCommandResult(false, "", staged.Count == 0 ? "the staged rule is no longer on the host (removed outside the dashboard)" : $"the staged rule is on the host {staged.Count} times");
+        return staged.Count != 1 ? new RuleCommandResult(false, "", staged.Count == 0 ? "the staged rule is no longer on the host (removed outside the dashboard)" : $"the staged rule is on the host {staged.Count} times")
+            : staged[0].Target is not null || staged[0].JumpChains.Count > 0 || staged[0].Chain != stagedSpec.Chain || staged[0].Table != stagedSpec.Table
+                ? new RuleCommandResult(false, "", $"the staged rule was changed on the host (now {staged[0].Table} {staged[0].Chain}: {staged[0].Text})")
+            : await writer.ReplaceStagedAsync(stagedSpec, rule.ToSpec(tag), ct).ConfigureAwait(false);
     }
 }

@@ -82,7 +82,8 @@ public static class IdentitySetup
             o.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build();
 
             // /metrics: a token of the metrics scope only (a scraper), not a person's session or API token.
-            o.AddPolicy(MetricsPolicy, p => p.AddAuthenticationSchemes(ApiTokenAuthenticationHandler.SchemeName).RequireClaim(TokenScopes.Claim, TokenScopes.Metrics));
+            // Its owner must still be a site administrator: the token reads every host's rules.
+            o.AddPolicy(MetricsPolicy, p => p.AddAuthenticationSchemes(ApiTokenAuthenticationHandler.SchemeName).RequireClaim(TokenScopes.Claim, TokenScopes.Metrics).RequireClaim(Actor.AdministratorClaim, "true"));
         });
         services.AddSingleton<ApiTokenService>();
         services.AddSingleton<RefusalThrottle>();

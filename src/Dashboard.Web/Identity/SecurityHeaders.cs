@@ -16,7 +16,7 @@ public sealed class SecurityHeaders(RequestDelegate next)
         string? nonce = null;
         if (context.Request.Path.StartsWithSegments(Api.OpenApiSetup.DocsPath, StringComparison.OrdinalIgnoreCase))
         {
-            nonce = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            nonce = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)); // hex: nothing for HTML to escape
             context.Items[Api.OpenApiSetup.NonceItem] = nonce;
         }
 

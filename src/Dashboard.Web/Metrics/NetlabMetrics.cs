@@ -32,6 +32,12 @@ public sealed class MetricsOptions
 public sealed class NetlabMetrics
 {
     private static readonly string[] RuleLabels = ["host", "family", "table", "chain", "owner", "rule"];
+
+    /// <summary>The longest rule text in netlab_rule_info (an agent's rule could be longer; the rest is cut, marked "…").</summary>
+    public const int MaxTextLabel = 512;
+
+    /// <summary>One scrape at a time: a scrape's update and its serialisation see the same series.</summary>
+    public SemaphoreSlim ScrapeGate { get; } = new(1, 1);
     private static readonly ConditionalWeakTable<FirewallRule, string> Ids = new();
 
     private readonly HostDirectory _hosts;
@@ -166,7 +172,7 @@ public sealed class NetlabMetrics
                     string[] labels = [host, family, table.Name, chain.Name, rule.Owner.ToString().ToLowerInvariant(), id];
                     Count(_packets, labels, packets, seen);
                     Count(_bytes, labels, bytes, seen);
-                    Set(_info, [host, family, table.Name, chain.Name, id, rule.Text], 1, seen);
+                    Set(_info, [host, family, table.Name, chain.Name, id, rule.Text.Length > MaxTextLabel ? rule.Text[..MaxTextLabel] + "…" : rule.Text], 1, seen);
                 }
             }
         }

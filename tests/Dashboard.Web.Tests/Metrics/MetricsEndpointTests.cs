@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using Dashboard.App.Live;
 using Dashboard.Core.Firewall;
 using Dashboard.Web.Metrics;
@@ -45,5 +46,12 @@ public sealed class MetricsEndpointTests
         Assert.Contains($"rule=\"{id}\"}} 4", text, StringComparison.Ordinal);
         var gone = NetlabMetrics.RuleIdOf(ruleset.Rules.Single(r => r.Text.Contains("docker0", StringComparison.Ordinal)));
         Assert.DoesNotContain(gone, text, StringComparison.Ordinal);
+
+        // Only a site administrator makes a metrics token (refused on the server, audited).
+        var vera = await app.CreateUserAsync("vera", 1, Dashboard.Data.Entities.LabRole.Operator);
+        using var asVera = app.CreateClient(vera.Token);
+        using var refused = await asVera.PostAsJsonAsync("/api/tokens", new { name = "mine", scope = "metrics" });
+        Assert.Equal(System.Net.HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.Forbidden, (await asVera.GetAsync("/metrics")).StatusCode);
     }
 }
