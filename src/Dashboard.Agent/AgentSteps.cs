@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text.RegularExpressions;
+using Dashboard.Core.Changes;
 using Dashboard.Core.Experiments;
 using Dashboard.Core.Firewall;
 using Dashboard.Core.Topology;
@@ -50,8 +51,8 @@ public sealed partial class AgentSteps(
     [GeneratedRegex("^netlab:change-[a-z0-9]{1,16}-[0-9]{1,10}-staged$", RegexOptions.CultureInvariant)]
     private static partial Regex StagedChangeTag();
 
-    /// <summary>The most change rules (tagged netlab:change-…) the agent holds at once.</summary>
-    public const int MaxChangeRules = 256;
+    /// <summary>The most change rules (tagged netlab:change-…) the agent holds at once: the dashboard's own cap.</summary>
+    public const int MaxChangeRules = ChangeRule.MaxPerHost;
 
     /// <summary>The most runs the agent holds resources for at once (each with its networks and containers).</summary>
     public const int MaxRuns = 16;
@@ -279,7 +280,7 @@ public sealed partial class AgentSteps(
             case AgentStepAction.RemoveRun:
                 return new AgentStepReply(Removed: await RemoveRunAsync(c.RunKey, ct).ConfigureAwait(false));
             case AgentStepAction.ChangeInsert or AgentStepAction.ChangeStage:
-                if ((await writer.FindAllTaggedAsync(ct).ConfigureAwait(false)).Count(r => r.Comment!.StartsWith(RuleTag.Prefix + "change-", StringComparison.Ordinal)) >= MaxChangeRules)
+                if (ChangeRule.CountOn(await writer.FindAllTaggedAsync(ct).ConfigureAwait(false)) >= MaxChangeRules)
                 {
                     return new AgentStepReply(Refused: $"this host holds {MaxChangeRules} change rules already: revert some first");
                 }

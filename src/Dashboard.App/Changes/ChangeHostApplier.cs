@@ -254,9 +254,9 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
             }
 
             // The same cap an agent keeps, on every host: an Operator cannot fill a chain with counting rules.
-            if ((await target.FindAllTaggedAsync(CancellationToken.None).ConfigureAwait(false)).Count(r => r.Comment!.StartsWith(RuleTag.Prefix + "change-", StringComparison.Ordinal)) >= MaxChangeRules)
+            if (ChangeRule.CountOn(await target.FindAllTaggedAsync(CancellationToken.None).ConfigureAwait(false)) >= ChangeRule.MaxPerHost)
             {
-                var full = $"the host holds {MaxChangeRules} change rules already (staged or applied): revert or unstage some first";
+                var full = $"the host holds {ChangeRule.MaxPerHost} change rules already (staged or applied): revert or unstage some first";
                 await audit.WriteAsync(actor, "change.stage-refused", $"change {c.Id}", full, c.LabId, succeeded: false, host: c.Host ?? _host.Name, ct: CancellationToken.None).ConfigureAwait(false);
                 throw new ChangeStateException(full);
             }
@@ -301,9 +301,6 @@ public sealed class ChangeHostApplier(IptablesRuleWriter writer, Dashboard.App.H
             gate.Release();
         }
     }
-
-    /// <summary>The most change rules (applied and staged) a host holds at once; an agent keeps the same cap.</summary>
-    public const int MaxChangeRules = 256;
 
     /// <summary>A fresh read must show the staged rule once where it was put; then the change records it (a failure throws, and the caller takes the rule off).</summary>
     private async Task<ChangeDto> VerifyStagedAsync(DashboardDbContext db, ChangeRequest c, Actor actor, TimeSpan ttl, RuleSpec spec, RuleCommandResult result, IChangeTarget target)

@@ -18,6 +18,13 @@ public sealed record ChangeRule
     public const int MinTtlSeconds = 5;
     public const int MaxTtlSeconds = 30 * 24 * 3600;
 
+    /// <summary>The most change rules (applied and staged, tagged netlab:change-…) one host holds; the dashboard and every agent keep it.</summary>
+    public const int MaxPerHost = 256;
+
+    /// <summary>How many of <paramref name="tagged"/> are change rules (applied or staged), for <see cref="MaxPerHost"/>.</summary>
+    public static int CountOn(IEnumerable<FirewallRule> tagged) =>
+        tagged.Count(r => r.Comment is { } c && c.StartsWith(RuleTag.Prefix + "change-", StringComparison.Ordinal));
+
     public static JsonSerializerOptions Json { get; } = new(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     public string Table { get; init; } = "filter";

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using Microsoft.AspNetCore.Routing;
@@ -109,15 +108,9 @@ public sealed class OpenApiTests : IDisposable
         await File.WriteAllTextAsync(file, await http.GetStringAsync("/openapi/v1.json"));
         try
         {
-            var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = validator };
-            start.ArgumentList.Add("validate.mjs");
-            start.ArgumentList.Add(file);
-            using var node = Process.Start(start)!;
-            var stdout = node.StandardOutput.ReadToEndAsync();
-            var stderr = node.StandardError.ReadToEndAsync();
-            await node.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-            Assert.True(node.ExitCode == 0, $"the validator says: {await stdout}{await stderr}");
-            Assert.StartsWith("valid: OpenAPI 3.", await stdout, StringComparison.Ordinal);
+            var node = await new Dashboard.Host.Processes.ProcessRunner().RunAsync("node", [Path.Combine(validator, "validate.mjs"), file], TimeSpan.FromSeconds(60));
+            Assert.True(node.Succeeded, $"the validator says: {node.StdOut}{node.StdErr}");
+            Assert.StartsWith("valid: OpenAPI 3.", node.StdOut, StringComparison.Ordinal);
         }
         finally
         {
