@@ -41,6 +41,11 @@ public static class AppServices
         services.AddSingleton<ChangeRequestService>();
         services.AddSingleton<ChangeReconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<ChangeReconciler>());
+
+        services.AddOptions<Dashboard.App.Firewall.FirewallHistoryOptions>().Bind(configuration.GetSection(Dashboard.App.Firewall.FirewallHistoryOptions.Section));
+        services.AddSingleton<Dashboard.App.Firewall.FirewallHistoryQueries>();
+        services.AddSingleton<Dashboard.App.Firewall.FirewallHistoryRecorder>();
+        services.AddHostedService(sp => sp.GetRequiredService<Dashboard.App.Firewall.FirewallHistoryRecorder>());
         return services;
     }
 }

@@ -21,6 +21,8 @@ public sealed class DashboardDbContext(DbContextOptions<DashboardDbContext> opti
     public DbSet<RunCapture> RunCaptures => Set<RunCapture>();
     public DbSet<RunPacket> RunPackets => Set<RunPacket>();
     public DbSet<RegisteredHost> Hosts => Set<RegisteredHost>();
+    public DbSet<FirewallChangeRecord> FirewallChanges => Set<FirewallChangeRecord>();
+    public DbSet<FirewallCheckpoint> FirewallCheckpoints => Set<FirewallCheckpoint>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

@@ -101,6 +101,7 @@ app.MapChangeApi();
 app.MapAccountApi();
 app.MapDiagnosticsApi();
 app.MapHostsApi();
+app.MapFirewallHistoryApi();
 app.MapDashboardOpenApi();
 if (builder.Configuration.GetSection(Dashboard.Web.Metrics.MetricsOptions.Section).GetValue("Enabled", true))
 {

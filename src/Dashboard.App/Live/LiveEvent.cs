@@ -27,3 +27,6 @@ public sealed record RunUpdatedEvent(string Host, RunProgress Progress) : LiveEv
 
 /// <summary>A change request was proposed or moved to another state (sent to its lab's members only).</summary>
 public sealed record ChangeRequestUpdatedEvent(string Host, ChangeDto Change) : LiveEvent(Host);
+
+/// <summary>Someone outside the dashboard (not Docker, not this dashboard) changed the host's firewall.</summary>
+public sealed record FirewallChangedOutsideEvent(string Host, Dashboard.App.Firewall.OutsideChangeAlert Alert) : LiveEvent(Host);

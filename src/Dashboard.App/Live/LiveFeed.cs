@@ -204,6 +204,9 @@ public partial class LiveFeed : ICollectorSink
         Publish(new CountersChangedEvent(Host, update));
     }
 
+    /// <summary>The firewall history decided that changes on this host came from outside the dashboard.</summary>
+    public void FirewallChangedOutside(Dashboard.App.Firewall.OutsideChangeAlert alert) => Publish(new FirewallChangedOutsideEvent(Host, alert));
+
     public void StatusChanged(CollectorStatus status)
     {
         Status = status;

@@ -15,6 +15,9 @@ public abstract record LiveTopic
     /// <summary>A new ruleset (rules added, removed or moved; counters alone come as <see cref="Counters"/>).</summary>
     public static LiveTopic Firewall { get; } = new FirewallTopic();
 
+    /// <summary>Firewall changes made outside the dashboard (neither Docker's nor its own), as the firewall history decided them.</summary>
+    public static LiveTopic OutsideChanges { get; } = new OutsideChangesTopic();
+
     /// <summary>Counters that moved, of every chain, or of one chain of one table.</summary>
     public static LiveTopic Counters(string? table = null, string? chain = null) => new CountersTopic(table, chain);
 
@@ -31,7 +34,7 @@ public abstract record LiveTopic
     public static LiveTopic Changes(int? labId = null) => new ChangesTopic(labId);
 
     /// <summary>Every topic: what the hub forwarder relays (it picks recipients per event itself).</summary>
-    public static IReadOnlyList<LiveTopic> Everything { get; } = [Topology, Status, Firewall, Counters(), Captures(), Traces(), Runs(), Changes()];
+    public static IReadOnlyList<LiveTopic> Everything { get; } = [Topology, Status, Firewall, OutsideChanges, Counters(), Captures(), Traces(), Runs(), Changes()];
 
     /// <summary>Whether this topic wants the event; cheap, called on the publisher's thread.</summary>
     public abstract bool Matches(LiveEvent e);
@@ -52,6 +55,11 @@ public abstract record LiveTopic
     private sealed record FirewallTopic : LiveTopic
     {
         public override bool Matches(LiveEvent e) => e is FirewallChangedEvent;
+    }
+
+    private sealed record OutsideChangesTopic : LiveTopic
+    {
+        public override bool Matches(LiveEvent e) => e is FirewallChangedOutsideEvent;
     }
 
     private sealed record CountersTopic(string? Table, string? Chain) : LiveTopic

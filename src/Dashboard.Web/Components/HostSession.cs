@@ -19,6 +19,9 @@ public sealed class HostSession(HostDirectory directory)
 
     public bool IsRemote => Host is not null;
 
+    /// <summary>Outside-change alerts this session dismissed (the banner shows the others).</summary>
+    public ISet<Guid> DismissedAlerts { get; } = new HashSet<Guid>();
+
     /// <summary>Picks a host by name; an unknown name, or the local host's, picks the local host.</summary>
     public void Select(string? host)
     {

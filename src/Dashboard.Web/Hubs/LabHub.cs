@@ -10,7 +10,7 @@ namespace Dashboard.Web.Hubs;
 
 /// <summary>
 /// The live hub for outside programs (<c>/hubs/lab</c>); sign-in required (cookie, or an API token as Bearer header or
-/// <c>?access_token=</c>). Host messages (CountersChanged, TopologyChanged, FirewallChanged, CollectorStatus,
+/// <c>?access_token=</c>). Host messages (CountersChanged, TopologyChanged, FirewallChanged, FirewallChangedOutside, CollectorStatus,
 /// PacketsCaptured, TraceUpdated) go to the host's group; lab messages (RunUpdated, ChangeRequestUpdated) only to that
 /// lab's members (see <see cref="LabHubForwarder"/>). Change requests can also be worked from here, with the same checks
 /// as the UI and the API: a refused call fails with a <see cref="HubException"/> saying why.

@@ -36,7 +36,7 @@ public sealed class LabHubForwarder(LiveFeed feed, Dashboard.App.Hosts.HostDirec
                 return;
             }
 
-            _subscriptions.Add(h.Feed.Subscribe([LiveTopic.Topology, LiveTopic.Status, LiveTopic.Firewall, LiveTopic.Counters(), LiveTopic.Captures(), LiveTopic.Traces()], Forward, relay: true));
+            _subscriptions.Add(h.Feed.Subscribe([LiveTopic.Topology, LiveTopic.Status, LiveTopic.Firewall, LiveTopic.OutsideChanges, LiveTopic.Counters(), LiveTopic.Captures(), LiveTopic.Traces()], Forward, relay: true));
         }
     }
 
@@ -66,6 +66,7 @@ public sealed class LabHubForwarder(LiveFeed feed, Dashboard.App.Hosts.HostDirec
             TopologyChangedEvent t => group.SendAsync("TopologyChanged", t.Topology),
             FirewallChangedEvent f => group.SendAsync("FirewallChanged", new FirewallMessage(f.Host, f.ReadAt, DockerLayoutDetector.Detect(f.Ruleset), RulesetDto.From(f.Ruleset))),
             StatusChangedEvent s => group.SendAsync("CollectorStatus", s.Status),
+            FirewallChangedOutsideEvent o => group.SendAsync("FirewallChangedOutside", o.Alert),
             PacketsCapturedEvent p => ToOwnersAsync(p.Capture.Session.Request.OwnerOrSystem, "PacketsCaptured", PacketsMessage.From(p)),
             RunUpdatedEvent r => ToLabAsync(r.Progress.LabId, "RunUpdated", r.Progress),
             ChangeRequestUpdatedEvent c => ToLabAsync(c.Change.LabId, "ChangeRequestUpdated", c.Change),
