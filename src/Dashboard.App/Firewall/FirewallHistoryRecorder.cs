@@ -42,6 +42,11 @@ public sealed class FirewallHistoryRecorder(
     private readonly ConcurrentDictionary<string, bool> _engineUp = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, List<OutsideChangeAlert>> _alerts = new(StringComparer.Ordinal);
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private static readonly TimeSpan AlertInterval = TimeSpan.FromSeconds(1);
+
+    // The loop's own (never touched by the feeds' callbacks).
+    private readonly Dictionary<string, List<FirewallChangeDto>> _outsideHeld = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DateTimeOffset> _lastAlert = new(StringComparer.Ordinal);
     private readonly List<IDisposable> _subscriptions = [];
     private readonly HashSet<string> _followed = new(StringComparer.Ordinal);
     private long _recorded;
@@ -229,6 +234,11 @@ public sealed class FirewallHistoryRecorder(
                     }
                 }
 
+                if (_outsideHeld.Count > 0)
+                {
+                    await FlushHeldAlertsAsync(now).ConfigureAwait(false);
+                }
+
                 if (now >= nextPrune)
                 {
                     nextPrune = now + TimeSpan.FromHours(1);
@@ -327,7 +337,17 @@ public sealed class FirewallHistoryRecorder(
         var outside = dtos.Where(d => d.Cause == nameof(ChangeCause.Outside)).ToList();
         if (outside.Count > 0)
         {
-            await AlertAsync(host, outside, now).ConfigureAwait(false);
+            // At most one alert (audit entry, hub message, banner) a second per host: a script changing rules in a loop
+            // gets its changes gathered, not an audit entry per read.
+            var held = _outsideHeld.GetValueOrDefault(host);
+            if (held is null && (!_lastAlert.TryGetValue(host, out var last) || now - last >= AlertInterval))
+            {
+                await AlertAsync(host, outside, now).ConfigureAwait(false);
+            }
+            else
+            {
+                (held ??= _outsideHeld[host] = []).AddRange(outside);
+            }
         }
 
         var unobserved = dtos.Count(d => d.Cause == nameof(ChangeCause.Unobserved));
@@ -338,8 +358,22 @@ public sealed class FirewallHistoryRecorder(
         }
     }
 
+    /// <summary>Outside changes held back while the host's last alert is less than <see cref="AlertInterval"/> old.</summary>
+    private async Task FlushHeldAlertsAsync(DateTimeOffset now)
+    {
+        foreach (var (host, held) in _outsideHeld.ToList())
+        {
+            if (!_lastAlert.TryGetValue(host, out var last) || now - last >= AlertInterval)
+            {
+                _outsideHeld.Remove(host);
+                await AlertAsync(host, held, now).ConfigureAwait(false);
+            }
+        }
+    }
+
     private async Task AlertAsync(string host, List<FirewallChangeDto> outside, DateTimeOffset now)
     {
+        _lastAlert[host] = now;
         var alert = new OutsideChangeAlert(Guid.NewGuid(), host, outside.Min(d => d.At), now, outside.Count, [.. outside.Take(OutsideChangeAlert.MaxListed)]);
         var list = _alerts.GetOrAdd(host, _ => []);
         lock (list)

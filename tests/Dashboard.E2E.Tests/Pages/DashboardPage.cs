@@ -79,3 +79,14 @@ public sealed class ChangesPage(IPage page) : DashboardPage(page)
         await Page.Locator("[data-testid='cr-propose']").ClickAsync();
     }
 }
+
+public sealed class FirewallHistoryPage(IPage page) : DashboardPage(page)
+{
+    public ILocator OutsideBanner(string text) => Page.Locator("[data-testid='outside-change-banner']").Filter(new() { HasText = text });
+
+    public ILocator Rows(string cause, string text) => Page.Locator($"[data-testid='history-row'][data-cause='{cause}']").Filter(new() { HasText = text });
+
+    public ILocator Picture => Page.Locator("[data-testid='history-picture']");
+
+    public ILocator DiffTable => Page.Locator("[data-testid='diff-table']");
+}

@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Dashboard.Core.Firewall;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Dashboard.Web.Tests.Hosts;
 
@@ -48,6 +49,18 @@ public sealed class AgentRealHostTests
                     await lab.InsertAsync(new Dashboard.Core.Changes.RuleSpec { Chain = "DOCKER-USER", Position = 1, Source = s1, Destination = s2, Target = "ACCEPT", Tag = lab.Tag });
                     await Eventually.UntilAsync(() => Task.FromResult(feed.Ruleset!.Rules.Count(r => r.Comment == lab.Tag) == 2),
                         () => $"{name}: the two tagged ACCEPT rules to reach the dashboard through the agent:\n{Logs()}", 20);
+
+                    // The firewall history of the agent's host: Docker's rules for the seed's networks are Docker's (the
+                    // engine's activity came through the agent too), the tagged ACCEPTs the tag's, none of them outside.
+                    var history = three.Factory.Services.GetRequiredService<Dashboard.App.Firewall.FirewallHistoryQueries>();
+                    IReadOnlyList<Dashboard.App.Firewall.FirewallChangeDto> changes = [];
+                    await Eventually.UntilAsync(async () =>
+                    {
+                        changes = (await history.ListAsync(name, new Dashboard.App.Firewall.FirewallHistoryFilter(PageSize: 500))).Changes;
+                        return changes.Any(c => c.Cause == "Docker" && c.RuleText?.Contains(seed.Bridge1, StringComparison.Ordinal) == true)
+                            && changes.Count(c => c.Cause == "Dashboard" && c.CauseDetail == lab.Tag[RuleTag.Prefix.Length..]) == 2;
+                    }, () => $"{name}: the history to hold Docker's rules for {seed.Bridge1} and the two tagged rules: {string.Join("; ", changes.Select(c => $"{c.Line} [{c.Cause}]"))}", 20);
+                    Assert.DoesNotContain(changes, c => c.Cause == "Outside" && (c.RuleText?.Contains(seed.Bridge1, StringComparison.Ordinal) == true || c.RuleText?.Contains(seed.Bridge2, StringComparison.Ordinal) == true));
                 }
 
                 var opens = variant == "docker-user" && !is28;
