@@ -1,4 +1,4 @@
-using Dashboard.Data.Entities;
+using Dashboard.App.Contracts;
 
 namespace Dashboard.App.Firewall;
 
@@ -20,51 +20,6 @@ public sealed class FirewallHistoryOptions
 
     /// <summary>How long an outside change stays in the banner of pages opened later (each person may dismiss it sooner).</summary>
     public TimeSpan AlertShownFor { get; set; } = TimeSpan.FromMinutes(30);
-}
-
-/// <summary>One recorded change as the API and the pages show it.</summary>
-public sealed record FirewallChangeDto(
-    long Id,
-    string Host,
-    DateTimeOffset At,
-    DateTimeOffset RecordedAt,
-    string Family,
-    string Table,
-    string Chain,
-    string Kind,
-    string? RuleText,
-    string? Owner,
-    string? Comment,
-    int? PositionBefore,
-    int? PositionAfter,
-    string? PolicyBefore,
-    string? PolicyAfter,
-    string Cause,
-    string? CauseDetail)
-{
-    public static FirewallChangeDto From(FirewallChangeRecord r)
-    {
-        ArgumentNullException.ThrowIfNull(r);
-        return new(r.Id, r.Host, r.At, r.RecordedAt, r.Family, r.Table, r.Chain, r.Kind, r.RuleText, r.Owner, r.Comment, r.PositionBefore, r.PositionAfter, r.PolicyBefore, r.PolicyAfter, r.Cause, r.CauseDetail);
-    }
-
-    /// <summary>The change as one line (<c>+ filter DOCKER-USER #1: -A DOCKER-USER …</c>).</summary>
-    public string Line => Kind switch
-    {
-        "Added" => $"+ {Table} {Chain} #{PositionAfter}: {RuleText}",
-        "Removed" => $"- {Table} {Chain} #{PositionBefore}: {RuleText}",
-        "Moved" => $"~ {Table} {Chain} #{PositionBefore}→#{PositionAfter}: {RuleText}",
-        "ChainAdded" => $"+ chain {Table} {Chain}",
-        "ChainRemoved" => $"- chain {Table} {Chain}",
-        _ => $"~ policy {Table} {Chain}: {PolicyBefore} → {PolicyAfter}",
-    };
-}
-
-/// <summary>Changes made outside the dashboard on a host, decided together: the banner, the audit entry and the hub message.</summary>
-public sealed record OutsideChangeAlert(Guid Id, string Host, DateTimeOffset At, DateTimeOffset DecidedAt, int Total, IReadOnlyList<FirewallChangeDto> Changes)
-{
-    /// <summary>At most this many changes travel with an alert (the history has them all).</summary>
-    public const int MaxListed = 20;
 }
 
 /// <summary>Which changes to list: by chain (<c>table/chain</c> or a chain name), cause, time, page.</summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Dashboard.App.Contracts;
 using Dashboard.Core.Firewall;
 using Dashboard.Data;
 using Dashboard.Data.Entities;

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Threading.Channels;
 using Dashboard.App.Access;
 using Dashboard.App.Audit;
+using Dashboard.App.Contracts;
 using Dashboard.App.Hosts;
 using Dashboard.App.Live;
 using Dashboard.Core.Firewall;

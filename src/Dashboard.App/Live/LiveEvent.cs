@@ -29,4 +29,4 @@ public sealed record RunUpdatedEvent(string Host, RunProgress Progress) : LiveEv
 public sealed record ChangeRequestUpdatedEvent(string Host, ChangeDto Change) : LiveEvent(Host);
 
 /// <summary>Someone outside the dashboard (not Docker, not this dashboard) changed the host's firewall.</summary>
-public sealed record FirewallChangedOutsideEvent(string Host, Dashboard.App.Firewall.OutsideChangeAlert Alert) : LiveEvent(Host);
+public sealed record FirewallChangedOutsideEvent(string Host, Dashboard.App.Contracts.OutsideChangeAlert Alert) : LiveEvent(Host);

@@ -205,7 +205,7 @@ public partial class LiveFeed : ICollectorSink
     }
 
     /// <summary>The firewall history decided that changes on this host came from outside the dashboard.</summary>
-    public void FirewallChangedOutside(Dashboard.App.Firewall.OutsideChangeAlert alert) => Publish(new FirewallChangedOutsideEvent(Host, alert));
+    public void FirewallChangedOutside(Dashboard.App.Contracts.OutsideChangeAlert alert) => Publish(new FirewallChangedOutsideEvent(Host, alert));
 
     public void StatusChanged(CollectorStatus status)
     {

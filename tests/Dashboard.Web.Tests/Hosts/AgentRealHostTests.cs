@@ -53,7 +53,7 @@ public sealed class AgentRealHostTests
                     // The firewall history of the agent's host: Docker's rules for the seed's networks are Docker's (the
                     // engine's activity came through the agent too), the tagged ACCEPTs the tag's, none of them outside.
                     var history = three.Factory.Services.GetRequiredService<Dashboard.App.Firewall.FirewallHistoryQueries>();
-                    IReadOnlyList<Dashboard.App.Firewall.FirewallChangeDto> changes = [];
+                    IReadOnlyList<Dashboard.App.Contracts.FirewallChangeDto> changes = [];
                     await Eventually.UntilAsync(async () =>
                     {
                         changes = (await history.ListAsync(name, new Dashboard.App.Firewall.FirewallHistoryFilter(PageSize: 500))).Changes;
