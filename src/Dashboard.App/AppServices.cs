@@ -42,7 +42,12 @@ public static class AppServices
         services.AddSingleton<ChangeReconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<ChangeReconciler>());
 
-        services.AddOptions<Dashboard.App.Firewall.FirewallHistoryOptions>().Bind(configuration.GetSection(Dashboard.App.Firewall.FirewallHistoryOptions.Section));
+        services.AddOptions<Dashboard.App.Firewall.FirewallHistoryOptions>().Bind(configuration.GetSection(Dashboard.App.Firewall.FirewallHistoryOptions.Section))
+            .Validate(o => o.DockerWindow > TimeSpan.Zero && o.DockerWindow <= TimeSpan.FromMinutes(1), "FirewallHistory:DockerWindow is more than 0 and at most 00:01:00")
+            .Validate(o => o.Retention >= TimeSpan.FromHours(1) && o.Retention <= TimeSpan.FromDays(3650), "FirewallHistory:Retention is 01:00:00 to 3650.00:00:00")
+            .Validate(o => o.CheckpointEvery is >= 100 and <= 1_000_000, "FirewallHistory:CheckpointEvery is 100 to 1000000")
+            .Validate(o => o.AlertShownFor >= TimeSpan.Zero && o.AlertShownFor <= TimeSpan.FromDays(7), "FirewallHistory:AlertShownFor is 00:00:00 to 7.00:00:00")
+            .ValidateOnStart();
         services.AddSingleton<Dashboard.App.Firewall.FirewallHistoryQueries>();
         services.AddSingleton<Dashboard.App.Firewall.FirewallHistoryRecorder>();
         services.AddHostedService(sp => sp.GetRequiredService<Dashboard.App.Firewall.FirewallHistoryRecorder>());

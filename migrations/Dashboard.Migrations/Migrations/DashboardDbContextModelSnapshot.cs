@@ -388,7 +388,7 @@ namespace Dashboard.Migrations.Migrations
 
                     b.Property<string>("Chain")
                         .IsRequired()
-                        .HasMaxLength(128)
+                        .HasMaxLength(256)
                         .HasColumnType("TEXT");
 
                     b.Property<string>("Comment")
@@ -439,7 +439,7 @@ namespace Dashboard.Migrations.Migrations
 
                     b.Property<string>("Table")
                         .IsRequired()
-                        .HasMaxLength(64)
+                        .HasMaxLength(256)
                         .HasColumnType("TEXT");
 
                     b.HasKey("Id");

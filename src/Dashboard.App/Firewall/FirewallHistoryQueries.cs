@@ -27,6 +27,9 @@ public sealed class FirewallHistoryQueries(IDbContextFactory<DashboardDbContext>
     /// <summary>A diff replays and annotates at most this many changes (a wider range is refused with a 400).</summary>
     public const int MaxReplayed = 200_000;
 
+    /// <summary>The most lines a diff answers (a wider one is refused with a 400 asking for closer moments).</summary>
+    public const int MaxDiffLines = 5_000;
+
     public static readonly IReadOnlyList<string> Causes = [.. Enum.GetNames<ChangeCause>()];
 
     public async Task<FirewallHistoryList> ListAsync(string host, FirewallHistoryFilter filter, CancellationToken ct = default)
@@ -54,26 +57,36 @@ public sealed class FirewallHistoryQueries(IDbContextFactory<DashboardDbContext>
     public async Task<IReadOnlyList<FirewallHistoryBucket>> BucketsAsync(string host, FirewallHistoryFilter filter, int buckets, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(filter);
-        if (filter.From is not { } from || filter.To is not { } to || to <= from)
+        if (filter.From is not { } from0 || filter.To is not { } to0 || to0 <= from0)
         {
             return [];
         }
 
+        var (from, to) = (from0.ToUniversalTime(), to0.ToUniversalTime());
+
         buckets = Math.Clamp(buckets, 1, 200);
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
-        var rows = await Filtered(db, host, filter).Select(r => new { r.At, r.Cause }).Take(MaxReplayed).ToListAsync(ct).ConfigureAwait(false);
         var width = (to - from) / buckets;
-        var counts = new int[buckets, 4];
-        foreach (var r in rows)
+        var result = new List<FirewallHistoryBucket>(buckets);
+        var q = Filtered(db, host, filter with { From = null, To = null });
+        for (var i = 0; i < buckets; i++)
         {
-            var i = Math.Clamp((int)((r.At - from) / width), 0, buckets - 1);
-            if (Enum.TryParse<ChangeCause>(r.Cause, out var cause))
-            {
-                counts[i, (int)cause]++;
-            }
+            // One grouped count per bucket on the (host, at) index: exact whatever the number of changes.
+            var (start, end) = (from + (width * i), i == buckets - 1 ? to.AddMilliseconds(1) : from + (width * (i + 1)));
+            var counts = await q.Where(r => r.At >= start && r.At < end).GroupBy(r => r.Cause)
+                .Select(g => new { Cause = g.Key, Count = g.Count() }).ToListAsync(ct).ConfigureAwait(false);
+            int Of(ChangeCause c) => counts.FirstOrDefault(x => x.Cause == c.ToString())?.Count ?? 0;
+            result.Add(new FirewallHistoryBucket(start, Of(ChangeCause.Docker), Of(ChangeCause.Dashboard), Of(ChangeCause.Outside), Of(ChangeCause.Unobserved)));
         }
 
-        return [.. Enumerable.Range(0, buckets).Select(i => new FirewallHistoryBucket(from + (width * i), counts[i, 0], counts[i, 1], counts[i, 2], counts[i, 3]))];
+        return result;
+    }
+
+    /// <summary>Whether the history holds anything of this host.</summary>
+    public async Task<bool> HasHistoryAsync(string host, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        return await db.FirewallCheckpoints.AnyAsync(c => c.Host == host, ct).ConfigureAwait(false);
     }
 
     private static IQueryable<FirewallChangeRecord> Filtered(DashboardDbContext db, string host, FirewallHistoryFilter f)
@@ -100,14 +113,17 @@ public sealed class FirewallHistoryQueries(IDbContextFactory<DashboardDbContext>
             q = q.Where(r => r.Cause == cause);
         }
 
+        // Stored as UTC: a moment with another offset is compared as the same instant.
         if (f.From is { } from)
         {
-            q = q.Where(r => r.At >= from);
+            var utc = from.ToUniversalTime();
+            q = q.Where(r => r.At >= utc);
         }
 
         if (f.To is { } to)
         {
-            q = q.Where(r => r.At <= to);
+            var utc = to.ToUniversalTime();
+            q = q.Where(r => r.At <= utc);
         }
 
         return q;
@@ -119,6 +135,7 @@ public sealed class FirewallHistoryQueries(IDbContextFactory<DashboardDbContext>
     /// <summary>The structure at a moment: the last checkpoint at or before it, with the changes after it replayed read by read. Null before the first checkpoint.</summary>
     public async Task<RulesetShape?> ShapeAtAsync(string host, DateTimeOffset at, CancellationToken ct = default)
     {
+        at = at == DateTimeOffset.MaxValue ? at : at.ToUniversalTime();
         await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
         var checkpoint = await db.FirewallCheckpoints.AsNoTracking().Where(c => c.Host == host && c.At <= at)
             .OrderByDescending(c => c.At).ThenByDescending(c => c.Id).FirstOrDefaultAsync(ct).ConfigureAwait(false);
@@ -147,6 +164,7 @@ public sealed class FirewallHistoryQueries(IDbContextFactory<DashboardDbContext>
     /// <summary>The ruleset's structural differences from one moment to another, each line with the cause of the last change that made it so.</summary>
     public async Task<FirewallDiff> DiffAsync(string host, DateTimeOffset from, DateTimeOffset to, CancellationToken ct = default)
     {
+        (from, to) = (from.ToUniversalTime(), to.ToUniversalTime());
         if (to < from)
         {
             throw new FirewallHistoryRangeException("'to' is before 'from'");
@@ -165,14 +183,29 @@ public sealed class FirewallHistoryQueries(IDbContextFactory<DashboardDbContext>
         var after = await ShapeAtAsync(host, to, ct).ConfigureAwait(false) ?? before;
         var changes = RulesetChanges.Compare(before, after);
 
-        // The cause of each line: the last recorded change of that rule (or chain) in the range.
-        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
-        var records = await db.FirewallChanges.AsNoTracking().Where(r => r.Host == host && r.At > from && r.At <= to)
-            .OrderBy(r => r.At).ThenBy(r => r.Id).Take(MaxReplayed).ToListAsync(ct).ConfigureAwait(false);
-        var last = new Dictionary<(string, string, string, string?), FirewallChangeRecord>();
-        foreach (var r in records)
+        if (changes.Count > MaxDiffLines)
         {
-            last[(r.Family, r.Table, r.Chain, r.RuleKey)] = r;
+            throw new FirewallHistoryRangeException($"{changes.Count} differences between these moments, more than the {MaxDiffLines} a diff shows; pick moments closer together");
+        }
+
+        // The cause of each line: the last recorded change of that rule (or chain) in the range, looked up for the
+        // diff's own keys only.
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var last = new Dictionary<(string, string, string, string?), FirewallChangeRecord>();
+        var chunks = changes.Where(c => c.Key is not null).Select(c => c.Key!).Distinct(StringComparer.Ordinal).Chunk(500).ToList();
+        if (changes.Any(c => c.Key is null))
+        {
+            chunks.Add([]); // chain and policy lines
+        }
+
+        foreach (var keys in chunks)
+        {
+            var q = db.FirewallChanges.AsNoTracking().Where(r => r.Host == host && r.At > from && r.At <= to);
+            q = keys.Length > 0 ? q.Where(r => r.RuleKey != null && keys.Contains(r.RuleKey)) : q.Where(r => r.RuleKey == null);
+            foreach (var r in await q.OrderBy(r => r.Id).ToListAsync(ct).ConfigureAwait(false))
+            {
+                last[(r.Family, r.Table, r.Chain, r.RuleKey)] = r;
+            }
         }
 
         var lines = changes.Select(c =>

@@ -31,6 +31,7 @@ public sealed class FirewallHistoryRecorder(
     FirewallHistoryQueries queries,
     AuditLog audit,
     IOptions<FirewallHistoryOptions> options,
+    IOptions<Dashboard.Host.DockerHostOptions> hostOptions,
     ILogger<FirewallHistoryRecorder> logger) : BackgroundService
 {
     /// <summary>Who the audit names for a change nobody known made.</summary>
@@ -39,8 +40,11 @@ public sealed class FirewallHistoryRecorder(
     private readonly FirewallHistoryOptions _options = options.Value;
     private readonly ConcurrentDictionary<string, HostHistoryState> _states = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (Ruleset Ruleset, DateTimeOffset At)> _latest = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, string> _topologies = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Dictionary<string, (string Description, string[] Tokens)>> _topologies = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, bool> _engineUp = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _unseen = new(StringComparer.Ordinal);
+    private readonly string _instance = hostOptions.Value.InstanceId;
+    private int _pruning;
     private readonly ConcurrentDictionary<string, List<OutsideChangeAlert>> _alerts = new(StringComparer.Ordinal);
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private static readonly TimeSpan AlertInterval = TimeSpan.FromSeconds(1);
@@ -119,7 +123,7 @@ public sealed class FirewallHistoryRecorder(
         // What the feed already holds is the baseline (the collector may have published before this service started).
         if (feed.Topology is { } t)
         {
-            _topologies[feed.Host] = Signature(t);
+            _topologies[feed.Host] = Describe(t);
         }
 
         if (feed.Ruleset is { } r && feed.RulesetReadAt is { } at)
@@ -138,59 +142,102 @@ public sealed class FirewallHistoryRecorder(
                 _wake.Writer.TryWrite(true);
                 break;
             case TopologyChangedEvent t:
-                // The engine's networks or containers changed: Docker writes its rules around such a change. A refresh
-                // that finds the same networks and containers (an exec, a health check) is not activity.
-                var signature = Signature(t.Topology);
-                if (_topologies.TryGetValue(t.Host, out var before) && before != signature)
+                // The engine's networks or containers changed: Docker writes its rules around such a change, naming
+                // what changed. A refresh that finds the same networks and containers (an exec, a health check) is not
+                // activity. Stamped when the topology was read (not later, when it arrived), if that clock is plausible.
+                var now = DateTimeOffset.UtcNow;
+                var described = Describe(t.Topology);
+                if (_topologies.TryGetValue(t.Host, out var before) && Changed(before, described) is { Count: > 0 } tokens)
                 {
-                    StateOf(t.Host).EngineActive(DateTimeOffset.UtcNow);
+                    var readAt = t.Topology.ReadAt;
+                    var at = readAt < now && now - readAt < TimeSpan.FromSeconds(30) ? readAt : now;
+                    StateOf(t.Host).EngineActive(new EngineActivity(at, tokens));
                 }
 
-                _topologies[t.Host] = signature;
+                _topologies[t.Host] = described;
                 break;
             case StatusChangedEvent s:
-                // The engine coming back (a restart) rewrites its rules.
+                // The engine coming back (a restart) rewrites its rules; a firewall that could not be read hid what changed meanwhile.
                 var up = s.Status.EngineAvailable;
                 if (_engineUp.TryGetValue(s.Host, out var was) && !was && up)
                 {
-                    StateOf(s.Host).EngineActive(DateTimeOffset.UtcNow);
+                    StateOf(s.Host).EngineActive(new EngineActivity(DateTimeOffset.UtcNow, null));
                 }
 
                 _engineUp[s.Host] = up;
+                if (!s.Status.FirewallAvailable && s.Status.FirewallError is not null)
+                {
+                    _unseen[s.Host] = "changed while the host's firewall could not be read";
+                }
+
                 break;
         }
     }
 
-    /// <summary>What Docker's rules depend on: networks (bridge, subnets, options) and containers (state, endpoints), not their status text.</summary>
-    internal static string Signature(HostTopology t)
+    /// <summary>
+    /// What Docker's rules depend on, per network and container id: a description (bridge, subnets, options; state,
+    /// endpoints; not the status text) and the words its rules would name (bridge, subnets; addresses).
+    /// </summary>
+    internal static Dictionary<string, (string Description, string[] Tokens)> Describe(HostTopology t)
     {
-        var sb = new System.Text.StringBuilder();
-        foreach (var n in t.Networks.OrderBy(n => n.Id, StringComparer.Ordinal))
+        var map = new Dictionary<string, (string, string[])>(StringComparer.Ordinal);
+        foreach (var n in t.Networks)
         {
-            sb.Append(n.Id).Append('|').Append(n.BridgeName).Append('|').Append(n.Internal).Append(n.Icc).Append(n.EnableIpv6);
-            foreach (var s in n.Subnets)
-            {
-                sb.Append('|').Append(s.Subnet);
-            }
-
-            sb.Append('\n');
+            var subnets = n.Subnets.Select(x => x.Subnet).ToArray();
+            map["n:" + n.Id] = ($"{n.BridgeName}|{n.Internal}|{n.Icc}|{n.EnableIpv6}|{string.Join(',', subnets)}",
+                [.. subnets, .. n.BridgeName is { } b ? new[] { b } : []]);
         }
 
-        foreach (var c in t.Containers.OrderBy(c => c.Id, StringComparer.Ordinal))
+        foreach (var c in t.Containers)
         {
-            sb.Append(c.Id).Append('|').Append(c.State);
-            foreach (var ep in c.Endpoints)
-            {
-                sb.Append('|').Append(ep.NetworkId).Append('=').Append(ep.Ipv4Address).Append(',').Append(ep.Ipv6Address);
-            }
-
-            sb.Append('\n');
+            var addresses = c.Endpoints.SelectMany(e => new[] { e.Ipv4Address, e.Ipv6Address }).OfType<string>().Where(a => a.Length > 0).ToArray();
+            map["c:" + c.Id] = ($"{c.State}|{string.Join(',', c.Endpoints.Select(e => $"{e.NetworkId}={e.Ipv4Address},{e.Ipv6Address}"))}", addresses);
         }
 
-        return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(sb.ToString())));
+        return map;
     }
 
-    private HostHistoryState StateOf(string host) => _states.GetOrAdd(host, _ => new HostHistoryState(_options.DockerWindow));
+    /// <summary>The words of everything that appeared, went or changed between two topologies (both sides' words).</summary>
+    internal static HashSet<string> Changed(Dictionary<string, (string Description, string[] Tokens)> before, Dictionary<string, (string Description, string[] Tokens)> after)
+    {
+        var tokens = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (id, now) in after)
+        {
+            if (!before.TryGetValue(id, out var was) || was.Description != now.Description)
+            {
+                tokens.UnionWith(now.Tokens);
+                if (was.Tokens is not null)
+                {
+                    tokens.UnionWith(was.Tokens);
+                }
+
+                tokens.Add(id); // something changed even when it names nothing (a container without an address)
+            }
+        }
+
+        foreach (var (id, was) in before)
+        {
+            if (!after.ContainsKey(id))
+            {
+                tokens.UnionWith(was.Tokens);
+                tokens.Add(id);
+            }
+        }
+
+        return tokens;
+    }
+
+    private HostHistoryState StateOf(string host) => _states.GetOrAdd(host, h => new HostHistoryState(_options.DockerWindow, owner => IsOwnTag(h, owner)));
+
+    /// <summary>
+    /// This dashboard's own tags: its instance's changes (staged ones too), runs and traces. An agent tags its traces with
+    /// its own instance, so on an agent's host any trace tag is the dashboard's (it asked for it).
+    /// </summary>
+    private bool IsOwnTag(string host, string owner) =>
+        owner.StartsWith($"change-{_instance}-", StringComparison.Ordinal)
+        || owner.StartsWith($"run-{_instance}-", StringComparison.Ordinal)
+        || owner.StartsWith($"trace-{_instance}-", StringComparison.Ordinal)
+        || (host != local.Host && owner.StartsWith("trace-", StringComparison.Ordinal));
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -222,16 +269,22 @@ public sealed class FirewallHistoryRecorder(
                 {
                     if (_latest.TryRemove(host, out var read))
                     {
-                        await ObserveAsync(host, read.Ruleset, read.At).ConfigureAwait(false);
+                        await GuardedAsync(host, () => ObserveAsync(host, read.Ruleset, read.At), read).ConfigureAwait(false);
                     }
                 }
 
                 var now = DateTimeOffset.UtcNow;
                 foreach (var (host, state) in _states)
                 {
-                    if (state.Due(now) is { Count: > 0 } due)
+                    if (state.PendingCount > 0)
                     {
-                        await WriteAsync(host, due).ConfigureAwait(false);
+                        await GuardedAsync(host, async () =>
+                        {
+                            if (state.Due(now) is { Count: > 0 } due)
+                            {
+                                await WriteAsync(host, due).ConfigureAwait(false);
+                            }
+                        }, null).ConfigureAwait(false);
                     }
                 }
 
@@ -240,10 +293,25 @@ public sealed class FirewallHistoryRecorder(
                     await FlushHeldAlertsAsync(now).ConfigureAwait(false);
                 }
 
-                if (now >= nextPrune)
+                // Pruning runs beside the loop (large deletes must not hold back reads and alerts).
+                if (now >= nextPrune && Interlocked.Exchange(ref _pruning, 1) == 0)
                 {
                     nextPrune = now + TimeSpan.FromHours(1);
-                    await PruneAsync(now - _options.Retention, stoppingToken).ConfigureAwait(false);
+                    _ = Task.Run(async () =>
+                    {
+                        try
+                        {
+                            await PruneAsync(DateTimeOffset.UtcNow - _options.Retention, stoppingToken).ConfigureAwait(false);
+                        }
+                        catch (Exception ex) when (ex is not OperationCanceledException)
+                        {
+                            logger.LogError(ex, "firewall history: pruning failed");
+                        }
+                        finally
+                        {
+                            Interlocked.Exchange(ref _pruning, 0);
+                        }
+                    }, CancellationToken.None);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -259,6 +327,31 @@ public sealed class FirewallHistoryRecorder(
         }
     }
 
+    /// <summary>
+    /// Runs one host's step; if it fails (the database went away), that host's history starts again from its next read:
+    /// the read is put back, and what it and anything not yet written changed is recorded as unobserved against the
+    /// history's last known state, never lost nor misattributed.
+    /// </summary>
+    private async Task GuardedAsync(string host, Func<Task> step, (Ruleset Ruleset, DateTimeOffset At)? read)
+    {
+        try
+        {
+            await step().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogError(ex, "firewall history of {Host}: recording failed; the next read is compared with what the history holds", host);
+            _states.TryRemove(host, out _);
+            _unseen[host] = "not recorded when seen: the history could not be written then";
+            if (read is { } r)
+            {
+                _latest.TryAdd(host, r);
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Compares one read with the last one of its host and records what changed (the first read becomes a checkpoint).</summary>
     private async Task ObserveAsync(string host, Ruleset ruleset, DateTimeOffset at)
     {
@@ -266,22 +359,32 @@ public sealed class FirewallHistoryRecorder(
         var state = StateOf(host);
         if (state.Shape is null)
         {
-            state.Baseline(shape);
             var known = await queries.LatestShapeAsync(host).ConfigureAwait(false);
             if (known is not null)
             {
                 var missed = RulesetChanges.Compare(known, shape);
                 if (missed.Count > 0)
                 {
-                    await WriteAsync(host, [.. missed.Select(c => new DecidedChange(c, at, ChangeCause.Unobserved, "changed while the dashboard was not reading this host"))]).ConfigureAwait(false);
+                    var reason = _unseen.TryRemove(host, out var why) ? why : "changed while the dashboard was not reading this host";
+                    await WriteAsync(host, [.. missed.Select(c => new DecidedChange(c, at, ChangeCause.Unobserved, reason))]).ConfigureAwait(false);
                 }
             }
 
+            _unseen.TryRemove(host, out _);
             await CheckpointAsync(host, shape, at).ConfigureAwait(false);
+            state.Baseline(shape, at);
             return;
         }
 
-        var decided = state.Observe(shape, at);
+        // A read after a span the dashboard could not see (the agent's link down, the firewall unreadable): what changed
+        // meanwhile has no known cause.
+        string? unseen = _unseen.TryRemove(host, out var reason2) ? reason2 : null;
+        if (unseen is null && state.LastAt is { } last && hosts.FeedOf(host)?.Gaps is { Count: > 0 } gaps && gaps[^1].To > last)
+        {
+            unseen = "changed while the host's agent was disconnected";
+        }
+
+        var decided = state.Observe(shape, at, unseen);
         if (decided.Count > 0)
         {
             await WriteAsync(host, decided).ConfigureAwait(false);
@@ -296,7 +399,7 @@ public sealed class FirewallHistoryRecorder(
     private async Task CheckpointAsync(string host, RulesetShape shape, DateTimeOffset at)
     {
         await using var db = await dbs.CreateDbContextAsync().ConfigureAwait(false);
-        db.FirewallCheckpoints.Add(new FirewallCheckpoint { Host = host, At = at, RuleCount = shape.RuleCount, Shape = ShapeJson.Write(shape) });
+        db.FirewallCheckpoints.Add(new FirewallCheckpoint { Host = host, At = at.ToUniversalTime(), RuleCount = shape.RuleCount, Shape = ShapeJson.Write(shape) });
         await db.SaveChangesAsync().ConfigureAwait(false);
         StateOf(host).SinceCheckpoint = 0;
     }
@@ -307,11 +410,11 @@ public sealed class FirewallHistoryRecorder(
         var records = decided.Select(d => new FirewallChangeRecord
         {
             Host = host,
-            At = d.At,
+            At = d.At.ToUniversalTime(),
             RecordedAt = now,
             Family = d.Change.Family.ToString(),
-            Table = Cut(d.Change.Table, 64)!,
-            Chain = Cut(d.Change.Chain, 128)!,
+            Table = Cut(d.Change.Table, 256)!,
+            Chain = Cut(d.Change.Chain, 256)!,
             Kind = d.Change.Kind.ToString(),
             RuleKey = d.Change.Key,
             RuleText = d.Change.Text,
@@ -333,7 +436,6 @@ public sealed class FirewallHistoryRecorder(
         StateOf(host).SinceCheckpoint += records.Count;
         Interlocked.Add(ref _recorded, records.Count);
         var dtos = records.Select(FirewallChangeDto.From).ToList();
-        Written?.Invoke(host, dtos);
 
         var outside = dtos.Where(d => d.Cause == nameof(ChangeCause.Outside)).ToList();
         if (outside.Count > 0)
@@ -348,6 +450,19 @@ public sealed class FirewallHistoryRecorder(
             else
             {
                 (held ??= _outsideHeld[host] = []).AddRange(outside);
+            }
+        }
+
+        // Pages listening: one failing must not stop the others nor the audit below.
+        foreach (var handler in Written?.GetInvocationList().Cast<Action<string, IReadOnlyList<FirewallChangeDto>>>() ?? [])
+        {
+            try
+            {
+                handler(host, dtos);
+            }
+            catch (Exception ex)
+            {
+                logger.LogDebug(ex, "a firewall history listener failed");
             }
         }
 
@@ -407,6 +522,7 @@ public sealed class FirewallHistoryRecorder(
     /// <summary>Drops changes older than the cut, after writing a checkpoint at the cut so the ruleset from then on stays rebuildable.</summary>
     public async Task PruneAsync(DateTimeOffset cutoff, CancellationToken ct)
     {
+        cutoff = cutoff.ToUniversalTime();
         List<string> hostsWithHistory;
         await using (var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false))
         {
@@ -429,7 +545,19 @@ public sealed class FirewallHistoryRecorder(
 
             db.FirewallCheckpoints.Add(new FirewallCheckpoint { Host = host, At = cutoff, RuleCount = shape.RuleCount, Shape = ShapeJson.Write(shape) });
             await db.SaveChangesAsync(ct).ConfigureAwait(false);
-            var changes = await db.FirewallChanges.Where(c => c.Host == host && c.At <= cutoff).ExecuteDeleteAsync(ct).ConfigureAwait(false);
+            // In batches, so the recorder's own writes get the database between them.
+            var changes = 0;
+            while (true)
+            {
+                var ids = await db.FirewallChanges.Where(c => c.Host == host && c.At <= cutoff).OrderBy(c => c.Id).Select(c => c.Id).Take(5000).ToListAsync(ct).ConfigureAwait(false);
+                if (ids.Count == 0)
+                {
+                    break;
+                }
+
+                changes += await db.FirewallChanges.Where(c => ids.Contains(c.Id)).ExecuteDeleteAsync(ct).ConfigureAwait(false);
+            }
+
             var checkpoints = await db.FirewallCheckpoints.Where(c => c.Host == host && c.At < cutoff).ExecuteDeleteAsync(ct).ConfigureAwait(false);
             logger.LogInformation("firewall history of {Host}: {Changes} changes and {Checkpoints} checkpoints older than {Cutoff} removed", host, changes, checkpoints, cutoff);
         }

@@ -362,8 +362,64 @@ public static class ChangeAttribution
         {
             RuleChangeKind.Added or RuleChangeKind.Removed or RuleChangeKind.Moved => change.Owner == RuleOwner.Docker,
             _ => change.Chain.StartsWith("DOCKER", StringComparison.Ordinal) || change.Table == "docker-bridges"
-                || change.Kind == RuleChangeKind.PolicyChanged && change.Chain == "FORWARD",
+                || (change.Kind == RuleChangeKind.PolicyChanged && change.Chain == "FORWARD" && change.Table == "filter"),
         };
+    }
+
+    /// <summary>Whether the change's rule text or chain names <paramref name="token"/> (a bridge, a subnet, an address) as a whole word.</summary>
+    public static bool Names(RuleChange change, string token)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        return !string.IsNullOrEmpty(token) && (ContainsWord(change.Text, token) || ContainsWord(change.Chain, token));
+    }
+
+    /// <summary>Whether the rule names an IPv4 or IPv6 address or prefix.</summary>
+    public static bool NamesAddress(RuleChange change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        var text = change.Text;
+        if (text is null)
+        {
+            return false;
+        }
+
+        foreach (var word in text.Split([' ', '"', ','], StringSplitOptions.RemoveEmptyEntries))
+        {
+            var w = word.Split('/')[0];
+            var colon = w.IndexOf(':', StringComparison.Ordinal);
+            if (colon > 0 && w.Count(ch => ch == ':') == 1)
+            {
+                w = w[..colon]; // 172.18.0.2:80 (a DNAT target)
+            }
+
+            if (w.Length >= 2 && (w.Contains('.', StringComparison.Ordinal) || w.Contains(':', StringComparison.Ordinal)) && System.Net.IPAddress.TryParse(w, out _))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool ContainsWord(string? text, string token)
+    {
+        if (text is null)
+        {
+            return false;
+        }
+
+        for (var i = text.IndexOf(token, StringComparison.Ordinal); i >= 0; i = text.IndexOf(token, i + 1, StringComparison.Ordinal))
+        {
+            var before = i == 0 ? ' ' : text[i - 1];
+            var end = i + token.Length;
+            var after = end >= text.Length ? ' ' : text[end];
+            if (!char.IsAsciiLetterOrDigit(before) && before is not '.' and not '-' && !char.IsAsciiLetterOrDigit(after) && after is not '.' and not '-' and not '_')
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>

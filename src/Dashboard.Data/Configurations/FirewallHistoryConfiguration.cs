@@ -10,8 +10,8 @@ public sealed class FirewallChangeRecordConfiguration : IEntityTypeConfiguration
     {
         builder.Property(r => r.Host).HasMaxLength(64);
         builder.Property(r => r.Family).HasMaxLength(16);
-        builder.Property(r => r.Table).HasMaxLength(64);
-        builder.Property(r => r.Chain).HasMaxLength(128);
+        builder.Property(r => r.Table).HasMaxLength(256);
+        builder.Property(r => r.Chain).HasMaxLength(256);
         builder.Property(r => r.Kind).HasMaxLength(16);
         builder.Property(r => r.Owner).HasMaxLength(16);
         builder.Property(r => r.Cause).HasMaxLength(16);

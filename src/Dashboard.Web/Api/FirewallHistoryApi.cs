@@ -18,7 +18,7 @@ public static class FirewallHistoryApi
         var api = app.MapGroup("/api/hosts/{host}/firewall/history").WithTags("Firewall history");
         api.MapGet("/", async Task<Results<Ok<FirewallHistoryList>, ProblemHttpResult>> (string host, string? chain, string? cause, string? from, string? to, int? page, int? pageSize, HostDirectory directory, FirewallHistoryQueries queries, CancellationToken ct) =>
         {
-            if (Check(host, chain, cause, directory) is { } bad)
+            if (await CheckAsync(host, chain, cause, directory, queries, ct) is { } bad)
             {
                 return bad;
             }
@@ -37,7 +37,7 @@ public static class FirewallHistoryApi
         });
         api.MapGet("/diff", async Task<Results<Ok<FirewallDiff>, ProblemHttpResult>> (string host, string? from, string? to, HostDirectory directory, FirewallHistoryQueries queries, CancellationToken ct) =>
         {
-            if (Check(host, null, null, directory) is { } bad)
+            if (await CheckAsync(host, null, null, directory, queries, ct) is { } bad)
             {
                 return bad;
             }
@@ -60,13 +60,14 @@ public static class FirewallHistoryApi
             {
                 return Bad(ex.Message);
             }
-        });
+        }).RequireRateLimiting(Dashboard.Web.Identity.RateLimits.Expensive);
         return app;
     }
 
-    private static ProblemHttpResult? Check(string host, string? chain, string? cause, HostDirectory directory)
+    /// <summary>A host nobody reports and the history never saw is a 404; a bad chain or cause a 400 naming it.</summary>
+    private static async Task<ProblemHttpResult?> CheckAsync(string host, string? chain, string? cause, HostDirectory directory, FirewallHistoryQueries queries, CancellationToken ct)
     {
-        if (!HostRegistry.IsValidName(host) && host != directory.Local.Host)
+        if (directory.FeedOf(host) is null && (!HostRegistry.IsValidName(host) || !await queries.HasHistoryAsync(host, ct)))
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Not found", detail: directory.NoSuchHost(host));
         }
@@ -93,7 +94,8 @@ public static class FirewallHistoryApi
             return true;
         }
 
-        if (text.Length <= 64 && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var v))
+        // ISO 8601 only (a date such as 01/02/2026 means different days in different places); no offset means UTC.
+        if (text.Length <= 64 && DateTimeOffset.TryParseExact(text.Trim(), IsoFormats, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var v))
         {
             value = v;
             return true;
@@ -102,6 +104,8 @@ public static class FirewallHistoryApi
         bad = Bad($"'{name}' is not a moment: ISO 8601 such as 2026-12-06T17:00:00Z");
         return false;
     }
+
+    private static readonly string[] IsoFormats = ["yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK", "yyyy-MM-dd'T'HH:mm:ssK", "yyyy-MM-dd'T'HH:mmK", "yyyy-MM-dd"];
 
     private static ProblemHttpResult Bad(string detail) => TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Bad request", detail: detail);
 }

@@ -114,4 +114,32 @@ public class RulesetChangesTests
     [InlineData("-A DOCKER-USER -s 198.18.0.1/32 -j RETURN", false)]
     public void NamesDockerLikeBridge_ByDockersNaming(string text, bool expected) =>
         Assert.Equal(expected, ChangeAttribution.NamesDockerLikeBridge(new RuleChange(RuleChangeKind.Added, TableFamily.Ipv4, "filter", "FORWARD", text, text, RuleOwner.User)));
+
+    /// <summary>Docker 29's nftables backend: a rule taken out of one of its per-bridge chains is found by its identity, is Docker's, and the replay rebuilds the ruleset.</summary>
+    [Fact]
+    public void Compare_Docker29NftRuleRemoved_FoundAsDockersAndReplayed()
+    {
+        var json = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "nft", "docker-29-bridge1-published-port.json"));
+        var doc = System.Text.Json.Nodes.JsonNode.Parse(json)!;
+        var items = doc["nftables"]!.AsArray();
+        var rule = items.First(n => n!["rule"] is { } r && r["table"]!.GetValue<string>() == "docker-bridges")!;
+        var chain = rule["rule"]!["chain"]!.GetValue<string>();
+        items.Remove(rule);
+        var before = Shape(NftJsonReader.Read(json));
+        var after = Shape(NftJsonReader.Read(doc.ToJsonString()));
+
+        var changes = RulesetChanges.Compare(before, after);
+
+        var removed = Assert.Single(changes);
+        Assert.Equal((RuleChangeKind.Removed, "docker-bridges", chain, RuleOwner.Docker), (removed.Kind, removed.Table, removed.Chain, removed.Owner!.Value));
+        Assert.True(ChangeAttribution.CouldBeDocker(removed));
+        Assert.Equal(after, RulesetChanges.Apply(before, changes), ShapeComparer.Instance);
+        Assert.Equal(before, RulesetChanges.Apply(after, RulesetChanges.Compare(after, before)), ShapeComparer.Instance);
+    }
+
+    private static RulesetShape Shape(Ruleset rs)
+    {
+        RuleClassifier.Classify(rs, null, null);
+        return RulesetShape.Of(rs);
+    }
 }

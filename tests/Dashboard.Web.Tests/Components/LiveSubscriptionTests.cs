@@ -62,6 +62,8 @@ public sealed class LiveSubscriptionTests : DashboardTestContext
         (typeof(ChangesPage), []),
         (typeof(RunPage), new() { ["Id"] = Guid.NewGuid() }),
         (typeof(StagedRulePanel), new() { ["Change"] = StagedChange() }),
+        (typeof(FirewallHistoryPage), []),
+        (typeof(OutsideChangeBanner), new() { ["Host"] = "local" }),
     ];
 
     /// <summary>A change whose staged rule counts (the panel the change page shows beside the what-if).</summary>

@@ -56,14 +56,16 @@ public class FirewallHistoryRecorderTests
                 Assert.Contains("by-hand", Assert.Single(audit.Rows).Detail, StringComparison.Ordinal);
 
                 // A move and a removal, by the dashboard's own tag and from outside.
-                feed.FirewallChanged(Ruleset("-A DOCKER-USER -s 172.18.0.2/32 -m comment --comment netlab:change-i1-7 -j ACCEPT", HandRule), t0.AddSeconds(20));
+                var own = $"-A DOCKER-USER -s 172.18.0.2/32 -m comment --comment netlab:change-{factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Dashboard.Host.DockerHostOptions>>().Value.InstanceId}-7 -j ACCEPT";
+                feed.FirewallChanged(Ruleset(own, HandRule), t0.AddSeconds(20));
                 await WaitAsync(async () => await CountAsync(dbs, db => db.FirewallChanges.CountAsync()) == 2, "the dashboard's rule recorded (reads coming faster than the recorder are merged)");
-                feed.FirewallChanged(Ruleset("-A DOCKER-USER -s 172.18.0.2/32 -m comment --comment netlab:change-i1-7 -j ACCEPT"), t0.AddSeconds(30));
+                feed.FirewallChanged(Ruleset(own), t0.AddSeconds(30));
                 await WaitAsync(async () => await CountAsync(dbs, db => db.FirewallChanges.CountAsync()) >= 3, "three changes recorded");
 
                 var list = await http.GetFromJsonAsync<JsonElement>($"/api/hosts/{host}/firewall/history?cause=Dashboard");
-                var own = Assert.Single(list.GetProperty("changes").EnumerateArray());
-                Assert.Equal(("Added", "change-i1-7"), (own.GetProperty("kind").GetString(), own.GetProperty("causeDetail").GetString()));
+                var ownChange = Assert.Single(list.GetProperty("changes").EnumerateArray());
+                Assert.Equal("Added", ownChange.GetProperty("kind").GetString());
+                Assert.EndsWith("-7", ownChange.GetProperty("causeDetail").GetString(), StringComparison.Ordinal);
                 var outside = await http.GetFromJsonAsync<JsonElement>($"/api/hosts/{host}/firewall/history?cause=Outside&chain=filter/DOCKER-USER");
                 Assert.Equal(["Removed", "Added"], outside.GetProperty("changes").EnumerateArray().Select(c => c.GetProperty("kind").GetString()));
 
@@ -85,6 +87,8 @@ public class FirewallHistoryRecorderTests
                 await AssertBadAsync(http, $"/api/hosts/{host}/firewall/history/diff?from={Iso(t0.AddDays(-1))}", "starts at");
                 await AssertBadAsync(http, $"/api/hosts/{host}/firewall/history/diff?from={Iso(t0.AddSeconds(20))}&to={Iso(t0)}", "'to' is before 'from'");
                 Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/api/hosts/NO_SUCH/firewall/history")).StatusCode);
+                Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/api/hosts/never-seen/firewall/history")).StatusCode);
+                await AssertBadAsync(http, $"/api/hosts/{host}/firewall/history?from=01/02/2026", "'from'");
                 Assert.Equal(HttpStatusCode.Unauthorized, (await factory.CreateAnonymousClient().GetAsync($"/api/hosts/{host}/firewall/history")).StatusCode);
             }
 
@@ -93,7 +97,7 @@ public class FirewallHistoryRecorderTests
             {
                 var feed = factory.Services.GetRequiredService<LiveFeed>();
                 var dbs = factory.Services.GetRequiredService<IDbContextFactory<DashboardDbContext>>();
-                feed.FirewallChanged(Ruleset(), t0.AddSeconds(40));
+                feed.FirewallChanged(Ruleset(), t0.AddSeconds(40)); // the dashboard's rule went while it was stopped
                 await WaitAsync(async () => await CountAsync(dbs, db => db.FirewallChanges.CountAsync(c => c.Cause == "Unobserved")) == 1, "the change made while stopped");
                 var queries = factory.Services.GetRequiredService<FirewallHistoryQueries>();
                 var before = await queries.ShapeAtAsync(host, t0.AddSeconds(25));

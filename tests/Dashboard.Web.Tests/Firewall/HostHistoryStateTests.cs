@@ -11,6 +11,10 @@ public class HostHistoryStateTests
 
     private const string Base = "*filter\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n:DOCKER-ISOLATION-STAGE-2 - [0:0]\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -j RETURN\n";
 
+    private static bool OwnTag(string owner) => owner.StartsWith("change-i1-", StringComparison.Ordinal);
+
+    private static EngineActivity Activity(double seconds, params string[] tokens) => new(T0.AddSeconds(seconds), tokens.ToHashSet());
+
     private static RulesetShape Shape(params string[] extra)
     {
         var rs = IptablesSaveReader.Read(Base + string.Concat(extra.Select(e => e + "\n")) + "COMMIT\n");
@@ -20,7 +24,7 @@ public class HostHistoryStateTests
 
     private static HostHistoryState Started()
     {
-        var s = new HostHistoryState(Window);
+        var s = new HostHistoryState(Window, OwnTag);
         Assert.Empty(s.Observe(Shape(), T0));
         return s;
     }
@@ -50,7 +54,7 @@ public class HostHistoryStateTests
     public void Observe_DockerRuleAfterEngineActivity_IsDockers()
     {
         var s = Started();
-        s.EngineActive(T0.AddSeconds(1));
+        s.EngineActive(Activity(1, "br-0123456789ab", "172.18.0.0/16"));
 
         var d = Assert.Single(s.Observe(Shape("-A DOCKER-ISOLATION-STAGE-2 -o br-0123456789ab -j DROP"), T0.AddSeconds(2)));
 
@@ -64,7 +68,7 @@ public class HostHistoryStateTests
 
         Assert.Empty(s.Observe(Shape("-A DOCKER-ISOLATION-STAGE-2 -o br-0123456789ab -j DROP"), T0.AddSeconds(1)));
         Assert.Equal(1, s.PendingCount);
-        s.EngineActive(T0.AddSeconds(2.5));
+        s.EngineActive(Activity(2.5, "br-0123456789ab"));
 
         var d = Assert.Single(s.Due(T0.AddSeconds(2.6)));
         Assert.Equal(ChangeCause.Docker, d.Cause);
@@ -88,7 +92,7 @@ public class HostHistoryStateTests
     public void EngineActivityLongBefore_DoesNotMakeADockerShapedRuleDockers()
     {
         var s = Started();
-        s.EngineActive(T0);
+        s.EngineActive(Activity(0, "br-0123456789ab"));
 
         Assert.Empty(s.Observe(Shape("-A DOCKER-ISOLATION-STAGE-2 -o br-0123456789ab -j DROP"), T0.AddSeconds(10)));
         Assert.Equal(ChangeCause.Outside, Assert.Single(s.Due(T0.AddSeconds(13))).Cause);
@@ -97,12 +101,68 @@ public class HostHistoryStateTests
     [Fact]
     public void Observe_RemovedDockerRuleWithActivity_IsDockers()
     {
-        var s = new HostHistoryState(Window);
+        var s = new HostHistoryState(Window, OwnTag);
         s.Observe(Shape("-A DOCKER-ISOLATION-STAGE-2 -o br-0123456789ab -j DROP"), T0);
-        s.EngineActive(T0.AddSeconds(1));
+        s.EngineActive(Activity(1, "br-0123456789ab"));
 
         var d = Assert.Single(s.Observe(Shape(), T0.AddSeconds(1.5)));
 
         Assert.Equal((ChangeCause.Docker, RuleChangeKind.Removed), (d.Cause, d.Change.Kind));
     }
+
+    [Fact]
+    public void Observe_AnotherInstancesTag_IsOutside()
+    {
+        var s = Started();
+
+        var d = Assert.Single(s.Observe(Shape("-A DOCKER-USER -s 172.18.0.2/32 -m comment --comment netlab:change-other-42 -j ACCEPT"), T0.AddSeconds(1)));
+
+        Assert.Equal(ChangeCause.Outside, d.Cause);
+        Assert.Contains("not this dashboard's", d.Detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>A container starting does not cover a Docker-shaped rule about another bridge removed by hand at the same time.</summary>
+    [Fact]
+    public void EngineActivityElsewhere_DoesNotCoverADockerRuleRemovedByHand()
+    {
+        var s = new HostHistoryState(Window, OwnTag);
+        s.Observe(Shape("-A DOCKER-ISOLATION-STAGE-2 -o br-0123456789ab -j DROP"), T0);
+        s.EngineActive(Activity(1, "172.19.0.5", "c:container-id"));
+
+        Assert.Empty(s.Observe(Shape(), T0.AddSeconds(1.2)));
+        var d = Assert.Single(s.Due(T0.AddSeconds(4.2)));
+
+        Assert.Equal((ChangeCause.Outside, RuleChangeKind.Removed), (d.Cause, d.Change.Kind));
+    }
+
+    [Fact]
+    public void Observe_GenericDockerRuleWithAnyActivity_IsDockers()
+    {
+        var s = new HostHistoryState(Window, OwnTag);
+        s.Observe(RulesetShape.Empty, T0);
+        s.EngineActive(Activity(1, "br-0123456789ab"));
+
+        var changes = s.Observe(Shape(), T0.AddSeconds(1.5));
+
+        Assert.Contains(changes, d => d.Change.Text == "-A FORWARD -j DOCKER-USER" && d.Cause == ChangeCause.Docker);
+    }
+
+    [Fact]
+    public void Observe_AfterAnUnseenSpan_EveryChangeIsUnobserved()
+    {
+        var s = Started();
+
+        var d = Assert.Single(s.Observe(Shape("-A DOCKER-USER -s 198.18.0.1/32 -j RETURN"), T0.AddSeconds(1), "changed while the host's agent was disconnected"));
+
+        Assert.Equal((ChangeCause.Unobserved, "changed while the host's agent was disconnected"), (d.Cause, d.Detail));
+    }
+
+    [Theory]
+    [InlineData("-A DOCKER -d 172.18.0.2/32 ! -i br-0123456789ab -o br-0123456789ab -p tcp -j ACCEPT", "172.18.0.2", true)]
+    [InlineData("-A DOCKER -d 172.18.0.25/32 -j ACCEPT", "172.18.0.2", false)]
+    [InlineData("-A POSTROUTING -s 172.18.0.0/16 ! -o br-0123456789ab -j MASQUERADE", "172.18.0.0/16", true)]
+    [InlineData("-A DOCKER -i br-0123456789abc -j RETURN", "br-0123456789ab", false)]
+    [InlineData("-A DOCKER -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.18.0.2:80", "172.18.0.2", true)]
+    public void Names_WholeWordsOnly(string text, string token, bool expected) =>
+        Assert.Equal(expected, ChangeAttribution.Names(new RuleChange(RuleChangeKind.Added, TableFamily.Ipv4, "filter", "DOCKER", text, text, RuleOwner.Docker), token));
 }

@@ -11,7 +11,7 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Dashboard.Migrations.Migrations
 {
     [DbContext(typeof(DashboardDbContext))]
-    [Migration("20261206170002_FirewallHistory")]
+    [Migration("20261206174959_FirewallHistory")]
     partial class FirewallHistory
     {
         /// <inheritdoc />
@@ -391,7 +391,7 @@ namespace Dashboard.Migrations.Migrations
 
                     b.Property<string>("Chain")
                         .IsRequired()
-                        .HasMaxLength(128)
+                        .HasMaxLength(256)
                         .HasColumnType("TEXT");
 
                     b.Property<string>("Comment")
@@ -442,7 +442,7 @@ namespace Dashboard.Migrations.Migrations
 
                     b.Property<string>("Table")
                         .IsRequired()
-                        .HasMaxLength(64)
+                        .HasMaxLength(256)
                         .HasColumnType("TEXT");
 
                     b.HasKey("Id");
