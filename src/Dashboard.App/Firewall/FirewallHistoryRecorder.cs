@@ -52,6 +52,7 @@ public sealed class FirewallHistoryRecorder(
     // The loop's own (never touched by the feeds' callbacks).
     private readonly Dictionary<string, List<FirewallChangeDto>> _outsideHeld = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DateTimeOffset> _lastAlert = new(StringComparer.Ordinal);
+    private readonly List<(string Host, DecidedChange Change, DateTimeOffset Due)> _verify = [];
     private readonly List<IDisposable> _subscriptions = [];
     private readonly HashSet<string> _followed = new(StringComparer.Ordinal);
     private long _recorded;
@@ -282,10 +283,15 @@ public sealed class FirewallHistoryRecorder(
                         {
                             if (state.Due(now) is { Count: > 0 } due)
                             {
-                                await WriteAsync(host, due).ConfigureAwait(false);
+                                await RecordAsync(host, due).ConfigureAwait(false);
                             }
                         }, null).ConfigureAwait(false);
                     }
+                }
+
+                if (_verify.Count > 0)
+                {
+                    await VerifyRemovalsAsync(now).ConfigureAwait(false);
                 }
 
                 if (_outsideHeld.Count > 0)
@@ -387,7 +393,7 @@ public sealed class FirewallHistoryRecorder(
         var decided = state.Observe(shape, at, unseen);
         if (decided.Count > 0)
         {
-            await WriteAsync(host, decided).ConfigureAwait(false);
+            await RecordAsync(host, decided).ConfigureAwait(false);
         }
 
         if (state.SinceCheckpoint >= _options.CheckpointEvery)
@@ -402,6 +408,63 @@ public sealed class FirewallHistoryRecorder(
         db.FirewallCheckpoints.Add(new FirewallCheckpoint { Host = host, At = at.ToUniversalTime(), RuleCount = shape.RuleCount, Shape = ShapeJson.Write(shape) });
         await db.SaveChangesAsync().ConfigureAwait(false);
         StateOf(host).SinceCheckpoint = 0;
+    }
+
+    /// <summary>How long after the read a removed rule of an applied change is checked against the change's state.</summary>
+    private static readonly TimeSpan RemovalCheck = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Writes decided changes, except the removals of this dashboard's change rules: those wait for
+    /// <see cref="RemovalCheck"/>, then are the dashboard's only if the change is no longer applied (reverted, expired,
+    /// failed); a rule of a change still applied that disappears was removed by someone else.
+    /// </summary>
+    private async Task RecordAsync(string host, IReadOnlyList<DecidedChange> decided)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var write = new List<DecidedChange>(decided.Count);
+        foreach (var d in decided)
+        {
+            if (d is { Cause: ChangeCause.Dashboard, Change.Kind: RuleChangeKind.Removed, Detail: { } owner }
+                && owner.StartsWith($"change-{_instance}-", StringComparison.Ordinal) && !owner.EndsWith("-staged", StringComparison.Ordinal))
+            {
+                _verify.Add((host, d, now + RemovalCheck));
+            }
+            else
+            {
+                write.Add(d);
+            }
+        }
+
+        if (write.Count > 0)
+        {
+            await WriteAsync(host, write).ConfigureAwait(false);
+        }
+    }
+
+    private async Task VerifyRemovalsAsync(DateTimeOffset now)
+    {
+        var due = _verify.Where(v => v.Due <= now).ToList();
+        if (due.Count == 0)
+        {
+            return;
+        }
+
+        _verify.RemoveAll(v => v.Due <= now);
+        var tags = due.Select(v => RuleTag.Prefix + v.Change.Detail).Distinct(StringComparer.Ordinal).ToList();
+        Dictionary<string, (int Id, ChangeState State)> states;
+        await using (var db = await dbs.CreateDbContextAsync().ConfigureAwait(false))
+        {
+            states = (await db.ChangeRequests.AsNoTracking().Where(c => c.Tag != null && tags.Contains(c.Tag)).Select(c => new { c.Tag, c.Id, c.State }).ToListAsync().ConfigureAwait(false))
+                .ToDictionary(c => c.Tag!, c => (c.Id, c.State), StringComparer.Ordinal);
+        }
+
+        foreach (var group in due.GroupBy(v => v.Host))
+        {
+            var decided = group.Select(v => states.TryGetValue(RuleTag.Prefix + v.Change.Detail, out var c) && c.State == ChangeState.Applied
+                ? v.Change with { Cause = ChangeCause.Outside, Detail = $"the rule of change #{c.Id}, still applied, was removed outside the dashboard" }
+                : v.Change).ToList();
+            await GuardedAsync(group.Key, () => WriteAsync(group.Key, decided), null).ConfigureAwait(false);
+        }
     }
 
     private async Task WriteAsync(string host, IReadOnlyList<DecidedChange> decided)

@@ -86,6 +86,35 @@ public class FirewallHistoryRealHostTests
 
         await WaitAsync(() => Task.FromResult(outside.Any(o => o.Alert.GetProperty("changes").EnumerateArray().Any(c => c.GetProperty("kind").GetString() == "Removed" && c.GetProperty("ruleText").GetString()!.Contains(comment, StringComparison.Ordinal)))), "its removal flagged too");
 
+        // An approved change's rule is the dashboard's; removed by hand while the change is still applied, it is outside.
+        var alice = await factory.CreateUserAsync("alice", 1, Dashboard.Data.Entities.LabRole.Operator);
+        using var aliceHttp = factory.CreateClient(alice.Token);
+        var proposed = await aliceHttp.PostAsJsonAsync("/api/changes", new { lab = 1, rule = new { chain = "DOCKER-USER", position = 1, inInterface = bridge, outInterface = bridge, target = "ACCEPT" }, rationale = "history test" });
+        Assert.True(proposed.IsSuccessStatusCode, await proposed.Content.ReadAsStringAsync());
+        var changeId = (await proposed.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
+        var approved = await http.PostAsJsonAsync($"/api/changes/{changeId}/approve", new { note = "history test" });
+        var applied = await approved.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.True(applied.GetProperty("state").GetString() == "Applied", applied.ToString());
+        var changeTag = applied.GetProperty("tag").GetString()!;
+        try
+        {
+            await WaitAsync(async () => (await http.GetFromJsonAsync<JsonElement>($"/api/hosts/{host}/firewall/history?cause=Dashboard&chain=filter/DOCKER-USER")).GetProperty("changes").EnumerateArray()
+                .Any(c => c.GetProperty("kind").GetString() == "Added" && c.GetProperty("ruleText").GetString()!.Contains(changeTag, StringComparison.Ordinal)), "the approved change's rule recorded as the dashboard's");
+            var line = (await lab.RunAsync("iptables", "-w", "5", "-S", "DOCKER-USER")).Split('\n').Single(l => l.Contains(changeTag, StringComparison.Ordinal));
+            await lab.RunAsync("iptables", ["-w", "5", "-D", .. line.Trim().Split(' ')[1..].Select(a => a.Trim('"'))]);
+            await WaitAsync(() => Task.FromResult(outside.Any(o => o.Alert.GetProperty("changes").EnumerateArray().Any(c => c.GetProperty("kind").GetString() == "Removed"
+                && c.GetProperty("ruleText").GetString()!.Contains(changeTag, StringComparison.Ordinal)
+                && c.GetProperty("causeDetail").GetString()!.Contains($"change #{changeId}, still applied", StringComparison.Ordinal)))), "the applied change's rule removed by hand flagged as outside");
+        }
+        finally
+        {
+            await http.PostAsync($"/api/changes/{changeId}/revert", null);
+            if ((await lab.RunAsync("iptables", "-w", "5", "-S", "DOCKER-USER")).Split('\n').FirstOrDefault(l => l.Contains(changeTag, StringComparison.Ordinal)) is { } left)
+            {
+                await lab.RunAsync("iptables", ["-w", "5", "-D", .. left.Trim().Split(' ')[1..].Select(a => a.Trim('"'))]);
+            }
+        }
+
         // The dashboard's own: a trace's rules carry its tag.
         // Two addresses of the new network no container holds (a trace only watches; no packet is sent).
         var subnet = (await lab.InspectAsync("network", lab.Name("hist"))).GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString()!;
@@ -98,7 +127,7 @@ public class FirewallHistoryRealHostTests
         Assert.Equal(System.Net.HttpStatusCode.OK, (await http.DeleteAsync($"/api/traces/{traceId}")).StatusCode);
         await WaitAsync(async () => (await OwnAsync(http, host)).Any(c => c.Kind == "Removed"), "their removal recorded as the dashboard's");
         Assert.All(await OwnAsync(http, host), c => Assert.StartsWith("trace-", c.Detail, StringComparison.Ordinal));
-        Assert.DoesNotContain(outside, o => o.Alert.GetProperty("changes").EnumerateArray().Any(c => c.GetProperty("ruleText").GetString()?.Contains("netlab:", StringComparison.Ordinal) == true));
+        Assert.DoesNotContain(outside, o => o.Alert.GetProperty("changes").EnumerateArray().Any(c => c.GetProperty("ruleText").GetString()?.Contains("netlab:trace-", StringComparison.Ordinal) == true));
     }
 
     private static bool Mentions(JsonElement alert, string text) =>
