@@ -29,15 +29,7 @@ public sealed record FirewallChangeDto(
     }
 
     /// <summary>The change as one line (<c>+ filter DOCKER-USER #1: -A DOCKER-USER …</c>).</summary>
-    public string Line => Kind switch
-    {
-        "Added" => $"+ {Table} {Chain} #{PositionAfter}: {RuleText}",
-        "Removed" => $"- {Table} {Chain} #{PositionBefore}: {RuleText}",
-        "Moved" => $"~ {Table} {Chain} #{PositionBefore}→#{PositionAfter}: {RuleText}",
-        "ChainAdded" => $"+ chain {Table} {Chain}",
-        "ChainRemoved" => $"- chain {Table} {Chain}",
-        _ => $"~ policy {Table} {Chain}: {PolicyBefore} → {PolicyAfter}",
-    };
+    public string Line => Dashboard.Core.Firewall.RuleChange.Line(Enum.Parse<Dashboard.Core.Firewall.RuleChangeKind>(Kind), Table, Chain, RuleText, PositionBefore, PositionAfter, PolicyBefore, PolicyAfter);
 }
 
 /// <summary>Changes made outside the dashboard on a host, decided together: the banner, the audit entry and the hub message.</summary>

@@ -74,14 +74,17 @@ public sealed record RuleChange(
     string? PolicyAfter = null)
 {
     /// <summary>The change as one line: <c>+ filter DOCKER-USER #1: -A DOCKER-USER -j ACCEPT</c>.</summary>
-    public override string ToString() => Kind switch
+    public override string ToString() => Line(Kind, Table, Chain, Text, PositionBefore, PositionAfter, PolicyBefore, PolicyAfter);
+
+    /// <summary>A change as one line, from its fields (what the history's records and alerts show too).</summary>
+    public static string Line(RuleChangeKind kind, string table, string chain, string? text, int? positionBefore, int? positionAfter, string? policyBefore, string? policyAfter) => kind switch
     {
-        RuleChangeKind.Added => $"+ {Table} {Chain} #{PositionAfter}: {Text}",
-        RuleChangeKind.Removed => $"- {Table} {Chain} #{PositionBefore}: {Text}",
-        RuleChangeKind.Moved => $"~ {Table} {Chain} #{PositionBefore}→#{PositionAfter}: {Text}",
-        RuleChangeKind.ChainAdded => $"+ chain {Table} {Chain}",
-        RuleChangeKind.ChainRemoved => $"- chain {Table} {Chain}",
-        _ => $"~ policy {Table} {Chain}: {PolicyBefore} → {PolicyAfter}",
+        RuleChangeKind.Added => $"+ {table} {chain} #{positionAfter}: {text}",
+        RuleChangeKind.Removed => $"- {table} {chain} #{positionBefore}: {text}",
+        RuleChangeKind.Moved => $"~ {table} {chain} #{positionBefore}→#{positionAfter}: {text}",
+        RuleChangeKind.ChainAdded => $"+ chain {table} {chain}",
+        RuleChangeKind.ChainRemoved => $"- chain {table} {chain}",
+        _ => $"~ policy {table} {chain}: {policyBefore} → {policyAfter}",
     };
 }
 

@@ -130,18 +130,5 @@ public class FirewallHistoryRecorderTests
         return await count(db);
     }
 
-    private static async Task WaitAsync(Func<Task<bool>> condition, string what)
-    {
-        for (var i = 0; i < 100; i++)
-        {
-            if (await condition())
-            {
-                return;
-            }
-
-            await Task.Delay(100);
-        }
-
-        Assert.Fail("timed out waiting for " + what);
-    }
+    private static Task WaitAsync(Func<Task<bool>> condition, string what) => Eventually.UntilAsync(condition, () => what, 10);
 }
