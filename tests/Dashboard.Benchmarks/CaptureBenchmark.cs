@@ -140,9 +140,9 @@ internal static class CaptureBenchmark
             delivered.Add(d);
             var unaccounted = stats.Read - d;
             var kernelGap = (stats.ReceivedByFilter ?? 0) - (stats.CapturedByTcpdump ?? 0) - (stats.DroppedByKernel ?? 0);
-            unaccountedTotal += Math.Abs(unaccounted) + Math.Abs(kernelGap) + Math.Abs((stats.CapturedByTcpdump ?? 0) - stats.Read);
+            unaccountedTotal += Math.Abs(unaccounted) + Math.Abs(kernelGap) + Math.Abs((stats.CapturedByTcpdump ?? 0) - stats.Read - stats.NotWritten);
             Console.WriteLine(string.Create(inv,
-                $"pipeline #{i + 1}: received by filter {stats.ReceivedByFilter} = captured {stats.CapturedByTcpdump} + dropped by kernel {stats.DroppedByKernel} (gap {kernelGap}); read {stats.Read}; delivered to the feed {d} ({view.Shown} shown one by one, {view.NotShown} counted per flow, {stats.DecodedForFlow} of those decoded whole to find their flow); unaccounted {unaccounted} → {d / trafficSeconds:0} pkt/s, ratio to tcpdump alone {(refCaptured > 0 ? d / (double)refCaptured : 0):0.000}; its tcpdump's CPU {tcpdumpCpu[i] / trafficSeconds:P1}"));
+                $"pipeline #{i + 1}: received by filter {stats.ReceivedByFilter} = captured {stats.CapturedByTcpdump} + dropped by kernel {stats.DroppedByKernel} (gap {kernelGap}); read {stats.Read} (tcpdump lost {stats.NotWritten} as its stop interrupted a write); delivered to the feed {d} ({view.Shown} shown one by one, {view.NotShown} counted per flow, {stats.DecodedForFlow} of those decoded whole to find their flow); unaccounted {unaccounted} → {d / trafficSeconds:0} pkt/s, ratio to tcpdump alone {(refCaptured > 0 ? d / (double)refCaptured : 0):0.000}; its tcpdump's CPU {tcpdumpCpu[i] / trafficSeconds:P1}"));
         }
 
         Console.WriteLine(string.Create(inv, $"{batches} batches reached the feed; the dashboard's part (this process without the libpcap reader's thread: pcap reading, tally, pump, feed) used {dashboardCpu.TotalSeconds / trafficSeconds:P1} of one core (target ≤ 100 %)"));

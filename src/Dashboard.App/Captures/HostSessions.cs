@@ -208,7 +208,7 @@ public sealed class HostSessions(
             }
         }
 
-        await audit.WriteAsync(actor, "capture.stopped", s.Id, $"{on} stopped ({s.Stats.Read} packets read{(s.Stats.CapturedByTcpdump is { } c ? $", {c} captured by tcpdump" : "")})", s.Request.Owner?.LabId, host: HostName(remote), ct: CancellationToken.None);
+        await audit.WriteAsync(actor, "capture.stopped", s.Id, $"{on} stopped ({s.Stats.Read} packets read{(s.Stats.CapturedByTcpdump is { } c ? $", {c} captured by tcpdump" : "")}{(s.Stats.NotWritten > 0 ? $", {s.Stats.NotWritten} of those lost by tcpdump as the stop interrupted its write" : "")})", s.Request.Owner?.LabId, host: HostName(remote), ct: CancellationToken.None);
         return s;
     }
 
