@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Prepares this machine as a lab Docker host: packages, a running engine, a local
-# busybox:latest image and the safety routes; then two more engines as hosts of their own (Docker 26.1.5 and 28.5.2
-# from Debian's archive, each in a network namespace of its own, by scripts/lab-engine.sh), for agents to report
-# from. Idempotent; says what it did.
+# Prepares this machine as a lab Docker host: packages, a running engine, a local busybox:latest image and the safety
+# routes, a throwaway PostgreSQL server (scripts/postgres.sh); then two more engines as hosts of their own (Docker
+# 26.1.5 and 28.5.2 from Debian's archive, each in a network namespace of its own, by scripts/lab-engine.sh), for
+# agents to report from. Idempotent; says what it did.
 # Usage: sudo scripts/lab-setup.sh [--no-browser] [--no-engines]
 set -euo pipefail
 
@@ -119,4 +119,6 @@ if [ "$want_engines" -eq 1 ]; then
 else
   say "engines 26.1 and 28.5 not started (--no-engines)"
 fi
+# PostgreSQL for the tests on that provider: a throwaway cluster on a Unix socket (scripts/postgres.sh).
+bash "$(dirname "$0")/postgres.sh" start | sed 's/^/[lab-setup] /'
 say "ready: $(iptables -V), $(tcpdump --version 2>&1 | head -1)"

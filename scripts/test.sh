@@ -23,8 +23,19 @@ dotnet test Dashboard.sln -c Release --no-build --nologo -maxcpucount:1 \
   --results-directory "$results" --logger "trx" --logger "console;verbosity=normal" "$@" | tee "$results/console.log"
 status=${PIPESTATUS[0]}
 
+# The Web tests that touch the database (all but the real-host, component and architecture ones) once more on
+# PostgreSQL, each app on a database of its own (scripts/postgres.sh, started by lab-setup). Only for a whole run.
+if [ "$#" -eq 0 ] && { [ -n "${LAB_POSTGRES:-}" ] || [ -f "${NETLAB_PG_DIR:-/tmp/netlab-postgres}/connection" ] || [ "${LAB_REQUIRE_DOCKER:-0}" = "1" ]; }; then
+  echo "== test: the Web tests that touch the database, again on PostgreSQL =="
+  mkdir -p "$results/postgres"
+  NETLAB_TEST_PROVIDER=postgres dotnet test tests/Dashboard.Web.Tests -c Release --no-build --nologo \
+    --filter "Category!=RealHost&FullyQualifiedName!~.Components.&FullyQualifiedName!~.Architecture.&FullyQualifiedName!~.Data." \
+    --results-directory "$results/postgres" --logger "trx" --logger "console;verbosity=normal" | tee -a "$results/console.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
+
 # Sum the counters of every test run's TRX file: <Counters total=".." executed=".." passed=".." failed=".." ...>.
-read -r passed failed skipped < <(cat "$results"/*.trx 2>/dev/null | grep -o '<Counters [^>]*>' | \
+read -r passed failed skipped < <(cat "$results"/*.trx "$results"/postgres/*.trx 2>/dev/null | grep -o '<Counters [^>]*>' | \
   sed -E 's/.*total="([0-9]+)" executed="([0-9]+)" passed="([0-9]+)" failed="([0-9]+)".*/\3 \4 \1 \2/' | \
   awk '{p+=$1; f+=$2; s+=$3-$4} END {print p+0, f+0, s+0}')
 if [ "${passed:-0}" -eq 0 ] && [ "$status" -eq 0 ]; then

@@ -1,3 +1,4 @@
+using System.Linq.Expressions;
 using Dashboard.Data.Entities;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
@@ -32,8 +33,29 @@ public sealed class DashboardDbContext(DbContextOptions<DashboardDbContext> opti
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
-        // SQLite cannot ORDER BY a DateTimeOffset stored as text; as a 64-bit number it sorts and compares.
-        configurationBuilder.Properties<DateTimeOffset>().HaveConversion<DateTimeOffsetToBinaryConverter>();
+        if (Database.IsNpgsql())
+        {
+            // timestamptz holds an instant: Npgsql writes only offset 0, so every value (and every parameter compared
+            // with a column) is turned to UTC on the way in; it comes back as UTC.
+            configurationBuilder.Properties<DateTimeOffset>().HaveConversion<UtcDateTimeOffsetConverter>();
+        }
+        else
+        {
+            // SQLite cannot ORDER BY a DateTimeOffset stored as text; as a 64-bit number it sorts and compares, once
+            // every value (and parameter) is UTC: the binary form holds the clock reading and the offset.
+            configurationBuilder.Properties<DateTimeOffset>().HaveConversion<UtcBinaryDateTimeOffsetConverter>();
+        }
+    }
+
+    /// <summary>Turns a moment to UTC before PostgreSQL stores it (timestamptz takes offset 0 only).</summary>
+    private sealed class UtcDateTimeOffsetConverter() : ValueConverter<DateTimeOffset, DateTimeOffset>(v => v.ToUniversalTime(), v => v);
+
+    /// <summary>SQLite: the moment in UTC, then EF's 64-bit binary form of it (so numbers order as instants).</summary>
+    private sealed class UtcBinaryDateTimeOffsetConverter() : ValueConverter<DateTimeOffset, long>(
+        (Expression<Func<DateTimeOffset, long>>)Composed.ConvertToProviderExpression,
+        (Expression<Func<long, DateTimeOffset>>)Composed.ConvertFromProviderExpression)
+    {
+        private static readonly ValueConverter Composed = new UtcDateTimeOffsetConverter().ComposeWith(new DateTimeOffsetToBinaryConverter());
     }
 
     /// <summary>The audit log is append-only: this context refuses to change or delete an entry (the database's triggers refuse too).</summary>

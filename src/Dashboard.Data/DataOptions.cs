@@ -5,11 +5,35 @@ public sealed class DataOptions
 {
     public const string Section = "Data";
 
-    /// <summary>Folder for the SQLite database and captured pcaps. Default: ~/.local/share/netlab-dashboard.</summary>
+    /// <summary>The embedded default: one SQLite file in <see cref="Directory"/>.</summary>
+    public const string Sqlite = "sqlite";
+
+    /// <summary>A PostgreSQL server shared by a team's replicas (<see cref="ConnectionString"/> required).</summary>
+    public const string Postgres = "postgres";
+
+    /// <summary><c>sqlite</c> (default) or <c>postgres</c>.</summary>
+    public string Provider { get; set; } = Sqlite;
+
+    /// <summary>Folder for the SQLite database, captured pcaps and data-protection keys. Default: ~/.local/share/netlab-dashboard.</summary>
     public string? Directory { get; set; }
 
-    /// <summary>A full connection string overrides <see cref="Directory"/> (e.g. another SQLite file).</summary>
+    /// <summary>
+    /// SQLite: a full connection string overrides <see cref="Directory"/> (e.g. another file). PostgreSQL: required, an
+    /// Npgsql connection string (<c>Host=...;Database=...;Username=...;Password=...</c>).
+    /// </summary>
     public string? ConnectionString { get; set; }
+
+    /// <summary>The provider, checked: a clear message naming the setting when it is neither.</summary>
+    public string ResolveProvider()
+    {
+        var p = (Provider ?? Sqlite).Trim().ToLowerInvariant();
+        return p switch
+        {
+            Sqlite or "" => Sqlite,
+            Postgres or "postgresql" or "npgsql" => Postgres,
+            _ => throw new InvalidOperationException($"Data:Provider is '{Provider}': it must be '{Sqlite}' or '{Postgres}'"),
+        };
+    }
 
     public string ResolveDirectory() =>
         string.IsNullOrWhiteSpace(Directory)
@@ -19,5 +43,7 @@ public sealed class DataOptions
     public string ResolveConnectionString() =>
         !string.IsNullOrWhiteSpace(ConnectionString)
             ? ConnectionString
-            : $"Data Source={Path.Combine(ResolveDirectory(), "dashboard.db")}";
+            : ResolveProvider() == Postgres
+                ? throw new InvalidOperationException("Data:ConnectionString is required with Data:Provider=postgres (Host=...;Database=...;Username=...)")
+                : $"Data Source={Path.Combine(ResolveDirectory(), "dashboard.db")}";
 }

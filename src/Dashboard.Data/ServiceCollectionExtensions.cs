@@ -6,17 +6,27 @@ namespace Dashboard.Data;
 
 public static class ServiceCollectionExtensions
 {
+    /// <summary>SQLite's migrations (the default provider).</summary>
     public const string MigrationsAssembly = "Dashboard.Migrations";
 
-    /// <summary>Registers a <see cref="DashboardDbContext"/> factory over SQLite, with migrations from <c>Dashboard.Migrations</c>.</summary>
+    /// <summary>PostgreSQL's migrations: the same model, its own schema history.</summary>
+    public const string PostgresMigrationsAssembly = "Dashboard.Migrations.Postgres";
+
+    /// <summary>
+    /// Registers a <see cref="DashboardDbContext"/> factory over the configured provider (<c>Data:Provider</c>: SQLite by
+    /// default, or PostgreSQL), with migrations from that provider's own assembly.
+    /// </summary>
     public static IServiceCollection AddDashboardData(this IServiceCollection services, IConfiguration configuration)
     {
         var options = configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new DataOptions();
+        var provider = options.ResolveProvider();
+        var connection = options.ResolveConnectionString();
         services.AddOptions<DataOptions>().Bind(configuration.GetSection(DataOptions.Section));
         services.AddSingleton(options);
-        if (string.IsNullOrWhiteSpace(options.ConnectionString))
+        if (string.IsNullOrWhiteSpace(options.ConnectionString) || provider == DataOptions.Postgres)
         {
-            // The folder holds password and token hashes, pcaps and data-protection keys: the dashboard's user only.
+            // The folder holds the SQLite file with password and token hashes, pcaps and data-protection keys: the
+            // dashboard's user only.
             var folder = System.IO.Directory.CreateDirectory(options.ResolveDirectory());
             if (!OperatingSystem.IsWindows())
             {
@@ -24,24 +34,34 @@ public static class ServiceCollectionExtensions
             }
         }
 
-        services.AddDbContextFactory<DashboardDbContext>(o => o.UseSqlite(
-            options.ResolveConnectionString(),
-            b => b.MigrationsAssembly(MigrationsAssembly)));
+        services.AddDbContextFactory<DashboardDbContext>(o => Use(o, provider, connection));
         return services;
     }
 
-    /// <summary>Applies pending migrations, turns on WAL, and makes sure a first lab exists.</summary>
+    /// <summary>Points <paramref name="builder"/> at a database of <paramref name="provider"/> with that provider's migrations.</summary>
+    public static DbContextOptionsBuilder Use(DbContextOptionsBuilder builder, string provider, string connectionString)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return provider == DataOptions.Postgres
+            ? builder.UseNpgsql(connectionString, b => b.MigrationsAssembly(PostgresMigrationsAssembly))
+            : builder.UseSqlite(connectionString, b => b.MigrationsAssembly(MigrationsAssembly));
+    }
+
+    /// <summary>Applies pending migrations (SQLite: then turns on WAL), and makes sure a first lab exists.</summary>
     public static async Task MigrateDashboardDatabaseAsync(this IServiceProvider services, CancellationToken ct = default)
     {
         var factory = services.GetRequiredService<IDbContextFactory<DashboardDbContext>>();
         await using var db = await factory.CreateDbContextAsync(ct).ConfigureAwait(false);
         await db.Database.MigrateAsync(ct).ConfigureAwait(false);
-        await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct).ConfigureAwait(false);
-        if (!OperatingSystem.IsWindows() && db.Database.GetDbConnection().DataSource is { Length: > 0 } file && File.Exists(file))
+        if (db.Database.IsSqlite())
         {
-            foreach (var f in new[] { file, file + "-wal", file + "-shm" }.Where(File.Exists))
+            await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct).ConfigureAwait(false);
+            if (!OperatingSystem.IsWindows() && db.Database.GetDbConnection().DataSource is { Length: > 0 } file && File.Exists(file))
             {
-                File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                foreach (var f in new[] { file, file + "-wal", file + "-shm" }.Where(File.Exists))
+                {
+                    File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                }
             }
         }
 

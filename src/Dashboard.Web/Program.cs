@@ -14,6 +14,13 @@ using MudBlazor.Services;
 
 var builder = WebApplication.CreateBuilder(args);
 
+// `move-to-postgres`: moves this installation's SQLite database into PostgreSQL, then exits (no web server).
+if (args is [Dashboard.Web.DataMoveCommand.Name, ..])
+{
+    Environment.ExitCode = await Dashboard.Web.DataMoveCommand.RunAsync(args[1..], builder.Configuration, Console.Out);
+    return;
+}
+
 // Host names this dashboard answers to (DNS rebinding cannot reach /setup under another name): configuration
 // "AllowedHosts", by default the loopback names and this machine's name.
 if (string.IsNullOrWhiteSpace(builder.Configuration["AllowedHosts"]))

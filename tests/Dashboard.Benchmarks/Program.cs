@@ -9,7 +9,7 @@ return what switch
     "live" => await LiveBenchmark.RunAsync(Arg(20)),
     "capture" => await CaptureBenchmark.RunAsync(Arg(4), parallel: Arg(1, 2), bufferKiB: Arg(2048, 3)),
     "matrix" => MatrixBenchmark.Run(Arg(50), 10_000),
-    "history" => await HistoryBenchmark.RunAsync(Arg(10_000)),
+    "history" => await HistoryBenchmark.RunAsync(Arg(100_000)),
     "changes" => await ChangeBenchmark.RunAsync(Arg(20)),
     "explain" => ExplainBenchmark.Run(Arg(40)),
     "circuits" => await CircuitsBenchmark.RunAsync(Arg(100)),

@@ -10,8 +10,10 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Dashboard.TestSupport;
 
 /// <summary>
-/// The real app over a throwaway SQLite file and data-protection keys, with optional configuration overrides;
-/// in-memory (TestServer) by default, or on Kestrel at a free loopback port for browser tests.
+/// The real app over a throwaway database (a SQLite file, or with <c>NETLAB_TEST_PROVIDER=postgres</c> or
+/// <c>provider: "postgres"</c> a PostgreSQL database of its own on <see cref="PostgresServer"/>) and data-protection
+/// keys, with optional configuration overrides; in-memory (TestServer) by default, or on Kestrel at a free loopback port
+/// for browser tests.
 /// </summary>
 public sealed class DashboardFactory : WebApplicationFactory<Program>
 {
@@ -23,10 +25,17 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
     /// <param name="kestrel">Listen on a real loopback port (for browsers).</param>
     /// <param name="dataDirectory">An existing data folder to start on (a restart); it is then kept on dispose.</param>
     /// <param name="unixSocket">With <paramref name="kestrel"/>: also listen on this Unix socket (agents in other network namespaces).</param>
-    public DashboardFactory(Dictionary<string, string?>? settings = null, bool kestrel = false, string? dataDirectory = null, string? unixSocket = null)
+    /// <param name="provider"><c>sqlite</c> or <c>postgres</c>; by default <c>NETLAB_TEST_PROVIDER</c>, else SQLite.</param>
+    public DashboardFactory(Dictionary<string, string?>? settings = null, bool kestrel = false, string? dataDirectory = null, string? unixSocket = null, string? provider = null)
     {
         _keepData = dataDirectory is not null;
         DataDirectory = dataDirectory ?? Directory.CreateTempSubdirectory("netlab-web-test-").FullName;
+        Provider = provider ?? (Environment.GetEnvironmentVariable("NETLAB_TEST_PROVIDER") is { Length: > 0 } p ? p : DataOptions.Sqlite);
+        if (Provider == DataOptions.Postgres && settings?.ContainsKey("Data:ConnectionString") != true)
+        {
+            // One database per data folder: a restart on the same folder finds its data again.
+            PostgresConnection = PostgresServer.CreateDatabaseAsync("netlab_t_" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(DataDirectory)))[..16], ifMissing: true).GetAwaiter().GetResult();
+        }
 
         // The collector reads the real host several times a second: only tests that need it turn it on.
         // Its own instance id: a factory starting up removes only its own leftover trace rules, never another test app's.
@@ -39,7 +48,13 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
             ["Auth:AdminUser"] = AdminUser,
             ["Auth:AdminPassword"] = AdminPassword,
             ["Auth:AdminToken"] = AdminToken,
+            ["Data:Provider"] = Provider,
         };
+        if (PostgresConnection is not null)
+        {
+            _settings["Data:ConnectionString"] = PostgresConnection;
+        }
+
         foreach (var (k, v) in settings ?? [])
         {
             _settings[k] = v;
@@ -136,6 +151,12 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
 
     public string DataDirectory { get; }
 
+    /// <summary>The database provider this app runs on: <c>sqlite</c> or <c>postgres</c>.</summary>
+    public string Provider { get; }
+
+    /// <summary>With PostgreSQL: this app's own database (dropped on dispose unless the data folder is kept).</summary>
+    public string? PostgresConnection { get; }
+
     public string DatabasePath => Path.Combine(DataDirectory, "dashboard.db");
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
@@ -160,6 +181,11 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         base.Dispose(disposing);
         if (disposing && !_keepData)
         {
+            if (PostgresConnection is not null)
+            {
+                PostgresServer.DropDatabaseAsync(PostgresConnection).GetAwaiter().GetResult();
+            }
+
             try
             {
                 Directory.Delete(DataDirectory, recursive: true);

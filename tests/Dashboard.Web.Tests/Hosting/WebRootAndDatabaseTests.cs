@@ -24,7 +24,8 @@ public class WebRootAndDatabaseTests
     [Fact]
     public async Task Startup_EmptyDataFolder_AppliesMigrationsAndCreatesTheFirstLab()
     {
-        using var factory = new DashboardFactory();
+        // The embedded default: a SQLite file in the data folder (PostgreSQL's start from empty: Data.ProviderTests).
+        using var factory = new DashboardFactory(provider: DataOptions.Sqlite);
         using var client = factory.CreateClient();
         await client.GetAsync("/css/app.css");
 
