@@ -25,7 +25,7 @@ status=${PIPESTATUS[0]}
 
 # The Web tests that touch the database (all but the real-host, component and architecture ones) once more on
 # PostgreSQL, each app on a database of its own (scripts/postgres.sh, started by lab-setup). Only for a whole run.
-if [ "$#" -eq 0 ] && { [ -n "${LAB_POSTGRES:-}" ] || [ -f "${NETLAB_PG_DIR:-/tmp/netlab-postgres}/connection" ] || [ "${LAB_REQUIRE_DOCKER:-0}" = "1" ]; }; then
+if [ "$#" -eq 0 ] && { [ -n "${LAB_POSTGRES:-}" ] || [ -f /run/netlab-postgres/connection ] || [ "${LAB_REQUIRE_DOCKER:-0}" = "1" ]; }; then
   echo "== test: the Web tests that touch the database, again on PostgreSQL =="
   mkdir -p "$results/postgres"
   NETLAB_TEST_PROVIDER=postgres dotnet test tests/Dashboard.Web.Tests -c Release --no-build --nologo \

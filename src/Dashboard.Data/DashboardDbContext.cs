@@ -1,14 +1,21 @@
 using System.Linq.Expressions;
 using Dashboard.Data.Entities;
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
 namespace Dashboard.Data;
 
-/// <summary>The dashboard's database: Identity's tables, labs and members, experiments and runs, change requests, audit, registered agent hosts.</summary>
-public sealed class DashboardDbContext(DbContextOptions<DashboardDbContext> options) : IdentityDbContext<DashboardUser>(options)
+/// <summary>
+/// The dashboard's database: Identity's tables, labs and members, experiments and runs, change requests, audit,
+/// registered agent hosts, firewall history, and (with PostgreSQL) the data-protection keys every replica shares.
+/// </summary>
+public sealed class DashboardDbContext(DbContextOptions<DashboardDbContext> options) : IdentityDbContext<DashboardUser>(options), IDataProtectionKeyContext
 {
+    /// <summary>Data-protection keys (sign-in cookies, antiforgery): used with PostgreSQL, so every replica reads and writes the same ring.</summary>
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
+
     public DbSet<Lab> Labs => Set<Lab>();
     public DbSet<LabMember> LabMembers => Set<LabMember>();
     public DbSet<ApiToken> ApiTokens => Set<ApiToken>();

@@ -68,7 +68,19 @@ public static class ServiceCollectionExtensions
         if (!await db.Labs.AnyAsync(ct).ConfigureAwait(false))
         {
             db.Labs.Add(new Entities.Lab { Name = "Default lab", CreatedAt = DateTimeOffset.UtcNow });
-            await db.SaveChangesAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await db.SaveChangesAsync(ct).ConfigureAwait(false);
+            }
+            catch (DbUpdateException)
+            {
+                // Another replica starting on the same database made it first (the name is unique); anything else is a fault.
+                await using var again = await factory.CreateDbContextAsync(ct).ConfigureAwait(false);
+                if (!await again.Labs.AnyAsync(ct).ConfigureAwait(false))
+                {
+                    throw;
+                }
+            }
         }
     }
 }

@@ -1,7 +1,6 @@
 using System.Globalization;
 using Dashboard.Data;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.EntityFrameworkCore.Infrastructure;
 using Npgsql;
 
 namespace Dashboard.Web;
@@ -68,29 +67,63 @@ public static class DataMoveCommand
             return 1;
         }
 
-        DashboardDbContext Source() => new(Options(DataOptions.Sqlite, sourceConnection));
-        DashboardDbContext Target() => new(Options(DataOptions.Postgres, to));
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        await using var sourceDb = new Microsoft.Data.Sqlite.SqliteConnection(sourceConnection);
+        await using var targetDb = new NpgsqlConnection(to);
+        DashboardDbContext Source() => new(Options(DataOptions.Sqlite, sourceDb));
+        DashboardDbContext Target() => new(Options(DataOptions.Postgres, targetDb));
+        var written = false;
         try
         {
-            await output.WriteLineAsync($"{Name}: from {file} to database '{new NpgsqlConnectionStringBuilder(to).Database}' on {new NpgsqlConnectionStringBuilder(to).Host}").ConfigureAwait(false);
+            var target = new NpgsqlConnectionStringBuilder(to);
+            await output.WriteLineAsync($"{Name}: from {file} to database '{target.Database}' on {target.Host}").ConfigureAwait(false);
+
+            // Refused before anything is written, migrations included: a database that holds any table.
+            await targetDb.OpenAsync(cancel.Token).ConfigureAwait(false);
+            await using (var tables = new NpgsqlCommand("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1 LIMIT 5", targetDb))
+            {
+                var found = new List<string>();
+                await using var reader = await tables.ExecuteReaderAsync(cancel.Token).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancel.Token).ConfigureAwait(false))
+                {
+                    found.Add(reader.GetString(0));
+                }
+
+                if (found.Count > 0)
+                {
+                    await output.WriteLineAsync($"{Name}: refused: the target database is not empty (it has tables: {string.Join(", ", found)}); move into a new, empty database (on PostgreSQL 15 and later, one the dashboard's user owns). Nothing was changed.").ConfigureAwait(false);
+                    return 1;
+                }
+            }
+
+            written = true;
             await using (var t = Target())
             {
-                // Asked without a query that fails (and logs an error) on a database with no history yet.
-                var history = t.GetService<Microsoft.EntityFrameworkCore.Migrations.IHistoryRepository>();
-                var before = await history.ExistsAsync(ct).ConfigureAwait(false) ? (await history.GetAppliedMigrationsAsync(ct).ConfigureAwait(false)).Count : 0;
-                await t.Database.MigrateAsync(ct).ConfigureAwait(false);
-                var after = (await t.Database.GetAppliedMigrationsAsync(ct).ConfigureAwait(false)).Count();
-                await output.WriteLineAsync($"  target migrated ({after - before} migration(s) applied, {after} in all)").ConfigureAwait(false);
+                await t.Database.MigrateAsync(cancel.Token).ConfigureAwait(false);
+                await output.WriteLineAsync($"  target migrated ({(await t.Database.GetAppliedMigrationsAsync(cancel.Token).ConfigureAwait(false)).Count()} migrations)").ConfigureAwait(false);
             }
 
             var started = System.Diagnostics.Stopwatch.StartNew();
-            var counts = await DatabaseMove.CopyAsync(Source, Target, (table, rows) =>
+            var keys = 0;
+            var result = await DatabaseMove.CopyAsync(Source, Target, (table, rows) =>
             {
                 if (rows > 0)
                 {
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {table}: {rows:N0} rows copied"));
                 }
-            }, ct).ConfigureAwait(false);
+            }, async (db, token) =>
+            {
+                // With PostgreSQL the keys live in the database (every replica shares them): the folder's keys go there,
+                // so cookies and antiforgery tokens issued before the move stay valid.
+                keys = await CopyKeysAsync(db, Path.Combine(options.ResolveDirectory(), "keys"), token).ConfigureAwait(false);
+            }, cancel.Token).ConfigureAwait(false);
+            var counts = result.Counts;
 
             await output.WriteLineAsync($"  {"table",-28} {"SQLite",12} {"PostgreSQL",12}").ConfigureAwait(false);
             foreach (var c in counts)
@@ -98,14 +131,20 @@ public static class DataMoveCommand
                 await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  {c.Table,-28} {c.Source,12:N0} {c.Target,12:N0}{(c.Same ? "" : "  DIFFERENT")}")).ConfigureAwait(false);
             }
 
-            var pcaps = await PcapsAsync(Source, options.ResolveDirectory(), ct).ConfigureAwait(false);
-            await output.WriteLineAsync($"  run pcaps: {pcaps.Referenced} referenced, {pcaps.Present} present in {options.ResolveDirectory()} (they stay there: keep Data:Directory)").ConfigureAwait(false);
             if (counts.Any(c => !c.Same))
             {
-                await output.WriteLineAsync($"{Name}: FAILED: the counts differ ({string.Join(", ", counts.Where(c => !c.Same).Select(c => c.Table))})").ConfigureAwait(false);
+                await output.WriteLineAsync($"{Name}: FAILED: the counts differ ({string.Join(", ", counts.Where(c => !c.Same).Select(c => c.Table))}); nothing was kept in the target (its transaction rolled back; it holds the empty schema)").ConfigureAwait(false);
                 return 1;
             }
 
+            if (result.NulsReplaced > 0)
+            {
+                await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  {result.NulsReplaced:N0} text value(s) held NUL characters, which PostgreSQL cannot store: each became U+FFFD")).ConfigureAwait(false);
+            }
+
+            await output.WriteLineAsync($"  data-protection keys: {keys} copied from {Path.Combine(options.ResolveDirectory(), "keys")} into the database (sign-ins stay valid)").ConfigureAwait(false);
+            var pcaps = await PcapsAsync(Source, options.ResolveDirectory(), cancel.Token).ConfigureAwait(false);
+            await output.WriteLineAsync($"  run pcaps: {pcaps.Referenced} referenced, {pcaps.Present} present in {options.ResolveDirectory()} (they stay there: keep Data:Directory)").ConfigureAwait(false);
             var rows = counts.Sum(c => c.Source);
             await using (var t = Target())
             {
@@ -114,26 +153,59 @@ public static class DataMoveCommand
                     At = DateTimeOffset.UtcNow,
                     Actor = "system",
                     Action = "data.moved",
-                    Detail = string.Create(CultureInfo.InvariantCulture, $"moved from SQLite {file}: {rows:N0} rows in {counts.Count} tables, every table counted equal on both sides; {pcaps.Present} of {pcaps.Referenced} run pcaps in the data folder"),
+                    Detail = string.Create(CultureInfo.InvariantCulture, $"moved from SQLite {file}: {rows:N0} rows in {counts.Count} tables, every table counted equal on both sides; {keys} data-protection keys; {pcaps.Present} of {pcaps.Referenced} run pcaps in the data folder{(result.NulsReplaced > 0 ? $"; {result.NulsReplaced} text values with NUL characters changed" : "")}"),
                 });
-                await t.SaveChangesAsync(ct).ConfigureAwait(false);
+                await t.SaveChangesAsync(CancellationToken.None).ConfigureAwait(false);
             }
 
             await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{Name}: done: {rows:N0} rows in {counts.Count} tables, equal on both sides, in {started.Elapsed.TotalSeconds:0.0} s. Now run with Data__Provider=postgres and Data__ConnectionString=<the target>, same Data__Directory.")).ConfigureAwait(false);
             return 0;
         }
-        catch (Exception ex) when (ex is DatabaseMoveException or DbUpdateException or NpgsqlException or Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+        catch (Exception ex)
         {
-            await output.WriteLineAsync($"{Name}: FAILED: {ex.GetBaseException().Message} (the SQLite database was only read; drop the target database before trying again)").ConfigureAwait(false);
+            var why = ex is OperationCanceledException ? "cancelled" : ex.GetBaseException().Message;
+            var state = written ? "the copy's transaction rolled back, so the target holds at most the empty schema (drop and re-create that new database before trying again)" : "nothing was written to the target";
+            await output.WriteLineAsync($"{Name}: FAILED: {why} (the SQLite database was only read; {state})").ConfigureAwait(false);
             return 1;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
         }
     }
 
-    private static DbContextOptions<DashboardDbContext> Options(string provider, string connection)
+    /// <summary>Contexts over one connection each side: the copy is one transaction on each.</summary>
+    private static DbContextOptions<DashboardDbContext> Options(string provider, System.Data.Common.DbConnection connection)
     {
         var b = new DbContextOptionsBuilder<DashboardDbContext>();
-        ServiceCollectionExtensions.Use(b, provider, connection);
-        return b.Options;
+        return (provider == DataOptions.Postgres
+            ? b.UseNpgsql(connection, o => o.MigrationsAssembly(ServiceCollectionExtensions.PostgresMigrationsAssembly))
+            : b.UseSqlite(connection, o => o.MigrationsAssembly(ServiceCollectionExtensions.MigrationsAssembly))).Options;
+    }
+
+    private static async Task<int> CopyKeysAsync(DashboardDbContext db, string folder, CancellationToken ct)
+    {
+        if (!Directory.Exists(folder))
+        {
+            return 0;
+        }
+
+        var copied = 0;
+        foreach (var file in Directory.EnumerateFiles(folder, "key-*.xml").Order(StringComparer.Ordinal))
+        {
+            // Checked to be a key document before it is stored; the file system repository names each by its friendly name.
+            var xml = System.Xml.Linq.XElement.Load(file);
+            if (xml.Name.LocalName != "key")
+            {
+                continue;
+            }
+
+            db.DataProtectionKeys.Add(new Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey { FriendlyName = Path.GetFileNameWithoutExtension(file), Xml = xml.ToString(System.Xml.Linq.SaveOptions.DisableFormatting) });
+            copied++;
+        }
+
+        await db.SaveChangesAsync(ct).ConfigureAwait(false);
+        return copied;
     }
 
     private static async Task<(int Referenced, int Present)> PcapsAsync(Func<DashboardDbContext> source, string folder, CancellationToken ct)

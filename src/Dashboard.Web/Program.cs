@@ -49,9 +49,19 @@ builder.Services.AddDashboardHost(builder.Configuration);
 builder.Services.AddDashboardApp(builder.Configuration);
 builder.Services.AddSingleton<SharedFirewallRead>();
 builder.Services.AddDashboardData(builder.Configuration);
-// Data-protection keys (cookies, antiforgery) live in the data folder (0700), so a restart keeps everyone signed in.
-var dataDirectory = (builder.Configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new DataOptions()).ResolveDirectory();
-builder.Services.AddDataProtection().PersistKeysToFileSystem(Directory.CreateDirectory(Path.Combine(dataDirectory, "keys"))).SetApplicationName("netlab-dashboard");
+// Data-protection keys (cookies, antiforgery) are kept so a restart keeps everyone signed in: with SQLite in the data
+// folder (0700); with PostgreSQL in the database, so every replica accepts the cookies the others issued.
+var dataOptions = builder.Configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new DataOptions();
+var dataProtection = builder.Services.AddDataProtection().SetApplicationName("netlab-dashboard");
+if (dataOptions.ResolveProvider() == DataOptions.Postgres)
+{
+    dataProtection.PersistKeysToDbContext<DashboardDbContext>();
+}
+else
+{
+    dataProtection.PersistKeysToFileSystem(Directory.CreateDirectory(Path.Combine(dataOptions.ResolveDirectory(), "keys")));
+}
+
 builder.Services.AddDashboardIdentity(builder.Configuration);
 builder.Services.AddDashboardRateLimits(builder.Configuration);
 builder.Services.AddOptions<Dashboard.Web.Metrics.MetricsOptions>().Bind(builder.Configuration.GetSection(Dashboard.Web.Metrics.MetricsOptions.Section));

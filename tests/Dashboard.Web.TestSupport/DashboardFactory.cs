@@ -35,6 +35,10 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         {
             // One database per data folder: a restart on the same folder finds its data again.
             PostgresConnection = PostgresServer.CreateDatabaseAsync("netlab_t_" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(DataDirectory)))[..16], ifMissing: true).GetAwaiter().GetResult();
+            if (_keepData)
+            {
+                PostgresServer.DropAtExit(PostgresConnection);
+            }
         }
 
         // The collector reads the real host several times a second: only tests that need it turn it on.
@@ -168,8 +172,11 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
 
         builder.UseSetting("Data:Directory", DataDirectory);
 
-        // Keys go to this factory's own folder, never to the real HOME.
-        builder.ConfigureServices(s => s.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(DataDirectory, "keys"))));
+        // Keys go to this factory's own folder, never to the real HOME (with PostgreSQL: to this app's own database).
+        if (Provider != DataOptions.Postgres)
+        {
+            builder.ConfigureServices(s => s.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(DataDirectory, "keys"))));
+        }
         foreach (var (k, v) in _settings)
         {
             builder.UseSetting(k, v);

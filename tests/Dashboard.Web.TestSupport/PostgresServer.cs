@@ -5,7 +5,8 @@ namespace Dashboard.TestSupport;
 
 /// <summary>
 /// The PostgreSQL server the tests on that provider use: <c>LAB_POSTGRES</c> (an Npgsql connection string of a user
-/// that may create databases), else the one <c>scripts/postgres.sh start</c> wrote (lab-setup starts it). Each test gets
+/// that may create databases), else the one <c>scripts/postgres.sh start</c> wrote in /run/netlab-postgres (lab-setup
+/// starts it). Each test gets
 /// a database of its own, dropped afterwards. Absent, such tests skip, unless LAB_REQUIRE_DOCKER=1 (CI): then they fail.
 /// </summary>
 public static class PostgresServer
@@ -74,6 +75,32 @@ public static class PostgresServer
         await cmd.ExecuteNonQueryAsync();
     }
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> AtExit = new(StringComparer.Ordinal);
+
+    /// <summary>A database kept across restarts within a test (a kept data folder): dropped when the test process ends.</summary>
+    public static void DropAtExit(string connectionString)
+    {
+        if (AtExit.IsEmpty)
+        {
+            AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+            {
+                foreach (var cs in AtExit.Keys)
+                {
+                    try
+                    {
+                        DropDatabaseAsync(cs).GetAwaiter().GetResult();
+                    }
+                    catch (NpgsqlException)
+                    {
+                        // The throwaway server may be gone already; it removes everything when it stops.
+                    }
+                }
+            };
+        }
+
+        AtExit.TryAdd(connectionString, true);
+    }
+
     private static string? Find()
     {
         if (Environment.GetEnvironmentVariable("LAB_POSTGRES") is { Length: > 0 } env)
@@ -81,7 +108,8 @@ public static class PostgresServer
             return env;
         }
 
-        var file = Path.Combine(Environment.GetEnvironmentVariable("NETLAB_PG_DIR") is { Length: > 0 } d ? d : "/tmp/netlab-postgres", "connection");
+        // Under /run (root's): no other user can plant a file there that points the tests elsewhere.
+        const string file = "/run/netlab-postgres/connection";
         if (!File.Exists(file))
         {
             return null;

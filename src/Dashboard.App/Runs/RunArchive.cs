@@ -499,5 +499,6 @@ public static partial class RunArchive
         }
     }
 
-    private static string? Shorten(string? s, int max = 80) => s is null ? null : s.Length > max ? s[..max] : s;
+    /// <summary>At most <paramref name="max"/> characters, NUL (which PostgreSQL's text cannot hold) shown as U+FFFD.</summary>
+    private static string? Shorten(string? s, int max = 80) => s is null ? null : (s.Length > max ? s[..max] : s).Replace('\0', '\uFFFD');
 }

@@ -264,7 +264,8 @@ public sealed class RunExecution(RunTools tools, DashboardDbContext db, Run run,
                 Received = result.Received,
                 Predicted = _predictions[i].Succeeds,
                 PredictedRule = _predictions[i].Rule,
-                Output = result.Output.Length > 4000 ? result.Output[..4000] : result.Output,
+                // A probe's output is a program's (nc may print NUL): PostgreSQL's text cannot hold NUL.
+                Output = (result.Output.Length > 4000 ? result.Output[..4000] : result.Output).Replace('\0', '\uFFFD'),
             });
         }
 

@@ -5,7 +5,12 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.Extensions.Configuration;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using System.Net.Http.Json;
 
 namespace Dashboard.Web.Tests.Data;
 
@@ -14,7 +19,7 @@ namespace Dashboard.Web.Tests.Data;
 /// ordered and compared as instants whatever their offset, and the move of a SQLite installation into PostgreSQL.
 /// (The rest of the data tests run on PostgreSQL too: scripts/test.sh's second pass with NETLAB_TEST_PROVIDER=postgres.)
 /// </summary>
-public sealed class ProviderTests
+public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     public static TheoryData<string> Providers => new() { DataOptions.Sqlite, DataOptions.Postgres };
 
@@ -167,7 +172,7 @@ public sealed class ProviderTests
         {
             Guid a;
             TestUser alice;
-            string firstPageBefore;
+            string firstPageBefore, cookieBefore;
             using (var sqlite = new DashboardFactory(dataDirectory: data, provider: DataOptions.Sqlite))
             {
                 alice = await sqlite.CreateUserAsync("alice", role: LabRole.Operator);
@@ -176,7 +181,9 @@ public sealed class ProviderTests
                 (_, a, _) = await HistorySeed.SeedAsync(db, 10_000, packets: 500, dataDirectory: data);
                 await SeedTheRestAsync(db, alice);
                 firstPageBefore = await sqlite.CreateClient().GetStringAsync("/api/runs?page=1");
-                foreach (var type in DatabaseMove.CopyOrder(db.Model).Where(t => !t.GetTableName()!.StartsWith("AspNet", StringComparison.Ordinal) || t.GetTableName() == "AspNetUsers"))
+                cookieBefore = await SignInCookieAsync(sqlite, "alice");
+                Assert.Equal("alice", await MeAsync(sqlite, cookieBefore));
+                foreach (var type in DatabaseMove.CopyOrder(db.Model).Where(t => (!t.GetTableName()!.StartsWith("AspNet", StringComparison.Ordinal) || t.GetTableName() == "AspNetUsers") && t.GetTableName() != "DataProtectionKeys"))
                 {
                     Assert.True(await RowsAsync(db, type) is { Count: > 0 }, $"the source should have rows in {type.GetTableName()}");
                 }
@@ -187,6 +194,7 @@ public sealed class ProviderTests
             var output = new StringWriter(CultureInfo.InvariantCulture);
             var code = await DataMoveCommand.RunAsync(["--to", target], configuration, output);
             var printed = output.ToString();
+            log.WriteLine(printed);
             Assert.True(code == 0, printed);
             Assert.Contains("Runs", printed, StringComparison.Ordinal);
             Assert.Matches(@"Runs\s+10,000\s+10,000", printed);
@@ -200,6 +208,15 @@ public sealed class ProviderTests
                 foreach (var type in DatabaseMove.CopyOrder(source.Model))
                 {
                     var (s, t) = (await RowsAsync(source, type), await RowsAsync(moved, type));
+                    if (type.GetTableName() == "DataProtectionKeys")
+                    {
+                        // SQLite's keys are files in the data folder; the move puts them in the database.
+                        Assert.Empty(s);
+                        Assert.Equal(Directory.GetFiles(Path.Combine(data, "keys"), "key-*.xml").Length, t.Count);
+                        Assert.NotEmpty(t);
+                        continue;
+                    }
+
                     if (type.GetTableName() == "AuditEntries")
                     {
                         // The move's own entry comes last, after everything it counted.
@@ -218,6 +235,9 @@ public sealed class ProviderTests
 
             using var postgres = new DashboardFactory(new() { ["Data:ConnectionString"] = target }, dataDirectory: data, provider: DataOptions.Postgres);
             Assert.Equal(firstPageBefore, await postgres.CreateClient().GetStringAsync("/api/runs?page=1"));
+
+            // Alice's sign-in cookie from before the move: the keys moved with the data.
+            Assert.Equal("alice", await MeAsync(postgres, cookieBefore));
             Assert.Equal(System.Net.HttpStatusCode.OK, (await postgres.CreateClient(alice.Token).GetAsync($"/api/runs/{a}")).StatusCode);
             await using (var scope = postgres.Services.CreateAsyncScope())
             {
@@ -226,10 +246,18 @@ public sealed class ProviderTests
                 var pcap = await postgres.CreateClient(alice.Token).GetAsync($"/api/runs/{a}/captures/{capture.Id}/pcap");
                 Assert.Equal(System.Net.HttpStatusCode.OK, pcap.StatusCode);
 
-                // New rows get keys after the moved ones.
-                db.AuditEntries.Add(new AuditEntry { At = DateTimeOffset.UtcNow, Actor = "test", Action = "test.after-move", Detail = "after" });
+                // New rows get keys after the moved ones, in every table whose key the database gives.
+                var maxima = (Audit: await db.AuditEntries.MaxAsync(e => e.Id), Lab: await db.Labs.MaxAsync(l => l.Id), Change: await db.ChangeRequests.MaxAsync(c => c.Id), Host: await db.Hosts.MaxAsync(h => h.Id), Checkpoint: await db.FirewallCheckpoints.MaxAsync(c => c.Id), Record: await db.FirewallChanges.MaxAsync(c => c.Id), Packet: await db.RunPackets.MaxAsync(p => p.Id));
+                var audit = new AuditEntry { At = DateTimeOffset.UtcNow, Actor = "test", Action = "test.after-move", Detail = "after" };
+                var lab = new Lab { Name = "after the move", CreatedAt = DateTimeOffset.UtcNow };
+                var change = new ChangeRequest { LabId = 1, RuleJson = "{}", Rationale = "after", ProposedById = alice.Id, ProposedByName = alice.Name, CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow };
+                var host = new RegisteredHost { Name = "after-move", TokenHash = new string('b', 64), TokenPrefix = "nla_efgh", CreatedBy = "admin", CreatedAt = DateTimeOffset.UtcNow };
+                var checkpoint = new FirewallCheckpoint { Host = "vm", At = DateTimeOffset.UtcNow, Shape = "{}" };
+                var record = new FirewallChangeRecord { Host = "vm", At = DateTimeOffset.UtcNow, RecordedAt = DateTimeOffset.UtcNow, Family = "ipv4", Table = "filter", Chain = "FORWARD", Kind = "Added", Cause = "Outside" };
+                var packet = new RunPacket { RunId = a, Interface = "br-after", Timestamp = DateTimeOffset.UtcNow, Protocol = "ICMP", Summary = "after" };
+                db.AddRange(audit, lab, change, host, checkpoint, record, packet);
                 await db.SaveChangesAsync();
-                Assert.Equal(await db.AuditEntries.MaxAsync(e => e.Id), (await db.AuditEntries.SingleAsync(e => e.Action == "test.after-move")).Id);
+                Assert.True(audit.Id > maxima.Audit && lab.Id > maxima.Lab && change.Id > maxima.Change && host.Id > maxima.Host && checkpoint.Id > maxima.Checkpoint && record.Id > maxima.Record && packet.Id > maxima.Packet, $"keys after the move: {audit.Id}/{maxima.Audit} {lab.Id}/{maxima.Lab} {change.Id}/{maxima.Change} {host.Id}/{maxima.Host} {checkpoint.Id}/{maxima.Checkpoint} {record.Id}/{maxima.Record} {packet.Id}/{maxima.Packet}");
             }
         }
         finally
@@ -237,6 +265,86 @@ public sealed class ProviderTests
             await PostgresServer.DropDatabaseAsync(target);
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             Directory.Delete(data, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Two dashboards on one PostgreSQL database (two replicas) share the data-protection keys there: a sign-in cookie
+    /// issued by one is accepted by the other; one issued by a dashboard on another database is not.
+    /// </summary>
+    [SkippableFact]
+    public async Task Replicas_OnOneDatabase_AcceptEachOthersSignInCookies_AnotherDatabasesAreRefused()
+    {
+        using var a = new DashboardFactory(provider: DataOptions.Postgres);
+        await a.CreateUserAsync("bob", role: LabRole.Viewer);
+        using var b = new DashboardFactory(new() { ["Data:ConnectionString"] = a.PostgresConnection }, provider: DataOptions.Postgres);
+        using var elsewhere = new DashboardFactory(provider: DataOptions.Postgres);
+        await elsewhere.CreateUserAsync("bob", role: LabRole.Viewer);
+
+        var fromA = await SignInCookieAsync(a, "bob");
+        Assert.Equal("bob", await MeAsync(a, fromA));
+        Assert.Equal("bob", await MeAsync(b, fromA));
+        var fromB = await SignInCookieAsync(b, "admin");
+        Assert.Equal("admin", await MeAsync(a, fromB));
+        Assert.Null(await MeAsync(b, await SignInCookieAsync(elsewhere, "bob")));
+        await using var scope = a.Services.CreateAsyncScope();
+        Assert.True(await scope.ServiceProvider.GetRequiredService<DashboardDbContext>().DataProtectionKeys.AnyAsync());
+        Assert.False(Directory.Exists(Path.Combine(a.DataDirectory, "keys")));
+    }
+
+    /// <summary>The cookie a browser signed in to <paramref name="app"/> as <paramref name="user"/> would carry.</summary>
+    private static async Task<string> SignInCookieAsync(DashboardFactory app, string user)
+    {
+        _ = app.Server;
+        await using var scope = app.Services.CreateAsyncScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<DashboardUser>>();
+        var principal = await scope.ServiceProvider.GetRequiredService<SignInManager<DashboardUser>>().CreateUserPrincipalAsync((await users.FindByNameAsync(user))!);
+        var options = app.Services.GetRequiredService<IOptionsMonitor<CookieAuthenticationOptions>>().Get(IdentityConstants.ApplicationScheme);
+        var ticket = new AuthenticationTicket(principal, new AuthenticationProperties { IssuedUtc = DateTimeOffset.UtcNow, ExpiresUtc = DateTimeOffset.UtcNow.AddHours(1) }, IdentityConstants.ApplicationScheme);
+        return $"{options.Cookie.Name}={options.TicketDataFormat.Protect(ticket)}";
+    }
+
+    /// <summary>Who <paramref name="app"/> says the cookie belongs to (GET /api/me), or null when it refuses it.</summary>
+    private static async Task<string?> MeAsync(DashboardFactory app, string cookie)
+    {
+        using var http = app.CreateAnonymousClient();
+        http.DefaultRequestHeaders.Add("Cookie", cookie);
+        using var me = await http.GetAsync("/api/me");
+        return me.IsSuccessStatusCode ? (await me.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("name").GetString() : null;
+    }
+
+    /// <summary>A target that holds any table is refused before anything is written to it (no migration either).</summary>
+    [SkippableFact]
+    public async Task MoveToPostgres_TargetNotEmpty_RefusedBeforeAnythingIsWritten()
+    {
+        var target = await PostgresServer.CreateDatabaseAsync("netlab_busy");
+        try
+        {
+            using var sqlite = new DashboardFactory(provider: DataOptions.Sqlite);
+            _ = sqlite.Server;
+            await using (var c = new Npgsql.NpgsqlConnection(target))
+            {
+                await c.OpenAsync();
+                await using var cmd = new Npgsql.NpgsqlCommand("CREATE TABLE team_notes (id int PRIMARY KEY, note text); INSERT INTO team_notes VALUES (1, 'keep me')", c);
+                await cmd.ExecuteNonQueryAsync();
+            }
+
+            var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Data:Directory"] = sqlite.DataDirectory }).Build();
+            var output = new StringWriter(CultureInfo.InvariantCulture);
+            Assert.Equal(1, await DataMoveCommand.RunAsync(["--to", target], configuration, output));
+            Assert.Contains("not empty (it has tables: team_notes)", output.ToString(), StringComparison.Ordinal);
+            Assert.Contains("Nothing was changed", output.ToString(), StringComparison.Ordinal);
+            Assert.DoesNotContain("drop", output.ToString(), StringComparison.OrdinalIgnoreCase);
+            await using (var c = new Npgsql.NpgsqlConnection(target))
+            {
+                await c.OpenAsync();
+                await using var cmd = new Npgsql.NpgsqlCommand("SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'", c);
+                Assert.Equal("team_notes", await cmd.ExecuteScalarAsync());
+            }
+        }
+        finally
+        {
+            await PostgresServer.DropDatabaseAsync(target);
         }
     }
 

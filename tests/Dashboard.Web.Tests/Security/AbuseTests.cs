@@ -399,11 +399,21 @@ public sealed partial class AbuseTests : IAsyncLifetime
         Assert.Equal("nosniff", page.Headers.GetValues("X-Content-Type-Options").Single());
         Assert.Equal("DENY", page.Headers.GetValues("X-Frame-Options").Single());
         Assert.Equal("same-origin", page.Headers.GetValues("Referrer-Policy").Single());
-        Assert.True(Directory.EnumerateFiles(Path.Combine(_factory.DataDirectory, "keys"), "key-*.xml").Any(), "data-protection keys are kept in the data folder");
+        if (_factory.Provider == DataOptions.Sqlite)
+        {
+            Assert.True(Directory.EnumerateFiles(Path.Combine(_factory.DataDirectory, "keys"), "key-*.xml").Any(), "data-protection keys are kept in the data folder");
+        }
+        else
+        {
+            await using var scope = _factory.Services.CreateAsyncScope();
+            Assert.True(await scope.ServiceProvider.GetRequiredService<DashboardDbContext>().DataProtectionKeys.AnyAsync(), "data-protection keys are kept in the database");
+            Assert.False(Directory.Exists(Path.Combine(_factory.DataDirectory, "keys")), "no key files beside the database");
+        }
+
         if (!OperatingSystem.IsWindows())
         {
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(_factory.DataDirectory));
-            if (_factory.Provider == Dashboard.Data.DataOptions.Sqlite)
+            if (_factory.Provider == DataOptions.Sqlite)
             {
                 Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_factory.DatabasePath));
             }
