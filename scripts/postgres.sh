@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for the tests and benchmarks that run on PostgreSQL: Debian's server binaries
-# (the postgresql package, on the machine image), a cluster made by initdb in a folder under /run (root's, so no other
-# user can plant or redirect it), listening on a Unix socket only (no TCP port), run as the 'postgres' user (the server
-# refuses root). Idempotent; says what it did.
+# (the postgresql package, on the machine image), a cluster made by initdb under /run/netlab-postgres, listening on a
+# Unix socket only (no TCP port), run as the 'postgres' user (the server refuses root). Idempotent; says what it did.
 # Usage: sudo scripts/postgres.sh start|stop|status|connection
-#   The folder /run/netlab-postgres holds data/, the socket, log, and 'connection' (an Npgsql connection string for
-#   the superuser 'netlab', read by the tests).
+#   /run/netlab-postgres (root's, 0755) holds the marker and 'connection' (an Npgsql connection string for the
+#   superuser 'netlab', read by the tests), both written only by root; server/ (the postgres user's, 0700) holds data/,
+#   the socket and the log. No other user can plant or redirect anything root writes.
 set -euo pipefail
 
 dir=/run/netlab-postgres
@@ -28,7 +28,8 @@ find_bin() {
 find_bin
 
 as_postgres() { runuser -u postgres -- "$@"; }
-running() { [ -n "$bin" ] && [ -f "$dir/data/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; }
+srv="$dir/server"
+running() { [ -n "$bin" ] && [ -f "$srv/data/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$srv/data" status >/dev/null 2>&1; }
 
 # Only ever removes a real folder (not a symlink) that this script made (it holds the marker).
 remove_dir() {
@@ -67,21 +68,24 @@ case "${1:-}" in
       say "already running: $(as_postgres "$bin/postgres" --version) in $dir"
       exit 0
     fi
-    if [ ! -f "$dir/data/PG_VERSION" ]; then
+    if [ ! -f "$srv/data/PG_VERSION" ]; then
       remove_dir
-      install -d -o postgres -g postgres -m 700 "$dir"
-      touch "$marker"
-      as_postgres "$bin/initdb" -D "$dir/data" -U netlab --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+      install -d -o root -g root -m 755 "$dir"
+      : >"$marker"
+      install -d -o postgres -g postgres -m 700 "$srv"
+      as_postgres "$bin/initdb" -D "$srv/data" -U netlab --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
     fi
-    # Unix socket only, in a folder only root and the server's user can enter.
-    as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 start \
-      -o "-k $dir -p $port -c listen_addresses= -c max_connections=200" >/dev/null
-    printf 'Host=%s;Port=%s;Username=netlab;Database=postgres' "$dir" "$port" >"$dir/connection"
-    say "started $(as_postgres "$bin/postgres" --version) as postgres in $dir (socket only, port $port)"
+    # Unix socket only, in a folder only root and the server's user can enter; WAL kept small (/run may be tmpfs).
+    as_postgres "$bin/pg_ctl" -D "$srv/data" -l "$srv/log" -w -t 60 start \
+      -o "-k $srv -p $port -c listen_addresses= -c max_connections=200 -c max_wal_size=128MB" >/dev/null
+    tmp=$(umask 077 && mktemp -p "$dir")
+    printf 'Host=%s;Port=%s;Username=netlab;Database=postgres' "$srv" "$port" >"$tmp"
+    chmod 644 "$tmp" && mv -f "$tmp" "$dir/connection"
+    say "started $(as_postgres "$bin/postgres" --version) as postgres in $srv (socket only, port $port)"
     ;;
   stop)
     if running; then
-      as_postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+      as_postgres "$bin/pg_ctl" -D "$srv/data" -m fast -w stop >/dev/null
       say "stopped"
     else
       say "not running"

@@ -62,9 +62,11 @@ public static class DatabaseMove
     /// <summary>
     /// Copies everything from <paramref name="source"/> to <paramref name="target"/>. Each factory must make its
     /// contexts over one connection (the copy runs in one transaction on each side). <paramref name="beforeCommit"/>
-    /// may add to the target inside its transaction once the counts are equal. Reports (table, rows copied so far).
+    /// may add to the target inside its transaction once the counts are equal (the result is given to it); when it throws,
+    /// nothing is kept. Reports (table, rows copied so far). Returns once the target committed, or with the counts
+    /// when they differ (then nothing was kept).
     /// </summary>
-    public static async Task<MoveResult> CopyAsync(Func<DashboardDbContext> source, Func<DashboardDbContext> target, Action<string, long>? progress = null, Func<DashboardDbContext, CancellationToken, Task>? beforeCommit = null, CancellationToken ct = default)
+    public static async Task<MoveResult> CopyAsync(Func<DashboardDbContext> source, Func<DashboardDbContext> target, Action<string, long>? progress = null, Func<DashboardDbContext, MoveResult, CancellationToken, Task>? beforeCommit = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(target);
@@ -118,10 +120,11 @@ public static class DatabaseMove
         if (beforeCommit is not null)
         {
             await using var extra = On(target, targetRoot, targetTx);
-            await beforeCommit(extra, ct).ConfigureAwait(false);
+            await beforeCommit(extra, new MoveResult(counts, nuls), ct).ConfigureAwait(false);
         }
 
-        await targetTx.CommitAsync(ct).ConfigureAwait(false);
+        // Not cancellable: once asked, whether it committed must be known.
+        await targetTx.CommitAsync(CancellationToken.None).ConfigureAwait(false);
         return new MoveResult(counts, nuls);
     }
 

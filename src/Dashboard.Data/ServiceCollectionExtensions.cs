@@ -47,6 +47,15 @@ public static class ServiceCollectionExtensions
             : builder.UseSqlite(connectionString, b => b.MigrationsAssembly(MigrationsAssembly));
     }
 
+    /// <summary>As <see cref="Use(DbContextOptionsBuilder, string, string)"/>, over a connection the caller owns (shared by several contexts).</summary>
+    public static DbContextOptionsBuilder Use(DbContextOptionsBuilder builder, string provider, System.Data.Common.DbConnection connection)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return provider == DataOptions.Postgres
+            ? builder.UseNpgsql(connection, b => b.MigrationsAssembly(PostgresMigrationsAssembly))
+            : builder.UseSqlite(connection, b => b.MigrationsAssembly(MigrationsAssembly));
+    }
+
     /// <summary>Applies pending migrations (SQLite: then turns on WAL), and makes sure a first lab exists.</summary>
     public static async Task MigrateDashboardDatabaseAsync(this IServiceProvider services, CancellationToken ct = default)
     {

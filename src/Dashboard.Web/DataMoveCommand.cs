@@ -8,9 +8,10 @@ namespace Dashboard.Web;
 /// <summary>
 /// <c>dotnet Dashboard.Web.dll move-to-postgres [--to CONNECTION]</c>: moves the installation configured now (its
 /// SQLite database) into an empty PostgreSQL database (migrated first), prints every table's rows on both sides and
-/// fails unless they are equal; the SQLite file is only read. The connection string comes from <c>--to</c> or, so a
-/// password stays out of the process list, the environment variable <c>NETLAB_MOVE_TO</c>. Pcaps and data-protection
-/// keys stay in the data folder, which the PostgreSQL installation keeps using.
+/// fails unless they are equal; the SQLite file is not changed (it is locked for writing while it is read). The
+/// connection string comes from <c>--to</c> or, so a password stays out of the process list, the environment variable
+/// <c>NETLAB_MOVE_TO</c>. The data folder's data-protection keys are copied into the database; run pcaps stay in the
+/// data folder, which the PostgreSQL installation keeps using.
 /// </summary>
 public static class DataMoveCommand
 {
@@ -70,7 +71,8 @@ public static class DataMoveCommand
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
-            e.Cancel = true;
+            // The first Ctrl+C ends the copy cleanly (its transaction rolls back); a second one ends the process.
+            e.Cancel = !cancel.IsCancellationRequested;
             cancel.Cancel();
         };
         Console.CancelKeyPress += onCancel;
@@ -78,7 +80,7 @@ public static class DataMoveCommand
         await using var targetDb = new NpgsqlConnection(to);
         DashboardDbContext Source() => new(Options(DataOptions.Sqlite, sourceDb));
         DashboardDbContext Target() => new(Options(DataOptions.Postgres, targetDb));
-        var written = false;
+        var (written, committed) = (false, false);
         try
         {
             var target = new NpgsqlConnectionStringBuilder(to);
@@ -86,7 +88,8 @@ public static class DataMoveCommand
 
             // Refused before anything is written, migrations included: a database that holds any table.
             await targetDb.OpenAsync(cancel.Token).ConfigureAwait(false);
-            await using (var tables = new NpgsqlCommand("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1 LIMIT 5", targetDb))
+            // pg_class, not information_schema: it lists every role's tables, in every schema.
+            await using (var tables = new NpgsqlCommand("SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' ORDER BY 1 LIMIT 5", targetDb))
             {
                 var found = new List<string>();
                 await using var reader = await tables.ExecuteReaderAsync(cancel.Token).ConfigureAwait(false);
@@ -110,6 +113,7 @@ public static class DataMoveCommand
             }
 
             var started = System.Diagnostics.Stopwatch.StartNew();
+            var pcaps = await PcapsAsync(Source, options.ResolveDirectory(), cancel.Token).ConfigureAwait(false);
             var keys = 0;
             var result = await DatabaseMove.CopyAsync(Source, Target, (table, rows) =>
             {
@@ -117,13 +121,23 @@ public static class DataMoveCommand
                 {
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {table}: {rows:N0} rows copied"));
                 }
-            }, async (db, token) =>
+            }, async (db, equal, token) =>
             {
                 // With PostgreSQL the keys live in the database (every replica shares them): the folder's keys go there,
-                // so cookies and antiforgery tokens issued before the move stay valid.
+                // so cookies and antiforgery tokens issued before the move stay valid. The move's audit entry is part of
+                // the same transaction: the target has both or neither.
                 keys = await CopyKeysAsync(db, Path.Combine(options.ResolveDirectory(), "keys"), token).ConfigureAwait(false);
+                db.AuditEntries.Add(new Data.Entities.AuditEntry
+                {
+                    At = DateTimeOffset.UtcNow,
+                    Actor = "system",
+                    Action = "data.moved",
+                    Detail = string.Create(CultureInfo.InvariantCulture, $"moved from SQLite {file}: {equal.Counts.Sum(c => c.Source):N0} rows in {equal.Counts.Count} tables, every table counted equal on both sides; {keys} data-protection keys; {pcaps.Present} of {pcaps.Referenced} run pcaps in the data folder{(equal.NulsReplaced > 0 ? $"; {equal.NulsReplaced} text values with NUL characters stored with U+FFFD" : "")}"),
+                });
+                await db.SaveChangesAsync(token).ConfigureAwait(false);
             }, cancel.Token).ConfigureAwait(false);
             var counts = result.Counts;
+            committed = counts.All(c => c.Same);
 
             await output.WriteLineAsync($"  {"table",-28} {"SQLite",12} {"PostgreSQL",12}").ConfigureAwait(false);
             foreach (var c in counts)
@@ -143,28 +157,17 @@ public static class DataMoveCommand
             }
 
             await output.WriteLineAsync($"  data-protection keys: {keys} copied from {Path.Combine(options.ResolveDirectory(), "keys")} into the database (sign-ins stay valid)").ConfigureAwait(false);
-            var pcaps = await PcapsAsync(Source, options.ResolveDirectory(), cancel.Token).ConfigureAwait(false);
             await output.WriteLineAsync($"  run pcaps: {pcaps.Referenced} referenced, {pcaps.Present} present in {options.ResolveDirectory()} (they stay there: keep Data:Directory)").ConfigureAwait(false);
             var rows = counts.Sum(c => c.Source);
-            await using (var t = Target())
-            {
-                t.AuditEntries.Add(new Data.Entities.AuditEntry
-                {
-                    At = DateTimeOffset.UtcNow,
-                    Actor = "system",
-                    Action = "data.moved",
-                    Detail = string.Create(CultureInfo.InvariantCulture, $"moved from SQLite {file}: {rows:N0} rows in {counts.Count} tables, every table counted equal on both sides; {keys} data-protection keys; {pcaps.Present} of {pcaps.Referenced} run pcaps in the data folder{(result.NulsReplaced > 0 ? $"; {result.NulsReplaced} text values with NUL characters changed" : "")}"),
-                });
-                await t.SaveChangesAsync(CancellationToken.None).ConfigureAwait(false);
-            }
-
             await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{Name}: done: {rows:N0} rows in {counts.Count} tables, equal on both sides, in {started.Elapsed.TotalSeconds:0.0} s. Now run with Data__Provider=postgres and Data__ConnectionString=<the target>, same Data__Directory.")).ConfigureAwait(false);
             return 0;
         }
         catch (Exception ex)
         {
             var why = ex is OperationCanceledException ? "cancelled" : ex.GetBaseException().Message;
-            var state = written ? "the copy's transaction rolled back, so the target holds at most the empty schema (drop and re-create that new database before trying again)" : "nothing was written to the target";
+            var state = committed ? "the copy had been committed and audited in the target before this: it is complete"
+                : written ? "the copy's transaction rolled back: the target holds at most the empty schema (drop and re-create that new database before trying again)"
+                : "nothing was written to the target";
             await output.WriteLineAsync($"{Name}: FAILED: {why} (the SQLite database was only read; {state})").ConfigureAwait(false);
             return 1;
         }
@@ -178,9 +181,8 @@ public static class DataMoveCommand
     private static DbContextOptions<DashboardDbContext> Options(string provider, System.Data.Common.DbConnection connection)
     {
         var b = new DbContextOptionsBuilder<DashboardDbContext>();
-        return (provider == DataOptions.Postgres
-            ? b.UseNpgsql(connection, o => o.MigrationsAssembly(ServiceCollectionExtensions.PostgresMigrationsAssembly))
-            : b.UseSqlite(connection, o => o.MigrationsAssembly(ServiceCollectionExtensions.MigrationsAssembly))).Options;
+        ServiceCollectionExtensions.Use(b, provider, connection);
+        return b.Options;
     }
 
     private static async Task<int> CopyKeysAsync(DashboardDbContext db, string folder, CancellationToken ct)

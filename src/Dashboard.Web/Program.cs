@@ -105,8 +105,11 @@ app.UseAuthorization();
 app.UseRateLimiter();
 app.UseAntiforgery();
 
-await app.Services.MigrateDashboardDatabaseAsync();
-await app.Services.EnsureConfiguredAdministratorAsync();
+await Dashboard.Web.ReplicaStartup.RunAsync(app.Services, async () =>
+{
+    await app.Services.MigrateDashboardDatabaseAsync();
+    await app.Services.EnsureConfiguredAdministratorAsync();
+});
 
 app.MapStaticAssets().AllowAnonymous();
 app.MapReadApi();

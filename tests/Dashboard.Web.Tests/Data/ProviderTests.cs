@@ -173,6 +173,7 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
             Guid a;
             TestUser alice;
             string firstPageBefore, cookieBefore;
+            int deletedLab;
             using (var sqlite = new DashboardFactory(dataDirectory: data, provider: DataOptions.Sqlite))
             {
                 alice = await sqlite.CreateUserAsync("alice", role: LabRole.Operator);
@@ -180,6 +181,16 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
                 var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
                 (_, a, _) = await HistorySeed.SeedAsync(db, 10_000, packets: 500, dataDirectory: data);
                 await SeedTheRestAsync(db, alice);
+
+                // A probe's output with a NUL (SQLite keeps it; PostgreSQL's text cannot), and a lab made and deleted:
+                // SQLite's sequence is then past the highest key, and PostgreSQL must not give that key again.
+                await db.Database.ExecuteSqlRawAsync("UPDATE RunProbes SET Output = 'before' || char(0) || 'after' WHERE Id = (SELECT MIN(Id) FROM RunProbes)");
+                var gone = new Lab { Name = "made and deleted", CreatedAt = DateTimeOffset.UtcNow };
+                db.Labs.Add(gone);
+                await db.SaveChangesAsync();
+                deletedLab = gone.Id;
+                db.Labs.Remove(gone);
+                await db.SaveChangesAsync();
                 firstPageBefore = await sqlite.CreateClient().GetStringAsync("/api/runs?page=1");
                 cookieBefore = await SignInCookieAsync(sqlite, "alice");
                 Assert.Equal("alice", await MeAsync(sqlite, cookieBefore));
@@ -200,6 +211,7 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
             Assert.Matches(@"Runs\s+10,000\s+10,000", printed);
             Assert.Contains("run pcaps: 4 referenced, 4 present", printed, StringComparison.Ordinal);
             Assert.DoesNotContain("DIFFERENT", printed, StringComparison.Ordinal);
+            Assert.Contains("1 text value(s) held NUL characters", printed, StringComparison.Ordinal);
 
             // Field by field, every table.
             await using (var source = new DashboardDbContext(Options(DataOptions.Sqlite, $"Data Source={Path.Combine(data, "dashboard.db")}")))
@@ -222,6 +234,13 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
                         // The move's own entry comes last, after everything it counted.
                         Assert.Equal("data.moved", (await moved.AuditEntries.OrderByDescending(e => e.Id).FirstAsync()).Action);
                         t = t.Take(s.Count).ToList();
+                    }
+
+                    if (type.GetTableName() == "RunProbes")
+                    {
+                        // The one change a move makes: NUL became U+FFFD.
+                        Assert.Single(s, r => r.Contains('\0', StringComparison.Ordinal));
+                        s = s.Select(r => r.Replace('\0', '\uFFFD')).ToList();
                     }
 
                     Assert.True(s.SequenceEqual(t), $"{type.GetTableName()}: {s.Count} rows in SQLite, {t.Count} in PostgreSQL, first difference: {s.Zip(t).FirstOrDefault(p => p.First != p.Second)}");
@@ -257,6 +276,7 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
                 var packet = new RunPacket { RunId = a, Interface = "br-after", Timestamp = DateTimeOffset.UtcNow, Protocol = "ICMP", Summary = "after" };
                 db.AddRange(audit, lab, change, host, checkpoint, record, packet);
                 await db.SaveChangesAsync();
+                Assert.True(lab.Id > deletedLab, $"lab {lab.Id} after the move reuses the key of a lab deleted before it ({deletedLab})");
                 Assert.True(audit.Id > maxima.Audit && lab.Id > maxima.Lab && change.Id > maxima.Change && host.Id > maxima.Host && checkpoint.Id > maxima.Checkpoint && record.Id > maxima.Record && packet.Id > maxima.Packet, $"keys after the move: {audit.Id}/{maxima.Audit} {lab.Id}/{maxima.Lab} {change.Id}/{maxima.Change} {host.Id}/{maxima.Host} {checkpoint.Id}/{maxima.Checkpoint} {record.Id}/{maxima.Record} {packet.Id}/{maxima.Packet}");
             }
         }
@@ -276,8 +296,17 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
     public async Task Replicas_OnOneDatabase_AcceptEachOthersSignInCookies_AnotherDatabasesAreRefused()
     {
         using var a = new DashboardFactory(provider: DataOptions.Postgres);
-        await a.CreateUserAsync("bob", role: LabRole.Viewer);
         using var b = new DashboardFactory(new() { ["Data:ConnectionString"] = a.PostgresConnection }, provider: DataOptions.Postgres);
+
+        // Both start at once on an empty key ring: one key is made, under the database's lock (each making its own
+        // would leave each refusing the other's cookies until a ring refresh, up to a day).
+        await Task.WhenAll(Task.Run(() => a.Server), Task.Run(() => b.Server));
+        await using (var s = a.Services.CreateAsyncScope())
+        {
+            Assert.Equal(1, await s.ServiceProvider.GetRequiredService<DashboardDbContext>().DataProtectionKeys.CountAsync());
+        }
+
+        await a.CreateUserAsync("bob", role: LabRole.Viewer);
         using var elsewhere = new DashboardFactory(provider: DataOptions.Postgres);
         await elsewhere.CreateUserAsync("bob", role: LabRole.Viewer);
 
@@ -332,7 +361,7 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
             var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Data:Directory"] = sqlite.DataDirectory }).Build();
             var output = new StringWriter(CultureInfo.InvariantCulture);
             Assert.Equal(1, await DataMoveCommand.RunAsync(["--to", target], configuration, output));
-            Assert.Contains("not empty (it has tables: team_notes)", output.ToString(), StringComparison.Ordinal);
+            Assert.Contains("not empty (it has tables: public.team_notes)", output.ToString(), StringComparison.Ordinal);
             Assert.Contains("Nothing was changed", output.ToString(), StringComparison.Ordinal);
             Assert.DoesNotContain("drop", output.ToString(), StringComparison.OrdinalIgnoreCase);
             await using (var c = new Npgsql.NpgsqlConnection(target))
@@ -344,6 +373,52 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
         }
         finally
         {
+            await PostgresServer.DropDatabaseAsync(target);
+        }
+    }
+
+    /// <summary>
+    /// A move that fails at its very end (here: the step that adds the keys and the audit entry throws) keeps nothing:
+    /// every table of the target is empty afterwards; a SQLite table this version does not know is refused before any row.
+    /// </summary>
+    [SkippableFact]
+    public async Task Move_FailingAtTheEnd_KeepsNothing_UnknownSourceTableRefused()
+    {
+        var target = await PostgresServer.CreateDatabaseAsync("netlab_rollback");
+        try
+        {
+            using var sqlite = new DashboardFactory(provider: DataOptions.Sqlite);
+            await sqlite.CreateUserAsync("carol", role: LabRole.Viewer);
+            await using var sourceDb = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={sqlite.DatabasePath}");
+            await using var targetDb = new Npgsql.NpgsqlConnection(target);
+            DashboardDbContext Source() => new(Options(DataOptions.Sqlite, sourceDb));
+            DashboardDbContext Target() => new(Options(DataOptions.Postgres, targetDb));
+            await using (var t = Target())
+            {
+                await t.Database.MigrateAsync();
+            }
+
+            var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => DatabaseMove.CopyAsync(Source, Target, beforeCommit: (_, _, _) => throw new InvalidOperationException("the last step failed")));
+            Assert.Equal("the last step failed", failure.Message);
+            await using (var t = Target())
+            {
+                foreach (var type in DatabaseMove.CopyOrder(t.Model))
+                {
+                    Assert.True(await RowsAsync(t, type) is { Count: 0 }, $"{type.GetTableName()} should be empty after the failed move");
+                }
+            }
+
+            await using (var s = Source())
+            {
+                await s.Database.ExecuteSqlRawAsync("CREATE TABLE extra_notes (id INTEGER PRIMARY KEY, note TEXT)");
+            }
+
+            var refused = await Assert.ThrowsAsync<DatabaseMoveException>(() => DatabaseMove.CopyAsync(Source, Target));
+            Assert.Contains("tables this version does not know (extra_notes)", refused.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             await PostgresServer.DropDatabaseAsync(target);
         }
     }
@@ -378,6 +453,13 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
         {
             Directory.Delete(data, recursive: true);
         }
+    }
+
+    private static DbContextOptions<DashboardDbContext> Options(string provider, System.Data.Common.DbConnection connection)
+    {
+        var b = new DbContextOptionsBuilder<DashboardDbContext>();
+        ServiceCollectionExtensions.Use(b, provider, connection);
+        return b.Options;
     }
 
     private static DbContextOptions<DashboardDbContext> Options(string provider, string connection)
