@@ -56,6 +56,14 @@ public static class ServiceCollectionExtensions
             : builder.UseSqlite(connection, b => b.MigrationsAssembly(MigrationsAssembly));
     }
 
+    /// <summary>Options for a context of its own (tools, the move, tests): <paramref name="provider"/> over a connection string.</summary>
+    public static DbContextOptions<DashboardDbContext> ContextOptions(string provider, string connectionString) =>
+        (DbContextOptions<DashboardDbContext>)Use(new DbContextOptionsBuilder<DashboardDbContext>(), provider, connectionString).Options;
+
+    /// <summary>Options for contexts over a connection the caller owns (shared by several contexts, one transaction).</summary>
+    public static DbContextOptions<DashboardDbContext> ContextOptions(string provider, System.Data.Common.DbConnection connection) =>
+        (DbContextOptions<DashboardDbContext>)Use(new DbContextOptionsBuilder<DashboardDbContext>(), provider, connection).Options;
+
     /// <summary>Applies pending migrations (SQLite: then turns on WAL), and makes sure a first lab exists.</summary>
     public static async Task MigrateDashboardDatabaseAsync(this IServiceProvider services, CancellationToken ct = default)
     {

@@ -78,8 +78,8 @@ public static class DataMoveCommand
         Console.CancelKeyPress += onCancel;
         await using var sourceDb = new Microsoft.Data.Sqlite.SqliteConnection(sourceConnection);
         await using var targetDb = new NpgsqlConnection(to);
-        DashboardDbContext Source() => new(Options(DataOptions.Sqlite, sourceDb));
-        DashboardDbContext Target() => new(Options(DataOptions.Postgres, targetDb));
+        DashboardDbContext Source() => new(ServiceCollectionExtensions.ContextOptions(DataOptions.Sqlite, sourceDb));
+        DashboardDbContext Target() => new(ServiceCollectionExtensions.ContextOptions(DataOptions.Postgres, targetDb));
         var (written, committed) = (false, false);
         try
         {
@@ -175,14 +175,6 @@ public static class DataMoveCommand
         {
             Console.CancelKeyPress -= onCancel;
         }
-    }
-
-    /// <summary>Contexts over one connection each side: the copy is one transaction on each.</summary>
-    private static DbContextOptions<DashboardDbContext> Options(string provider, System.Data.Common.DbConnection connection)
-    {
-        var b = new DbContextOptionsBuilder<DashboardDbContext>();
-        ServiceCollectionExtensions.Use(b, provider, connection);
-        return b.Options;
     }
 
     private static async Task<int> CopyKeysAsync(DashboardDbContext db, string folder, CancellationToken ct)

@@ -38,7 +38,7 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
     [MemberData(nameof(Providers))]
     public void Model_EveryChangeHasItsMigrationInThatProvidersAssembly(string provider)
     {
-        using var db = new DashboardDbContext(Options(provider, provider == DataOptions.Postgres ? "Host=/nonexistent;Database=netlab_none" : "Data Source=:memory:"));
+        using var db = new DashboardDbContext(ServiceCollectionExtensions.ContextOptions(provider, provider == DataOptions.Postgres ? "Host=/nonexistent;Database=netlab_none" : "Data Source=:memory:"));
         Assert.False(db.Database.HasPendingModelChanges(), $"the model changed without a migration in {(provider == DataOptions.Postgres ? ServiceCollectionExtensions.PostgresMigrationsAssembly : ServiceCollectionExtensions.MigrationsAssembly)} (migrations/*/README.md)");
         Assert.Contains(db.Database.GetMigrations(), m => m.EndsWith(provider == DataOptions.Postgres ? "_AuditAppendOnly" : "_TeamLabs", StringComparison.Ordinal));
     }
@@ -80,7 +80,7 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
         try
         {
             string previous, last;
-            await using (var db = new DashboardDbContext(Options(provider, connection)))
+            await using (var db = new DashboardDbContext(ServiceCollectionExtensions.ContextOptions(provider, connection)))
             {
                 var all = db.Database.GetMigrations().ToList();
                 (previous, last) = (all[^2], all[^1]);
@@ -214,8 +214,8 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
             Assert.Contains("1 text value(s) held NUL characters", printed, StringComparison.Ordinal);
 
             // Field by field, every table.
-            await using (var source = new DashboardDbContext(Options(DataOptions.Sqlite, $"Data Source={Path.Combine(data, "dashboard.db")}")))
-            await using (var moved = new DashboardDbContext(Options(DataOptions.Postgres, target)))
+            await using (var source = new DashboardDbContext(ServiceCollectionExtensions.ContextOptions(DataOptions.Sqlite, $"Data Source={Path.Combine(data, "dashboard.db")}")))
+            await using (var moved = new DashboardDbContext(ServiceCollectionExtensions.ContextOptions(DataOptions.Postgres, target)))
             {
                 foreach (var type in DatabaseMove.CopyOrder(source.Model))
                 {
@@ -391,8 +391,8 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
             await sqlite.CreateUserAsync("carol", role: LabRole.Viewer);
             await using var sourceDb = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={sqlite.DatabasePath}");
             await using var targetDb = new Npgsql.NpgsqlConnection(target);
-            DashboardDbContext Source() => new(Options(DataOptions.Sqlite, sourceDb));
-            DashboardDbContext Target() => new(Options(DataOptions.Postgres, targetDb));
+            DashboardDbContext Source() => new(ServiceCollectionExtensions.ContextOptions(DataOptions.Sqlite, sourceDb));
+            DashboardDbContext Target() => new(ServiceCollectionExtensions.ContextOptions(DataOptions.Postgres, targetDb));
             await using (var t = Target())
             {
                 await t.Database.MigrateAsync();
@@ -453,20 +453,6 @@ public sealed class ProviderTests(Xunit.Abstractions.ITestOutputHelper log)
         {
             Directory.Delete(data, recursive: true);
         }
-    }
-
-    private static DbContextOptions<DashboardDbContext> Options(string provider, System.Data.Common.DbConnection connection)
-    {
-        var b = new DbContextOptionsBuilder<DashboardDbContext>();
-        ServiceCollectionExtensions.Use(b, provider, connection);
-        return b.Options;
-    }
-
-    private static DbContextOptions<DashboardDbContext> Options(string provider, string connection)
-    {
-        var b = new DbContextOptionsBuilder<DashboardDbContext>();
-        ServiceCollectionExtensions.Use(b, provider, connection);
-        return b.Options;
     }
 
     /// <summary>Every row of a table as text, field by field (moments as UTC ticks), ordered by key.</summary>
