@@ -1,5 +1,5 @@
 # Multi-stage image: SDK build, then the ASP.NET runtime with the host tools the collector runs.
-# Not built in this project's CI (no image registry is reachable there); see README "Container image".
+# Built and run in this project's CI from local stand-ins for the two base images (scripts/image.sh; README "Container image").
 FROM mcr.microsoft.com/dotnet/sdk:10.0-bookworm-slim AS build
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./

@@ -23,8 +23,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# ipset: the kernel oracle loads the sets of the Docker 28.0.0 layout in its scratch namespace.
-packages=(docker.io iptables nftables ipset tcpdump iproute2 busybox-static ca-certificates procps util-linux curl)
+# ipset: the kernel oracle loads the sets of the Docker 28.0.0 layout in its scratch namespace; debootstrap: the
+# container image's stand-in base images (scripts/image.sh).
+packages=(docker.io iptables nftables ipset tcpdump iproute2 busybox-static ca-certificates procps util-linux curl debootstrap)
 [ "$want_browser" -eq 1 ] && packages+=(chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do

@@ -28,6 +28,13 @@ if (string.IsNullOrWhiteSpace(builder.Configuration["AllowedHosts"]))
     builder.Configuration["AllowedHosts"] = string.Join(';', new[] { "localhost", "127.0.0.1", "[::1]", Environment.MachineName, Environment.MachineName.ToLowerInvariant() }.Distinct());
 }
 
+// Where it listens: --urls, Urls or ASPNETCORE_URLS (the container image's), else loopback port 5000. (A default in
+// appsettings.json would override ASPNETCORE_URLS, which ranks below it.)
+if (string.IsNullOrWhiteSpace(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
+{
+    builder.WebHost.UseUrls("http://127.0.0.1:5000");
+}
+
 // Serve package and root-wwwroot assets from the build output in every environment (scripts/run.sh uses
 // `dotnet run` in Production); in published output the manifest is absent and this does nothing.
 builder.WebHost.UseStaticWebAssets();
