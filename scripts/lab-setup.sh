@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares this machine as a lab Docker host: packages, a running engine, a local busybox:latest image and the safety
-# routes, a throwaway PostgreSQL server (scripts/postgres.sh); then two more engines as hosts of their own (Docker
+# routes, a throwaway PostgreSQL server (scripts/postgres.sh) and Redis (scripts/redis.sh); then two more engines as hosts of their own (Docker
 # 26.1.5 and 28.5.2 from Debian's archive, each in a network namespace of its own, by scripts/lab-engine.sh), for
 # agents to report from. Idempotent; says what it did.
 # Usage: sudo scripts/lab-setup.sh [--no-browser] [--no-engines]
@@ -24,8 +24,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # ipset: the kernel oracle loads the sets of the Docker 28.0.0 layout in its scratch namespace; debootstrap: the
-# container image's stand-in base images (scripts/image.sh).
-packages=(docker.io iptables nftables ipset tcpdump iproute2 busybox-static ca-certificates procps util-linux curl debootstrap)
+# container image's stand-in base images (scripts/image.sh); docker-compose: checks deploy/compose.yaml.
+packages=(docker.io iptables nftables ipset tcpdump iproute2 busybox-static ca-certificates procps util-linux curl debootstrap docker-compose)
 [ "$want_browser" -eq 1 ] && packages+=(chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
@@ -40,22 +40,27 @@ else
   say "packages already installed: ${packages[*]}"
 fi
 
-# Prometheus for the metrics test: Debian's package unpacked under artifacts/tools (dpkg -x), never installed as a
-# service, so no daemon starts here; the test runs it on loopback with a configuration of its own.
-prom_root="$(cd "$(dirname "$0")/.." && pwd)/artifacts/tools/prometheus"
-if [ -x "$prom_root/usr/bin/prometheus" ]; then
-  say "prometheus present: $("$prom_root/usr/bin/prometheus" --version 2>&1 | head -1)"
-else
+# Tools the tests run but never as services: Debian's packages unpacked under artifacts/tools (dpkg -x), so no daemon
+# starts here. Prometheus: the metrics test runs it on loopback with a configuration of its own; nginx: the check of
+# deploy/nginx (installing the package would start a server on port 80).
+unpack_tool() { # package, its program below the unpacked root, the option that prints its version
+  local pkg=$1 program=$2 version=$3 root debs
+  root="$(cd "$(dirname "$0")/.." && pwd)/artifacts/tools/$pkg"
+  if [ -x "$root/$program" ]; then
+    say "$pkg present: $("$root/$program" "$version" 2>&1 | head -1)"
+    return
+  fi
   debs=$(mktemp -d)
-  trap 'rm -rf "$debs"' EXIT
   id _apt >/dev/null 2>&1 && chown _apt "$debs"
-  apt-cache show prometheus >/dev/null 2>&1 || apt-get update -qq
-  (cd "$debs" && apt-get download -qq prometheus)
-  mkdir -p "$prom_root"
-  dpkg -x "$debs"/prometheus_*.deb "$prom_root"
+  apt-cache show "$pkg" >/dev/null 2>&1 || apt-get update -qq
+  (cd "$debs" && apt-get download -qq "$pkg")
+  mkdir -p "$root"
+  dpkg -x "$debs/${pkg}"_*.deb "$root"
   rm -rf "$debs"
-  say "prometheus unpacked under artifacts/tools: $("$prom_root/usr/bin/prometheus" --version 2>&1 | head -1)"
-fi
+  say "$pkg unpacked under artifacts/tools: $("$root/$program" "$version" 2>&1 | head -1)"
+}
+unpack_tool prometheus usr/bin/prometheus --version
+unpack_tool nginx usr/sbin/nginx -v
 
 # Node.js packages the tests run, from the npm registry (Node.js 20 or later): the independent OpenAPI validator
 # (@readme/openapi-parser) and the SignalR example's client (@microsoft/signalr).
@@ -122,4 +127,6 @@ else
 fi
 # PostgreSQL for the tests on that provider: a throwaway cluster on a Unix socket (scripts/postgres.sh).
 bash "$(dirname "$0")/postgres.sh" start | sed 's/^/[lab-setup] /'
+# Redis for the replica tests (the SignalR backplane and the live feed across replicas): a Unix socket (scripts/redis.sh).
+bash "$(dirname "$0")/redis.sh" start | sed 's/^/[lab-setup] /'
 say "ready: $(iptables -V), $(tcpdump --version 2>&1 | head -1)"

@@ -32,32 +32,15 @@ srv="$dir/server"
 running() { [ -n "$bin" ] && [ -f "$srv/data/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$srv/data" status >/dev/null 2>&1; }
 
 # Only ever removes a real folder (not a symlink) that this script made (it holds the marker).
-remove_dir() {
-  if [ -L "$dir" ]; then
-    echo "postgres.sh: $dir is a symlink: left alone" >&2
-    exit 1
-  fi
-  if [ -d "$dir" ] && [ -f "$marker" ]; then
-    rm -rf --one-file-system "$dir"
-  elif [ -e "$dir" ]; then
-    echo "postgres.sh: $dir was not made by this script (no marker): left alone" >&2
-    exit 1
-  fi
-}
+# shellcheck source=scripts/service-lib.sh
+. "$(dirname "$0")/service-lib.sh"
+remove_dir() { remove_marked_dir "$dir" "$marker" postgres.sh; }
 
 case "${1:-}" in
   start)
     if [ -z "$bin" ]; then
       say "installing Debian's postgresql (server binaries; its own cluster is not started)"
-      export DEBIAN_FRONTEND=noninteractive
-      saved=""
-      if [ -e /usr/sbin/policy-rc.d ]; then saved=$(mktemp); cp -p /usr/sbin/policy-rc.d "$saved"; fi
-      restore() { if [ -n "$saved" ]; then mv -f "$saved" /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi; }
-      trap restore EXIT
-      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-      apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-      restore
-      trap - EXIT
+      install_without_starting postgresql
       find_bin
     fi
     if ! id postgres >/dev/null 2>&1; then

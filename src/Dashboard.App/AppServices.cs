@@ -18,6 +18,23 @@ public static class AppServices
     public static IServiceCollection AddDashboardApp(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton<AuditLog>();
+
+        // The singleton duties' lease: this process's with SQLite, an advisory lock among replicas with PostgreSQL.
+        services.AddOptions<Dashboard.App.Replicas.ReplicaOptions>().Bind(configuration.GetSection(Dashboard.App.Replicas.ReplicaOptions.Section))
+            .Validate(o => o.Retry >= TimeSpan.FromMilliseconds(100) && o.Retry <= TimeSpan.FromSeconds(25), "Replicas:Retry is 00:00:00.1 to 00:00:25 (a takeover waits at most this long)")
+            .Validate(o => o.Check >= TimeSpan.FromSeconds(1) && o.Check <= TimeSpan.FromMinutes(1), "Replicas:Check is 00:00:01 to 00:01:00")
+            .Validate(o => o.Name is null || o.Name.Trim().Length is > 0 and <= 48, "Replicas:Name is 1 to 48 characters")
+            .ValidateOnStart();
+        if ((configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new DataOptions()).ResolveProvider() == DataOptions.Postgres)
+        {
+            services.AddSingleton<Dashboard.App.Replicas.PostgresDutyLease>();
+            services.AddSingleton<Dashboard.App.Replicas.IDutyLease>(sp => sp.GetRequiredService<Dashboard.App.Replicas.PostgresDutyLease>());
+            services.AddHostedService(sp => sp.GetRequiredService<Dashboard.App.Replicas.PostgresDutyLease>());
+        }
+        else
+        {
+            services.AddSingleton<Dashboard.App.Replicas.IDutyLease, Dashboard.App.Replicas.LocalDutyLease>();
+        }
         services.AddSingleton<LabAccess>();
 
         services.AddSingleton<LiveFeed>();

@@ -39,6 +39,14 @@ if (string.IsNullOrWhiteSpace(builder.Configuration[WebHostDefaults.ServerUrlsKe
 // `dotnet run` in Production); in published output the manifest is absent and this does nothing.
 builder.WebHost.UseStaticWebAssets();
 
+// Behind a reverse proxy on this machine (deploy/nginx): the client's address and scheme from X-Forwarded-For/-Proto,
+// believed only from loopback proxies (ASP.NET Core's default known networks), so the audit names the real client.
+var forwarded = builder.Configuration.GetValue("Proxy:Forwarded", false);
+if (forwarded)
+{
+    builder.Services.Configure<ForwardedHeadersOptions>(o => o.ForwardedHeaders = Microsoft.AspNetCore.HttpOverrides.ForwardedHeaders.XForwardedFor | Microsoft.AspNetCore.HttpOverrides.ForwardedHeaders.XForwardedProto);
+}
+
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
 builder.Services.AddMudServices();
 builder.Services.AddProblemDetails();
@@ -46,8 +54,28 @@ builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Ad
 builder.Services.AddSingleton(builder.Configuration.GetSection(ApiOptions.Section).Get<ApiOptions>() ?? new ApiOptions());
 builder.Services.AddSingleton<HubSessionGuard>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<HubSessionGuard>());
-builder.Services.AddSignalR(o => Microsoft.AspNetCore.SignalR.HubOptionsExtensions.AddFilter<HubSessionGuard>(o)).AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()))
+var signalR = builder.Services.AddSignalR(o => Microsoft.AspNetCore.SignalR.HubOptionsExtensions.AddFilter<HubSessionGuard>(o)).AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()))
     .AddHubOptions<AgentHub>(o => o.MaximumReceiveMessageSize = Dashboard.Host.Agents.AgentProtocol.MaxMessageBytes);
+
+// Replicas (Redis:Connection set): the SignalR backplane for every hub, and the live feed relayed across replicas.
+var redisOptions = builder.Configuration.GetSection(Dashboard.Web.Replicas.RedisOptions.Section).Get<Dashboard.Web.Replicas.RedisOptions>() ?? new();
+builder.Services.Configure<Dashboard.Web.Replicas.RedisOptions>(builder.Configuration.GetSection(Dashboard.Web.Replicas.RedisOptions.Section));
+if (!string.IsNullOrWhiteSpace(redisOptions.Connection))
+{
+    if ((builder.Configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new DataOptions()).ResolveProvider() != DataOptions.Postgres)
+    {
+        throw new InvalidOperationException("Redis:Connection is for replicas, which share one PostgreSQL database: set Data:Provider=postgres and Data:ConnectionString too");
+    }
+
+    signalR.AddStackExchangeRedis(o =>
+    {
+        o.Configuration = redisOptions.Client();
+        o.Configuration.ChannelPrefix = StackExchange.Redis.RedisChannel.Literal(redisOptions.ChannelPrefix + ":signalr");
+    });
+    builder.Services.AddSingleton<Dashboard.Web.Replicas.RedisLiveRelay>();
+    builder.Services.AddHostedService(sp => sp.GetRequiredService<Dashboard.Web.Replicas.RedisLiveRelay>());
+}
+
 builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, Dashboard.Web.Components.CircuitCounter>();
 builder.Services.AddHostedService<LabHubForwarder>();
 builder.Services.AddHostedService<AgentWatchNotifier>();
@@ -77,6 +105,11 @@ builder.Services.AddDashboardOpenApi();
 
 
 var app = builder.Build();
+
+if (forwarded)
+{
+    app.UseForwardedHeaders();
+}
 
 app.UseExceptionHandler(new ExceptionHandlerOptions
 {

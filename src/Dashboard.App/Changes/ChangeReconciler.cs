@@ -16,7 +16,7 @@ namespace Dashboard.App.Changes;
 /// is reconciled the same way each time its agent connects (after a restart of either side, or a lost link). Every
 /// finding is audited and shown on the changes page.
 /// </summary>
-public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, ChangeHostApplier applier, Dashboard.App.Hosts.HostDirectory hosts, AuditLog audit, IOptions<ChangeOptions> options, ILogger<ChangeReconciler> logger) : BackgroundService
+public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, ChangeHostApplier applier, Dashboard.App.Hosts.HostDirectory hosts, AuditLog audit, IOptions<ChangeOptions> options, Dashboard.App.Replicas.IDutyLease lease, ILogger<ChangeReconciler> logger) : BackgroundService
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ReconciliationReport> _reports = new(StringComparer.Ordinal);
 
@@ -46,6 +46,8 @@ public sealed class ChangeReconciler(IDbContextFactory<DashboardDbContext> dbs, 
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // A singleton duty: with replicas, only the one holding the lease reconciles and expires.
+        await lease.WaitAsync(stoppingToken).ConfigureAwait(false);
         hosts.Connected += OnAgentConnected;
         try
         {

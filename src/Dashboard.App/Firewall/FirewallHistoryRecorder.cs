@@ -32,6 +32,7 @@ public sealed class FirewallHistoryRecorder(
     AuditLog audit,
     IOptions<FirewallHistoryOptions> options,
     IOptions<Dashboard.Host.DockerHostOptions> hostOptions,
+    Dashboard.App.Replicas.IDutyLease lease,
     ILogger<FirewallHistoryRecorder> logger) : BackgroundService
 {
     /// <summary>Who the audit names for a change nobody known made.</summary>
@@ -78,21 +79,15 @@ public sealed class FirewallHistoryRecorder(
         }
     }
 
-    public override Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>Starts following the feeds: at start-up, or with replicas when this one takes the duties (a fresh baseline, as after a restart).</summary>
+    private void FollowAll()
     {
-        if (!_options.Enabled)
-        {
-            return Task.CompletedTask;
-        }
-
         Follow(local);
         hosts.Added += OnAdded;
         foreach (var h in hosts.Remotes)
         {
             Follow(h.Feed);
         }
-
-        return base.StartAsync(cancellationToken);
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
@@ -246,6 +241,10 @@ public sealed class FirewallHistoryRecorder(
         {
             return;
         }
+
+        // A singleton duty: with replicas, only the one holding the lease records (one row per change, not one per replica).
+        await lease.WaitAsync(stoppingToken).ConfigureAwait(false);
+        FollowAll();
 
         var nextPrune = DateTimeOffset.UtcNow + TimeSpan.FromMinutes(1);
         while (!stoppingToken.IsCancellationRequested)
@@ -554,21 +553,27 @@ public sealed class FirewallHistoryRecorder(
     {
         _lastAlert[host] = now;
         var alert = new OutsideChangeAlert(Guid.NewGuid(), host, outside.Min(d => d.At), now, outside.Count, [.. outside.Take(OutsideChangeAlert.MaxListed)]);
-        var list = _alerts.GetOrAdd(host, _ => []);
+        Keep(alert);
+        (hosts.FeedOf(host) ?? local).FirewallChangedOutside(alert);
+        await audit.WriteAsync(Outside, "firewall.outside", $"host {host}",
+            $"{outside.Count} firewall change(s) on host '{host}' made outside the dashboard (neither Docker's nor the dashboard's), read at {alert.At.ToString("O", CultureInfo.InvariantCulture)}: {Summary(outside)}",
+            host: host).ConfigureAwait(false);
+    }
+
+    /// <summary>An alert the banner of pages opened later shows (<see cref="RecentAlerts"/>): this replica's, or one relayed from the history's holder.</summary>
+    public void Keep(OutsideChangeAlert alert)
+    {
+        ArgumentNullException.ThrowIfNull(alert);
+        var list = _alerts.GetOrAdd(alert.Host, _ => []);
         lock (list)
         {
             list.Add(alert);
-            list.RemoveAll(a => a.DecidedAt < now - _options.AlertShownFor);
+            list.RemoveAll(a => a.DecidedAt < alert.DecidedAt - _options.AlertShownFor);
             if (list.Count > 50)
             {
                 list.RemoveRange(0, list.Count - 50);
             }
         }
-
-        (hosts.FeedOf(host) ?? local).FirewallChangedOutside(alert);
-        await audit.WriteAsync(Outside, "firewall.outside", $"host {host}",
-            $"{outside.Count} firewall change(s) on host '{host}' made outside the dashboard (neither Docker's nor the dashboard's), read at {alert.At.ToString("O", CultureInfo.InvariantCulture)}: {Summary(outside)}",
-            host: host).ConfigureAwait(false);
     }
 
     private static string Summary(List<FirewallChangeDto> changes)

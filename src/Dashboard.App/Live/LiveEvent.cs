@@ -6,7 +6,14 @@ using Dashboard.Host.Collector;
 namespace Dashboard.App.Live;
 
 /// <summary>What the live feed tells its subscribers.</summary>
-public abstract record LiveEvent(string Host);
+public abstract record LiveEvent(string Host)
+{
+    /// <summary>
+    /// Made by another replica and relayed here (replicas with Redis): this replica's pages show it, but it is neither
+    /// relayed again nor sent to hub clients (the replica that made it did, through the backplane).
+    /// </summary>
+    public bool Relayed { get; init; }
+}
 
 public sealed record TopologyChangedEvent(string Host, HostTopology Topology) : LiveEvent(Host);
 

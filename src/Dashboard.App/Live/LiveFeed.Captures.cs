@@ -52,6 +52,9 @@ public partial class LiveFeed
     /// <summary>The run service's progress report.</summary>
     public void RunUpdated(RunProgress progress) => Publish(new RunUpdatedEvent(Host, progress));
 
+    /// <summary>An event another replica made (run progress, a change's move, an outside change), for this replica's pages.</summary>
+    public void PublishRelayed(LiveEvent e) => Publish(e with { Relayed = true });
+
     private static void Prune<T>(ConcurrentDictionary<string, T> views, Func<T, bool> ended, Func<T, DateTimeOffset> started)
     {
         foreach (var (id, _) in views.Where(kv => ended(kv.Value)).OrderByDescending(kv => started(kv.Value)).Skip(KeepEnded).ToList())

@@ -132,14 +132,26 @@ public sealed class RunHistory(IDbContextFactory<DashboardDbContext> dbs, LabAcc
     public async Task<RunProgress?> ProgressAsync(Actor actor, Guid id, CancellationToken ct = default)
     {
         await RequireRunAsync(actor, id, LabRole.Viewer, ct).ConfigureAwait(false);
-        return runs.Progress(id);
+        var p = runs.Progress(id);
+        if (p is not null && (p.Status != RunStatus.Running || runs.RunsHere(id)))
+        {
+            return p;
+        }
+
+        // A run another replica runs (or ran): its relayed progress while the database says it runs; else its step
+        // and state as stored (the fraction only once it ended), which also ends a relayed report that went stale.
+        await using var db = await dbs.CreateDbContextAsync(ct).ConfigureAwait(false);
+        var stored = await db.Runs.Where(r => r.Id == id).Select(r => new { r.LastStep, r.Status, r.LabId }).SingleOrDefaultAsync(ct).ConfigureAwait(false);
+        return stored is null ? p
+            : stored.Status == RunStatus.Running && p is not null ? p
+            : new RunProgress(id, stored.LastStep ?? RunService.QueuedStep, stored.Status == RunStatus.Running ? 0 : 1, stored.Status, stored.LastStep is null ? [] : [stored.LastStep], stored.LabId);
     }
 
     /// <summary>Asks a running run to stop (Operator role); false when it is not running. Audited when asked.</summary>
     public async Task<bool> CancelAsync(Actor actor, Guid id, CancellationToken ct = default)
     {
         var labId = await RequireRunAsync(actor, id, LabRole.Operator, ct).ConfigureAwait(false);
-        if (!runs.Cancel(id))
+        if (!await runs.CancelAsync(id, ct).ConfigureAwait(false))
         {
             return false;
         }

@@ -40,6 +40,7 @@ public sealed class RunService(
     IOptions<Dashboard.Host.DockerHostOptions> hostOptions,
     IOptions<DataOptions> dataOptions,
     IConfiguration configuration,
+    Dashboard.App.Replicas.IDutyLease lease,
     ILogger<RunService> logger) : BackgroundService
 {
     /// <summary>Decoded packets stored per capture; the pcap keeps all of them.</summary>
@@ -63,6 +64,16 @@ public sealed class RunService(
     public string TagOf(Guid runId) => RuleTag.For($"run-{_instance}-{runId:N}");
 
     public RunProgress? Progress(Guid runId) => _progress.GetValueOrDefault(runId);
+
+    /// <summary>Progress of a run another replica runs (relayed with Redis), answered here as that replica reported it.</summary>
+    public void ObserveRelayed(RunProgress progress)
+    {
+        ArgumentNullException.ThrowIfNull(progress);
+        if (!_cancels.ContainsKey(progress.RunId))
+        {
+            _progress[progress.RunId] = progress;
+        }
+    }
 
     /// <summary>Interrupted runs found (and cleaned up after) at start-up.</summary>
     public IReadOnlyList<Guid> Interrupted { get; private set; } = [];
@@ -156,13 +167,30 @@ public sealed class RunService(
             StartedAt = DateTimeOffset.UtcNow,
             Host = host,
             KeepResources = keepResources,
-            LastStep = "queued",
+            LastStep = QueuedStep,
         };
         db.Runs.Add(run);
         db.RunArtifacts.Add(new RunArtifact { RunId = run.Id, Kind = RunArtifactKind.Scenario, Content = experiment.ScenarioJson });
-        await db.SaveChangesAsync(ct);
+        if (lease.HeldSince is null)
+        {
+            // Another replica holds the run queue: the run is recorded as queued, and that replica takes it from the database.
+            await QueueForHolderAsync(db, run, ct);
+            return run.Id;
+        }
+
+        // Known as this process's before it is stored, so the queue's pick-up from the database never takes it a second time.
         _cancels[run.Id] = new CancellationTokenSource();
         _labs[run.Id] = run.LabId;
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch
+        {
+            _cancels.TryRemove(run.Id, out _);
+            throw;
+        }
+
         if (Interlocked.Increment(ref _waiting) > QueueCapacity)
         {
             Interlocked.Decrement(ref _waiting);
@@ -175,7 +203,7 @@ public sealed class RunService(
         }
 
         QueueOf(host).Writer.TryWrite(run.Id);
-        Report(run.Id, "queued", 0, RunStatus.Running, []);
+        Report(run.Id, QueuedStep, 0, RunStatus.Running, []);
         return run.Id;
     }
 
@@ -195,16 +223,101 @@ public sealed class RunService(
         }
     }
 
-    /// <summary>Asks a queued or running run to stop; it records what it collected and cleans up.</summary>
-    public bool Cancel(Guid runId)
+    /// <summary>
+    /// Asks a queued or running run to stop; it records what it collected and cleans up. A run of another replica's
+    /// queue (replicas on PostgreSQL) is asked through the database: that replica sees it within <see cref="PollEvery"/>.
+    /// </summary>
+    public async Task<bool> CancelAsync(Guid runId, CancellationToken ct = default)
     {
-        if (_cancels.TryGetValue(runId, out var cts))
+        var here = _cancels.TryGetValue(runId, out var cts);
+        if (here)
         {
-            cts.Cancel();
-            return true;
+            cts!.Cancel();
         }
 
-        return false;
+        if (!lease.Shared)
+        {
+            return here;
+        }
+
+        // Replicas: asked in the database too, so a run this replica only queued is not started by the next holder.
+
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
+        var now = DateTimeOffset.UtcNow;
+        return await db.Runs.Where(r => r.Id == runId && r.Status == RunStatus.Running && r.CancelRequestedAt == null)
+            .ExecuteUpdateAsync(u => u.SetProperty(r => r.CancelRequestedAt, now), ct) > 0 || here;
+    }
+
+    /// <summary>How often the replica holding the run queue looks for runs queued, or cancelled, through another replica.</summary>
+    public static readonly TimeSpan PollEvery = TimeSpan.FromSeconds(1);
+
+    /// <summary>A run started through a replica without the queue: stored as queued (within the queue's capacity, counted in the database).</summary>
+    private async Task QueueForHolderAsync(DashboardDbContext db, Run run, CancellationToken ct)
+    {
+        var waiting = await db.Runs.CountAsync(r => r.Status == RunStatus.Running && r.LastStep == QueuedStep, ct);
+        if (waiting >= QueueCapacity)
+        {
+            throw new RunQueueFullException(QueueCapacity);
+        }
+
+        await db.SaveChangesAsync(ct);
+    }
+
+    /// <summary>The step a run is at until its host's queue starts it.</summary>
+    public const string QueuedStep = "queued";
+
+    /// <summary>The step of a run its queue has claimed (replicas) and not begun yet.</summary>
+    public const string StartingStep = "starting";
+
+    /// <summary>Whether this process queues or runs the run now.</summary>
+    public bool RunsHere(Guid runId) => _cancels.ContainsKey(runId);
+
+    /// <summary>
+    /// With replicas, the holder of the run queue takes the runs other replicas stored as queued, and cancels those
+    /// another replica was asked to cancel (<see cref="CancelAsync"/>).
+    /// </summary>
+    private async Task PickUpAsync(CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
+        var found = await db.Runs.Where(r => r.Status == RunStatus.Running && (r.LastStep == QueuedStep || r.CancelRequestedAt != null))
+            .Select(r => new { r.Id, r.Host, r.LabId, r.LastStep, Cancel = r.CancelRequestedAt != null }).ToListAsync(ct);
+        foreach (var r in found)
+        {
+            if (_cancels.TryGetValue(r.Id, out var known))
+            {
+                if (r.Cancel && !known.IsCancellationRequested)
+                {
+                    known.Cancel();
+                }
+
+                continue;
+            }
+
+            if (r.LastStep != QueuedStep)
+            {
+                // Begun by a replica that is gone: recovery marks it when this replica takes the duties, never a second start.
+                continue;
+            }
+
+            var cts = new CancellationTokenSource();
+            if (r.Cancel)
+            {
+                cts.Cancel();
+            }
+
+            if (!_cancels.TryAdd(r.Id, cts))
+            {
+                cts.Dispose();
+                continue;
+            }
+
+            _labs[r.Id] = r.LabId;
+            Interlocked.Increment(ref _waiting);
+            QueueOf(r.Host ?? LocalHost).Writer.TryWrite(r.Id);
+            logger.LogInformation("run {Run} queued through another replica taken into the queue of host {Host}", r.Id, r.Host ?? LocalHost);
+        }
     }
 
     private static readonly SemaphoreSlim BuiltInsGate = new(1, 1);
@@ -260,6 +373,8 @@ public sealed class RunService(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // A singleton duty: with replicas, only the one holding the lease recovers and runs the queues.
+        await lease.WaitAsync(stoppingToken);
         await RecoverAsync(stoppingToken);
         hosts.Connected += OnAgentConnected;
         foreach (var connected in hosts.Remotes.Where(h => h.State == Dashboard.App.Hosts.AgentState.Connected))
@@ -271,7 +386,24 @@ public sealed class RunService(
         _started.TrySetResult(stoppingToken);
         try
         {
-            await Task.Delay(Timeout.Infinite, stoppingToken);
+            if (!lease.Shared)
+            {
+                await Task.Delay(Timeout.Infinite, stoppingToken);
+            }
+
+            using var poll = new PeriodicTimer(PollEvery);
+            do
+            {
+                try
+                {
+                    await PickUpAsync(stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    logger.LogWarning("runs queued through other replicas not read: {Error}", ex.Message);
+                }
+            }
+            while (await poll.WaitForNextTickAsync(stoppingToken));
         }
         catch (OperationCanceledException)
         {
@@ -398,7 +530,8 @@ public sealed class RunService(
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
             await EnsureBuiltInsAsync(db, ct);
-            var stale = await db.Runs.Where(r => r.Status == RunStatus.Running).ToListAsync(ct);
+            // With replicas, runs still queued (none of their steps began) are taken up by the queue instead.
+            var stale = await db.Runs.Where(r => r.Status == RunStatus.Running && !(lease.Shared && r.LastStep == QueuedStep)).ToListAsync(ct);
             foreach (var r in stale)
             {
                 r.Status = RunStatus.Interrupted;
@@ -410,6 +543,12 @@ public sealed class RunService(
 
             await db.SaveChangesAsync(ct);
             Interrupted = [.. stale.Select(r => r.Id)];
+            foreach (var r in stale)
+            {
+                _labs[r.Id] = r.LabId;
+                Report(r.Id, r.LastStep ?? QueuedStep, 1, RunStatus.Interrupted, []);
+            }
+
             if (await RunPackets.DecodeLegacyRowsAsync(db, dataOptions.Value.ResolveDirectory(), logger, ct) is > 0 and var redecoded)
             {
                 logger.LogInformation("{Count} captures of earlier runs decoded again from their pcaps (header fields kept from now on)", redecoded);
@@ -444,7 +583,22 @@ public sealed class RunService(
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<DashboardDbContext>();
+        if (lease.Shared && await db.Runs.Where(r => r.Id == runId && r.Status == RunStatus.Running && r.LastStep == QueuedStep)
+                .ExecuteUpdateAsync(u => u.SetProperty(r => r.LastStep, StartingStep), CancellationToken.None) == 0)
+        {
+            // Replicas: the run is claimed in the database before anything is made, so two holders (a lease lost
+            // without knowing it yet) never both start it; one that is not queued any more is not started again.
+            logger.LogWarning("run {Run} not started: it is no longer queued (another replica took it, or it ended)", runId);
+            return;
+        }
+
         var run = await db.Runs.SingleAsync(r => r.Id == runId, CancellationToken.None);
+        if (run.Status != RunStatus.Running)
+        {
+            // Ended meanwhile (another replica's recovery, a cancel before it started): nothing to run.
+            return;
+        }
+
         var scenario = ScenarioDefinition.Parse((await db.RunArtifacts.SingleAsync(a => a.RunId == runId && a.Kind == RunArtifactKind.Scenario, CancellationToken.None)).Content);
         IRunHost host = run.Host is null || run.Host == LocalHost
             ? new LocalRunHost(LocalHost, provisioner, firewall, topologyReader, writer, captures, traces, probe)

@@ -62,6 +62,9 @@ public sealed class Run
     public bool KeepResources { get; set; }
 
     public string? Origin { get; set; }
+
+    /// <summary>When cancelling was asked through a replica that does not run it (replicas on PostgreSQL); the replica running it cancels.</summary>
+    public DateTimeOffset? CancelRequestedAt { get; set; }
 }
 
 /// <summary>A large payload of a run: rulesets and topologies before and after, the scenario, the predicted matrix, traces.</summary>

@@ -28,7 +28,12 @@ public sealed partial class CaptureService(IProcessRunner runner, ITopologySourc
 
     private readonly ConcurrentDictionary<string, CaptureSession> _sessions = new();
     private readonly StartSlots _slots = new(MaxRunningSessions);
-    private readonly string _dataDirectory = CreateDirectory(options.Value.CaptureDirectory);
+    private readonly (string Path, FileStream? Owner) _folder = CreateDirectory(options.Value.CaptureDirectory);
+
+    private string _dataDirectory => _folder.Path;
+
+    /// <summary>The file in a session folder that its dashboard holds locked while it runs (an exclusive flock).</summary>
+    private const string OwnerFile = ".owner";
 
     /// <summary>Running sessions and those ended within the retention, oldest first.</summary>
     public IReadOnlyCollection<CaptureSession> Sessions
@@ -40,35 +45,70 @@ public sealed partial class CaptureService(IProcessRunner runner, ITopologySourc
         }
     }
 
-    private static string CreateDirectory(string? configured)
+    private static (string, FileStream?) CreateDirectory(string? configured)
     {
         if (configured is null)
         {
-            return Directory.CreateTempSubdirectory("netlab-captures-").FullName;
+            return (Directory.CreateTempSubdirectory("netlab-captures-").FullName, null);
         }
 
         // Pcaps hold whole frames: readable by root only. A dashboard that died left its folder behind: nothing in it
-        // is listed any more, so it goes (retention holds across crashes too).
+        // is listed any more, so it goes (retention holds across crashes too). Another dashboard on the same data
+        // folder (a replica) holds its folder's owner file locked while it runs: that folder stays. A folder is made
+        // under a name no clean-up looks at, its owner file locked, and only then renamed to session-*.
         Directory.CreateDirectory(configured);
-        foreach (var old in Directory.EnumerateDirectories(configured, "session-*"))
+        foreach (var old in Directory.EnumerateDirectories(configured, "session-*").Concat(Directory.EnumerateDirectories(configured, ".new-*")))
         {
-            try
-            {
-                Directory.Delete(old, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            RemoveIfOwnerGone(old);
         }
 
-        var d = Directory.CreateDirectory(Path.Combine(configured, "session-" + Guid.NewGuid().ToString("N")[..8]));
+        var making = Directory.CreateDirectory(Path.Combine(configured, ".new-" + Guid.NewGuid().ToString("N")));
         if (!OperatingSystem.IsWindows())
         {
             File.SetUnixFileMode(configured, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            File.SetUnixFileMode(d.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.SetUnixFileMode(making.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
 
-        return d.FullName;
+        // .NET takes FileShare.None as an exclusive flock on Linux: the kernel releases it when this process ends, however.
+        var owner = new FileStream(Path.Combine(making.FullName, OwnerFile), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        var final = Path.Combine(configured, "session-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.Move(making.FullName, final);
+        return (final, owner);
+    }
+
+    /// <summary>Removes a session folder whose dashboard is gone (its owner file is not locked, or absent); one in use stays.</summary>
+    private static void RemoveIfOwnerGone(string folder)
+    {
+        try
+        {
+            using (new FileStream(Path.Combine(folder, OwnerFile), FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+            {
+                // Opened exclusively: its dashboard is gone.
+            }
+        }
+        catch (FileNotFoundException)
+        {
+            // No owner file: a folder of a dashboard from before owner files, or one being made a moment ago by a
+            // dashboard that then died (a living one locks it before the folder has a session-* name).
+            if (Path.GetFileName(folder).StartsWith(".new-", StringComparison.Ordinal) && Directory.GetCreationTimeUtc(folder) > DateTime.UtcNow.AddMinutes(-1))
+            {
+                return;
+            }
+        }
+        catch (IOException)
+        {
+            // Locked: a running dashboard's (or unreadable now). Left alone.
+            return;
+        }
+
+        try
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Removed meanwhile by another dashboard cleaning up too, or not removable now.
+        }
     }
 
     /// <summary>Forgets sessions that ended longer ago than the retention, and deletes their pcaps.</summary>
@@ -243,6 +283,11 @@ public sealed partial class CaptureService(IProcessRunner runner, ITopologySourc
         }
 
         _sessions.Clear();
+        if (_folder.Owner is not null)
+        {
+            await _folder.Owner.DisposeAsync().ConfigureAwait(false);
+        }
+
         try
         {
             Directory.Delete(_dataDirectory, recursive: true);

@@ -28,6 +28,25 @@ public static class DiagnosticsApi
             using var self = System.Diagnostics.Process.GetCurrentProcess();
             return TypedResults.Ok(new DiagnosticsResponse(Dashboard.Web.Components.CircuitCounter.Open, feed.SubscriberCount, GC.GetTotalMemory(false), self.WorkingSet64, GC.CollectionCount(2)));
         }).WithTags("Host").RequireRateLimiting(RateLimits.Expensive);
+
+        // Which replica answered, and which holds the singleton duties (replicas share them on PostgreSQL); site administrators.
+        app.MapGet("/api/replica", async (HttpContext http, Dashboard.App.Replicas.IDutyLease lease, IServiceProvider services, Dashboard.App.Audit.AuditLog audit, CancellationToken ct) =>
+        {
+            var actor = Actor.From(http);
+            if (!actor.IsAdministrator)
+            {
+                var refused = new LabAccessException(Dashboard.App.Access.AccessDenial.Forbidden, "replica details are for site administrators");
+                await audit.WriteAsync(actor, "replica.read-refused", http.Request.Path, refused.Message, succeeded: false, ct: CancellationToken.None);
+                throw refused;
+            }
+
+            var holder = lease.HeldSince is not null ? lease.Replica
+                : services.GetService<Dashboard.App.Replicas.PostgresDutyLease>() is { } pg ? await pg.HolderAsync(ct) : null;
+            return TypedResults.Ok(new ReplicaResponse(lease.Replica, lease.Shared, lease.HeldSince is not null, lease.HeldSince, holder));
+        }).WithTags("Host");
         return app;
     }
 }
+
+/// <summary>This replica (<c>Replicas:Name</c>), whether replicas share the duties, whether it holds them and since when, and which replica does.</summary>
+public sealed record ReplicaResponse(string Replica, bool Shared, bool HoldsDuties, DateTimeOffset? HeldSince, string? Holder);

@@ -6,8 +6,18 @@ using Microsoft.AspNetCore.SignalR;
 namespace Dashboard.Web.Hubs;
 
 /// <summary>Forwards the live feeds (the local host's and every agent host's) to <c>/hubs/lab</c>, to the group of the host each event came from.</summary>
-public sealed class LabHubForwarder(LiveFeed feed, Dashboard.App.Hosts.HostDirectory hosts, IHubContext<LabHub> hub, Dashboard.App.Labs.LabAccess access, ILogger<LabHubForwarder> logger) : IHostedService
+public sealed class LabHubForwarder(
+    LiveFeed feed,
+    Dashboard.App.Hosts.HostDirectory hosts,
+    IHubContext<LabHub> hub,
+    Dashboard.App.Labs.LabAccess access,
+    Dashboard.App.Replicas.IDutyLease lease,
+    Microsoft.Extensions.Options.IOptions<Dashboard.Web.Replicas.RedisOptions> redis,
+    ILogger<LabHubForwarder> logger) : IHostedService
 {
+    /// <summary>With the backplane, a group send reaches the clients of every replica.</summary>
+    private readonly bool _backplane = !string.IsNullOrWhiteSpace(redis.Value.Connection);
+
     private readonly List<IDisposable> _subscriptions = [];
     private readonly HashSet<string> _followed = new(StringComparer.Ordinal);
 
@@ -55,6 +65,18 @@ public sealed class LabHubForwarder(LiveFeed feed, Dashboard.App.Hosts.HostDirec
 
     private void Forward(LiveEvent e)
     {
+        if (e.Relayed)
+        {
+            // Another replica made it and sent it to the hub's clients itself, through the backplane.
+            return;
+        }
+
+        if (_backplane && lease.HeldSince is null && e.Host == feed.Host && e is TopologyChangedEvent or FirewallChangedEvent or CountersChangedEvent or StatusChangedEvent)
+        {
+            // Replicas on one machine each read it; the group hears the holder's reads only, once (its pages here still follow this replica's reads).
+            return;
+        }
+
         var group = hub.Clients.Group(LabHub.GroupFor(e.Host));
         var send = e switch
         {

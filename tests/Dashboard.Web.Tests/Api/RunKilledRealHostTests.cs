@@ -93,9 +93,7 @@ public class RunKilledRealHostTests
                 await Task.Delay(250);
             }
 
-            Assert.Equal("", (await runner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20))).StdOut.Trim());
-            Assert.Equal("", (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20))).StdOut.Trim());
-            Assert.DoesNotContain($"netlab:run-{instance}-", (await runner.RunAsync("iptables-save", [], TimeSpan.FromSeconds(20))).StdOut, StringComparison.Ordinal);
+            Assert.Equal(("", "", false), await RunLeftovers.WhatRemainsAsync(runner, id, instance));
         }
         finally
         {
@@ -110,19 +108,7 @@ public class RunKilledRealHostTests
             // If the test failed before the restart cleaned up: remove what the run made, by its labels and tag only.
             if (id != default)
             {
-                var leftover = (await runner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20))).StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-                if (leftover.Length > 0)
-                {
-                    await runner.RunAsync("docker", ["rm", "-f", .. leftover], TimeSpan.FromSeconds(30));
-                }
-
-                foreach (var n in (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20))).StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-                {
-                    await runner.RunAsync("docker", ["network", "rm", n], TimeSpan.FromSeconds(30));
-                }
-
-                var writer = new Dashboard.Host.Netfilter.IptablesRuleWriter(runner, Microsoft.Extensions.Options.Options.Create(new Dashboard.Host.DockerHostOptions()));
-                await writer.DeleteTaggedWhereAsync(c => c.StartsWith($"netlab:run-{instance}-", StringComparison.Ordinal));
+                await RunLeftovers.RemoveAsync(runner, id, instance);
             }
 
             Directory.Delete(work, recursive: true);

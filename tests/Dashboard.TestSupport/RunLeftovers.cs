@@ -1,0 +1,38 @@
+using Dashboard.Host.Processes;
+
+namespace Dashboard.TestSupport;
+
+/// <summary>What a run made on the system's engine and firewall, found by the run's label and its instance's rule tag.</summary>
+public static class RunLeftovers
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>What remains of a run now: its containers' and networks' ids (empty when none), and whether a rule carries its instance's run tag.</summary>
+    public static async Task<(string Containers, string Networks, bool Rules)> WhatRemainsAsync(ProcessRunner runner, Guid run, string instance)
+    {
+        ArgumentNullException.ThrowIfNull(runner);
+        return (
+            (await runner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=netlab.run={run:N}"], Timeout)).StdOut.Trim(),
+            (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={run:N}"], Timeout)).StdOut.Trim(),
+            (await runner.RunAsync("iptables-save", [], Timeout)).StdOut.Contains($"netlab:run-{instance}-", StringComparison.Ordinal));
+    }
+
+    /// <summary>Removes what a run left (a test that failed before the dashboard cleaned up): its containers, networks and tagged rules, by label and tag only.</summary>
+    public static async Task RemoveAsync(ProcessRunner runner, Guid run, string instance)
+    {
+        ArgumentNullException.ThrowIfNull(runner);
+        var containers = (await runner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=netlab.run={run:N}"], Timeout)).StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (containers.Length > 0)
+        {
+            await runner.RunAsync("docker", ["rm", "-f", .. containers], Timeout);
+        }
+
+        foreach (var n in (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={run:N}"], Timeout)).StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            await runner.RunAsync("docker", ["network", "rm", n], Timeout);
+        }
+
+        var writer = new Dashboard.Host.Netfilter.IptablesRuleWriter(runner, Microsoft.Extensions.Options.Options.Create(new Dashboard.Host.DockerHostOptions()));
+        await writer.DeleteTaggedWhereAsync(c => c.StartsWith($"netlab:run-{instance}-", StringComparison.Ordinal));
+    }
+}
