@@ -57,12 +57,16 @@ builder.Services.AddHostedService(sp => sp.GetRequiredService<HubSessionGuard>()
 var signalR = builder.Services.AddSignalR(o => Microsoft.AspNetCore.SignalR.HubOptionsExtensions.AddFilter<HubSessionGuard>(o)).AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()))
     .AddHubOptions<AgentHub>(o => o.MaximumReceiveMessageSize = Dashboard.Host.Agents.AgentProtocol.MaxMessageBytes);
 
+// The data settings, read once: the provider decides the replicas' check below and where data-protection keys live.
+var dataOptions = builder.Configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new DataOptions();
+var provider = dataOptions.ResolveProvider();
+
 // Replicas (Redis:Connection set): the SignalR backplane for every hub, and the live feed relayed across replicas.
 var redisOptions = builder.Configuration.GetSection(Dashboard.Web.Replicas.RedisOptions.Section).Get<Dashboard.Web.Replicas.RedisOptions>() ?? new();
 builder.Services.Configure<Dashboard.Web.Replicas.RedisOptions>(builder.Configuration.GetSection(Dashboard.Web.Replicas.RedisOptions.Section));
 if (!string.IsNullOrWhiteSpace(redisOptions.Connection))
 {
-    if ((builder.Configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new DataOptions()).ResolveProvider() != DataOptions.Postgres)
+    if (provider != DataOptions.Postgres)
     {
         throw new InvalidOperationException("Redis:Connection is for replicas, which share one PostgreSQL database: set Data:Provider=postgres and Data:ConnectionString too");
     }
@@ -86,9 +90,8 @@ builder.Services.AddSingleton<SharedFirewallRead>();
 builder.Services.AddDashboardData(builder.Configuration);
 // Data-protection keys (cookies, antiforgery) are kept so a restart keeps everyone signed in: with SQLite in the data
 // folder (0700); with PostgreSQL in the database, so every replica accepts the cookies the others issued.
-var dataOptions = builder.Configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new DataOptions();
 var dataProtection = builder.Services.AddDataProtection().SetApplicationName("netlab-dashboard");
-if (dataOptions.ResolveProvider() == DataOptions.Postgres)
+if (provider == DataOptions.Postgres)
 {
     dataProtection.PersistKeysToDbContext<DashboardDbContext>();
 }

@@ -28,7 +28,7 @@ internal static class FailoverBenchmark
         {
             var port = AppProcess.FreePort();
             var name = $"replica-{++n}";
-            var app = AppProcess.Start(port, work, "--Collector:Enabled", "false", "--Host:InstanceId", instance, "--Data:Provider", "postgres", "--Data:ConnectionString", connection, "--Replicas:Name", name);
+            var app = AppProcess.StartReplica(port, work, instance, connection, name, null, "--Collector:Enabled", "false");
             var http = AppProcess.Client(port);
             http.Timeout = TimeSpan.FromSeconds(10);
             return (app, http, name);

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
 using Dashboard.Host.Processes;
@@ -30,7 +28,7 @@ internal static partial class LiveBenchmark
         await using var lab = new LabScope();
         var (net1, net2, bridge1, bridge2, _, c2, c1Ip) = await lab.CreateSeedLabAsync();
         var work = Directory.CreateTempSubdirectory("netlab-bench-").FullName;
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         using var app = StartApp(dll, port, work);
         try
         {
@@ -218,12 +216,5 @@ internal static partial class LiveBenchmark
                 await Task.Delay(500);
             }
         }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 }

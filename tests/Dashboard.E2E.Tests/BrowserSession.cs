@@ -45,10 +45,19 @@ public sealed class BrowserSession : IAsyncDisposable
         return new BrowserSession(playwright, browser, home);
     }
 
-    /// <summary>A page in a browser context of its own (its own cookies), signed in as <paramref name="user"/> (the administrator by default; null: not signed in).</summary>
-    public async Task<IPage> NewPageAsync(Uri baseUri, string? user = DashboardFactory.AdminUser, string password = DashboardFactory.AdminPassword, int width = 1366, int height = 900)
+    /// <summary>
+    /// A page in a browser context of its own (its own cookies, plus <paramref name="cookies"/> for <paramref name="baseUri"/>),
+    /// signed in as <paramref name="user"/> (the administrator by default; null: not signed in).
+    /// </summary>
+    public async Task<IPage> NewPageAsync(Uri baseUri, string? user = DashboardFactory.AdminUser, string password = DashboardFactory.AdminPassword, int width = 1366, int height = 900, IReadOnlyDictionary<string, string>? cookies = null)
     {
+        ArgumentNullException.ThrowIfNull(baseUri);
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = baseUri.ToString(), ViewportSize = new ViewportSize { Width = width, Height = height } });
+        if (cookies is { Count: > 0 })
+        {
+            await context.AddCookiesAsync(cookies.Select(c => new Cookie { Name = c.Key, Value = c.Value, Url = baseUri.ToString() }));
+        }
+
         var page = await context.NewPageAsync();
         if (user is not null)
         {

@@ -1,3 +1,5 @@
+using System.Net.Http.Json;
+using System.Text.Json;
 using Dashboard.Host.Processes;
 
 namespace Dashboard.TestSupport;
@@ -15,6 +17,35 @@ public static class RunLeftovers
             (await runner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=netlab.run={run:N}"], Timeout)).StdOut.Trim(),
             (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={run:N}"], Timeout)).StdOut.Trim(),
             (await runner.RunAsync("iptables-save", [], Timeout)).StdOut.Contains($"netlab:run-{instance}-", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// After the dashboard that ran <paramref name="run"/> died: waits (up to 20 s) until <paramref name="http"/>'s
+    /// dashboard reports the run no longer Running, then (up to 15 s) until its networks are gone (containers go first,
+    /// in the background); returns <c>GET /api/runs/{id}</c> as last read.
+    /// </summary>
+    public static async Task<JsonElement> WhenLeftBehindAsync(HttpClient http, ProcessRunner runner, Guid run)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        ArgumentNullException.ThrowIfNull(runner);
+        JsonElement read = default;
+        for (var i = 0; i < 80; i++)
+        {
+            read = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{run}");
+            if (read.GetProperty("summary").GetProperty("status").GetString() != "Running")
+            {
+                break;
+            }
+
+            await Task.Delay(250);
+        }
+
+        for (var i = 0; i < 60 && (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={run:N}"], Timeout)).StdOut.Trim() != ""; i++)
+        {
+            await Task.Delay(250);
+        }
+
+        return read;
     }
 
     /// <summary>Removes what a run left (a test that failed before the dashboard cleaned up): its containers, networks and tagged rules, by label and tag only.</summary>

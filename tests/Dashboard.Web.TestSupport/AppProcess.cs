@@ -39,10 +39,36 @@ public static class AppProcess
         return p;
     }
 
-    public static int FreePort()
+    /// <summary>
+    /// A replica of a team installation: <see cref="Start"/> on PostgreSQL (<paramref name="connection"/>) with the
+    /// replicas' shared <paramref name="instance"/> id and its own <paramref name="name"/>, the Redis backplane when
+    /// <paramref name="redis"/> is given (its channels under <c>test-INSTANCE</c>), plus <paramref name="settings"/>.
+    /// </summary>
+    public static Process StartReplica(int port, string work, string instance, string connection, string name, string? redis = null, params string[] settings)
     {
-        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        string[] replica = ["--Host:InstanceId", instance, "--Data:Provider", "postgres", "--Data:ConnectionString", connection, "--Replicas:Name", name];
+        string[] backplane = redis is null ? [] : ["--Redis:Connection", redis, "--Redis:ChannelPrefix", "test-" + instance];
+        return Start(port, work, [.. replica, .. backplane, .. settings]);
     }
+
+    /// <summary><c>GET /api/replica</c> of a starting app: retried for up to 60 s while it does not answer yet.</summary>
+    public static async Task<System.Text.Json.JsonElement> ReplicaAsync(HttpClient http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        for (var i = 0; i < 240; i++)
+        {
+            try
+            {
+                return await System.Net.Http.Json.HttpClientJsonExtensions.GetFromJsonAsync<System.Text.Json.JsonElement>(http, "/api/replica");
+            }
+            catch (HttpRequestException)
+            {
+                await Task.Delay(250);
+            }
+        }
+
+        throw new TimeoutException("the replica did not answer /api/replica within 60 s");
+    }
+
+    public static int FreePort() => LoopbackPort.Free();
 }

@@ -15,26 +15,6 @@ namespace Dashboard.Web.Tests.Api;
 [Trait("Category", "RealHost")]
 public sealed class ReplicasRealHostTests(ITestOutputHelper output)
 {
-    private static Process StartReplica(int port, string work, string instance, string connection, string name) =>
-        AppProcess.Start(port, work, "--Collector:Enabled", "false", "--Host:InstanceId", instance, "--Data:Provider", "postgres", "--Data:ConnectionString", connection, "--Replicas:Name", name);
-
-    private static async Task<JsonElement> ReplicaAsync(HttpClient http)
-    {
-        for (var i = 0; i < 240; i++)
-        {
-            try
-            {
-                return await http.GetFromJsonAsync<JsonElement>("/api/replica");
-            }
-            catch (HttpRequestException)
-            {
-                await Task.Delay(250);
-            }
-        }
-
-        throw new Xunit.Sdk.XunitException("the replica did not answer within 60 s");
-    }
-
     [SkippableFact]
     public async Task TwoReplicas_OneHoldsTheDuties_RunsQueuedThroughTheOther_AndAKilledHolderIsReplacedWithin30s()
     {
@@ -53,18 +33,18 @@ public sealed class ReplicasRealHostTests(ITestOutputHelper output)
         Process? appA = null, appB = null;
         try
         {
-            appA = StartReplica(portA, work, instance, connection, "replica-a");
-            var ra = await ReplicaAsync(a);
+            appA = AppProcess.StartReplica(portA, work, instance, connection, "replica-a", null, "--Collector:Enabled", "false");
+            var ra = await AppProcess.ReplicaAsync(a);
             for (var i = 0; i < 40 && !ra.GetProperty("holdsDuties").GetBoolean(); i++)
             {
                 await Task.Delay(250);
-                ra = await ReplicaAsync(a);
+                ra = await AppProcess.ReplicaAsync(a);
             }
 
             Assert.True(ra.GetProperty("holdsDuties").GetBoolean(), ra.ToString());
             Assert.True(ra.GetProperty("shared").GetBoolean());
-            appB = StartReplica(portB, work, instance, connection, "replica-b");
-            var rb = await ReplicaAsync(b);
+            appB = AppProcess.StartReplica(portB, work, instance, connection, "replica-b", null, "--Collector:Enabled", "false");
+            var rb = await AppProcess.ReplicaAsync(b);
             Assert.Equal("replica-b", rb.GetProperty("replica").GetString());
             Assert.False(rb.GetProperty("holdsDuties").GetBoolean(), rb.ToString());
             Assert.Equal("replica-a", rb.GetProperty("holder").GetString());
@@ -97,7 +77,7 @@ public sealed class ReplicasRealHostTests(ITestOutputHelper output)
             appA.Kill(entireProcessTree: true);
             var killedAt = Stopwatch.StartNew();
             await appA.WaitForExitAsync();
-            while (!(rb = await ReplicaAsync(b)).GetProperty("holdsDuties").GetBoolean())
+            while (!(rb = await AppProcess.ReplicaAsync(b)).GetProperty("holdsDuties").GetBoolean())
             {
                 Assert.True(killedAt.Elapsed < TimeSpan.FromSeconds(30), $"replica B did not take the duties within 30 s: {rb}");
                 await Task.Delay(100);
@@ -105,25 +85,9 @@ public sealed class ReplicasRealHostTests(ITestOutputHelper output)
 
             var takeover = killedAt.Elapsed;
             output.WriteLine($"takeover after SIGKILL: {takeover.TotalSeconds:0.0} s (Replicas:Retry 5 s)");
-            JsonElement run = default;
-            for (var i = 0; i < 80; i++)
-            {
-                run = await b.GetFromJsonAsync<JsonElement>($"/api/runs/{id}");
-                if (run.GetProperty("summary").GetProperty("status").GetString() != "Running")
-                {
-                    break;
-                }
-
-                await Task.Delay(250);
-            }
-
+            var run = await RunLeftovers.WhenLeftBehindAsync(b, runner, id);
             Assert.Equal("Interrupted", run.GetProperty("summary").GetProperty("status").GetString());
             Assert.Contains("the dashboard stopped", run.GetProperty("summary").GetProperty("error").GetString(), StringComparison.Ordinal);
-            for (var i = 0; i < 60 && (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20))).StdOut.Trim() != ""; i++)
-            {
-                await Task.Delay(250);
-            }
-
             Assert.Equal(("", "", false), await RunLeftovers.WhatRemainsAsync(runner, id, instance));
 
             // Both takings of the duties are in the audit, in order.

@@ -72,27 +72,10 @@ public class RunKilledRealHostTests
             // Started again on the same data: the run is Interrupted and what it made is gone.
             app = StartApp(port, work, instance);
             await WaitUpAsync(http);
-            JsonElement run = default;
-            for (var i = 0; i < 80; i++)
-            {
-                run = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}");
-                if (run.GetProperty("summary").GetProperty("status").GetString() != "Running")
-                {
-                    break;
-                }
-
-                await Task.Delay(250);
-            }
-
+            var run = await RunLeftovers.WhenLeftBehindAsync(http, runner, id);
             Assert.Equal("Interrupted", run.GetProperty("summary").GetProperty("status").GetString());
             Assert.Contains("the dashboard stopped", run.GetProperty("summary").GetProperty("error").GetString(), StringComparison.Ordinal);
             Assert.Contains("ruleset-before", run.GetProperty("artifacts").EnumerateArray().Select(a => a.GetString()));
-            // The restart removes containers, then networks, in the background: wait for both.
-            for (var i = 0; i < 60 && (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={id:N}"], TimeSpan.FromSeconds(20))).StdOut.Trim() != ""; i++)
-            {
-                await Task.Delay(250);
-            }
-
             Assert.Equal(("", "", false), await RunLeftovers.WhatRemainsAsync(runner, id, instance));
         }
         finally

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json;
 using Dashboard.Host.Processes;
 
@@ -39,7 +38,7 @@ public sealed class ContainerImageRealHostTests
         var id = Guid.NewGuid().ToString("N")[..8];
         var name = $"netlab-imgtest-{id}";
         var volume = $"netlab-imgtest-{id}";
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         var token = "nlt_" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20)).ToLowerInvariant();
         await using var lab = new LabScope();
         try
@@ -122,12 +121,5 @@ public sealed class ContainerImageRealHostTests
     {
         var r = Runner.RunAsync("docker", ["logs", "--tail", "40", container], TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
         return r.StdOut + r.StdErr;
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 }

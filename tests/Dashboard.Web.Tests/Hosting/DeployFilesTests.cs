@@ -15,8 +15,6 @@ public sealed partial class DeployFilesTests
 
     private static string Deploy => Path.Combine(TestPaths.RepoRoot, "deploy");
 
-    private static string NginxBinary => Path.Combine(TestPaths.RepoRoot, "artifacts", "tools", "nginx", "usr", "sbin", "nginx");
-
     [SkippableFact]
     public async Task ComposeFile_IsReadByDockerCompose_WithTheReplicasPostgresRedisAndNginx()
     {
@@ -72,31 +70,17 @@ public sealed partial class DeployFilesTests
     public async Task NginxConfiguration_PassesNginxsOwnCheck()
     {
         RealHost.Require();
-        if (!File.Exists(NginxBinary))
+        if (!File.Exists(NginxProxy.Binary))
         {
             Skip.IfNot(RealHost.Required, "needs nginx: run scripts/lab-setup.sh (it unpacks Debian's package under artifacts/tools)");
-            throw new InvalidOperationException($"LAB_REQUIRE_DOCKER=1 but {NginxBinary} is missing: run scripts/lab-setup.sh");
+            throw new InvalidOperationException($"LAB_REQUIRE_DOCKER=1 but {NginxProxy.Binary} is missing: run scripts/lab-setup.sh");
         }
 
         var dir = Directory.CreateTempSubdirectory("netlab-nginx-");
         try
         {
-            var main = Path.Combine(dir.FullName, "nginx.conf");
-            await File.WriteAllTextAsync(main, $$"""
-                pid {{dir.FullName}}/nginx.pid;
-                error_log {{dir.FullName}}/error.log;
-                events {}
-                http {
-                    access_log off;
-                    client_body_temp_path {{dir.FullName}}/body;
-                    proxy_temp_path {{dir.FullName}}/proxy;
-                    fastcgi_temp_path {{dir.FullName}}/fastcgi;
-                    uwsgi_temp_path {{dir.FullName}}/uwsgi;
-                    scgi_temp_path {{dir.FullName}}/scgi;
-                    include {{Path.Combine(Deploy, "nginx", "netlab.conf")}};
-                }
-                """);
-            var r = await Runner.RunAsync(NginxBinary, ["-t", "-p", dir.FullName, "-c", main, "-e", Path.Combine(dir.FullName, "error.log")], TimeSpan.FromSeconds(30));
+            var main = NginxProxy.WriteMainConfiguration(dir.FullName, NginxProxy.ShippedConfiguration);
+            var r = await Runner.RunAsync(NginxProxy.Binary, ["-t", "-p", dir.FullName, "-c", main, "-e", Path.Combine(dir.FullName, "error.log")], TimeSpan.FromSeconds(30));
             Assert.True(r.Succeeded, r.Message + "\n" + r.StdErr);
             Assert.Contains("test is successful", r.StdErr, StringComparison.Ordinal);
         }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using Dashboard.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -88,7 +87,7 @@ public class WebRootAndDatabaseTests
             Assert.True(publish.ExitCode == 0, publish.Output);
             Assert.True(File.Exists(Path.Combine(outDir, "wwwroot", "css", "app.css")), "wwwroot/css/app.css is in the published output");
 
-            var port = FreePort();
+            var port = LoopbackPort.Free();
             var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = outDir, RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in new[] { Path.Combine(outDir, "Dashboard.Web.dll"), "--urls", $"http://127.0.0.1:{port}", "--Data:Directory", Path.Combine(outDir, "data") })
             {
@@ -132,12 +131,6 @@ public class WebRootAndDatabaseTests
         }
     }
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
 
     private static async Task<(int ExitCode, string Output)> RunAsync(string file, string[] args, TimeSpan timeout)
     {

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -46,7 +45,7 @@ public sealed class PrometheusRealHostTests
         }
 
         var dir = Directory.CreateTempSubdirectory("netlab-prom-");
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         await File.WriteAllTextAsync(Path.Combine(dir.FullName, "token"), token);
         await File.WriteAllTextAsync(Path.Combine(dir.FullName, "prometheus.yml"), $"""
             global:
@@ -130,12 +129,5 @@ public sealed class PrometheusRealHostTests
             await prometheus.WaitForExitAsync();
             dir.Delete(recursive: true);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 }
