@@ -1,6 +1,6 @@
 using Dashboard.Benchmarks;
 
-// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders [parallel [ring KiB]]] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages] | agents [count] | metrics [rules] | firewall-history [rules [changes per minute]] | failover [rounds] | snap folder width height /path...
+// Usage: dotnet run -c Release --project tests/Dashboard.Benchmarks -- readers [rules] | live [pings] | capture [senders [parallel [ring KiB]]] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages [replicas 1|2]] | agents [count] | metrics [rules] | firewall-history [rules [changes per minute]] | failover [rounds] | snap folder width height /path...
 var what = args.Length > 0 ? args[0] : "readers";
 int Arg(int fallback, int at = 1) => args.Length > at ? int.Parse(args[at], System.Globalization.CultureInfo.InvariantCulture) : fallback;
 return what switch
@@ -12,7 +12,7 @@ return what switch
     "history" => await HistoryBenchmark.RunAsync(Arg(100_000)),
     "changes" => await ChangeBenchmark.RunAsync(Arg(20)),
     "explain" => ExplainBenchmark.Run(Arg(40)),
-    "circuits" => await CircuitsBenchmark.RunAsync(Arg(100)),
+    "circuits" => await CircuitsBenchmark.RunAsync(Arg(100), Arg(1, 2)),
     "agents" => await AgentsBenchmark.RunAsync(Arg(50)),
     "metrics" => await MetricsBenchmark.RunAsync(Arg(10_000)),
     "firewall-history" => await FirewallHistoryBenchmark.RunAsync(Arg(2_000), Arg(1_000, 2)),
@@ -23,6 +23,6 @@ return what switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders [parallel [ring KiB]]] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages] | agents [count] | metrics [rules] | firewall-history [rules [changes per minute]] | failover [rounds] | snap folder width height /path...");
+    Console.Error.WriteLine("usage: Dashboard.Benchmarks readers [rules] | live [pings] | capture [senders [parallel [ring KiB]]] | matrix [networks] | history [runs] | changes [count] | explain [depth] | circuits [pages [replicas 1|2]] | agents [count] | metrics [rules] | firewall-history [rules [changes per minute]] | failover [rounds] | snap folder width height /path...");
     return 64;
 }

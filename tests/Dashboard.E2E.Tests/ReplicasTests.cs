@@ -64,14 +64,14 @@ public sealed class ReplicasTests(ITestOutputHelper output)
             }
 
             // nginx places each browser by its netlab_lb cookie: find a value it sends to A and one it sends to B.
-            var aliceCookie = await CookieForAsync(front, "replica-a");
-            var bobCookie = await CookieForAsync(front, "replica-b");
+            var aliceCookie = await NginxProxy.StickyCookieForAsync(front, "replica-a");
+            var bobCookie = await NginxProxy.StickyCookieForAsync(front, "replica-b");
             output.WriteLine($"netlab_lb={aliceCookie} → replica-a, netlab_lb={bobCookie} → replica-b");
 
             var seed = await lab.CreateSeedLabAsync();
             await using var browser = await BrowserSession.StartAsync();
-            alicePage = await browser.NewPageAsync(nginx.BaseUri, "alice", cookies: new Dictionary<string, string> { ["netlab_lb"] = aliceCookie });
-            bobPage = await browser.NewPageAsync(nginx.BaseUri, "bob", cookies: new Dictionary<string, string> { ["netlab_lb"] = bobCookie });
+            alicePage = await browser.NewPageAsync(nginx.BaseUri, "alice", cookies: new Dictionary<string, string> { [NginxProxy.StickyCookie] = aliceCookie });
+            bobPage = await browser.NewPageAsync(nginx.BaseUri, "bob", cookies: new Dictionary<string, string> { [NginxProxy.StickyCookie] = bobCookie });
 
             // Alice (on A) proposes; Bob (on B) approves; B applies it; Alice's page on A follows without a reload.
             var alice = new ChangesPage(alicePage);
@@ -159,24 +159,5 @@ public sealed class ReplicasTests(ITestOutputHelper output)
             await PostgresServer.DropDatabaseAsync(connection);
             Directory.Delete(work, recursive: true);
         }
-    }
-
-    /// <summary>A netlab_lb cookie value that nginx places on <paramref name="replica"/> (asked through nginx itself).</summary>
-    private static async Task<string> CookieForAsync(HttpClient front, string replica)
-    {
-        for (var i = 0; i < 64; i++)
-        {
-            var value = $"test-{i}";
-            using var request = new HttpRequestMessage(HttpMethod.Get, "/api/replica");
-            request.Headers.Add("Cookie", "netlab_lb=" + value);
-            using var response = await front.SendAsync(request);
-            response.EnsureSuccessStatusCode();
-            if ((await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("replica").GetString() == replica)
-            {
-                return value;
-            }
-        }
-
-        throw new InvalidOperationException($"no netlab_lb value among 64 reached {replica}: nginx is not spreading by the cookie");
     }
 }

@@ -143,6 +143,33 @@ public sealed partial class NginxProxy : IDisposable
         throw new InvalidOperationException($"nginx did not listen on 127.0.0.1:{port} within 10 s");
     }
 
+    /// <summary>The stickiness cookie nginx sets (deploy/nginx/netlab.conf).</summary>
+    public const string StickyCookie = "netlab_lb";
+
+    /// <summary>
+    /// A <see cref="StickyCookie"/> value that nginx places on <paramref name="replica"/>: tried through nginx itself
+    /// with <paramref name="front"/> (an administrator's client for <see cref="BaseUri"/>), asking <c>/api/replica</c>.
+    /// </summary>
+    public static async Task<string> StickyCookieForAsync(HttpClient front, string replica)
+    {
+        ArgumentNullException.ThrowIfNull(front);
+        for (var i = 0; i < 64; i++)
+        {
+            var value = $"test-{i}";
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/api/replica");
+            request.Headers.Add("Cookie", $"{StickyCookie}={value}");
+            using var response = await front.SendAsync(request);
+            response.EnsureSuccessStatusCode();
+            using var answer = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            if (answer.RootElement.GetProperty("replica").GetString() == replica)
+            {
+                return value;
+            }
+        }
+
+        throw new InvalidOperationException($"no {StickyCookie} value among 64 reached {replica}: nginx does not place requests by the cookie");
+    }
+
     /// <summary>nginx's error log so far (upstream failures are logged there).</summary>
     public string ErrorLog()
     {
