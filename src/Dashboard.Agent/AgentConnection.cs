@@ -1,7 +1,6 @@
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Text.Json.Serialization;
-using System.Threading.Channels;
 using Dashboard.Core.Firewall;
 using Dashboard.Core.Topology;
 using Dashboard.Host.Agents;
@@ -17,139 +16,30 @@ using Microsoft.Extensions.Options;
 namespace Dashboard.Agent;
 
 /// <summary>
-/// The collector's sink in an agent, and its connection to the dashboard. Keeps the host's latest state (status,
-/// topology, the last ruleset text and every counter that moved since) so that a snapshot can be sent at any time, and
-/// queues deltas in order; connects out with backoff, says hello, sends a snapshot, then the deltas numbered from it.
-/// A queue that overflows, or a dashboard that asks, gets a new snapshot instead of the lost deltas.
+/// The collector's sink in an agent, and its connection to the dashboard. The host's state and its numbered messages
+/// are a <see cref="CollectorStream"/>'s (a snapshot at any time, deltas in order, a new snapshot when the queue
+/// overflows or the dashboard asks); this connects out with backoff, says hello, and lets the stream send on the connection.
 /// </summary>
 public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<AgentConnection> logger, ContainerProbe? probe = null, AgentSteps? steps = null, AgentSessions? sessions = null) : BackgroundService, ICollectorSink
 {
     private readonly AgentOptions _options = options.Value;
-    private readonly object _gate = new();
-    private readonly Channel<Func<long, (string Method, object Message)>> _queue = Channel.CreateUnbounded<Func<long, (string, object)>>(new() { SingleReader = true });
-    private readonly Dictionary<RuleId, RuleCounterChange> _moved = new();
-    private readonly Dictionary<(TableFamily, string, string), PolicyCounterChange> _policiesMoved = new();
-    private CollectorStatus? _status;
-    private HostTopology? _topology;
-    private AgentFirewall? _firewall;
-    private Dictionary<RuleId, int> _index = [];
-    private DateTimeOffset _countersReadAt;
-    private int _queued;
-    private volatile bool _resync = true;
-    private volatile bool _connected;
-    private int _watchers;
+    private readonly CollectorStream _stream = new(options.Value.QueueLimit);
 
     /// <summary>Set by the dashboard (<see cref="AgentProtocol.WatchersChanged"/>): while above zero the collector reads faster.</summary>
-    public int CounterWatchers => Volatile.Read(ref _watchers);
+    public int CounterWatchers => _stream.CounterWatchers;
 
     /// <summary>The host name the dashboard accepted this agent as (null until the first welcome).</summary>
     public string? AcceptedAs { get; private set; }
 
-    public void TopologyChanged(HostTopology topology)
-    {
-        lock (_gate)
-        {
-            _topology = topology;
-            Enqueue(seq => (nameof(AgentHubMethods.Topology), new AgentTopology(seq, topology)));
-        }
-    }
+    public void TopologyChanged(HostTopology topology) => _stream.TopologyChanged(topology);
 
-    public void FirewallChanged(Ruleset ruleset, DateTimeOffset readAt)
-    {
-        // Only the overload with the read's text is of use here: the dashboard parses the text itself.
-    }
+    public void FirewallChanged(Ruleset ruleset, DateTimeOffset readAt) => _stream.FirewallChanged(ruleset, readAt);
 
-    public void FirewallChanged(Ruleset ruleset, FirewallSnapshot snapshot)
-    {
-        var firewall = AgentFirewall.From(ruleset, snapshot);
-        lock (_gate)
-        {
-            _firewall = firewall;
-            _index = AgentCounters.IndexOf(ruleset);
-            _moved.Clear();
-            _policiesMoved.Clear();
-            Enqueue(seq => (nameof(AgentHubMethods.Firewall), new AgentFirewallChange(seq, firewall)));
-        }
-    }
+    public void FirewallChanged(Ruleset ruleset, FirewallSnapshot snapshot) => _stream.FirewallChanged(ruleset, snapshot);
 
-    public void CountersChanged(CountersUpdate update)
-    {
-        lock (_gate)
-        {
-            foreach (var r in update.Rules)
-            {
-                _moved[r.Id] = r;
-            }
+    public void CountersChanged(CountersUpdate update) => _stream.CountersChanged(update);
 
-            foreach (var p in update.Policies)
-            {
-                _policiesMoved[(p.Family, p.Table, p.Chain)] = p;
-            }
-
-            _countersReadAt = update.ReadAt;
-            var index = _index;
-            if (update.Rules.Any(r => !index.ContainsKey(r.Id)))
-            {
-                // A rule the last text did not hold (a read raced a change): a snapshot carries both.
-                _resync = true;
-                Enqueue(_ => ("", "")); // wakes the sender
-                return;
-            }
-
-            Enqueue(seq => (nameof(AgentHubMethods.Counters), AgentCounters.Of(seq, update.ReadAt, index, update.Rules, update.Policies)!));
-        }
-    }
-
-    public void StatusChanged(CollectorStatus status)
-    {
-        lock (_gate)
-        {
-            _status = status;
-            Enqueue(seq => (nameof(AgentHubMethods.Status), new AgentStatus(seq, status)));
-        }
-    }
-
-    /// <summary>Queues a delta; called under the state lock, so a snapshot taken under it holds exactly the deltas drained before it.</summary>
-    private void Enqueue(Func<long, (string, object)> message)
-    {
-        if (!_connected)
-        {
-            // Nobody to send to: the snapshot sent on the next connection holds the latest state.
-            _resync = true;
-            return;
-        }
-
-        if (Interlocked.Increment(ref _queued) > _options.QueueLimit)
-        {
-            // Nobody takes them (no connection, or a slow one): a snapshot at the next send says it all.
-            Interlocked.Decrement(ref _queued);
-            _resync = true;
-            return;
-        }
-
-        _queue.Writer.TryWrite(message);
-    }
-
-    /// <summary>
-    /// Everything known now, numbered <paramref name="sequence"/>, with the counters that moved since the ruleset text;
-    /// the deltas queued until now are dropped in the same lock (the snapshot holds them).
-    /// </summary>
-    private (AgentSnapshot Snapshot, AgentCounters? Counters) TakeSnapshot(long sequence)
-    {
-        lock (_gate)
-        {
-            while (_queue.Reader.TryRead(out _))
-            {
-                Interlocked.Decrement(ref _queued);
-            }
-
-            var status = _status ?? CollectorStatus.Starting("agent", 0);
-            var counters = _moved.Count + _policiesMoved.Count > 0
-                ? AgentCounters.Of(sequence + 1, _countersReadAt, _index, [.. _moved.Values.Where(r => _index.ContainsKey(r.Id))], [.. _policiesMoved.Values])
-                : null;
-            return (new AgentSnapshot(sequence, status, _topology, _firewall), counters);
-        }
-    }
+    public void StatusChanged(CollectorStatus status) => _stream.StatusChanged(status);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -175,13 +65,9 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
                 connection.On<string>(AgentProtocol.SnapshotRequested, why =>
                 {
                     logger.LogInformation("the dashboard asks for a snapshot: {Why}", why);
-                    _resync = true;
-                    lock (_gate)
-                    {
-                        Enqueue(_ => ("", "")); // wakes the sender
-                    }
+                    _stream.RequestSnapshot();
                 });
-                connection.On<int>(AgentProtocol.WatchersChanged, n => Volatile.Write(ref _watchers, Math.Max(0, n)));
+                connection.On<int>(AgentProtocol.WatchersChanged, n => _stream.CounterWatchers = n);
                 connection.On<AgentProbeRequest, AgentProbeReply>(AgentProtocol.Probe, ProbeAsync);
                 connection.On<AgentStep, AgentStepReply>(AgentProtocol.Step, c => steps is null ? Task.FromResult(new AgentStepReply(Refused: "this agent carries out no runs or changes")) : steps.HandleAsync(c));
                 connection.On<AgentSessionCommand, AgentSessionReply>(AgentProtocol.Session, c => sessions is null ? Task.FromResult(new AgentSessionReply(Refused: "this agent runs no captures or traces")) : sessions.HandleAsync(c));
@@ -192,11 +78,10 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
                 {
                     AcceptedAs = welcome.Host;
                     connected = true;
-                    _connected = true;
                     backoff = _options.MinBackoff;
                     logger.LogInformation("connected to {Server} as host {Host} (dashboard {Version})", _options.Server, welcome.Host, welcome.DashboardVersion);
                     sessions?.Connected((method, message) => connection.SendAsync(method, message, stoppingToken));
-                    await SendAsync(connection, closed.Task, stoppingToken).ConfigureAwait(false);
+                    await _stream.SendAsync((method, message, wait, ct) => wait ? connection.InvokeAsync(method, message, ct) : connection.SendAsync(method, message, ct), closed.Task, stoppingToken).ConfigureAwait(false);
                 }
                 else
                 {
@@ -214,9 +99,6 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
                 logger.LogWarning("connection to {Server} failed or ended: {Error}", _options.Server, ex.Message);
             }
 
-            _connected = false;
-            Volatile.Write(ref _watchers, 0);
-            _resync = true;
             if (sessions is not null)
             {
                 // Captures and traces people started from the dashboard: nobody can see or stop them now.
@@ -252,13 +134,7 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
             return new AgentProbeReply(0, 0, "", "this agent runs no probes");
         }
 
-        HostTopology? topology;
-        lock (_gate)
-        {
-            topology = _topology;
-        }
-
-        var container = topology?.Containers.FirstOrDefault(c => c.Name == request.Container);
+        var container = _stream.Topology?.Containers.FirstOrDefault(c => c.Name == request.Container);
         if (container is null)
         {
             return new AgentProbeReply(0, 0, "", $"no container named '{Cut(request.Container)}' on this host");
@@ -287,47 +163,6 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
     }
 
     private static string Cut(string? s) => AgentMessageCheck.Cut(s);
-
-    /// <summary>Sends a snapshot, then every queued delta in order, until the connection closes.</summary>
-    private async Task SendAsync(HubConnection connection, Task<Exception?> closed, CancellationToken ct)
-    {
-        long sequence = 0;
-        _resync = true;
-        while (!ct.IsCancellationRequested && !closed.IsCompleted)
-        {
-            if (_resync)
-            {
-                _resync = false;
-                var (snapshot, counters) = TakeSnapshot(sequence);
-                await connection.InvokeAsync(nameof(AgentHubMethods.Snapshot), snapshot, ct).ConfigureAwait(false);
-                sequence++;
-                if (counters is not null)
-                {
-                    await connection.SendAsync(nameof(AgentHubMethods.Counters), counters, ct).ConfigureAwait(false);
-                    sequence++;
-                }
-            }
-
-            var read = _queue.Reader.WaitToReadAsync(ct).AsTask();
-            if (await Task.WhenAny(read, closed).ConfigureAwait(false) == closed)
-            {
-                return;
-            }
-
-            while (!_resync && _queue.Reader.TryRead(out var make))
-            {
-                Interlocked.Decrement(ref _queued);
-                var (method, message) = make(sequence);
-                if (method.Length == 0)
-                {
-                    continue; // a wake-up for a requested snapshot
-                }
-
-                await connection.SendAsync(method, message, ct).ConfigureAwait(false);
-                sequence++;
-            }
-        }
-    }
 
     private HubConnection Build(string token)
     {
@@ -372,15 +207,4 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
             }
         },
     };
-
-    /// <summary>The hub's method names (the dashboard's <c>AgentHub</c>), kept in one place.</summary>
-    private static class AgentHubMethods
-    {
-        public const string Hello = nameof(Hello);
-        public const string Snapshot = nameof(Snapshot);
-        public const string Topology = nameof(Topology);
-        public const string Firewall = nameof(Firewall);
-        public const string Counters = nameof(Counters);
-        public const string Status = nameof(Status);
-    }
 }

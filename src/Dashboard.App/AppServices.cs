@@ -30,6 +30,7 @@ public static class AppServices
             services.AddSingleton<Dashboard.App.Replicas.PostgresDutyLease>();
             services.AddSingleton<Dashboard.App.Replicas.IDutyLease>(sp => sp.GetRequiredService<Dashboard.App.Replicas.PostgresDutyLease>());
             services.AddHostedService(sp => sp.GetRequiredService<Dashboard.App.Replicas.PostgresDutyLease>());
+            services.AddHostedService<Dashboard.App.Replicas.TraceLeftoverSweep>();
         }
         else
         {

@@ -76,6 +76,7 @@ if (!string.IsNullOrWhiteSpace(redisOptions.Connection))
         o.Configuration = redisOptions.Client();
         o.Configuration.ChannelPrefix = StackExchange.Redis.RedisChannel.Literal(redisOptions.ChannelPrefix + ":signalr");
     });
+    builder.Services.AddSingleton<Dashboard.Web.Replicas.RedisConnection>();
     builder.Services.AddSingleton<Dashboard.Web.Replicas.RedisLiveRelay>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<Dashboard.Web.Replicas.RedisLiveRelay>());
 }
@@ -86,6 +87,16 @@ builder.Services.AddHostedService<AgentWatchNotifier>();
 builder.Services.AddSingleton<Dashboard.App.Hosts.IAgentCommands, AgentCommands>();
 builder.Services.AddDashboardHost(builder.Configuration);
 builder.Services.AddDashboardApp(builder.Configuration);
+if (!string.IsNullOrWhiteSpace(redisOptions.Connection))
+{
+    // The embedded collector is a duty too: its holder reads the host and relays the reads; the others apply them.
+    // Registered after the app's services: this sink (the live feed plus the relay) replaces the plain live feed.
+    builder.Services.AddSingleton<Dashboard.Web.Replicas.RedisCollectorRelay>();
+    builder.Services.AddSingleton<Dashboard.Host.Collector.ICollectorSink>(sp => sp.GetRequiredService<Dashboard.Web.Replicas.RedisCollectorRelay>());
+    builder.Services.AddSingleton<Dashboard.Host.Collector.ICollectorDuty>(sp => sp.GetRequiredService<Dashboard.Web.Replicas.RedisCollectorRelay>());
+    builder.Services.AddHostedService(sp => sp.GetRequiredService<Dashboard.Web.Replicas.RedisCollectorRelay>());
+}
+
 builder.Services.AddSingleton<SharedFirewallRead>();
 builder.Services.AddDashboardData(builder.Configuration);
 // Data-protection keys (cookies, antiforgery) are kept so a restart keeps everyone signed in: with SQLite in the data

@@ -8,11 +8,11 @@ namespace Dashboard.Host.Tests;
 /// <summary>The host adapters as the app wires them, against the local engine.</summary>
 internal static class HostServices
 {
-    public static ServiceProvider Build()
+    public static ServiceProvider Build(Dictionary<string, string?>? settings = null)
     {
         var services = new ServiceCollection();
         services.AddLogging();
-        services.AddDashboardHost(new ConfigurationBuilder().Build());
+        services.AddDashboardHost(new ConfigurationBuilder().AddInMemoryCollection(settings ?? []).Build());
         return services.BuildServiceProvider();
     }
 

@@ -9,14 +9,14 @@ public static class RunLeftovers
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    /// <summary>What remains of a run now: its containers' and networks' ids (empty when none), and whether a rule carries its instance's run tag.</summary>
+    /// <summary>What remains of a run now: its containers' and networks' ids (empty when none), and whether a rule carries its instance's run or trace tag (a run traces its first probe).</summary>
     public static async Task<(string Containers, string Networks, bool Rules)> WhatRemainsAsync(ProcessRunner runner, Guid run, string instance)
     {
         ArgumentNullException.ThrowIfNull(runner);
         return (
             (await runner.RunAsync("docker", ["ps", "-aq", "--filter", $"label=netlab.run={run:N}"], Timeout)).StdOut.Trim(),
             (await runner.RunAsync("docker", ["network", "ls", "-q", "--filter", $"label=netlab.run={run:N}"], Timeout)).StdOut.Trim(),
-            (await runner.RunAsync("iptables-save", [], Timeout)).StdOut.Contains($"netlab:run-{instance}-", StringComparison.Ordinal));
+            (await runner.RunAsync("iptables-save", [], Timeout)).StdOut is var rules && (rules.Contains($"netlab:run-{instance}-", StringComparison.Ordinal) || rules.Contains($"netlab:trace-{instance}-", StringComparison.Ordinal)));
     }
 
     /// <summary>
@@ -48,7 +48,7 @@ public static class RunLeftovers
         return read;
     }
 
-    /// <summary>Removes what a run left (a test that failed before the dashboard cleaned up): its containers, networks and tagged rules, by label and tag only.</summary>
+    /// <summary>Removes what a run left (a test that failed before the dashboard cleaned up): its containers, networks and its instance's run and trace rules, by label and tag only.</summary>
     public static async Task RemoveAsync(ProcessRunner runner, Guid run, string instance)
     {
         ArgumentNullException.ThrowIfNull(runner);
@@ -64,6 +64,6 @@ public static class RunLeftovers
         }
 
         var writer = new Dashboard.Host.Netfilter.IptablesRuleWriter(runner, Microsoft.Extensions.Options.Options.Create(new Dashboard.Host.DockerHostOptions()));
-        await writer.DeleteTaggedWhereAsync(c => c.StartsWith($"netlab:run-{instance}-", StringComparison.Ordinal));
+        await writer.DeleteTaggedWhereAsync(c => c.StartsWith($"netlab:run-{instance}-", StringComparison.Ordinal) || c.StartsWith($"netlab:trace-{instance}-", StringComparison.Ordinal));
     }
 }

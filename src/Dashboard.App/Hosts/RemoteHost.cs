@@ -29,7 +29,7 @@ public enum AgentState
 /// recorded under <see cref="Name"/>, the host its token was issued for. Thread-safe: the hub calls it per connection,
 /// pages read it.
 /// </summary>
-public sealed class RemoteHost(string name)
+public sealed class RemoteHost(string name, LiveFeed? feed = null)
 {
     private readonly object _gate = new();
     private long _expected = -1; // next sequence number, -1 while a snapshot is awaited
@@ -40,7 +40,8 @@ public sealed class RemoteHost(string name)
 
     public string Name { get; } = name;
 
-    public LiveFeed Feed { get; } = new(name);
+    /// <summary>The host's live feed: its own, or one given (a replica applies the duty holder's reads of their shared host to its local feed).</summary>
+    public LiveFeed Feed { get; } = feed ?? new(name);
 
     public AgentState State { get; private set; } = AgentState.NeverConnected;
 

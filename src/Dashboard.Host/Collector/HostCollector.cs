@@ -25,7 +25,8 @@ public sealed class HostCollector(
     IOptions<CollectorOptions> options,
     IOptions<DockerHostOptions> hostOptions,
     ILogger<HostCollector> logger,
-    CollectorReadObserver? readObserver = null) : BackgroundService
+    CollectorReadObserver? readObserver = null,
+    ICollectorDuty? duty = null) : BackgroundService
 {
     private readonly CollectorOptions _options = options.Value;
     private readonly string _host = hostOptions.Value.Name;
@@ -54,6 +55,12 @@ public sealed class HostCollector(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (duty is not null)
+        {
+            // Another replica reads the host meanwhile and its reads reach this one's sink: say nothing until this one reads.
+            await duty.WaitAsync(stoppingToken).ConfigureAwait(false);
+        }
+
         sink.StatusChanged(Status);
         await Task.WhenAll(
             Task.Run(() => TopologyLoopAsync(stoppingToken), stoppingToken),

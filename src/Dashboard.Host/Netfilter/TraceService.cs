@@ -152,6 +152,9 @@ public sealed class TraceSession : ITraceSession
 
     internal Process? Process { get; set; }
 
+    /// <summary>The trace's claim file, held locked while it runs (another replica's clean-up leaves its rules alone).</summary>
+    internal FileStream? Claim { get; set; }
+
     internal Task Reader { get; set; } = Task.CompletedTask;
 
     internal CancellationTokenSource Stop { get; } = new();
@@ -187,6 +190,14 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
     public static readonly TimeSpan DefaultDuration = TimeSpan.FromMinutes(5);
 
     private readonly DockerHostOptions _options = options.Value;
+
+    /// <summary>
+    /// Where running traces are claimed, beside the captures in the data folder replicas share: a file per trace, named
+    /// by its tag, held with an exclusive lock (FileShare.None is a flock on Linux, released by the kernel when the
+    /// process ends, however). Replicas share the instance id, so a trace's rules are another replica's leftovers only
+    /// when nobody holds its claim. Null (no data folder configured): every unlisted rule of this instance is a leftover.
+    /// </summary>
+    private readonly string? _claims = options.Value.CaptureDirectory is { } captures ? Path.Combine(captures, "trace-claims") : null;
     private readonly ConcurrentDictionary<string, TraceSession> _sessions = new();
     private readonly StartSlots _slots = new(MaxRunning);
 
@@ -264,6 +275,7 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
     private async Task<TraceSession> StartReservedAsync(TraceRequest request, IDisposable slot, CancellationToken ct)
     {
         var session = new TraceSession(Guid.NewGuid().ToString("N")[..10], request, InstanceTagPrefix);
+        session.Claim = Claim(session.Tag);
 
         // The monitor first, so the first traced packet is not missed.
         var psi = new ProcessStartInfo(_options.XtablesMonitor) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -351,6 +363,13 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
         await session.Reader.ConfigureAwait(false);
         session.Process?.Dispose();
+        if (session.Claim is { } claim)
+        {
+            // Ended: rules that could not be removed are leftovers now, for the next clean-up.
+            claim.Dispose();
+            TryDelete(claim.Name);
+        }
+
         session.IsCleanedUp = true;
         TraceChanged?.Invoke(session);
     }
@@ -415,11 +434,15 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
         }
     }
 
-    /// <summary>Removes TRACE rules a previous run of this instance left behind (only rules tagged <c>netlab:trace-&lt;instance&gt;-</c>; another dashboard's traces on the same host are left alone).</summary>
+    /// <summary>
+    /// Removes TRACE rules a previous run of this instance left behind (only rules tagged <c>netlab:trace-&lt;instance&gt;-</c>;
+    /// another dashboard's traces on the same host are left alone, and so are those a live replica of this one claims).
+    /// Run at start-up, and by the replica holding the duties every so often (a replica killed mid-trace leaves its rules).
+    /// </summary>
     public async Task<IReadOnlyList<RuleCommandResult>> RemoveLeftoversAsync(CancellationToken ct = default)
     {
         var running = _sessions.Values.Where(s => s.IsRunning).Select(s => s.Tag).ToHashSet();
-        var removed = await writer.DeleteTaggedWhereAsync(c => c.StartsWith(InstanceTagPrefix, StringComparison.Ordinal) && !running.Contains(c), ct).ConfigureAwait(false);
+        var removed = await writer.DeleteTaggedWhereAsync(c => c.StartsWith(InstanceTagPrefix, StringComparison.Ordinal) && !running.Contains(c) && !ClaimedElsewhere(c), ct).ConfigureAwait(false);
         foreach (var r in removed)
         {
             logger.LogWarning("leftover TRACE rule removed: {Command} ({Result})", r.CommandLine, r.Message);
@@ -452,6 +475,63 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
     /// <summary>For containers disposed synchronously: the same clean-up, waited for.</summary>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    private FileStream? Claim(string tag)
+    {
+        if (_claims is null)
+        {
+            return null;
+        }
+
+        Directory.CreateDirectory(_claims);
+        return new FileStream(ClaimPath(tag), FileMode.Create, FileAccess.ReadWrite, FileShare.None);
+    }
+
+    private string ClaimPath(string tag) => Path.Combine(_claims!, tag[RuleTag.Prefix.Length..]);
+
+    /// <summary>Whether a live process (another replica) holds the claim of the trace tagged <paramref name="tag"/>; a claim nobody holds is deleted.</summary>
+    private bool ClaimedElsewhere(string tag)
+    {
+        if (_claims is null || tag.Length <= RuleTag.Prefix.Length || tag.IndexOfAny(['/', '\0']) >= 0)
+        {
+            return false;
+        }
+
+        var path = ClaimPath(tag);
+        try
+        {
+            using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+            {
+                // Opened exclusively: whoever claimed it is gone.
+            }
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return false;
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+
+        TryDelete(path);
+        return false;
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+    }
 
     private static string CheckInstance(string id) =>
         id is { Length: >= 1 and <= 16 } && id.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c))

@@ -73,7 +73,8 @@ public sealed class LabHubForwarder(
 
         if (_backplane && lease.HeldSince is null && e.Host == feed.Host && e is TopologyChangedEvent or FirewallChangedEvent or CountersChangedEvent or StatusChangedEvent)
         {
-            // Replicas on one machine each read it; the group hears the holder's reads only, once (its pages here still follow this replica's reads).
+            // The duty holder reads the host and sends its reads to the group through the backplane; here they arrive
+            // relayed (RedisCollectorRelay) for this replica's pages only.
             return;
         }
 

@@ -38,6 +38,60 @@ public sealed class RedisOptions
 }
 
 /// <summary>
+/// The replica's one connection to Redis (made at first use; it reconnects by itself) and its channels, named under
+/// <see cref="RedisOptions.ChannelPrefix"/>.
+/// </summary>
+public sealed class RedisConnection(Microsoft.Extensions.Options.IOptions<RedisOptions> options, ILogger<RedisConnection> logger) : IAsyncDisposable
+{
+    private readonly Lazy<Task<ConnectionMultiplexer>> _connect = new(() => ConnectionMultiplexer.ConnectAsync(options.Value.Client()));
+
+    public Task<ConnectionMultiplexer> GetAsync() => _connect.Value;
+
+    public RedisChannel Channel(string name) => RedisChannel.Literal(options.Value.ChannelPrefix + ":" + name);
+
+    /// <summary>
+    /// Subscribes to <paramref name="channel"/> once Redis answers (it may start after the dashboard), retrying every 2 s;
+    /// <paramref name="handler"/> gets the messages one at a time, in the order they were published. The client
+    /// subscribes again by itself after a reconnection. False when <paramref name="ct"/> ended first.
+    /// </summary>
+    public async Task<bool> SubscribeAsync(RedisChannel channel, Action<RedisValue> handler, CancellationToken ct)
+    {
+        var redis = await GetAsync().ConfigureAwait(false);
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var queue = await redis.GetSubscriber().SubscribeAsync(channel).ConfigureAwait(false);
+                queue.OnMessage(m => handler(m.Message));
+                return true;
+            }
+            catch (RedisException ex)
+            {
+                logger.LogWarning("other replicas' messages on {Channel} are not heard yet (Redis: {Error}); trying again", channel, ex.Message);
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return false;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_connect.IsValueCreated)
+        {
+            await (await _connect.Value.ConfigureAwait(false)).DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}
+
+/// <summary>
 /// The live feed across replicas. What only one replica makes (run progress: the run queue's holder; a change
 /// request's moves: the replica that moved it; an outside firewall change: the firewall history's holder) is
 /// published on a Redis channel and shown by the other replicas' pages as if made there (<see cref="LiveEvent.Relayed"/>:
@@ -45,13 +99,13 @@ public sealed class RedisOptions
 /// replica hears only the others' messages. A message that cannot be read is logged and dropped.
 /// </summary>
 public sealed class RedisLiveRelay(
-    Microsoft.Extensions.Options.IOptions<RedisOptions> options,
+    RedisConnection connection,
     LiveFeed local,
     Dashboard.App.Hosts.HostDirectory hosts,
     Dashboard.App.Runs.RunService runs,
     Dashboard.App.Firewall.FirewallHistoryRecorder history,
     Dashboard.App.Replicas.IDutyLease lease,
-    ILogger<RedisLiveRelay> logger) : IHostedService, IAsyncDisposable
+    ILogger<RedisLiveRelay> logger) : IHostedService, IDisposable
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private ConnectionMultiplexer? _redis;
@@ -68,35 +122,10 @@ public sealed class RedisLiveRelay(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        _channel = RedisChannel.Literal(options.Value.ChannelPrefix + ":live");
-        _redis = await ConnectionMultiplexer.ConnectAsync(options.Value.Client()).ConfigureAwait(false);
+        _channel = connection.Channel("live");
+        _redis = await connection.GetAsync().ConfigureAwait(false);
         _subscription = local.Subscribe([LiveTopic.Runs(), LiveTopic.Changes(), LiveTopic.OutsideChanges], Send, relay: true);
-        _ = SubscribeAsync(_stopping.Token);
-    }
-
-    /// <summary>Subscribes once Redis answers (it may start after the dashboard); the client subscribes again by itself after a reconnection.</summary>
-    private async Task SubscribeAsync(CancellationToken ct)
-    {
-        while (!ct.IsCancellationRequested)
-        {
-            try
-            {
-                await _redis!.GetSubscriber().SubscribeAsync(_channel, (_, message) => Receive(message)).ConfigureAwait(false);
-                return;
-            }
-            catch (RedisException ex)
-            {
-                logger.LogWarning("the live feed of other replicas is not heard yet (Redis: {Error}); trying again", ex.Message);
-                try
-                {
-                    await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
-        }
+        _ = connection.SubscribeAsync(_channel, Receive, _stopping.Token);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -106,18 +135,11 @@ public sealed class RedisLiveRelay(
         _subscription = null;
         if (_redis is not null)
         {
-            await _redis.GetSubscriber().UnsubscribeAllAsync().ConfigureAwait(false);
+            await _redis.GetSubscriber().UnsubscribeAsync(_channel).ConfigureAwait(false);
         }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        _stopping.Dispose();
-        if (_redis is not null)
-        {
-            await _redis.DisposeAsync().ConfigureAwait(false);
-        }
-    }
+    public void Dispose() => _stopping.Dispose();
 
     private sealed record Envelope(string Origin, string Kind, string Host, JsonElement Body);
 

@@ -160,6 +160,45 @@ public class TraceServiceTests
         }
     }
 
+    [SkippableFact]
+    public async Task Replicas_OnOneDataFolder_CleaningUpLeavesTheOthersRunningTrace_AndRemovesAnUnclaimedOne()
+    {
+        Dashboard.TestSupport.RealHost.Require();
+        await using var lab = new LabScope();
+        var seed = await lab.CreateSeedLabAsync();
+        var data = Directory.CreateTempSubdirectory("netlab-trace-claims-").FullName;
+        var instance = "r" + lab.Id;
+        var settings = new Dictionary<string, string?> { ["Host:InstanceId"] = instance, ["Host:CaptureDirectory"] = data };
+        var unclaimed = RuleTag.For($"trace-{instance}-gone000000");
+        try
+        {
+            // Replica A traces; replica B (same instance id, same data folder) starts and cleans up, as the duty holder does.
+            using var a = HostServices.Build(settings);
+            using var b = HostServices.Build(settings);
+            var running = await a.GetRequiredService<TraceService>().StartAsync(new TraceRequest(await lab.IpOfAsync(seed.C2, seed.Net2), seed.C1Ip));
+            // A replica killed mid-trace: its rule, nobody's claim.
+            await lab.Writer.InsertAsync(new RuleSpec { Table = "raw", Chain = "PREROUTING", Position = 1, Source = "172.31.254.5", Destination = "172.31.254.6", Protocol = "icmp", Target = "TRACE", Tag = unclaimed });
+            var removed = await b.GetRequiredService<TraceService>().RemoveLeftoversAsync();
+
+            var raw = await lab.RunAsync("iptables-save", "-t", "raw");
+            Assert.Contains(running.Tag, raw, StringComparison.Ordinal);
+            Assert.DoesNotContain(unclaimed, raw, StringComparison.Ordinal);
+            Assert.Single(removed);
+            Assert.Contains(unclaimed, removed[0].CommandLine, StringComparison.Ordinal);
+
+            // A's trace ends: its rules and its claim go; B's next clean-up finds nothing.
+            await a.GetRequiredService<TraceService>().StopAsync(running);
+            Assert.DoesNotContain(running.Tag, await lab.RunAsync("iptables-save", "-t", "raw"), StringComparison.Ordinal);
+            Assert.Empty(Directory.GetFiles(Path.Combine(data, "trace-claims")));
+            Assert.Empty(await b.GetRequiredService<TraceService>().RemoveLeftoversAsync());
+        }
+        finally
+        {
+            await lab.Writer.DeleteTaggedWhereAsync(c => c.StartsWith(RuleTag.For($"trace-{instance}-"), StringComparison.Ordinal));
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("1.2.3.4; reboot", "172.18.0.2", "icmp")]
     [InlineData("172.18.0.2", "-j ACCEPT", "icmp")]

@@ -1,0 +1,42 @@
+using Dashboard.Host.Netfilter;
+
+namespace Dashboard.App.Replicas;
+
+/// <summary>
+/// Replicas only: the holder of the duties removes TRACE rules that a replica killed mid-trace left on the host (every
+/// 30 s, and at once when it takes the duties). Rules a live replica's trace still claims stay (see
+/// <see cref="TraceService.RemoveLeftoversAsync"/>); one dashboard alone does this at start-up only.
+/// </summary>
+public sealed class TraceLeftoverSweep(IDutyLease lease, TraceService traces, ILogger<TraceLeftoverSweep> logger) : BackgroundService
+{
+    public static readonly TimeSpan Every = TimeSpan.FromSeconds(30);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!lease.Shared)
+        {
+            return;
+        }
+
+        try
+        {
+            await lease.WaitAsync(stoppingToken).ConfigureAwait(false);
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                try
+                {
+                    await traces.RemoveLeftoversAsync(stoppingToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is Dashboard.Host.Processes.ProcessFailedException or Dashboard.Core.Firewall.RulesetFormatException)
+                {
+                    logger.LogWarning("leftover TRACE rules not checked: {Error}", ex.Message);
+                }
+
+                await Task.Delay(Every, stoppingToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+}
