@@ -99,6 +99,8 @@ public sealed class AgentConnection(IOptions<AgentOptions> options, ILogger<Agen
                 logger.LogWarning("connection to {Server} failed or ended: {Error}", _options.Server, ex.Message);
             }
 
+            // Nobody watches from a dashboard this agent is not connected to (a last WatchersChanged may have come after the stream ended).
+            _stream.CounterWatchers = 0;
             if (sessions is not null)
             {
                 // Captures and traces people started from the dashboard: nobody can see or stop them now.

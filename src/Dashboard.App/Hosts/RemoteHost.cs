@@ -353,8 +353,11 @@ public sealed class RemoteHost(string name, LiveFeed? feed = null)
         }
     }
 
-    /// <summary>The connection ended; false when it was not the host's current one (a newer one replaced it).</summary>
-    internal bool Detach(string connectionId)
+    /// <summary>
+    /// The connection ended; false when it was not the host's current one (a newer one replaced it). The status says
+    /// why with <paramref name="engineError"/> and <paramref name="firewallError"/> (by default: the agent disconnected).
+    /// </summary>
+    internal bool Detach(string connectionId, string? engineError = null, string? firewallError = null)
     {
         CollectorStatus status;
         lock (_gate)
@@ -373,8 +376,8 @@ public sealed class RemoteHost(string name, LiveFeed? feed = null)
             {
                 EngineAvailable = false,
                 FirewallAvailable = false,
-                EngineError = $"the agent is disconnected since {DisconnectedAt:u}: the last state it reported is shown",
-                FirewallError = "the agent is disconnected: counters are not read",
+                EngineError = engineError ?? $"the agent is disconnected since {DisconnectedAt:u}: the last state it reported is shown",
+                FirewallError = firewallError ?? "the agent is disconnected: counters are not read",
             };
         }
 

@@ -4,8 +4,8 @@ namespace Dashboard.App.Replicas;
 
 /// <summary>
 /// Replicas only: the holder of the duties removes TRACE rules that a replica killed mid-trace left on the host (every
-/// 30 s, and at once when it takes the duties). Rules a live replica's trace still claims stay (see
-/// <see cref="TraceService.RemoveLeftoversAsync"/>); one dashboard alone does this at start-up only.
+/// 30 s, and at once when it takes the duties): those whose claim file in the shared data folder nobody holds locked
+/// any more (see <see cref="TraceService.RemoveLeftoversAsync"/>). One dashboard alone does this at start-up only.
 /// </summary>
 public sealed class TraceLeftoverSweep(IDutyLease lease, TraceService traces, ILogger<TraceLeftoverSweep> logger) : BackgroundService
 {
@@ -25,9 +25,9 @@ public sealed class TraceLeftoverSweep(IDutyLease lease, TraceService traces, IL
             {
                 try
                 {
-                    await traces.RemoveLeftoversAsync(stoppingToken).ConfigureAwait(false);
+                    await traces.RemoveLeftoversAsync(stoppingToken, onlyAbandonedClaims: true).ConfigureAwait(false);
                 }
-                catch (Exception ex) when (ex is Dashboard.Host.Processes.ProcessFailedException or Dashboard.Core.Firewall.RulesetFormatException)
+                catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     logger.LogWarning("leftover TRACE rules not checked: {Error}", ex.Message);
                 }

@@ -180,7 +180,9 @@ public sealed class TraceSession : ITraceSession
 /// Verdict traces: a TRACE rule in raw PREROUTING limited to one flow (and its replies), tagged as the dashboard's own,
 /// and <c>xtables-monitor --trace</c> reporting each marked packet's path rule by rule. Only on iptables-nft hosts
 /// (legacy iptables logs TRACE to the kernel log instead). The rules go when the trace stops, when the dashboard stops,
-/// and, if a crash left one behind, at the next start.
+/// and, if a crash left one behind, at the next start; with replicas (one instance id, one data folder) a running trace
+/// holds a claim file there, so another replica's start leaves its rules alone, and the duty holder removes those of a
+/// replica that died mid-trace (<see cref="RemoveLeftoversAsync"/>).
 /// </summary>
 public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter writer, HostFirewallReader firewall, ITopologySource topology, IOptions<DockerHostOptions> options, ILogger<TraceService> logger) : IHostedService, IAsyncDisposable, IDisposable
 {
@@ -275,7 +277,14 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
     private async Task<TraceSession> StartReservedAsync(TraceRequest request, IDisposable slot, CancellationToken ct)
     {
         var session = new TraceSession(Guid.NewGuid().ToString("N")[..10], request, InstanceTagPrefix);
-        session.Claim = Claim(session.Tag);
+        try
+        {
+            session.Claim = Claim(session.Tag);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new TraceRejectedException($"the trace could not be claimed in the data folder ({_claims}): {ex.Message}");
+        }
 
         // The monitor first, so the first traced packet is not missed.
         var psi = new ProcessStartInfo(_options.XtablesMonitor) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -285,9 +294,11 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
         {
             session.Process = Process.Start(psi) ?? throw new TraceRejectedException($"{_options.XtablesMonitor} could not be started");
         }
-        catch (System.ComponentModel.Win32Exception ex)
+        catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or TraceRejectedException)
         {
-            throw new TraceRejectedException($"{_options.XtablesMonitor} could not be started: {ex.Message}");
+            // No rule was inserted: the claim goes with the trace.
+            ReleaseClaim(session, delete: true);
+            throw ex as TraceRejectedException ?? new TraceRejectedException($"{_options.XtablesMonitor} could not be started: {ex.Message}");
         }
 
         session.Reader = Task.Run(() => ReadAsync(session));
@@ -337,9 +348,12 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
         await session.Stop.CancelAsync().ConfigureAwait(false);
         TraceChanged?.Invoke(session);
+        var removed = false;
         try
         {
-            session.Record(await writer.DeleteTaggedAsync(session.Tag).ConfigureAwait(false));
+            var results = await writer.DeleteTaggedAsync(session.Tag).ConfigureAwait(false);
+            session.Record(results);
+            removed = results.All(r => r.Succeeded);
         }
         catch (Exception ex) when (ex is ProcessFailedException or RulesetFormatException)
         {
@@ -363,12 +377,9 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
         await session.Reader.ConfigureAwait(false);
         session.Process?.Dispose();
-        if (session.Claim is { } claim)
-        {
-            // Ended: rules that could not be removed are leftovers now, for the next clean-up.
-            claim.Dispose();
-            TryDelete(claim.Name);
-        }
+        // Ended: its claim is let go. Rules that could not be removed keep their (unlocked) claim file: leftovers for the
+        // duty holder's next clean-up.
+        ReleaseClaim(session, delete: removed);
 
         session.IsCleanedUp = true;
         TraceChanged?.Invoke(session);
@@ -439,10 +450,16 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
     /// another dashboard's traces on the same host are left alone, and so are those a live replica of this one claims).
     /// Run at start-up, and by the replica holding the duties every so often (a replica killed mid-trace leaves its rules).
     /// </summary>
-    public async Task<IReadOnlyList<RuleCommandResult>> RemoveLeftoversAsync(CancellationToken ct = default)
+    /// <param name="ct">Cancels the clean-up.</param>
+    /// <param name="onlyAbandonedClaims">
+    /// Remove only rules whose claim file is left and unlocked (a replica that died mid-trace): the duty holder's
+    /// periodic clean-up, which must not take a rule without a claim file for a leftover (a replica whose data folder
+    /// is not this one's has its claims elsewhere). Without it (start-up): every rule of this instance nobody claims.
+    /// </param>
+    public async Task<IReadOnlyList<RuleCommandResult>> RemoveLeftoversAsync(CancellationToken ct = default, bool onlyAbandonedClaims = false)
     {
         var running = _sessions.Values.Where(s => s.IsRunning).Select(s => s.Tag).ToHashSet();
-        var removed = await writer.DeleteTaggedWhereAsync(c => c.StartsWith(InstanceTagPrefix, StringComparison.Ordinal) && !running.Contains(c) && !ClaimedElsewhere(c), ct).ConfigureAwait(false);
+        var removed = await writer.DeleteTaggedWhereAsync(c => c.StartsWith(InstanceTagPrefix, StringComparison.Ordinal) && !running.Contains(c) && Abandoned(c, onlyAbandonedClaims), ct).ConfigureAwait(false);
         foreach (var r in removed)
         {
             logger.LogWarning("leftover TRACE rule removed: {Command} ({Result})", r.CommandLine, r.Message);
@@ -489,12 +506,30 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
     private string ClaimPath(string tag) => Path.Combine(_claims!, tag[RuleTag.Prefix.Length..]);
 
-    /// <summary>Whether a live process (another replica) holds the claim of the trace tagged <paramref name="tag"/>; a claim nobody holds is deleted.</summary>
-    private bool ClaimedElsewhere(string tag)
+    private void ReleaseClaim(TraceSession session, bool delete)
+    {
+        if (session.Claim is not { } claim)
+        {
+            return;
+        }
+
+        session.Claim = null;
+        claim.Dispose();
+        if (delete)
+        {
+            TryDelete(claim.Name);
+        }
+    }
+
+    /// <summary>
+    /// Whether the trace tagged <paramref name="tag"/> is nobody's now: its claim file is not locked by a live process
+    /// (another replica), or (unless <paramref name="onlyAbandonedClaims"/>) it has none. An abandoned claim file is deleted.
+    /// </summary>
+    private bool Abandoned(string tag, bool onlyAbandonedClaims)
     {
         if (_claims is null || tag.Length <= RuleTag.Prefix.Length || tag.IndexOfAny(['/', '\0']) >= 0)
         {
-            return false;
+            return !onlyAbandonedClaims;
         }
 
         var path = ClaimPath(tag);
@@ -505,21 +540,18 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
                 // Opened exclusively: whoever claimed it is gone.
             }
         }
-        catch (FileNotFoundException)
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
-            return false;
+            return !onlyAbandonedClaims;
         }
-        catch (DirectoryNotFoundException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
+            // Locked by a live replica (or not ours to open): left alone.
             return false;
-        }
-        catch (IOException)
-        {
-            return true;
         }
 
         TryDelete(path);
-        return false;
+        return true;
     }
 
     private static void TryDelete(string path)
@@ -528,8 +560,9 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
         {
             File.Delete(path);
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
+            // Another replica cleaning up deleted it first, or it is not ours to delete: a later clean-up looks again.
         }
     }
 

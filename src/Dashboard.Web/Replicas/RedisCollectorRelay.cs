@@ -16,11 +16,13 @@ namespace Dashboard.Web.Replicas;
 /// <summary>
 /// The embedded collector as a singleton duty of replicas (with Redis). Only the replica holding the duties reads the
 /// host (<see cref="ICollectorDuty"/>); what it reads goes to its own live feed and, as the agent protocol's numbered
-/// messages (<see cref="CollectorStream"/>), on the channel <c>PREFIX:collector</c> to the other replicas, which apply
-/// them to their own live feed as a dashboard applies an agent's (<see cref="RemoteHost"/> over the local feed: in
-/// order, checked by <see cref="AgentMessageCheck"/>; a gap, a lost message or a new holder asks for a snapshot on
-/// <c>PREFIX:collector-ask</c>). Followers also say there how many watch the counters on their pages (on change and
-/// every 2 s), so the holder reads at the watched rate while anyone on any replica watches.
+/// messages (<see cref="CollectorStream"/>), on the channel <c>PREFIX:collector</c> to the other replicas, which check
+/// them (<see cref="AgentMessageCheck"/>) and apply them to their own live feed in order (<see cref="RemoteHost"/> over
+/// the local feed). A follower follows one holder's stream, switching only on a snapshot; a gap, a silence or a new
+/// holder makes it ask for a snapshot on <c>PREFIX:collector-ask</c> (at most every 2 s, backing off to a minute while
+/// snapshots are refused), and the holder sends one at most once a second. Followers also say there how many watch the
+/// counters on their pages (on change and every 2 s), so the holder reads at the watched rate while anyone on any
+/// replica watches. A followed stream silent for 10 s is shown as such (the last state kept, marked unavailable).
 /// </summary>
 public sealed class RedisCollectorRelay(
     RedisConnection connection,
@@ -33,19 +35,32 @@ public sealed class RedisCollectorRelay(
     /// <summary>A follower's word on the ask channel is counted as long as this after it was said.</summary>
     private static readonly TimeSpan WatchersFresh = TimeSpan.FromSeconds(6);
 
+    /// <summary>A followed stream that says nothing for this long is shown as silent (the holder reports its status every second).</summary>
+    public static readonly TimeSpan Silence = TimeSpan.FromSeconds(10);
+
+    private const int MaxFollowers = 64;
+
     private readonly CollectorStream _stream = new(queueLimit: 4096);
     private readonly RemoteHost _relayed = new(feed.Host, feed);
     private readonly ConcurrentDictionary<string, (int Watchers, DateTimeOffset At)> _followers = new(StringComparer.Ordinal);
+    private readonly TaskCompletionSource _holds = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>This process's start, so a restarted replica of the same name is a new stream for the others.</summary>
     private readonly string _epoch = Guid.NewGuid().ToString("N")[..12];
+
+    // The follower's state: changed only under this lock (the message handler and the follower's timer both use it).
+    private readonly object _follow = new();
+    private bool _holding;
+    private string? _following; // the holder's stream this replica applies (origin/epoch)
+    private DateTimeOffset _lastHeard;
+    private DateTimeOffset? _askedAt;
+    private long _snapshotsWhenAsked;
+    private TimeSpan _askBackoff = TimeSpan.FromSeconds(2);
+
+    private DateTimeOffset _lastSnapshotAsked; // the holder's side: snapshots sent at most once a second
     private ISubscriber? _subscriber;
     private RedisChannel _collector;
     private RedisChannel _ask;
-    private volatile bool _holding;
-    private string? _following; // the holder's stream this replica applies (origin/epoch)
-    private DateTimeOffset? _askedAt;
-    private long _snapshotsWhenAsked;
     private long _published;
     private long _applied;
     private long _refused;
@@ -54,16 +69,27 @@ public sealed class RedisCollectorRelay(
     public (long Published, long Applied, long Refused) Counts => (Interlocked.Read(ref _published), Interlocked.Read(ref _applied), Interlocked.Read(ref _refused));
 
     /// <summary>The holder's stream this replica follows (replica name / start id), null while it holds the duty or has heard none.</summary>
-    public string? Following => _holding ? null : Volatile.Read(ref _following);
+    public string? Following
+    {
+        get
+        {
+            lock (_follow)
+            {
+                return _holding ? null : _following;
+            }
+        }
+    }
 
-    public Task WaitAsync(CancellationToken ct) => lease.WaitAsync(ct);
+    /// <summary>Completes once this replica holds the duties and has stopped applying another's reads.</summary>
+    public Task WaitAsync(CancellationToken ct) => _holds.Task.WaitAsync(ct);
 
     public int CounterWatchers
     {
         get
         {
             var now = DateTimeOffset.UtcNow;
-            return feed.CounterWatchers + _followers.Values.Where(f => now - f.At < WatchersFresh).Sum(f => f.Watchers);
+            var others = _followers.Values.Where(f => now - f.At < WatchersFresh).Sum(f => (long)f.Watchers);
+            return (int)Math.Min(int.MaxValue, feed.CounterWatchers + others);
         }
     }
 
@@ -99,62 +125,101 @@ public sealed class RedisCollectorRelay(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        _collector = connection.Channel("collector");
-        _ask = connection.Channel("collector-ask");
-        _subscriber = (await connection.GetAsync().ConfigureAwait(false)).GetSubscriber();
-        if (!await connection.SubscribeAsync(_ask, OnAsk, stoppingToken).ConfigureAwait(false)
-            || !await connection.SubscribeAsync(_collector, OnCollector, stoppingToken).ConfigureAwait(false))
-        {
-            return;
-        }
-
-        var following = FollowAsync(stoppingToken);
         try
         {
+            _collector = connection.Channel("collector");
+            _ask = connection.Channel("collector-ask");
+            _subscriber = (await connection.GetAsync().ConfigureAwait(false)).GetSubscriber();
+            if (!await connection.SubscribeAsync(_ask, OnAsk, stoppingToken).ConfigureAwait(false)
+                || !await connection.SubscribeAsync(_collector, OnCollector, stoppingToken).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            var following = FollowAsync(stoppingToken);
             await lease.WaitAsync(stoppingToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
+            lock (_follow)
+            {
+                _holding = true;
+            }
+
             await following.ConfigureAwait(false);
-            return;
+            _holds.TrySetResult();
+            logger.LogInformation("this replica reads the host now and relays it to the others on {Channel}", _collector);
+
+            // Published without waiting: a message lost while Redis is away is a gap the followers see and ask a snapshot for.
+            await _stream.SendAsync((method, message, _, _) => Publish(method, message), Task.Delay(Timeout.Infinite, stoppingToken), stoppingToken).ConfigureAwait(false);
         }
-
-        _holding = true;
-        await following.ConfigureAwait(false);
-        logger.LogInformation("this replica reads the host now and relays it to the others on {Channel}", _collector);
-
-        // Published without waiting: a message lost while Redis is away is a gap the followers see and ask a snapshot for.
-        await _stream.SendAsync((method, message, _, _) => Publish(method, message), Task.Delay(Timeout.Infinite, stoppingToken), stoppingToken).ConfigureAwait(false);
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
     }
 
     private Task Publish(string method, object message)
     {
         var body = JsonSerializer.SerializeToElement(message, message.GetType(), Json);
-        _subscriber!.Publish(_collector, JsonSerializer.SerializeToUtf8Bytes(new Envelope(lease.Replica, _epoch, method, body), Json), CommandFlags.FireAndForget);
-        Interlocked.Increment(ref _published);
+        if (Send(_collector, JsonSerializer.SerializeToUtf8Bytes(new Envelope(lease.Replica, _epoch, method, body), Json)))
+        {
+            Interlocked.Increment(ref _published);
+        }
+
         return Task.CompletedTask;
     }
 
-    /// <summary>While another replica holds the duty: asks for its state, then says how many watch here, on change and every 2 s.</summary>
+    /// <summary>Publishes without waiting; false when the client refused at once (no connection to Redis now).</summary>
+    private bool Send(RedisChannel channel, byte[] bytes)
+    {
+        try
+        {
+            _subscriber?.Publish(channel, bytes, CommandFlags.FireAndForget);
+            return true;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            logger.LogDebug("not published on {Channel}: {Error}", channel, ex.Message);
+            return false;
+        }
+    }
+
+    /// <summary>While another replica holds the duty: asks for its state, says how many watch here, and marks a silent stream.</summary>
     private async Task FollowAsync(CancellationToken ct)
     {
-        AskFor("snapshot", "this replica started");
+        lock (_follow)
+        {
+            AskForSnapshot("this replica started");
+        }
+
         var said = -1;
         var saidAt = DateTimeOffset.MinValue;
-        while (!_holding && !ct.IsCancellationRequested)
+        while (!ct.IsCancellationRequested)
         {
             var now = DateTimeOffset.UtcNow;
+            lock (_follow)
+            {
+                if (_holding)
+                {
+                    return;
+                }
+
+                if (_askedAt is { } asked && now - asked > _askBackoff + TimeSpan.FromSeconds(3) && _relayed.Snapshots == _snapshotsWhenAsked)
+                {
+                    // Asked, and no snapshot came (the holder was not listening yet, the answer was lost or refused).
+                    AskForSnapshot("no snapshot came after asking");
+                }
+
+                if (_following is { } stream && _relayed.IsCurrent(stream) && now - _lastHeard > Silence)
+                {
+                    _relayed.Detach(stream,
+                        $"replica {stream.Split('/')[0]}, which reads this host, has said nothing since {_lastHeard:u} (stopped, or Redis is unreachable): its last state is shown",
+                        "the host's counters are not relayed now");
+                }
+            }
+
             var watchers = feed.CounterWatchers;
             if (watchers != said || now - saidAt >= TimeSpan.FromSeconds(2))
             {
-                AskFor("watchers", null, watchers);
+                Send(_ask, JsonSerializer.SerializeToUtf8Bytes(new Ask(lease.Replica, "watchers", watchers, null), Json));
                 (said, saidAt) = (watchers, now);
-            }
-
-            if (_askedAt is { } asked && now - asked > TimeSpan.FromSeconds(5) && _relayed.Snapshots == Interlocked.Read(ref _snapshotsWhenAsked))
-            {
-                // Asked, and no snapshot came (the holder was not listening yet, or the answer was lost): ask again.
-                AskFor("snapshot", "no snapshot came within 5 s of asking");
             }
 
             try
@@ -168,124 +233,186 @@ public sealed class RedisCollectorRelay(
         }
     }
 
-    private void AskFor(string kind, string? why, int watchers = 0)
+    /// <summary>Asks the holder for a snapshot, at most once per back-off period (called under <see cref="_follow"/>).</summary>
+    private void AskForSnapshot(string why)
     {
-        if (kind == "snapshot")
+        var now = DateTimeOffset.UtcNow;
+        if (_askedAt is { } asked && now - asked < _askBackoff)
         {
-            Interlocked.Exchange(ref _snapshotsWhenAsked, _relayed.Snapshots);
-            _askedAt = DateTimeOffset.UtcNow;
-            if (Volatile.Read(ref _following) is { } stream)
-            {
-                // The relayed stream then applies nothing until the snapshot: start it afresh so its next delta asks too.
-                _relayed.Attach(stream, Hello, () => { });
-            }
+            return;
         }
 
-        _subscriber?.Publish(_ask, JsonSerializer.SerializeToUtf8Bytes(new Ask(lease.Replica, kind, watchers, why), Json), CommandFlags.FireAndForget);
+        if (_askedAt is not null && _relayed.Snapshots == _snapshotsWhenAsked)
+        {
+            // The last one did not come or was refused: ask less often, up to once a minute.
+            _askBackoff = TimeSpan.FromTicks(Math.Min(TimeSpan.FromMinutes(1).Ticks, _askBackoff.Ticks * 2));
+        }
+
+        _snapshotsWhenAsked = _relayed.Snapshots;
+        _askedAt = now;
+        Send(_ask, JsonSerializer.SerializeToUtf8Bytes(new Ask(lease.Replica, "snapshot", 0, why), Json));
     }
 
     private static readonly AgentHello Hello = new(AgentProtocol.Version, AgentProtocol.BuildVersion, null);
 
     private void OnAsk(RedisValue message)
     {
-        Ask? ask;
         try
         {
-            ask = JsonSerializer.Deserialize<Ask>((byte[])message!, Json);
+            var ask = JsonSerializer.Deserialize<Ask>((byte[])message!, Json);
+            if (ask?.Origin is not { Length: > 0 and <= 200 } origin || ask.Kind is null)
+            {
+                throw new JsonException("the request names no replica");
+            }
+
+            if (origin == lease.Replica)
+            {
+                return;
+            }
+
+            var now = DateTimeOffset.UtcNow;
+            switch (ask.Kind)
+            {
+                case "watchers":
+                    foreach (var stale in _followers.Where(f => now - f.Value.At >= WatchersFresh).Select(f => f.Key).ToList())
+                    {
+                        _followers.TryRemove(stale, out _);
+                    }
+
+                    if (_followers.Count < MaxFollowers || _followers.ContainsKey(origin))
+                    {
+                        _followers[origin] = (Math.Clamp(ask.Watchers, 0, 100_000), now);
+                    }
+
+                    break;
+                case "snapshot" when Volatile.Read(ref _holding):
+                    if (now - _lastSnapshotAsked >= TimeSpan.FromSeconds(1))
+                    {
+                        _lastSnapshotAsked = now;
+                        logger.LogDebug("replica {Replica} asks for the host's state: {Why}", AgentMessageCheck.Cut(origin), AgentMessageCheck.Cut(ask.Why));
+                        _stream.RequestSnapshot();
+                    }
+
+                    break;
+            }
         }
-        catch (JsonException ex)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
             Interlocked.Increment(ref _refused);
             logger.LogWarning("a collector request from another replica could not be read: {Error}", ex.Message);
-            return;
-        }
-
-        if (ask is null || ask.Origin == lease.Replica || ask.Origin.Length > 200)
-        {
-            return;
-        }
-
-        switch (ask.Kind)
-        {
-            case "watchers":
-                _followers[ask.Origin] = (Math.Clamp(ask.Watchers, 0, 1_000_000), DateTimeOffset.UtcNow);
-                break;
-            case "snapshot" when _holding:
-                logger.LogInformation("replica {Replica} asks for the host's state: {Why}", ask.Origin, AgentMessageCheck.Cut(ask.Why));
-                _stream.RequestSnapshot();
-                break;
         }
     }
 
     private void OnCollector(RedisValue message)
     {
-        if (_holding)
-        {
-            return;
-        }
-
-        Envelope? envelope;
         try
         {
-            envelope = JsonSerializer.Deserialize<Envelope>((byte[])message!, Json);
-            if (envelope is null || envelope.Origin == lease.Replica && envelope.Epoch == _epoch)
+            var envelope = JsonSerializer.Deserialize<Envelope>((byte[])message!, Json);
+            if (envelope?.Origin is not { Length: > 0 and <= 200 } origin || envelope.Epoch is not { Length: > 0 and <= 64 } epoch || envelope.Method is null)
             {
-                return;
+                throw new JsonException("the message names no replica or method");
             }
 
-            var stream = $"{envelope.Origin}/{envelope.Epoch}";
-            if (stream.Length > 300)
+            lock (_follow)
             {
-                throw new JsonException("the sender's name is too long");
-            }
+                if (_holding || (origin == lease.Replica && epoch == _epoch))
+                {
+                    return;
+                }
 
-            if (stream != Volatile.Read(ref _following))
-            {
-                // A new holder (or the holder restarted): its stream starts with a snapshot, asked for if it did not.
-                logger.LogInformation("the host's reads now come from replica {Replica}", envelope.Origin);
-                Volatile.Write(ref _following, stream);
-                _relayed.Attach(stream, Hello, () => { });
-            }
-
-            var (problem, why) = envelope.Method switch
-            {
-                nameof(AgentHubMethods.Snapshot) => ApplySnapshot(stream, envelope.Body.Deserialize<AgentSnapshot>(Json)!),
-                nameof(AgentHubMethods.Topology) => Checked(envelope.Body.Deserialize<AgentTopology>(Json)!, AgentMessageCheck.Problem, m => _relayed.Apply(stream, m)),
-                nameof(AgentHubMethods.Firewall) => Checked(envelope.Body.Deserialize<AgentFirewallChange>(Json)!, AgentMessageCheck.Problem, m => _relayed.Apply(stream, m)),
-                nameof(AgentHubMethods.Counters) => Checked(envelope.Body.Deserialize<AgentCounters>(Json)!, AgentMessageCheck.Problem, m => _relayed.Apply(stream, m)),
-                nameof(AgentHubMethods.Status) => Checked(envelope.Body.Deserialize<AgentStatus>(Json)!, AgentMessageCheck.Problem, m => _relayed.Apply(stream, m)),
-                _ => ($"unknown method '{AgentMessageCheck.Cut(envelope.Method)}'", null),
-            };
-            if (problem is not null)
-            {
-                throw new JsonException(problem);
-            }
-
-            Interlocked.Increment(ref _applied);
-            if (why is { Length: > 0 })
-            {
-                AskFor("snapshot", why);
+                Follow($"{origin}/{epoch}", envelope);
             }
         }
-        catch (Exception ex) when (ex is JsonException or InvalidCastException or NotSupportedException or NullReferenceException or ArgumentException)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
             Interlocked.Increment(ref _refused);
             logger.LogWarning("a collector message from another replica was not applied: {Error}", ex.Message);
         }
     }
 
-    private (string? Problem, string? Why) ApplySnapshot(string stream, AgentSnapshot snapshot)
+    /// <summary>Applies one message of <paramref name="stream"/> (under <see cref="_follow"/>).</summary>
+    private void Follow(string stream, Envelope envelope)
     {
-        if (AgentMessageCheck.Problem(snapshot) is { } problem)
+        AgentSnapshot? snapshot = null;
+        if (envelope.Method == nameof(AgentHubMethods.Snapshot))
         {
-            return (problem, null);
+            // Checked before anything else: a snapshot that is refused changes nothing, not even the stream followed.
+            snapshot = envelope.Body.Deserialize<AgentSnapshot>(Json);
+            if (AgentMessageCheck.Problem(snapshot) is { } refused)
+            {
+                throw new JsonException($"{envelope.Method}: {refused}");
+            }
         }
 
-        _relayed.Apply(stream, snapshot);
-        _askedAt = null;
-        return (null, null);
-    }
+        if (stream != _following)
+        {
+            if (snapshot is null)
+            {
+                // Another stream's delta (a new holder, or one that lost its lease and has not noticed yet): followed
+                // only from a snapshot, asked for when nothing followed is heard.
+                if (_following is null || !_relayed.IsCurrent(_following))
+                {
+                    AskForSnapshot($"replica {AgentMessageCheck.Cut(envelope.Origin)} reads the host now");
+                }
 
-    private static (string? Problem, string? Why) Checked<T>(T message, Func<T, string?> check, Func<T, string?> apply) =>
-        check(message) is { } problem ? (problem, null) : (null, apply(message));
+                return;
+            }
+
+            logger.LogInformation("the host's reads now come from replica {Replica}", AgentMessageCheck.Cut(envelope.Origin));
+            _following = stream;
+        }
+
+        _lastHeard = DateTimeOffset.UtcNow;
+        if (!_relayed.IsCurrent(stream))
+        {
+            // Newly followed, or heard again after a silence: it applies from its next snapshot on.
+            _relayed.Attach(stream, Hello, () => { });
+        }
+
+        string? problem;
+        string? why = null;
+        switch (envelope.Method)
+        {
+            case nameof(AgentHubMethods.Snapshot):
+                problem = null;
+                _relayed.Apply(stream, snapshot!);
+                (_askedAt, _askBackoff) = (null, TimeSpan.FromSeconds(2));
+                break;
+            case nameof(AgentHubMethods.Topology):
+                var t = envelope.Body.Deserialize<AgentTopology>(Json);
+                problem = AgentMessageCheck.Problem(t);
+                why = problem is null ? _relayed.Apply(stream, t!) : null;
+                break;
+            case nameof(AgentHubMethods.Firewall):
+                var f = envelope.Body.Deserialize<AgentFirewallChange>(Json);
+                problem = AgentMessageCheck.Problem(f);
+                why = problem is null ? _relayed.Apply(stream, f!) : null;
+                break;
+            case nameof(AgentHubMethods.Counters):
+                var c = envelope.Body.Deserialize<AgentCounters>(Json);
+                problem = AgentMessageCheck.Problem(c);
+                why = problem is null ? _relayed.Apply(stream, c!) : null;
+                break;
+            case nameof(AgentHubMethods.Status):
+                var st = envelope.Body.Deserialize<AgentStatus>(Json);
+                problem = AgentMessageCheck.Problem(st);
+                why = problem is null ? _relayed.Apply(stream, st!) : null;
+                break;
+            default:
+                problem = $"unknown method '{AgentMessageCheck.Cut(envelope.Method)}'";
+                break;
+        }
+
+        if (problem is not null)
+        {
+            // Not applied: what follows is a gap, and the asking backs off while snapshots are refused too.
+            throw new JsonException($"{envelope.Method}: {problem}");
+        }
+
+        Interlocked.Increment(ref _applied);
+        if (why is { Length: > 0 })
+        {
+            AskForSnapshot(why);
+        }
+    }
 }

@@ -65,7 +65,7 @@ public sealed class RedisConnection(Microsoft.Extensions.Options.IOptions<RedisO
                 queue.OnMessage(m => handler(m.Message));
                 return true;
             }
-            catch (RedisException ex)
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
                 logger.LogWarning("other replicas' messages on {Channel} are not heard yet (Redis: {Error}); trying again", channel, ex.Message);
                 try
@@ -164,8 +164,17 @@ public sealed class RedisLiveRelay(
 
         var body = JsonSerializer.SerializeToElement(w.Body, w.Body.GetType(), Json);
         var bytes = JsonSerializer.SerializeToUtf8Bytes(new Envelope(lease.Replica, w.Kind, e.Host, body), Json);
-        _redis.GetSubscriber().Publish(_channel, bytes, CommandFlags.FireAndForget);
-        Interlocked.Increment(ref _sent);
+        try
+        {
+            _redis.GetSubscriber().Publish(_channel, bytes, CommandFlags.FireAndForget);
+            Interlocked.Increment(ref _sent);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // Redis is unreachable now: the other replicas miss this one (their pages reload from the database).
+            Interlocked.Increment(ref _dropped);
+            logger.LogDebug("a live event was not relayed: {Error}", ex.Message);
+        }
     }
 
     private void Receive(RedisValue message)
@@ -199,7 +208,7 @@ public sealed class RedisLiveRelay(
                     break;
             }
         }
-        catch (Exception ex) when (ex is JsonException or InvalidCastException or NotSupportedException)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
             Interlocked.Increment(ref _dropped);
             logger.LogWarning("a live message from another replica could not be read: {Error}", ex.Message);

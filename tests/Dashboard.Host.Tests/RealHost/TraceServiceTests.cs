@@ -170,21 +170,33 @@ public class TraceServiceTests
         var instance = "r" + lab.Id;
         var settings = new Dictionary<string, string?> { ["Host:InstanceId"] = instance, ["Host:CaptureDirectory"] = data };
         var unclaimed = RuleTag.For($"trace-{instance}-gone000000");
+        var noClaimFile = RuleTag.For($"trace-{instance}-else000000");
         try
         {
             // Replica A traces; replica B (same instance id, same data folder) starts and cleans up, as the duty holder does.
             using var a = HostServices.Build(settings);
             using var b = HostServices.Build(settings);
             var running = await a.GetRequiredService<TraceService>().StartAsync(new TraceRequest(await lab.IpOfAsync(seed.C2, seed.Net2), seed.C1Ip));
-            // A replica killed mid-trace: its rule, nobody's claim.
+            // A replica killed mid-trace: its rule, and its claim file that nobody holds any more.
             await lab.Writer.InsertAsync(new RuleSpec { Table = "raw", Chain = "PREROUTING", Position = 1, Source = "172.31.254.5", Destination = "172.31.254.6", Protocol = "icmp", Target = "TRACE", Tag = unclaimed });
-            var removed = await b.GetRequiredService<TraceService>().RemoveLeftoversAsync();
+            var abandoned = Path.Combine(data, "trace-claims", unclaimed[RuleTag.Prefix.Length..]);
+            await File.WriteAllTextAsync(abandoned, "");
+            // A rule of this instance with no claim file (a replica whose data folder is elsewhere): the duty holder's sweep leaves it.
+            await lab.Writer.InsertAsync(new RuleSpec { Table = "raw", Chain = "PREROUTING", Position = 1, Source = "172.31.254.7", Destination = "172.31.254.8", Protocol = "icmp", Target = "TRACE", Tag = noClaimFile });
+            var removed = await b.GetRequiredService<TraceService>().RemoveLeftoversAsync(onlyAbandonedClaims: true);
 
             var raw = await lab.RunAsync("iptables-save", "-t", "raw");
             Assert.Contains(running.Tag, raw, StringComparison.Ordinal);
+            Assert.Contains(noClaimFile, raw, StringComparison.Ordinal);
             Assert.DoesNotContain(unclaimed, raw, StringComparison.Ordinal);
+            Assert.False(File.Exists(abandoned));
             Assert.Single(removed);
             Assert.Contains(unclaimed, removed[0].CommandLine, StringComparison.Ordinal);
+
+            // At start-up (no sweep mode) a rule nobody claims goes too; the running trace still stays.
+            removed = await b.GetRequiredService<TraceService>().RemoveLeftoversAsync();
+            Assert.Contains(noClaimFile, Assert.Single(removed).CommandLine, StringComparison.Ordinal);
+            Assert.Contains(running.Tag, await lab.RunAsync("iptables-save", "-t", "raw"), StringComparison.Ordinal);
 
             // A's trace ends: its rules and its claim go; B's next clean-up finds nothing.
             await a.GetRequiredService<TraceService>().StopAsync(running);

@@ -12,8 +12,8 @@ namespace Dashboard.Web.Tests.Api;
 /// The embedded collector as a singleton duty of two replicas (one PostgreSQL database, one Redis): only the duty's
 /// holder (A) reads the host; B's live feed follows A's reads through Redis (a lab made after both started appears in
 /// B's topology, the isolation DROP's counter in B's feed grows by the echo requests of a dropped ping); a page
-/// watching counters on B makes A read at the watched rate, and A hears when nobody watches any more; A stops: B takes
-/// the duty and its own collector reads from then on.
+/// watching counters on B makes A read at the watched rate, and A hears when nobody watches any more; a stranger's
+/// messages on the channels are refused; A stops: B shows A's silence, then takes the duty and its own collector reads.
 /// </summary>
 [Trait("Category", "RealHost")]
 public sealed class ReplicasCollectorRealHostTests
@@ -35,6 +35,8 @@ public sealed class ReplicasCollectorRealHostTests
             ["Redis:ChannelPrefix"] = "test-" + instance,
             ["Replicas:Name"] = name,
             ["Collector:Enabled"] = "true",
+            // B asks for the duties only every 25 s: long enough to see it mark A's silence once A has gone.
+            ["Replicas:Retry"] = name == "replica-b" ? "00:00:25" : "00:00:05",
         };
         await using var lab = new LabScope();
         DashboardFactory? a = null;
@@ -43,6 +45,7 @@ public sealed class ReplicasCollectorRealHostTests
             a = new DashboardFactory(Settings("replica-a"), kestrel: true, dataDirectory: data, provider: "postgres");
             using var adminA = a.CreateClient();
             await Eventually.UntilAsync(async () => (await adminA.GetFromJsonAsync<JsonElement>("/api/replica")).GetProperty("holdsDuties").GetBoolean(), () => "replica A to hold the duties", 30);
+            var bStarted = System.Diagnostics.Stopwatch.StartNew(); // B asks for the duties at start, then every 25 s
             using var b = new DashboardFactory(Settings("replica-b"), kestrel: true, dataDirectory: data, provider: "postgres");
             var feedA = a.Services.GetRequiredService<LiveFeed>();
             var feedB = b.Services.GetRequiredService<LiveFeed>();
@@ -71,6 +74,25 @@ public sealed class ReplicasCollectorRealHostTests
                 Assert.True(status.GetProperty("firewallAvailable").GetBoolean(), status.ToString());
             }
 
+            // Anything else on the relay's channels (not JSON, no names, an unknown method, a refused snapshot from a
+            // stranger): refused and counted, and B goes on following A.
+            await using (var stranger = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(new RedisOptions { Connection = redis }.Client()))
+            {
+                var refusedBefore = relayB.Counts.Refused;
+                var collector = StackExchange.Redis.RedisChannel.Literal($"test-{instance}:collector");
+                var ask = StackExchange.Redis.RedisChannel.Literal($"test-{instance}:collector-ask");
+                var sub = stranger.GetSubscriber();
+                await sub.PublishAsync(collector, "not json");
+                await sub.PublishAsync(collector, "{}");
+                await sub.PublishAsync(collector, """{"origin":"stranger","epoch":"e1","method":"Reboot","body":{}}""");
+                await sub.PublishAsync(collector, """{"origin":"stranger","epoch":"e1","method":"Snapshot","body":{"sequence":0}}""");
+                await sub.PublishAsync(ask, "{\"origin\":null}");
+                await Eventually.UntilAsync(() => Task.FromResult(relayB.Counts.Refused >= refusedBefore + 4), () => $"B to refuse the stranger's messages: {relayB.Counts.Refused - refusedBefore}", 10);
+                Assert.StartsWith("replica-a/", relayB.Following, StringComparison.Ordinal);
+                var applied = relayB.Counts.Applied;
+                await Eventually.UntilAsync(() => Task.FromResult(relayB.Counts.Applied > applied + 2), () => "B to go on applying A's reads", 10);
+            }
+
             // Somebody watches the counters on B: A reads at the watched rate; nobody any more: A hears that too.
             Assert.Equal(0, relayA.CounterWatchers - feedA.CounterWatchers);
             using (feedB.WatchCounters())
@@ -78,11 +100,21 @@ public sealed class ReplicasCollectorRealHostTests
                 await Eventually.UntilAsync(() => relayA.CounterWatchers - feedA.CounterWatchers == 1, "A to count B's watcher", 10);
             }
 
-            await Eventually.UntilAsync(() => relayA.CounterWatchers - feedA.CounterWatchers == 0, "A to hear B's watcher left", 10);
+            // Within 3 s, well before A would forget B's word anyway (6 s): B said it.
+            await Eventually.UntilAsync(() => relayA.CounterWatchers - feedA.CounterWatchers == 0, "A to hear B's watcher left", 3);
 
-            // A stops (its lease ends with its connection): B takes the duty and reads the host itself.
+            // A stops (its lease ends with its connection). B, not asking for the duties yet, shows A's silence after 10 s
+            // (the last state, marked unavailable); then it takes the duty and reads the host itself.
+            while (bStarted.Elapsed.TotalSeconds % 25 is < 2 or > 5)
+            {
+                // Just after one of B's asks: its next comes some 20 s after A has gone.
+                await Task.Delay(100);
+            }
+
             a.Dispose();
             a = null;
+            await Eventually.UntilAsync(() => Task.FromResult(feedB.Status.EngineError?.Contains("has said nothing since", StringComparison.Ordinal) == true && !feedB.Status.FirewallAvailable && !feedB.Status.EngineAvailable),
+                () => $"B to mark A's silence: {feedB.Status.EngineError}", 15);
             using var adminB = b.CreateClient();
             await Eventually.UntilAsync(async () => (await adminB.GetFromJsonAsync<JsonElement>("/api/replica")).GetProperty("holdsDuties").GetBoolean(), () => "replica B to take the duties", 30);
             await Eventually.UntilAsync(() => collectorB.Status.Reads > 0, "B's own collector to read", 20);
