@@ -459,7 +459,33 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
     public async Task<IReadOnlyList<RuleCommandResult>> RemoveLeftoversAsync(CancellationToken ct = default, bool onlyAbandonedClaims = false)
     {
         var running = _sessions.Values.Where(s => s.IsRunning).Select(s => s.Tag).ToHashSet();
-        var removed = await writer.DeleteTaggedWhereAsync(c => c.StartsWith(InstanceTagPrefix, StringComparison.Ordinal) && !running.Contains(c) && Abandoned(c, onlyAbandonedClaims), ct).ConfigureAwait(false);
+
+        // Decided once per tag (a trace has a rule per direction, all with its tag); claim files go only after their rules.
+        var decided = new Dictionary<string, bool>(StringComparer.Ordinal);
+        bool Leftover(string comment)
+        {
+            if (!comment.StartsWith(InstanceTagPrefix, StringComparison.Ordinal) || running.Contains(comment))
+            {
+                return false;
+            }
+
+            if (!decided.TryGetValue(comment, out var abandoned))
+            {
+                decided[comment] = abandoned = Abandoned(comment, onlyAbandonedClaims);
+            }
+
+            return abandoned;
+        }
+
+        var removed = await writer.DeleteTaggedWhereAsync(Leftover, ct).ConfigureAwait(false);
+        foreach (var tag in decided.Where(d => d.Value).Select(d => d.Key))
+        {
+            if (_claims is not null && removed.Where(r => r.CommandLine.Contains(tag, StringComparison.Ordinal)).All(r => r.Succeeded) && tag.IndexOfAny(['/', '\0']) < 0)
+            {
+                TryDelete(ClaimPath(tag));
+            }
+        }
+
         foreach (var r in removed)
         {
             logger.LogWarning("leftover TRACE rule removed: {Command} ({Result})", r.CommandLine, r.Message);
@@ -523,7 +549,7 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
 
     /// <summary>
     /// Whether the trace tagged <paramref name="tag"/> is nobody's now: its claim file is not locked by a live process
-    /// (another replica), or (unless <paramref name="onlyAbandonedClaims"/>) it has none. An abandoned claim file is deleted.
+    /// (another replica), or (unless <paramref name="onlyAbandonedClaims"/>) it has none.
     /// </summary>
     private bool Abandoned(string tag, bool onlyAbandonedClaims)
     {
@@ -550,7 +576,6 @@ public sealed class TraceService(IProcessRunner runner, IptablesRuleWriter write
             return false;
         }
 
-        TryDelete(path);
         return true;
     }
 

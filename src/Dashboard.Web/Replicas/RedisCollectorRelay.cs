@@ -18,9 +18,10 @@ namespace Dashboard.Web.Replicas;
 /// host (<see cref="ICollectorDuty"/>); what it reads goes to its own live feed and, as the agent protocol's numbered
 /// messages (<see cref="CollectorStream"/>), on the channel <c>PREFIX:collector</c> to the other replicas, which check
 /// them (<see cref="AgentMessageCheck"/>) and apply them to their own live feed in order (<see cref="RemoteHost"/> over
-/// the local feed). A follower follows one holder's stream, switching only on a snapshot; a gap, a silence or a new
-/// holder makes it ask for a snapshot on <c>PREFIX:collector-ask</c> (at most every 2 s, backing off to a minute while
-/// snapshots are refused), and the holder sends one at most once a second. Followers also say there how many watch the
+/// the local feed). A follower follows one holder's stream, switching only on a snapshot that passes the checks; a gap,
+/// a silence or a new holder makes it ask for a snapshot on <c>PREFIX:collector-ask</c> (at most every 2 s, backing off
+/// to a minute while none comes), and the holder sends one at most once a second (and says its status again after 2 s
+/// without a message, so a slow but live holder is never taken for a silent one). Followers also say there how many watch the
 /// counters on their pages (on change and every 2 s), so the holder reads at the watched rate while anyone on any
 /// replica watches. A followed stream silent for 10 s is shown as such (the last state kept, marked unavailable).
 /// </summary>
@@ -58,6 +59,7 @@ public sealed class RedisCollectorRelay(
     private TimeSpan _askBackoff = TimeSpan.FromSeconds(2);
 
     private DateTimeOffset _lastSnapshotAsked; // the holder's side: snapshots sent at most once a second
+    private int _snapshotPending; // 1: asked within that second, sent by the heartbeat
     private ISubscriber? _subscriber;
     private RedisChannel _collector;
     private RedisChannel _ask;
@@ -130,28 +132,73 @@ public sealed class RedisCollectorRelay(
             _collector = connection.Channel("collector");
             _ask = connection.Channel("collector-ask");
             _subscriber = (await connection.GetAsync().ConfigureAwait(false)).GetSubscriber();
-            if (!await connection.SubscribeAsync(_ask, OnAsk, stoppingToken).ConfigureAwait(false)
-                || !await connection.SubscribeAsync(_collector, OnCollector, stoppingToken).ConfigureAwait(false))
-            {
-                return;
-            }
 
+            // Subscribed in the background: while Redis is away the holder must still read its host (nobody hears it then).
+            _ = connection.SubscribeAsync(_ask, OnAsk, stoppingToken);
+            _ = connection.SubscribeAsync(_collector, OnCollector, stoppingToken);
             var following = FollowAsync(stoppingToken);
             await lease.WaitAsync(stoppingToken).ConfigureAwait(false);
             lock (_follow)
             {
                 _holding = true;
+                if (_following is not null && _lastHeard != default && DateTimeOffset.UtcNow - _lastHeard > TimeSpan.FromSeconds(3))
+                {
+                    // From the old holder's last message until now nothing was read: the feed marks the span.
+                    feed.RecordGap(_lastHeard, DateTimeOffset.UtcNow);
+                }
             }
 
             await following.ConfigureAwait(false);
             _holds.TrySetResult();
             logger.LogInformation("this replica reads the host now and relays it to the others on {Channel}", _collector);
+            var beating = HeartbeatAsync(stoppingToken);
 
             // Published without waiting: a message lost while Redis is away is a gap the followers see and ask a snapshot for.
             await _stream.SendAsync((method, message, _, _) => Publish(method, message), Task.Delay(Timeout.Infinite, stoppingToken), stoppingToken).ConfigureAwait(false);
+            await beating.ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>
+    /// The holder's side, every second: answers a snapshot request that came within a second of the last one, and says
+    /// the status again when nothing was published for 2 s (reads paced slowly, or a firewall that stays unreadable),
+    /// so followers never take a live holder for a silent one.
+    /// </summary>
+    private async Task HeartbeatAsync(CancellationToken ct)
+    {
+        var published = Interlocked.Read(ref _published);
+        var quietSince = DateTimeOffset.UtcNow;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            var now = DateTimeOffset.UtcNow;
+            if (Interlocked.Exchange(ref _snapshotPending, 0) == 1)
+            {
+                _lastSnapshotAsked = now;
+                _stream.RequestSnapshot();
+            }
+
+            var current = Interlocked.Read(ref _published);
+            if (current != published)
+            {
+                (published, quietSince) = (current, now);
+            }
+            else if (now - quietSince >= TimeSpan.FromSeconds(2))
+            {
+                _stream.StatusChanged(feed.Status);
+                quietSince = now;
+            }
         }
     }
 
@@ -286,11 +333,16 @@ public sealed class RedisCollectorRelay(
 
                     break;
                 case "snapshot" when Volatile.Read(ref _holding):
+                    logger.LogDebug("replica {Replica} asks for the host's state: {Why}", AgentMessageCheck.Cut(origin), AgentMessageCheck.Cut(ask.Why));
                     if (now - _lastSnapshotAsked >= TimeSpan.FromSeconds(1))
                     {
                         _lastSnapshotAsked = now;
-                        logger.LogDebug("replica {Replica} asks for the host's state: {Why}", AgentMessageCheck.Cut(origin), AgentMessageCheck.Cut(ask.Why));
                         _stream.RequestSnapshot();
+                    }
+                    else
+                    {
+                        // One a second at most: the heartbeat sends it when the second is over.
+                        Interlocked.Exchange(ref _snapshotPending, 1);
                     }
 
                     break;
@@ -362,7 +414,6 @@ public sealed class RedisCollectorRelay(
             _following = stream;
         }
 
-        _lastHeard = DateTimeOffset.UtcNow;
         if (!_relayed.IsCurrent(stream))
         {
             // Newly followed, or heard again after a silence: it applies from its next snapshot on.
@@ -410,6 +461,12 @@ public sealed class RedisCollectorRelay(
         }
 
         Interlocked.Increment(ref _applied);
+        if (why is null)
+        {
+            // Applied in order (a delta out of sequence is not hearing the holder: its state here stays as it was).
+            _lastHeard = DateTimeOffset.UtcNow;
+        }
+
         if (why is { Length: > 0 })
         {
             AskForSnapshot(why);

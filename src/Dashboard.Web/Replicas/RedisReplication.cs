@@ -70,6 +70,16 @@ public sealed class RedisConnection(Microsoft.Extensions.Options.IOptions<RedisO
                 logger.LogWarning("other replicas' messages on {Channel} are not heard yet (Redis: {Error}); trying again", channel, ex.Message);
                 try
                 {
+                    // The failed attempt registered its message queue already: without this it would fill, unread, once Redis is back.
+                    await redis.GetSubscriber().UnsubscribeAsync(channel).ConfigureAwait(false);
+                }
+                catch (Exception again) when (again is RedisException or TimeoutException)
+                {
+                    // Not connected: the local registration is gone all the same.
+                }
+
+                try
+                {
                     await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)

@@ -178,7 +178,9 @@ public class TraceServiceTests
             using var b = HostServices.Build(settings);
             var running = await a.GetRequiredService<TraceService>().StartAsync(new TraceRequest(await lab.IpOfAsync(seed.C2, seed.Net2), seed.C1Ip));
             // A replica killed mid-trace: its rule, and its claim file that nobody holds any more.
+            // (Two rules, as every trace has one per direction: both go.)
             await lab.Writer.InsertAsync(new RuleSpec { Table = "raw", Chain = "PREROUTING", Position = 1, Source = "172.31.254.5", Destination = "172.31.254.6", Protocol = "icmp", Target = "TRACE", Tag = unclaimed });
+            await lab.Writer.InsertAsync(new RuleSpec { Table = "raw", Chain = "PREROUTING", Position = 1, Source = "172.31.254.6", Destination = "172.31.254.5", Protocol = "icmp", Target = "TRACE", Tag = unclaimed });
             var abandoned = Path.Combine(data, "trace-claims", unclaimed[RuleTag.Prefix.Length..]);
             await File.WriteAllTextAsync(abandoned, "");
             // A rule of this instance with no claim file (a replica whose data folder is elsewhere): the duty holder's sweep leaves it.
@@ -190,8 +192,8 @@ public class TraceServiceTests
             Assert.Contains(noClaimFile, raw, StringComparison.Ordinal);
             Assert.DoesNotContain(unclaimed, raw, StringComparison.Ordinal);
             Assert.False(File.Exists(abandoned));
-            Assert.Single(removed);
-            Assert.Contains(unclaimed, removed[0].CommandLine, StringComparison.Ordinal);
+            Assert.Equal(2, removed.Count);
+            Assert.All(removed, r => Assert.True(r.Succeeded && r.CommandLine.Contains(unclaimed, StringComparison.Ordinal), r.CommandLine));
 
             // At start-up (no sweep mode) a rule nobody claims goes too; the running trace still stays.
             removed = await b.GetRequiredService<TraceService>().RemoveLeftoversAsync();

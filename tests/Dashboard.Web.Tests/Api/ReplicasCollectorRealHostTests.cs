@@ -18,6 +18,15 @@ namespace Dashboard.Web.Tests.Api;
 [Trait("Category", "RealHost")]
 public sealed class ReplicasCollectorRealHostTests
 {
+    /// <summary>Seconds since replica B's duty connection (named <c>netlab duties replica-b</c>) last asked for the lock.</summary>
+    private static async Task<double?> SinceBAskedAsync(string connection)
+    {
+        await using var db = new Npgsql.NpgsqlConnection(connection);
+        await db.OpenAsync();
+        await using var query = new Npgsql.NpgsqlCommand("SELECT EXTRACT(EPOCH FROM clock_timestamp() - query_start)::float8 FROM pg_stat_activity WHERE application_name = 'netlab duties replica-b'", db);
+        return await query.ExecuteScalarAsync() is double seconds ? seconds : null;
+    }
+
     [SkippableFact]
     public async Task OnlyTheHolderReads_TheOtherFollowsItsReadsAndWatchers_AndReadsItselfOnceItHoldsTheDuty()
     {
@@ -45,7 +54,6 @@ public sealed class ReplicasCollectorRealHostTests
             a = new DashboardFactory(Settings("replica-a"), kestrel: true, dataDirectory: data, provider: "postgres");
             using var adminA = a.CreateClient();
             await Eventually.UntilAsync(async () => (await adminA.GetFromJsonAsync<JsonElement>("/api/replica")).GetProperty("holdsDuties").GetBoolean(), () => "replica A to hold the duties", 30);
-            var bStarted = System.Diagnostics.Stopwatch.StartNew(); // B asks for the duties at start, then every 25 s
             using var b = new DashboardFactory(Settings("replica-b"), kestrel: true, dataDirectory: data, provider: "postgres");
             var feedA = a.Services.GetRequiredService<LiveFeed>();
             var feedB = b.Services.GetRequiredService<LiveFeed>();
@@ -105,11 +113,9 @@ public sealed class ReplicasCollectorRealHostTests
 
             // A stops (its lease ends with its connection). B, not asking for the duties yet, shows A's silence after 10 s
             // (the last state, marked unavailable); then it takes the duty and reads the host itself.
-            while (bStarted.Elapsed.TotalSeconds % 25 is < 2 or > 5)
-            {
-                // Just after one of B's asks: its next comes some 20 s after A has gone.
-                await Task.Delay(100);
-            }
+            // Just after one of B's asks (the time its lock connection last asked, as PostgreSQL reports it): its next
+            // comes some 20 s after A has gone.
+            await Eventually.UntilAsync(async () => await SinceBAskedAsync(connection) is >= 1 and <= 4, () => "the moment just after one of B's asks for the duties", 40);
 
             a.Dispose();
             a = null;
