@@ -183,7 +183,7 @@ public sealed class RedisCollectorRelay(
             }
 
             var now = DateTimeOffset.UtcNow;
-            if (Interlocked.Exchange(ref _snapshotPending, 0) == 1)
+            if (now - _lastSnapshotAsked >= TimeSpan.FromSeconds(1) && Interlocked.Exchange(ref _snapshotPending, 0) == 1)
             {
                 _lastSnapshotAsked = now;
                 _stream.RequestSnapshot();
@@ -416,7 +416,14 @@ public sealed class RedisCollectorRelay(
 
         if (!_relayed.IsCurrent(stream))
         {
-            // Newly followed, or heard again after a silence: it applies from its next snapshot on.
+            if (snapshot is null)
+            {
+                // Heard again after a silence: it is followed again from a snapshot (not delta by delta, which would
+                // show it live and silent by turns until one came).
+                AskForSnapshot("the stream followed is heard again");
+                return;
+            }
+
             _relayed.Attach(stream, Hello, () => { });
         }
 
