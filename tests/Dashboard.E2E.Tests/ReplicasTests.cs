@@ -138,16 +138,7 @@ public sealed class ReplicasTests(ITestOutputHelper output)
         }
         finally
         {
-            foreach (var app in new[] { appA, appB })
-            {
-                if (app is { HasExited: false })
-                {
-                    app.Kill(entireProcessTree: true);
-                    await app.WaitForExitAsync();
-                }
-
-                app?.Dispose();
-            }
+            await AppProcess.EndAsync(appA, appB);
 
             if (run != default)
             {

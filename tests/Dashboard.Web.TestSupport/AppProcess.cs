@@ -70,5 +70,21 @@ public static class AppProcess
         throw new TimeoutException("the replica did not answer /api/replica within 60 s");
     }
 
+    /// <summary>Ends each started app still running (its whole process tree, as SIGKILL) and disposes it; nulls are skipped.</summary>
+    public static async Task EndAsync(params Process?[] apps)
+    {
+        ArgumentNullException.ThrowIfNull(apps);
+        foreach (var app in apps)
+        {
+            if (app is { HasExited: false })
+            {
+                app.Kill(entireProcessTree: true);
+                await app.WaitForExitAsync();
+            }
+
+            app?.Dispose();
+        }
+    }
+
     public static int FreePort() => LoopbackPort.Free();
 }

@@ -98,16 +98,7 @@ public sealed class ReplicasRealHostTests(ITestOutputHelper output)
         }
         finally
         {
-            foreach (var app in new[] { appA, appB })
-            {
-                if (app is { HasExited: false })
-                {
-                    app.Kill(entireProcessTree: true);
-                    await app.WaitForExitAsync();
-                }
-
-                app?.Dispose();
-            }
+            await AppProcess.EndAsync(appA, appB);
 
             if (id != default)
             {

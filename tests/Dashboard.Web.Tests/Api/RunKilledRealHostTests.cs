@@ -80,13 +80,7 @@ public class RunKilledRealHostTests
         }
         finally
         {
-            if (app is { HasExited: false })
-            {
-                app.Kill(entireProcessTree: true);
-                await app.WaitForExitAsync();
-            }
-
-            app?.Dispose();
+            await AppProcess.EndAsync(app);
 
             // If the test failed before the restart cleaned up: remove what the run made, by its labels and tag only.
             if (id != default)
